@@ -1,0 +1,77 @@
+/* decode.h — link layer to TCP segment.
+ *
+ * decode_packet() looks at one captured frame and, when it carries a TCP
+ * segment over IPv4 or IPv6, fills a struct packet whose pointers borrow the
+ * frame (valid as long as the frame is). Nothing is allocated. Every field read
+ * from the wire goes through a bounds-checked helper (STYLE.md 5). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Link types (pcap LINKTYPE_/DLT_ values) we understand. */
+#define DECODE_DLT_NULL       0    /* BSD loopback: 4-byte host-order AF */
+#define DECODE_DLT_EN10MB     1    /* Ethernet, with 802.1Q / 802.1ad tags */
+#define DECODE_DLT_RAW        12   /* raw IP (DLT_RAW on most systems) */
+#define DECODE_DLT_LOOP       108  /* OpenBSD loopback: 4-byte network-order AF */
+#define DECODE_DLT_RAW_LT     101  /* LINKTYPE_RAW as stored in files */
+#define DECODE_DLT_LINUX_SLL  113
+#define DECODE_DLT_IPV4       228
+#define DECODE_DLT_IPV6       229
+#define DECODE_DLT_LINUX_SLL2 276
+
+/* VLAN tags followed before we give up on a frame (QinQ is 2; a wire-crafted
+ * frame could stack tags to the MTU). */
+#define DECODE_VLAN_MAX       4
+/* IPv6 extension headers skipped before we give up. */
+#define DECODE_IPV6_EXT_MAX   8
+
+enum decode_result {
+	DECODE_OK = 0,        /* a TCP segment: *out is filled */
+	DECODE_NOT_IP,        /* ARP, LLDP, ... */
+	DECODE_NOT_TCP,       /* IP carrying UDP, ICMP, ... */
+	DECODE_FRAGMENT,      /* an IP fragment: counted and skipped */
+	DECODE_TRUNCATED,     /* a header runs past the captured bytes */
+	DECODE_MALFORMED,     /* inconsistent lengths, bad version, too many tags */
+	DECODE_BAD_LINKTYPE,  /* a link type we do not decode */
+	DECODE_RESULT_COUNT
+};
+
+/* TCP flags, as in the header. */
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+
+struct packet {
+	uint64_t ts_us;            /* packet time (µs since the epoch); set by the caller */
+	uint32_t wire_len;         /* frame length on the wire */
+	bool v6;
+	uint8_t src[16], dst[16];  /* IPv4 in the first 4 bytes, rest zero */
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+	uint8_t flags;             /* TCP_* */
+	uint16_t vlan;             /* outermost VLAN id, 0 if untagged */
+	const uint8_t *l3;         /* IP header, for nDPI */
+	uint32_t l3_len;           /* captured bytes from l3, trimmed to the IP length */
+	const uint8_t *payload;    /* TCP payload actually captured */
+	uint32_t payload_len;
+	uint32_t payload_wire_len; /* payload length per the IP header (>= payload_len
+	                            * when the snap length cut the frame) */
+};
+
+/* Decode one frame of link type `dlt`. `caplen` bytes are present at `data`.
+ * On DECODE_OK every field of *out except ts_us and wire_len is set. */
+enum decode_result decode_packet(int dlt, const uint8_t *data, uint32_t caplen,
+				 struct packet *out);
+
+/* True if decode_packet() understands `dlt`. */
+bool decode_linktype_supported(int dlt);
+
+/* Stable lower-case name for counters and logs ("fragment", ...). */
+const char *decode_result_name(enum decode_result r);
+
+/* Format an address of a packet/flow ("192.0.2.1", "2001:db8::1"). */
+void decode_addr_str(bool v6, const uint8_t addr[16], char *out, size_t outsz);
