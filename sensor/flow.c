@@ -1,0 +1,351 @@
+/* flow.c — bounded bidirectional flow table; see flow.h for the contract.
+ *
+ * Layout: one array of struct flow (calloc'd, so untouched slots cost no
+ * resident memory), a power-of-two bucket array of chain heads, and three
+ * doubly linked lists ordered by last activity — embryonic, established and
+ * closing — each with its own timeout. Links are indexes + 1 so that 0 means
+ * "none" and calloc'd memory is a valid empty state. */
+#include "flow.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <xxhash.h>
+
+enum flow_list { LIST_EMBRYONIC, LIST_ESTABLISHED, LIST_CLOSING, LIST_COUNT };
+
+struct flow_list_head {
+	uint32_t head, tail; /* index + 1 */
+};
+
+struct flow_table {
+	struct flow_table_config cfg;
+	flow_end_fn on_end;
+	void *ctx;
+	struct flow *flows;
+	uint32_t *buckets;      /* index + 1 of the first flow in the chain */
+	uint32_t bucket_mask;
+	uint32_t high_water;    /* slots [0, high_water) have been used once */
+	uint32_t free_head;     /* recycled slots, chained through next */
+	struct flow_list_head lists[LIST_COUNT];
+	uint64_t seed;          /* random per process: chains cannot be aimed at */
+	uint64_t serial;
+	struct flow_table_stats stats;
+};
+
+bool flow_is_server_port(uint16_t port)
+{
+	return port == 25 || port == 465 || port == 587 || port == 2525 || port < 1024;
+}
+
+static struct flow *at(struct flow_table *t, uint32_t link)
+{
+	return link ? &t->flows[link - 1] : NULL;
+}
+
+static uint32_t link_of(const struct flow_table *t, const struct flow *f)
+{
+	return (uint32_t)(f - t->flows) + 1;
+}
+
+uint32_t flow_table_index(const struct flow_table *t, const struct flow *f)
+{
+	return (uint32_t)(f - t->flows);
+}
+
+static uint64_t timeout_of(const struct flow_table *t, uint8_t list)
+{
+	switch ((enum flow_list)list) {
+	case LIST_EMBRYONIC: return t->cfg.embryonic_timeout_us;
+	case LIST_ESTABLISHED: return t->cfg.idle_timeout_us;
+	case LIST_CLOSING: return t->cfg.closing_timeout_us;
+	case LIST_COUNT: break;
+	}
+	return t->cfg.idle_timeout_us;
+}
+
+static void list_unlink(struct flow_table *t, struct flow *f)
+{
+	struct flow_list_head *l = &t->lists[f->list];
+	if (f->prev)
+		at(t, f->prev)->next = f->next;
+	else
+		l->head = f->next;
+	if (f->next)
+		at(t, f->next)->prev = f->prev;
+	else
+		l->tail = f->prev;
+	f->prev = f->next = 0;
+}
+
+static void list_append(struct flow_table *t, struct flow *f, uint8_t list)
+{
+	struct flow_list_head *l = &t->lists[list];
+	uint32_t me = link_of(t, f);
+	f->list = list;
+	f->next = 0;
+	f->prev = l->tail;
+	if (l->tail)
+		at(t, l->tail)->next = me;
+	else
+		l->head = me;
+	l->tail = me;
+}
+
+struct flow_table *flow_table_create(const struct flow_table_config *cfg,
+				     flow_end_fn on_end, void *ctx)
+{
+	if (cfg->max_flows == 0 || cfg->max_flows > (1u << 30)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct flow_table *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->cfg = *cfg;
+	t->on_end = on_end;
+	t->ctx = ctx;
+	uint32_t nb = 1;
+	while (nb < cfg->max_flows)
+		nb <<= 1;
+	t->bucket_mask = nb - 1;
+	t->flows = calloc(cfg->max_flows, sizeof *t->flows);
+	t->buckets = calloc(nb, sizeof *t->buckets);
+	if (!t->flows || !t->buckets) {
+		flow_table_destroy(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (getrandom(&t->seed, sizeof t->seed, 0) != sizeof t->seed)
+		t->seed = (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ull;
+	return t;
+}
+
+void flow_table_destroy(struct flow_table *t)
+{
+	if (!t)
+		return;
+	free(t->flows);
+	free(t->buckets);
+	free(t);
+}
+
+static void make_key(const struct packet *p, struct flow_key *k, bool *src_is_a)
+{
+	memset(k, 0, sizeof *k);
+	size_t n = p->v6 ? 16 : 4;
+	int c = memcmp(p->src, p->dst, n);
+	*src_is_a = c < 0 || (c == 0 && p->sport <= p->dport);
+	if (*src_is_a) {
+		memcpy(k->a, p->src, n);
+		memcpy(k->b, p->dst, n);
+		k->pa = p->sport;
+		k->pb = p->dport;
+	} else {
+		memcpy(k->a, p->dst, n);
+		memcpy(k->b, p->src, n);
+		k->pa = p->dport;
+		k->pb = p->sport;
+	}
+	k->v6 = p->v6;
+}
+
+static uint32_t bucket_of(const struct flow_table *t, const struct flow_key *k)
+{
+	return (uint32_t)XXH3_64bits_withSeed(k, sizeof *k, t->seed) & t->bucket_mask;
+}
+
+static void chain_remove(struct flow_table *t, struct flow *f)
+{
+	uint32_t *pp = &t->buckets[bucket_of(t, &f->key)];
+	uint32_t me = link_of(t, f);
+	while (*pp && *pp != me)
+		pp = &at(t, *pp)->hnext;
+	if (*pp)
+		*pp = f->hnext;
+	f->hnext = 0;
+}
+
+static void end_flow(struct flow_table *t, struct flow *f, enum flow_end_reason why)
+{
+	if (t->on_end)
+		t->on_end(t->ctx, f, flow_table_index(t, f), why);
+	switch (why) {
+	case FLOW_END_CLOSED: t->stats.ended_closed++; break;
+	case FLOW_END_IDLE: t->stats.ended_idle++; break;
+	case FLOW_END_EVICTED:
+		t->stats.ended_evicted++;
+		if (f->list == LIST_EMBRYONIC)
+			t->stats.evicted_embryonic++;
+		break;
+	case FLOW_END_REUSED: t->stats.ended_reused++; break;
+	case FLOW_END_SHUTDOWN: t->stats.ended_shutdown++; break;
+	}
+	chain_remove(t, f);
+	list_unlink(t, f);
+	f->in_use = false;
+	f->next = t->free_head; /* the free list reuses the list link */
+	t->free_head = link_of(t, f);
+	t->stats.active--;
+}
+
+/* Oldest embryonic flow first: a SYN flood must not push out live sessions. */
+static void evict_one(struct flow_table *t)
+{
+	for (int l = 0; l < LIST_COUNT; l++) {
+		struct flow *victim = at(t, t->lists[l].head);
+		if (victim) {
+			end_flow(t, victim, FLOW_END_EVICTED);
+			return;
+		}
+	}
+}
+
+static struct flow *alloc_slot(struct flow_table *t)
+{
+	if (t->stats.active >= t->cfg.max_flows)
+		evict_one(t);
+	struct flow *f;
+	if (t->free_head) {
+		f = at(t, t->free_head);
+		t->free_head = f->next;
+	} else {
+		f = &t->flows[t->high_water++];
+	}
+	memset(f, 0, sizeof *f);
+	return f;
+}
+
+/* Who opened the connection? The SYN sender; the SYN-ACK receiver; else the
+ * side that is not on a server port; else the sender of the first packet. */
+static bool src_is_orig(const struct packet *p)
+{
+	if ((p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+		return true;
+	if ((p->flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
+		return false;
+	bool s = flow_is_server_port(p->sport), d = flow_is_server_port(p->dport);
+	if (s != d)
+		return d;
+	if (s && d)
+		return p->sport > p->dport; /* both low: the higher one is the client */
+	return true;
+}
+
+static struct flow *create_flow(struct flow_table *t, const struct packet *p,
+				const struct flow_key *k, uint32_t bucket)
+{
+	struct flow *f = alloc_slot(t);
+	/* Eviction may have emptied our bucket's chain head: re-read it below. */
+	f->key = *k;
+	f->in_use = true;
+	f->v6 = p->v6;
+	f->vlan = p->vlan;
+	f->serial = ++t->serial;
+	f->first_us = f->last_us = p->ts_us;
+	bool so = src_is_orig(p);
+	size_t n = p->v6 ? 16 : 4;
+	memcpy(f->orig_h, so ? p->src : p->dst, n);
+	memcpy(f->resp_h, so ? p->dst : p->src, n);
+	f->orig_p = so ? p->sport : p->dport;
+	f->resp_p = so ? p->dport : p->sport;
+	f->hnext = t->buckets[bucket];
+	t->buckets[bucket] = link_of(t, f);
+	list_append(t, f, LIST_EMBRYONIC);
+	t->stats.active++;
+	t->stats.created++;
+	if (t->stats.active > t->stats.peak_active)
+		t->stats.peak_active = t->stats.active;
+	return f;
+}
+
+static struct flow *find(struct flow_table *t, const struct flow_key *k, uint32_t bucket)
+{
+	for (struct flow *f = at(t, t->buckets[bucket]); f; f = at(t, f->hnext))
+		if (memcmp(&f->key, k, sizeof *k) == 0)
+			return f;
+	return NULL;
+}
+
+static bool is_from_orig(const struct flow *f, const struct packet *p)
+{
+	size_t n = p->v6 ? 16 : 4;
+	return p->sport == f->orig_p && memcmp(p->src, f->orig_h, n) == 0 &&
+	       (p->dport != f->resp_p || memcmp(p->dst, f->resp_h, n) == 0);
+}
+
+struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
+			       enum flow_dir *dir, bool *created)
+{
+	struct flow_key k;
+	bool src_a;
+	make_key(p, &k, &src_a);
+	uint32_t bucket = bucket_of(t, &k);
+	struct flow *f = find(t, &k, bucket);
+	*created = false;
+	if (f && f->list == LIST_CLOSING && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		end_flow(t, f, FLOW_END_REUSED); /* the port pair is being reused */
+		f = NULL;
+	}
+	if (!f) {
+		f = create_flow(t, p, &k, bucket);
+		*created = true;
+	}
+	enum flow_dir d = is_from_orig(f, p) ? FLOW_DIR_ORIG : FLOW_DIR_RESP;
+	*dir = d;
+	f->last_us = p->ts_us > f->last_us ? p->ts_us : f->last_us;
+	f->pkts[d]++;
+	f->bytes[d] += p->payload_wire_len;
+	f->flags_seen[d] |= p->flags;
+	if (p->flags & TCP_SYN)
+		f->handshake_seen = true;
+
+	uint8_t list = f->list;
+	if (list == LIST_EMBRYONIC && p->payload_wire_len > 0)
+		list = LIST_ESTABLISHED;
+	if ((p->flags & TCP_RST) ||
+	    ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN)))
+		list = LIST_CLOSING;
+	/* Move to the tail of its list: lists stay ordered by last activity. */
+	list_unlink(t, f);
+	list_append(t, f, list);
+	return f;
+}
+
+void flow_table_expire(struct flow_table *t, uint64_t now_us)
+{
+	for (uint8_t l = 0; l < LIST_COUNT; l++) {
+		uint64_t to = timeout_of(t, l);
+		struct flow *f;
+		while ((f = at(t, t->lists[l].head)) && f->last_us + to <= now_us)
+			end_flow(t, f, l == LIST_CLOSING ? FLOW_END_CLOSED : FLOW_END_IDLE);
+	}
+}
+
+void flow_table_end_all(struct flow_table *t, enum flow_end_reason why)
+{
+	/* Oldest first in each list, so the user sees ends in a stable order. */
+	for (uint8_t l = 0; l < LIST_COUNT; l++) {
+		struct flow *f;
+		while ((f = at(t, t->lists[l].head)))
+			end_flow(t, f, why);
+	}
+}
+
+const struct flow_table_stats *flow_table_stats(const struct flow_table *t)
+{
+	return &t->stats;
+}
+
+const char *flow_end_reason_name(enum flow_end_reason why)
+{
+	switch (why) {
+	case FLOW_END_CLOSED: return "closed";
+	case FLOW_END_IDLE: return "idle";
+	case FLOW_END_EVICTED: return "evicted";
+	case FLOW_END_REUSED: return "reused";
+	case FLOW_END_SHUTDOWN: return "shutdown";
+	}
+	return "?";
+}

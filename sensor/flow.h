@@ -1,0 +1,116 @@
+/* flow.h — bounded bidirectional TCP flow table.
+ *
+ * Flows are keyed by the 5-tuple (either direction finds the same flow) and
+ * live in one array allocated at create time: looking up, creating and ending
+ * flows never allocates. Memory is bounded by max_flows; when the table is
+ * full the oldest flow is evicted, embryonic flows (no payload seen, e.g. a
+ * SYN flood) before established ones, and the eviction is counted.
+ * Time is packet time: flows expire by idle timeout as packets advance the
+ * clock (flow_table_expire), and soon after FIN from both sides or RST.
+ *
+ * Ownership: the table owns every struct flow. A flow pointer stays valid
+ * until the end callback for that flow returns. Each flow has a stable index
+ * in [0, max_flows) so a user can keep per-flow state in a parallel array. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "decode.h"
+
+enum flow_dir { FLOW_DIR_ORIG = 0, FLOW_DIR_RESP = 1 };
+
+enum flow_end_reason {
+	FLOW_END_CLOSED,    /* FIN from both sides or RST, then the linger passed */
+	FLOW_END_IDLE,      /* no packet for the idle timeout */
+	FLOW_END_EVICTED,   /* the table was full */
+	FLOW_END_REUSED,    /* a new SYN on a closing flow's 5-tuple */
+	FLOW_END_SHUTDOWN,  /* end of capture or exit */
+};
+
+struct flow_key {
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+	uint8_t v6;
+	uint8_t pad[3];     /* always zero: keys are hashed and compared as bytes */
+};
+
+struct flow {
+	/* Read-only outside flow.c. orig is the side that opened the connection
+	 * (sent the SYN), or our best guess when the handshake was not seen. */
+	uint8_t orig_h[16], resp_h[16];
+	uint16_t orig_p, resp_p;
+	bool v6;
+	bool handshake_seen;
+	uint16_t vlan;
+	uint64_t first_us, last_us;
+	uint64_t serial;           /* creation order in this process */
+	uint64_t pkts[2];          /* [FLOW_DIR_ORIG], [FLOW_DIR_RESP] */
+	uint64_t bytes[2];         /* TCP payload bytes on the wire */
+	uint8_t flags_seen[2];     /* OR of TCP flags per direction */
+
+	/* Private to flow.c. */
+	struct flow_key key;
+	uint32_t hnext, prev, next; /* index + 1; 0 = none */
+	uint8_t list;
+	bool in_use;
+};
+
+struct flow_table_config {
+	uint32_t max_flows;            /* > 0 */
+	uint64_t embryonic_timeout_us; /* no payload seen yet */
+	uint64_t idle_timeout_us;      /* established */
+	uint64_t closing_timeout_us;   /* after FIN both ways or RST */
+};
+
+#define FLOW_DEFAULT_MAX          262144u
+#define FLOW_DEFAULT_EMBRYONIC_US (30ull * 1000000)
+#define FLOW_DEFAULT_IDLE_US      (300ull * 1000000)  /* RFC 5321 §4.5.3.2: 5 min */
+#define FLOW_DEFAULT_CLOSING_US   (5ull * 1000000)
+
+struct flow_table_stats {
+	uint64_t active;
+	uint64_t created;
+	uint64_t ended_closed, ended_idle, ended_evicted, ended_reused, ended_shutdown;
+	uint64_t evicted_embryonic;    /* of ended_evicted */
+	uint64_t peak_active;
+};
+
+/* Called once for every flow that ends, with its index; the flow is freed
+ * when the callback returns. */
+typedef void (*flow_end_fn)(void *ctx, struct flow *f, uint32_t idx,
+			    enum flow_end_reason why);
+
+struct flow_table;
+
+/* Returns NULL if memory for max_flows cannot be had (errno set). */
+struct flow_table *flow_table_create(const struct flow_table_config *cfg,
+				     flow_end_fn on_end, void *ctx);
+
+/* Frees the table without calling the end callback: call
+ * flow_table_end_all() first if the user must see the ends. NULL is fine. */
+void flow_table_destroy(struct flow_table *t);
+
+/* Find or create the flow of TCP packet p and account the packet to it (time,
+ * counters, FIN/RST state). *dir receives the packet's direction, *created
+ * whether the flow is new. May end other flows (eviction, port reuse) through
+ * the callback before returning. Never returns NULL. */
+struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
+			       enum flow_dir *dir, bool *created);
+
+uint32_t flow_table_index(const struct flow_table *t, const struct flow *f);
+
+/* End flows whose timeout passed at packet time now_us. */
+void flow_table_expire(struct flow_table *t, uint64_t now_us);
+
+/* End every flow (end of capture, exit). */
+void flow_table_end_all(struct flow_table *t, enum flow_end_reason why);
+
+const struct flow_table_stats *flow_table_stats(const struct flow_table *t);
+
+const char *flow_end_reason_name(enum flow_end_reason why);
+
+/* True for the ports mail servers listen on (and, as a fallback guess, any
+ * port below 1024): used to guess the connection's opener when the
+ * handshake was not captured. */
+bool flow_is_server_port(uint16_t port);
