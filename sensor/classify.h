@@ -1,0 +1,64 @@
+/* classify.h — which application protocol a TCP flow carries (nDPI 4.2).
+ *
+ * Every new flow goes through nDPI until nDPI decides or gives up after
+ * CLASSIFY_PKTS_MAX packets. nDPI's per-flow state (688 bytes in 4.2) is taken
+ * from a capped pool only while a flow is undecided and returned at once after
+ * the decision, so memory follows flows-being-classified, not flows.
+ *
+ * struct classify_state lives in caller memory; classify_release() must be
+ * called when the flow ends. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "decode.h"
+
+#define CLASSIFY_PKTS_MAX 32          /* packets given to nDPI before giving up */
+#define CLASSIFY_POOL_DEFAULT 16384u  /* flows under classification at once */
+
+enum classify_verdict {
+	CLASSIFY_UNDECIDED = 0,
+	CLASSIFY_SMTP,      /* clear-text SMTP: parse it */
+	CLASSIFY_TLS,       /* SMTPS, or TLS from the first byte: count, don't parse */
+	CLASSIFY_TUNNEL,    /* HTTP CONNECT: an open proxy; SMTP may follow the 200 */
+	CLASSIFY_OTHER,     /* something else: release early */
+	CLASSIFY_UNKNOWN,   /* nDPI gave up */
+};
+
+struct classify_state {
+	struct ndpi_flow_struct *nf; /* borrowed from the pool while undecided */
+	uint16_t master, app;        /* nDPI protocol ids once known */
+	uint8_t pkts;
+	uint8_t verdict;             /* enum classify_verdict */
+};
+
+struct classify_stats {
+	uint64_t flows_smtp, flows_tls, flows_tunnel, flows_other, flows_unknown;
+	uint64_t pool_exhausted;     /* flows that could not get nDPI state */
+	uint64_t pool_in_use, pool_peak;
+};
+
+struct classifier;
+
+/* Returns NULL on failure (nDPI could not initialise; errno set). */
+struct classifier *classifier_create(uint32_t max_active);
+void classifier_destroy(struct classifier *c);
+
+/* Give one packet of an undecided flow to nDPI. Returns the verdict, which
+ * stays in s->verdict; later calls on a decided flow return it at once.
+ * When no nDPI state can be had, the verdict falls back to the ports. */
+enum classify_verdict classify_packet(struct classifier *c, struct classify_state *s,
+				      const struct packet *p);
+
+/* Stop classifying (e.g. the flow ended): nDPI state back to the pool. The
+ * verdict and protocol ids are kept. */
+void classify_release(struct classifier *c, struct classify_state *s);
+
+/* nDPI's name for the flow's protocol ("SMTP", "SMTPS", "TLS.Google",
+ * "HTTP_Connect", "Unknown"). */
+void classify_proto_name(struct classifier *c, const struct classify_state *s, char *out,
+			 size_t outsz);
+
+const struct classify_stats *classify_stats(const struct classifier *c);
+const char *classify_verdict_name(enum classify_verdict v);
