@@ -1,0 +1,1254 @@
+/* smtp.c — SMTP session parser; see smtp.h for the contract.
+ *
+ * Row semantics follow Zeek's smtp.log (so the Zeek baselines can be our
+ * conformance suite): a transaction record is written on the reply to the
+ * end of data ("." or BDAT ... LAST), on the next MAIL FROM while one is
+ * open, and at the end of the connection — and only if the client did
+ * something (MAIL FROM, RCPT TO or STARTTLS). trans_depth is the number of
+ * messages completed before the record was opened, plus one.
+ *
+ * Session state machine (STYLE.md 7); the client's bytes are read
+ * according to the state, the server's bytes are always reply lines:
+ *
+ *    PROXY --blank lines after "HTTP/1.x 200"--> COMMAND
+ *    COMMAND --DATA sent--> DATA --"." line--> COMMAND
+ *    DATA --reply to DATA other than 354--> COMMAND
+ *    COMMAND --valid BDAT n--> BDAT --n bytes--> COMMAND
+ *    COMMAND --334--> AUTH --reply other than 334--> COMMAND
+ *    any --bytes lost--> AFTER_GAP --next reply--> COMMAND (or DATA on 354)
+ *    any --220 to STARTTLS--> TLS (final)
+ *    COMMAND --server line that is not a reply, early on--> NOT_SMTP (final)
+ *
+ * Deliberate differences from Zeek, each because a mail-abuse sensor needs it:
+ *  - a record takes the headers of the last message begun in it (Zeek: the
+ *    first), so the message delivered after a gap is the one we see;
+ *  - connections whose handshake was not captured are parsed too (a sensor
+ *    starts in the middle of sessions); their first 220 is the banner;
+ *  - unknown commands are queued, so their replies pair with them;
+ *  - BDAT ... last is recognised case-insensitively;
+ *  - AUTH is followed: user name, mechanism and outcome, secrets wiped. */
+#include "smtp.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SMTP_RCPT_ARENA  4096   /* bytes of kept recipient addresses per transaction */
+#define SMTP_VIOLATION_WINDOW 10240 /* non-reply server lines before this many bytes
+                                     * mean "not SMTP" (as Zeek's DPD does) */
+#define SMTP_BDAT_ARG_MAX 25    /* digits + " LAST" */
+
+enum smtp_state {
+	ST_PROXY,      /* HTTP CONNECT preamble of an open proxy */
+	ST_COMMAND,
+	ST_DATA,
+	ST_BDAT,
+	ST_AUTH,
+	ST_AFTER_GAP,
+	ST_TLS,
+	ST_NOT_SMTP,
+};
+
+enum cmd {
+	CMD_NONE = 0,
+	CMD_CONNECT,     /* the banner answers the connection itself */
+	CMD_HELO,
+	CMD_MAIL,
+	CMD_RCPT,
+	CMD_DATA,
+	CMD_DOT,         /* end of data */
+	CMD_BDAT,
+	CMD_RSET,
+	CMD_QUIT,
+	CMD_STARTTLS,
+	CMD_AUTH,
+	CMD_AUTH_ANSWER,
+	CMD_OTHER,       /* known but uninteresting: NOOP, VRFY, ... */
+	CMD_UNKNOWN,
+};
+
+#define PEND_BDAT_LAST 0x01
+
+struct pending {
+	uint8_t cmd;
+	uint8_t flags;
+	uint16_t rcpt;       /* RCPT: kept index + 1, 0 if not kept */
+	uint32_t gen;        /* record generation the command belongs to */
+};
+
+struct linebuf {
+	char buf[SMTP_LINE_MAX + 2]; /* the line, its CR, a NUL */
+	uint32_t len;
+	bool overflow;       /* this line was longer than SMTP_LINE_MAX */
+};
+
+/* What a content byte means at this point of a DATA line (dot-stuffing). */
+enum dot_state { DOT_LINE_START, DOT_MID, DOT_SEEN, DOT_SEEN_CR };
+
+enum auth_mech {
+	MECH_OTHER, MECH_PLAIN, MECH_LOGIN, MECH_CRAM_MD5, MECH_XOAUTH2, MECH_OAUTHBEARER,
+	MECH_SCRAM,
+};
+
+struct txn {
+	bool open;
+	bool active;         /* client activity: MAIL FROM, RCPT TO, STARTTLS */
+	uint32_t gen;
+	uint64_t ts_us;
+	unsigned depth;
+	bool has_mailfrom;
+	char mailfrom[SMTP_PATH_MAX + 1];
+	bool rcpt_seen;
+	unsigned n_rcpt, rcpt_total, rcpt_accepted, rcpt_rejected;
+	uint16_t rcpt_off[SMTP_RCPT_KEEP_MAX];
+	uint16_t rcpt_code[SMTP_RCPT_KEEP_MAX];
+	uint32_t arena_used;
+	char arena[SMTP_RCPT_ARENA];
+	bool has_last_reply;
+	char last_reply[SMTP_REPLY_MAX + 1];
+	bool tls;
+	bool data_seen, data_done;
+	uint16_t data_code;
+	uint64_t size;
+	unsigned gaps;
+	bool replies_seen;
+	bool awaiting_end_reply;  /* "." or BDAT LAST sent, its reply not seen */
+	struct message *msg;
+};
+
+struct smtp_session {
+	const struct smtp_events *ev;
+	void *ctx;
+	struct smtp_stats *stats;
+	enum smtp_state state;
+
+	struct linebuf cl, sl;          /* partial lines carried between segments */
+	struct pending q[SMTP_PENDING_MAX];
+	unsigned q_head, q_len;
+
+	bool replies_seen;              /* a valid reply line was seen */
+	bool server_seen;
+	bool smtp_seen;                 /* a valid reply or a known command was seen */
+	uint64_t bytes_seen;
+	bool proxy_client_done, proxy_server_200, proxy_server_done;
+	bool reply_open;                /* inside a multi-line reply */
+	uint16_t reply_code;
+	struct pending reply_for;       /* what the open reply answers */
+
+	enum dot_state dot;
+	uint64_t bdat_left;
+	bool bdat_last;
+
+	unsigned messages_transferred;
+	bool has_helo;
+	char helo[SMTP_HELO_MAX + 1];
+
+	/* AUTH in progress */
+	bool auth_active;
+	enum auth_mech mech;
+	char mech_name[24];
+	unsigned auth_answers;
+	bool auth_have_user;
+	char auth_try_user[SMTP_USER_MAX + 1];
+	/* authenticated identity of the session */
+	bool auth_ok;
+	char auth_user[SMTP_USER_MAX + 1];
+	char auth_mech[24];
+
+	struct txn t;
+	/* A transaction whose end of data was sent and whose reply has not
+	 * come yet, while the client already pipelined the next MAIL FROM
+	 * (RFC 2920): it waits here for that reply. */
+	struct txn closing;
+	uint32_t gen;
+};
+
+/* Overwrite a secret so the compiler cannot drop the store as dead. */
+static void wipe(void *p, size_t n)
+{
+	volatile unsigned char *v = p;
+	while (n--)
+		*v++ = 0;
+}
+
+/* --- small helpers --------------------------------------------------------- */
+
+static void copy_bounded(char *dst, size_t dstsz, const char *src, size_t n)
+{
+	if (n >= dstsz)
+		n = dstsz - 1;
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z') return c - 'A';
+	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+	if (c >= '0' && c <= '9') return c - '0' + 52;
+	if (c == '+') return 62;
+	if (c == '/') return 63;
+	return -1;
+}
+
+/* Decode base64 (stops at '=' or junk). Returns bytes written (<= outsz). */
+static size_t b64decode(const char *in, size_t n, unsigned char *out, size_t outsz)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v = b64val((unsigned char)in[i]);
+		if (v < 0)
+			break;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o < outsz)
+				out[o++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return o;
+}
+
+/* Zeek's email-address match (scripts/base/utils/email.zeek semantics): at
+ * each position, an optional delimiter from "<,: \t", a local part without
+ * "<,: \t@", '@', and a domain without ">,; \t". Returns the match length at
+ * s[t], 0 if none. */
+static size_t email_match_at(const char *s, size_t n, size_t t)
+{
+	size_t best = 0;
+	for (int skip = 0; skip <= 1; skip++) {
+		size_t i = t + (size_t)skip;
+		if (skip && !(t < n && strchr("<,: \t", s[t]) && s[t]))
+			continue;
+		size_t st = i;
+		while (i < n && !strchr("<,: \t@", s[i]))
+			i++;
+		if (i == st || i >= n || s[i] != '@')
+			continue;
+		size_t j = i + 1;
+		while (j < n && !strchr(">,; \t", s[j]))
+			j++;
+		if (j == i + 1)
+			continue;
+		size_t end = j < n ? j + 1 : j;
+		if (end - t > best)
+			best = end - t;
+	}
+	return best;
+}
+
+/* Find the next email address in s[*pos..n), cleaned of "<>,:;" and blanks
+ * as Zeek logs it. Returns false when there is none. */
+static bool next_email(const char *s, size_t n, size_t *pos, char *out, size_t outsz)
+{
+	for (size_t t = *pos; t < n; t++) {
+		size_t m = email_match_at(s, n, t);
+		if (!m)
+			continue;
+		size_t o = 0;
+		for (size_t k = t; k < t + m && o + 1 < outsz; k++)
+			if (!strchr("<>,:; \t", s[k]) || !s[k])
+				out[o++] = s[k];
+		out[o] = 0;
+		*pos = t + m;
+		return o > 0;
+	}
+	*pos = n;
+	return false;
+}
+
+/* --- records ----------------------------------------------------------------- */
+
+static void txn_open(struct smtp_session *s, uint64_t ts)
+{
+	if (s->t.open)
+		return;
+	struct message *keep = s->t.msg;
+	memset(&s->t, 0, offsetof(struct txn, arena));
+	s->t.msg = keep;
+	s->t.open = true;
+	s->t.gen = ++s->gen;
+	s->t.ts_us = ts;
+	/* Zeek's rule (messages completed + 1), counting a closing message
+	 * whose reply is still on its way as completed. */
+	s->t.depth = s->messages_transferred + 1 + (s->closing.open ? 1 : 0);
+}
+
+static void release_message(struct smtp_session *s, struct txn *t)
+{
+	if (t->msg) {
+		s->ev->msg_release(s->ctx, t->msg);
+		t->msg = NULL;
+	}
+}
+
+/* The client did something that makes the record worth writing; its time
+ * is the time of the first such command. */
+static void txn_activity(struct smtp_session *s, uint64_t ts)
+{
+	txn_open(s, ts);
+	if (!s->t.active)
+		s->t.ts_us = ts;
+	s->t.active = true;
+}
+
+/* Write record t if the client did something, then close it. */
+static void txn_write(struct smtp_session *s, struct txn *t)
+{
+	if (t->open && t->active) {
+		struct smtp_txn out;
+		memset(&out, 0, sizeof out);
+		out.ts_us = t->ts_us;
+		out.trans_depth = t->depth;
+		out.helo = s->has_helo ? s->helo : NULL;
+		out.auth_ok = s->auth_ok;
+		out.auth_user = s->auth_ok ? s->auth_user : NULL;
+		out.auth_mech = s->auth_ok ? s->auth_mech : NULL;
+		out.mailfrom = t->has_mailfrom ? t->mailfrom : NULL;
+		for (unsigned i = 0; i < t->n_rcpt; i++) {
+			out.rcpt[i] = t->arena + t->rcpt_off[i];
+			out.rcpt_code[i] = t->rcpt_code[i];
+		}
+		out.n_rcpt = t->n_rcpt;
+		out.rcpt_total = t->rcpt_total;
+		out.rcpt_accepted = t->rcpt_accepted;
+		out.rcpt_rejected = t->rcpt_rejected;
+		out.last_reply = t->has_last_reply ? t->last_reply : NULL;
+		out.tls = t->tls;
+		out.data_seen = t->data_seen;
+		out.data_done = t->data_done;
+		out.data_code = t->data_code;
+		out.replies_seen = t->replies_seen;
+		if (t->msg) {
+			message_finish(t->msg);
+			out.msg = message_info(t->msg);
+		}
+		out.size = t->size;
+		out.gaps = t->gaps;
+		s->stats->transactions++;
+		if (s->ev->transaction)
+			s->ev->transaction(s->ctx, &out);
+	}
+	release_message(s, t);
+	t->open = false;
+}
+
+/* Write the open record (and one still closing before it). */
+static void txn_flush(struct smtp_session *s)
+{
+	txn_write(s, &s->closing);
+	txn_write(s, &s->t);
+}
+
+/* A message begins (DATA sent, first BDAT chunk, 354 after a gap). */
+static void begin_data(struct smtp_session *s, uint64_t ts)
+{
+	txn_open(s, ts);
+	s->t.data_seen = true;
+	s->t.data_done = false;
+	if (!s->t.msg) {
+		s->t.msg = s->ev->msg_acquire(s->ctx);
+		if (!s->t.msg)
+			s->stats->no_message_parser++;
+	} else {
+		message_reset(s->t.msg); /* a second message in one record: the last wins */
+	}
+	s->dot = DOT_LINE_START;
+}
+
+static void end_data(struct smtp_session *s)
+{
+	if (s->t.msg)
+		message_finish(s->t.msg);
+	s->t.data_done = true;
+}
+
+static void feed_content(struct smtp_session *s, const uint8_t *p, size_t n)
+{
+	s->t.size += n;
+	if (s->t.msg)
+		message_feed(s->t.msg, (const char *)p, n);
+}
+
+/* --- the pending-command queue ------------------------------------------------ */
+
+static void push_cmd(struct smtp_session *s, uint8_t cmd, uint8_t flags, uint16_t rcpt)
+{
+	if (s->q_len == SMTP_PENDING_MAX) {
+		/* A client that never reads replies (or a one-sided capture): drop
+		 * the oldest, count it, and keep going. */
+		s->q_head = (s->q_head + 1) % SMTP_PENDING_MAX;
+		s->q_len--;
+		s->stats->pending_overflow++;
+	}
+	struct pending *e = &s->q[(s->q_head + s->q_len) % SMTP_PENDING_MAX];
+	e->cmd = cmd;
+	e->flags = flags;
+	e->rcpt = rcpt;
+	e->gen = s->t.open ? s->t.gen : 0;
+	s->q_len++;
+}
+
+static struct pending pop_cmd(struct smtp_session *s)
+{
+	struct pending e = { CMD_NONE, 0, 0, 0 };
+	if (s->q_len) {
+		e = s->q[s->q_head];
+		s->q_head = (s->q_head + 1) % SMTP_PENDING_MAX;
+		s->q_len--;
+	}
+	return e;
+}
+
+/* --- AUTH ---------------------------------------------------------------------- */
+
+static enum auth_mech mech_of(const char *m)
+{
+	if (!strcasecmp(m, "PLAIN")) return MECH_PLAIN;
+	if (!strcasecmp(m, "LOGIN")) return MECH_LOGIN;
+	if (!strcasecmp(m, "CRAM-MD5")) return MECH_CRAM_MD5;
+	if (!strcasecmp(m, "XOAUTH2")) return MECH_XOAUTH2;
+	if (!strcasecmp(m, "OAUTHBEARER")) return MECH_OAUTHBEARER;
+	if (!strncasecmp(m, "SCRAM-", 6)) return MECH_SCRAM;
+	return MECH_OTHER;
+}
+
+static void set_try_user(struct smtp_session *s, const char *u, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o < SMTP_USER_MAX; i++) {
+		unsigned char c = (unsigned char)u[i];
+		if (c >= 0x20 && c != 0x7f) /* no control bytes from the wire in a name */
+			s->auth_try_user[o++] = (char)c;
+	}
+	s->auth_try_user[o] = 0;
+	s->auth_have_user = o > 0;
+}
+
+/* Value of "key=" in a list separated by sep (XOAUTH2, OAUTHBEARER, SCRAM). */
+static bool kv_value(const unsigned char *d, size_t n, const char *key, char sep,
+		     const unsigned char **v, size_t *vn)
+{
+	size_t kl = strlen(key);
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && d[j] != (unsigned char)sep)
+			j++;
+		if (j - i > kl && !memcmp(d + i, key, kl)) {
+			*v = d + i + kl;
+			*vn = j - i - kl;
+			return true;
+		}
+		i = j + 1;
+	}
+	return false;
+}
+
+/* One base64 AUTH response (initial or answer): take the user name out,
+ * then wipe the decoded bytes; the caller wipes the line. */
+static void auth_response(struct smtp_session *s, const char *b64, size_t n)
+{
+	unsigned char d[SMTP_LINE_MAX];
+	size_t dn = b64decode(b64, n, d, sizeof d);
+	const unsigned char *v;
+	size_t vn;
+	unsigned answer = s->auth_answers++;
+	switch (s->mech) {
+	case MECH_PLAIN: {
+		/* RFC 4616: [authzid] NUL authcid NUL passwd */
+		unsigned char *a = memchr(d, 0, dn);
+		if (a) {
+			unsigned char *b = memchr(a + 1, 0, dn - (size_t)(a + 1 - d));
+			size_t ulen = b ? (size_t)(b - a - 1) : dn - (size_t)(a + 1 - d);
+			if (ulen)
+				set_try_user(s, (const char *)a + 1, ulen);
+			else if (a > d)
+				set_try_user(s, (const char *)d, (size_t)(a - d));
+		}
+		break;
+	}
+	case MECH_LOGIN:
+		/* The user name comes first (initial response or first answer),
+		 * then the password, which is never decoded further. */
+		if (!s->auth_have_user && answer == 0)
+			set_try_user(s, (const char *)d, dn);
+		break;
+	case MECH_CRAM_MD5: {
+		/* RFC 2195: "user SP hex-digest" */
+		unsigned char *sp = memchr(d, ' ', dn);
+		if (sp)
+			set_try_user(s, (const char *)d, (size_t)(sp - d));
+		break;
+	}
+	case MECH_XOAUTH2:
+		if (kv_value(d, dn, "user=", '\x01', &v, &vn))
+			set_try_user(s, (const char *)v, vn);
+		break;
+	case MECH_OAUTHBEARER:
+		/* RFC 7628: gs2 header "n,a=user," */
+		if (kv_value(d, dn, "a=", ',', &v, &vn))
+			set_try_user(s, (const char *)v, vn);
+		break;
+	case MECH_SCRAM:
+		/* RFC 5802 client-first: "n,,n=user,r=nonce" */
+		if (answer == 0 && kv_value(d, dn, "n=", ',', &v, &vn))
+			set_try_user(s, (const char *)v, vn);
+		break;
+	case MECH_OTHER:
+		break;
+	}
+	wipe(d, sizeof d);
+}
+
+static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, uint16_t code,
+		      uint64_t ts)
+{
+	if (!s->auth_active)
+		return;
+	s->auth_active = false;
+	s->stats->auth_attempts++;
+	if (outcome == SMTP_AUTH_FAILURE)
+		s->stats->auth_failures++;
+	if (outcome == SMTP_AUTH_SUCCESS) {
+		s->auth_ok = true;
+		snprintf(s->auth_user, sizeof s->auth_user, "%s",
+			 s->auth_have_user ? s->auth_try_user : "");
+		snprintf(s->auth_mech, sizeof s->auth_mech, "%s", s->mech_name);
+	}
+	if (s->ev->auth) {
+		struct smtp_auth_event a = {
+			.ts_us = ts,
+			.mech = s->mech_name,
+			.user = s->auth_have_user ? s->auth_try_user : NULL,
+			.outcome = outcome,
+			.code = code,
+		};
+		s->ev->auth(s->ctx, &a);
+	}
+}
+
+/* --- client commands ------------------------------------------------------------ */
+
+static enum cmd cmd_of(const char *w, size_t n)
+{
+	static const struct { const char *name; enum cmd cmd; } tab[] = {
+		{ "HELO", CMD_HELO }, { "EHLO", CMD_HELO }, { "MAIL", CMD_MAIL },
+		{ "RCPT", CMD_RCPT }, { "DATA", CMD_DATA }, { "BDAT", CMD_BDAT },
+		{ "RSET", CMD_RSET }, { "QUIT", CMD_QUIT }, { "STARTTLS", CMD_STARTTLS },
+		{ "AUTH", CMD_AUTH }, { "NOOP", CMD_OTHER }, { "VRFY", CMD_OTHER },
+		{ "EXPN", CMD_OTHER }, { "HELP", CMD_OTHER }, { "TURN", CMD_OTHER },
+		{ "ETRN", CMD_OTHER }, { "SEND", CMD_MAIL }, { "SOML", CMD_MAIL },
+		{ "SAML", CMD_MAIL }, { "X-ANONYMOUSTLS", CMD_STARTTLS },
+	};
+	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+		if (strlen(tab[i].name) == n && !strncasecmp(w, tab[i].name, n))
+			return tab[i].cmd;
+	return CMD_UNKNOWN;
+}
+
+static bool prefix_ci(const char *s, size_t n, const char *p)
+{
+	size_t pl = strlen(p);
+	return n >= pl && !strncasecmp(s, p, pl);
+}
+
+/* RFC 3030: "BDAT" SP chunk-size [SP end-marker]. Returns false if invalid
+ * (empty, not digits, overflowing, junk after the size). */
+static bool parse_bdat(const char *a, size_t n, uint64_t *size, bool *last)
+{
+	if (n == 0 || n > SMTP_BDAT_ARG_MAX || !isdigit((unsigned char)a[0]))
+		return false;
+	uint64_t v = 0;
+	size_t i = 0;
+	for (; i < n && isdigit((unsigned char)a[i]); i++) {
+		unsigned d = (unsigned)(a[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false; /* checked before the multiply: no wrap */
+		v = v * 10 + d;
+	}
+	if (v > (uint64_t)INT64_MAX)
+		return false;
+	*last = false;
+	if (i < n) {
+		if (n - i != 5 || strncasecmp(a + i, " LAST", 5))
+			return false;
+		*last = true;
+	}
+	*size = v;
+	return true;
+}
+
+static bool ends_with_last(const char *a, size_t n)
+{
+	return n >= 5 && !strncasecmp(a + n - 5, " LAST", 5);
+}
+
+static void cmd_mail(struct smtp_session *s, const char *arg, size_t n, uint64_t ts)
+{
+	if (!prefix_ci(arg, n, "FROM:"))
+		return;
+	if (s->t.open && s->t.active && s->t.awaiting_end_reply && s->replies_seen) {
+		/* Pipelined after the end of data: the message still waits for
+		 * its reply, which will close it. */
+		txn_write(s, &s->closing);
+		memcpy(&s->closing, &s->t, sizeof s->t);
+		s->t.open = false;
+		s->t.msg = NULL;
+	} else {
+		txn_flush(s); /* ended without its "." reply (RSET, rejection, one-sided) */
+	}
+	txn_activity(s, ts);
+	size_t pos = 0;
+	s->t.has_mailfrom = next_email(arg, n, &pos, s->t.mailfrom, sizeof s->t.mailfrom);
+}
+
+static uint16_t cmd_rcpt(struct smtp_session *s, const char *arg, size_t n, uint64_t ts)
+{
+	if (!prefix_ci(arg, n, "TO:"))
+		return 0;
+	txn_activity(s, ts);
+	struct txn *t = &s->t;
+	t->rcpt_seen = true;
+	t->rcpt_total++;
+	/* Keep the first address of the argument (the forward-path; ESMTP
+	 * parameters such as ORCPT repeat it). */
+	char addr[SMTP_PATH_MAX + 1];
+	size_t pos = 0;
+	if (!next_email(arg, n, &pos, addr, sizeof addr))
+		return 0;
+	size_t len = strlen(addr) + 1;
+	if (t->n_rcpt >= SMTP_RCPT_KEEP_MAX || t->arena_used + len > SMTP_RCPT_ARENA) {
+		s->stats->rcpt_over_keep++;
+		return 0;
+	}
+	memcpy(t->arena + t->arena_used, addr, len);
+	t->rcpt_off[t->n_rcpt] = (uint16_t)t->arena_used;
+	t->rcpt_code[t->n_rcpt] = 0;
+	t->arena_used += (uint32_t)len;
+	return (uint16_t)++t->n_rcpt;
+}
+
+static void cmd_auth(struct smtp_session *s, char *arg, size_t n)
+{
+	/* "AUTH" SP mechanism [SP initial-response] (RFC 4954 §4) */
+	size_t m = 0;
+	while (m < n && arg[m] != ' ')
+		m++;
+	copy_bounded(s->mech_name, sizeof s->mech_name, arg, m);
+	for (char *c = s->mech_name; *c; c++)
+		*c = (char)toupper((unsigned char)*c);
+	s->mech = mech_of(s->mech_name);
+	s->auth_active = true;
+	s->auth_answers = 0;
+	s->auth_have_user = false;
+	s->auth_try_user[0] = 0;
+	if (m < n) {
+		char *ir = arg + m + 1;
+		size_t irn = n - m - 1;
+		/* RFC 4954 §4: "=" is an empty initial response. The initial
+		 * response is not an answer to a 334, except that SCRAM's
+		 * client-first message has then been sent. */
+		if (!(irn == 1 && ir[0] == '=')) {
+			auth_response(s, ir, irn);
+			s->auth_answers = s->mech == MECH_SCRAM ? 1 : 0;
+		}
+	}
+}
+
+static void client_command(struct smtp_session *s, char *line, size_t n, uint64_t ts)
+{
+	/* The command word runs from the start of the line to the first blank
+	 * (RFC 5321 §4.1.1); the argument is the rest after blanks. */
+	size_t w = 0;
+	while (w < n && line[w] != ' ' && line[w] != '\t')
+		w++;
+	enum cmd c = cmd_of(line, w);
+	char *arg = line + w;
+	size_t an = n - w;
+	while (an && (*arg == ' ' || *arg == '\t')) {
+		arg++;
+		an--;
+	}
+	uint16_t rcpt = 0;
+	uint8_t flags = 0;
+	if (c != CMD_UNKNOWN)
+		s->smtp_seen = true;
+	switch (c) {
+	case CMD_HELO:
+		copy_bounded(s->helo, sizeof s->helo, arg, an);
+		s->has_helo = true;
+		break;
+	case CMD_MAIL:
+		cmd_mail(s, arg, an, ts);
+		break;
+	case CMD_RCPT:
+		rcpt = cmd_rcpt(s, arg, an, ts);
+		break;
+	case CMD_DATA:
+		/* Content starts now, not at the 354: the client cannot send it
+		 * earlier, and one-sided captures never show the 354. */
+		push_cmd(s, CMD_DATA, 0, 0);
+		begin_data(s, ts);
+		s->state = ST_DATA;
+		return;
+	case CMD_BDAT: {
+		uint64_t size;
+		bool last;
+		if (ends_with_last(arg, an)) {
+			flags |= PEND_BDAT_LAST;
+			if (s->t.open)
+				s->t.awaiting_end_reply = true;
+		}
+		push_cmd(s, CMD_BDAT, flags, 0);
+		if (!parse_bdat(arg, an, &size, &last)) {
+			/* No chunk follows that we could measure: the next bytes are
+			 * read as commands, and the server will reject this one. */
+			s->stats->bdat_invalid++;
+			return;
+		}
+		if (!s->t.data_seen || s->t.data_done || !s->t.open)
+			begin_data(s, ts);
+		s->bdat_left = size;
+		s->bdat_last = last;
+		s->state = ST_BDAT;
+		if (size == 0 && last)
+			end_data(s);
+		if (size == 0)
+			s->state = ST_COMMAND;
+		return;
+	}
+	case CMD_AUTH:
+		cmd_auth(s, arg, an);
+		break;
+	case CMD_RSET:
+	case CMD_QUIT:
+	case CMD_STARTTLS:
+	case CMD_OTHER:
+	case CMD_UNKNOWN:
+		break;
+	case CMD_NONE:
+	case CMD_CONNECT:
+	case CMD_DOT:
+	case CMD_AUTH_ANSWER:
+		break; /* never parsed from a line */
+	}
+	push_cmd(s, (uint8_t)c, flags, rcpt);
+}
+
+/* A line answering a 334 (or, with no server side visible, an AUTH that
+ * still expects answers). Never a command, whatever it looks like. */
+static void client_auth_answer(struct smtp_session *s, char *line, size_t n, uint64_t ts)
+{
+	push_cmd(s, CMD_AUTH_ANSWER, 0, 0);
+	if (n == 1 && line[0] == '*') {
+		auth_done(s, SMTP_AUTH_ABORTED, 0, ts); /* RFC 4954 §4: client cancels */
+		return;
+	}
+	auth_response(s, line, n);
+}
+
+/* Without replies, how many answers does this AUTH still owe? */
+static bool auth_expects_answer_blind(const struct smtp_session *s)
+{
+	if (!s->auth_active || s->server_seen)
+		return false;
+	switch (s->mech) {
+	case MECH_LOGIN:
+		return s->auth_answers < (s->auth_have_user ? 1u : 2u);
+	case MECH_PLAIN:
+		return !s->auth_have_user && s->auth_answers == 0;
+	case MECH_CRAM_MD5:
+		return s->auth_answers == 0;
+	case MECH_XOAUTH2:
+	case MECH_OAUTHBEARER:
+	case MECH_SCRAM:
+	case MECH_OTHER:
+		return false;
+	}
+	return false;
+}
+
+static void client_line(struct smtp_session *s, char *line, size_t n, uint64_t ts)
+{
+	switch (s->state) {
+	case ST_PROXY:
+		if (!s->proxy_client_done) {
+			if (n == 0)
+				s->proxy_client_done = true; /* end of the CONNECT request */
+			return;
+		}
+		client_command(s, line, n, ts); /* tunnel commands before the 200 */
+		break;
+	case ST_AFTER_GAP:
+		return; /* until the next reply tells us where we are */
+	case ST_AUTH:
+		client_auth_answer(s, line, n, ts);
+		s->state = ST_COMMAND;
+		break;
+	case ST_COMMAND:
+		if (auth_expects_answer_blind(s))
+			client_auth_answer(s, line, n, ts);
+		else
+			client_command(s, line, n, ts);
+		break;
+	case ST_DATA:
+	case ST_BDAT:
+	case ST_TLS:
+	case ST_NOT_SMTP:
+		break; /* not line-based: handled by the caller */
+	}
+	wipe(line, n); /* AUTH secrets, and anything else, gone from the buffer */
+}
+
+/* --- server replies ----------------------------------------------------------- */
+
+/* The record a reply belongs to: the closing one for its end-of-data
+ * reply, else the open one. */
+static struct txn *reply_txn(struct smtp_session *s, const struct pending *p)
+{
+	if (s->closing.open && p->cmd != CMD_NONE && p->gen == s->closing.gen)
+		return &s->closing;
+	return &s->t;
+}
+
+static void set_last_reply(struct txn *t, uint16_t code, const char *msg, size_t n)
+{
+	char *o = t->last_reply;
+	o[0] = (char)('0' + code / 100);
+	o[1] = (char)('0' + code / 10 % 10);
+	o[2] = (char)('0' + code % 10);
+	o[3] = ' ';
+	copy_bounded(o + 4, sizeof t->last_reply - 4, msg, n);
+	t->has_last_reply = true;
+	t->replies_seen = true;
+}
+
+static void rcpt_reply(struct smtp_session *s, const struct pending *p, uint16_t code)
+{
+	struct txn *t = reply_txn(s, p);
+	if (!t->open || p->gen != t->gen)
+		return; /* the record it belonged to is gone */
+	if (code >= 200 && code < 300)
+		t->rcpt_accepted++;
+	else if (code >= 400)
+		t->rcpt_rejected++;
+	if (p->rcpt && p->rcpt <= t->n_rcpt)
+		t->rcpt_code[p->rcpt - 1] = code;
+}
+
+/* The first line of a reply: pair it with the oldest pending command and
+ * act on the answer. */
+static void reply_start(struct smtp_session *s, uint16_t code, uint64_t ts)
+{
+	struct pending p = pop_cmd(s);
+	s->reply_for = p;
+	if (s->state == ST_AFTER_GAP) {
+		/* Resynchronise: this reply answers something we lost. A 354 means
+		 * the client's DATA was lost and content follows. */
+		s->q_len = 0;
+		s->reply_for.cmd = CMD_NONE;
+		s->state = ST_COMMAND;
+		if (code == 354) {
+			begin_data(s, ts);
+			s->state = ST_DATA;
+		}
+		return;
+	}
+	switch ((enum cmd)p.cmd) {
+	case CMD_RCPT:
+		rcpt_reply(s, &p, code);
+		break;
+	case CMD_DATA:
+		if (code != 354 && s->state == ST_DATA) {
+			end_data(s); /* rejected: what follows are commands again */
+			s->state = ST_COMMAND;
+		}
+		break;
+	case CMD_AUTH:
+	case CMD_AUTH_ANSWER:
+		if (code == 334) {
+			s->state = ST_AUTH;
+		} else {
+			if (s->state == ST_AUTH)
+				s->state = ST_COMMAND;
+			auth_done(s, code >= 200 && code < 300 ? SMTP_AUTH_SUCCESS
+							       : SMTP_AUTH_FAILURE, code, ts);
+		}
+		break;
+	case CMD_STARTTLS:
+		if (code == 220) {
+			/* The record that sees the 220 is the TLS one (Zeek: smtp_starttls
+			 * before the reply, so the 220 becomes last_reply). */
+			txn_activity(s, ts);
+			s->t.tls = true;
+			s->state = ST_TLS;
+			s->stats->starttls++;
+			if (s->ev->starttls)
+				s->ev->starttls(s->ctx, ts);
+		}
+		break;
+	case CMD_NONE:
+	case CMD_CONNECT:
+	case CMD_HELO:
+	case CMD_MAIL:
+	case CMD_DOT:
+	case CMD_BDAT:
+	case CMD_RSET:
+	case CMD_QUIT:
+	case CMD_OTHER:
+	case CMD_UNKNOWN:
+		break;
+	}
+	if (p.cmd == CMD_NONE)
+		s->stats->unmatched_replies++;
+}
+
+/* After last_reply is set: replies that end a message write the record. */
+static void reply_line_done(struct smtp_session *s, uint16_t code, bool cont)
+{
+	const struct pending *p = &s->reply_for;
+	bool ends = (p->cmd == CMD_DOT && !cont) ||
+		    (p->cmd == CMD_BDAT && (p->flags & PEND_BDAT_LAST) && !cont);
+	if (!ends)
+		return;
+	struct txn *t = reply_txn(s, p);
+	t->data_code = code;
+	t->awaiting_end_reply = false;
+	s->messages_transferred++;
+	txn_write(s, t);
+	s->reply_for.cmd = CMD_NONE; /* later lines of this reply end nothing */
+}
+
+static bool parse_reply(const char *line, size_t n, uint16_t *code, bool *cont,
+			const char **msg, size_t *msgn)
+{
+	if (n < 3 || !isdigit((unsigned char)line[0]) || !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]))
+		return false;
+	uint16_t c = (uint16_t)((line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0'));
+	if (c < 100 || c > 599)
+		return false;
+	*code = c;
+	*cont = n > 3 && line[3] == '-';
+	size_t i = 3;
+	if (*cont)
+		i++;
+	while (i < n && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	*msg = line + i;
+	*msgn = n - i;
+	return true;
+}
+
+static void server_proxy_line(struct smtp_session *s, const char *line, size_t n)
+{
+	if (!s->proxy_server_200) {
+		/* "HTTP/1.x 200 ..." opens the tunnel; anything else closes the case */
+		if (n >= 12 && !strncmp(line, "HTTP/1.", 7) && !strncmp(line + 8, " 200", 4))
+			s->proxy_server_200 = true;
+		else
+			s->state = ST_NOT_SMTP;
+		return;
+	}
+	if (n == 0) {
+		/* Tunnel open: SMTP from here on, the banner answers the "connection". */
+		s->proxy_server_done = true;
+		s->state = ST_COMMAND;
+		s->q_len = 0;
+		push_cmd(s, CMD_CONNECT, 0, 0);
+	}
+}
+
+static void server_line(struct smtp_session *s, const char *line, size_t n, uint64_t ts)
+{
+	if (s->state == ST_PROXY) {
+		server_proxy_line(s, line, n);
+		return;
+	}
+	uint16_t code;
+	bool cont;
+	const char *msg;
+	size_t msgn;
+	if (!parse_reply(line, n, &code, &cont, &msg, &msgn)) {
+		s->stats->bad_replies++;
+		/* Early garbage from the server: this is not SMTP (TLS, HTTP...). */
+		if (!s->smtp_seen && s->bytes_seen <= SMTP_VIOLATION_WINDOW)
+			s->state = ST_NOT_SMTP;
+		return;
+	}
+	if (!s->replies_seen && s->q_len == 0 && code == 220)
+		push_cmd(s, CMD_CONNECT, 0, 0); /* joined mid-stream: still the banner */
+	s->replies_seen = true;
+	s->smtp_seen = true;
+	if (s->reply_open && code != s->reply_code)
+		s->reply_open = false; /* a new code closes a continuation */
+	if (!s->reply_open)
+		reply_start(s, code, ts);
+	s->reply_open = cont;
+	s->reply_code = code;
+	struct txn *t = reply_txn(s, &s->reply_for);
+	if (t == &s->t)
+		txn_open(s, ts);
+	set_last_reply(t, code, msg, msgn);
+	reply_line_done(s, code, cont);
+}
+
+/* --- byte streams ----------------------------------------------------------------- */
+
+/* Append bytes up to and including '\n' to lb. Returns the bytes consumed;
+ * *complete is set when the line ended. The stored line has no CR/LF. */
+static size_t take_line(struct smtp_session *s, struct linebuf *lb, const uint8_t *p, size_t n,
+			bool *complete)
+{
+	const uint8_t *nl = memchr(p, '\n', n);
+	size_t use = nl ? (size_t)(nl - p) : n;
+	size_t room = SMTP_LINE_MAX + 1 - lb->len; /* + 1: the CR of a whole line */
+	if (use > room) {
+		lb->overflow = true;
+		use = room;
+	}
+	memcpy(lb->buf + lb->len, p, use);
+	lb->len += (uint32_t)use;
+	*complete = nl != NULL;
+	if (*complete) {
+		if (lb->len && lb->buf[lb->len - 1] == '\r')
+			lb->len--;
+		if (lb->len > SMTP_LINE_MAX) {
+			lb->len = SMTP_LINE_MAX;
+			lb->overflow = true;
+		}
+		if (lb->overflow)
+			s->stats->lines_too_long++;
+		lb->buf[lb->len] = 0;
+	}
+	return nl ? (size_t)(nl - p) + 1 : n;
+}
+
+/* DATA content: dot-unstuffing (RFC 5321 §4.5.2) and the "." line that ends
+ * it, across any segmentation. Returns the bytes consumed; stops right after
+ * the end of data so that pipelined commands are read as commands. */
+static size_t data_bytes(struct smtp_session *s, const uint8_t *p, size_t n, uint64_t ts)
+{
+	size_t i = 0;
+	while (i < n) {
+		switch (s->dot) {
+		case DOT_LINE_START:
+			if (p[i] == '.') {
+				s->dot = DOT_SEEN;
+				i++;
+				continue;
+			}
+			s->dot = DOT_MID;
+			continue;
+		case DOT_SEEN:
+			if (p[i] == '\r') {
+				s->dot = DOT_SEEN_CR;
+				i++;
+				continue;
+			}
+			if (p[i] == '\n')
+				goto end_of_data;
+			s->dot = DOT_MID; /* a stuffed dot: dropped */
+			continue;
+		case DOT_SEEN_CR:
+			if (p[i] == '\n')
+				goto end_of_data;
+			feed_content(s, (const uint8_t *)"\r", 1);
+			s->dot = DOT_MID;
+			continue;
+		case DOT_MID: {
+			const uint8_t *nl = memchr(p + i, '\n', n - i);
+			size_t end = nl ? (size_t)(nl - p) + 1 : n;
+			feed_content(s, p + i, end - i);
+			i = end;
+			if (nl)
+				s->dot = DOT_LINE_START;
+			continue;
+		}
+		}
+	}
+	return i;
+
+end_of_data:
+	end_data(s);
+	push_cmd(s, CMD_DOT, 0, 0);
+	s->t.awaiting_end_reply = true;
+	s->state = ST_COMMAND;
+	(void)ts;
+	return i + 1;
+}
+
+static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint64_t ts)
+{
+	while (n) {
+		size_t used = n;
+		switch (s->state) {
+		case ST_DATA:
+			used = data_bytes(s, p, n, ts);
+			break;
+		case ST_BDAT: {
+			used = n < s->bdat_left ? n : (size_t)s->bdat_left;
+			feed_content(s, p, used);
+			s->bdat_left -= used;
+			if (s->bdat_left == 0) {
+				if (s->bdat_last)
+					end_data(s);
+				s->state = ST_COMMAND;
+			}
+			break;
+		}
+		case ST_TLS:
+		case ST_NOT_SMTP:
+			return;
+		case ST_PROXY:
+		case ST_COMMAND:
+		case ST_AUTH:
+		case ST_AFTER_GAP: {
+			bool complete;
+			used = take_line(s, &s->cl, p, n, &complete);
+			if (complete) {
+				client_line(s, s->cl.buf, s->cl.len, ts);
+				s->cl.len = 0;
+				s->cl.overflow = false;
+			}
+			break;
+		}
+		}
+		p += used;
+		n -= used;
+	}
+}
+
+static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint64_t ts)
+{
+	s->server_seen = true;
+	while (n && s->state != ST_TLS && s->state != ST_NOT_SMTP) {
+		bool complete;
+		size_t used = take_line(s, &s->sl, p, n, &complete);
+		if (complete) {
+			server_line(s, s->sl.buf, s->sl.len, ts);
+			s->sl.len = 0;
+			s->sl.overflow = false;
+		}
+		p += used;
+		n -= used;
+	}
+}
+
+/* --- public API -------------------------------------------------------------------- */
+
+struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
+					 struct smtp_stats *stats)
+{
+	struct smtp_session *s = malloc(sizeof *s);
+	if (!s)
+		return NULL;
+	s->ev = ev;
+	s->stats = stats;
+	s->t.msg = NULL;
+	smtp_session_reset(s, ctx);
+	return s;
+}
+
+void smtp_session_destroy(struct smtp_session *s)
+{
+	if (!s)
+		return;
+	release_message(s, &s->t);
+	release_message(s, &s->closing);
+	wipe(s, sizeof *s);
+	free(s);
+}
+
+void smtp_session_reset(struct smtp_session *s, void *ctx)
+{
+	const struct smtp_events *ev = s->ev;
+	struct smtp_stats *stats = s->stats;
+	release_message(s, &s->t);
+	release_message(s, &s->closing);
+	memset(s, 0, sizeof *s); /* once per session, not per packet */
+	s->ev = ev;
+	s->stats = stats;
+	s->ctx = ctx;
+	s->state = ST_COMMAND;
+}
+
+void smtp_session_start(struct smtp_session *s, bool handshake_seen)
+{
+	/* With the handshake captured, the first reply is the banner even if the
+	 * client speaks first (Zeek's CONN_ESTABLISHMENT). */
+	if (handshake_seen)
+		push_cmd(s, CMD_CONNECT, 0, 0);
+}
+
+void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, size_t len,
+	       uint64_t ts_us)
+{
+	if (len == 0)
+		return;
+	if (s->bytes_seen == 0 && from_client && len >= 8 && !memcmp(data, "CONNECT ", 8) &&
+	    s->state == ST_COMMAND && !s->smtp_seen)
+		s->state = ST_PROXY; /* an open proxy carrying SMTP: skip to the tunnel */
+	s->bytes_seen += len;
+	if (from_client)
+		feed_client(s, data, len, ts_us);
+	else
+		feed_server(s, data, len, ts_us);
+}
+
+void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t ts_us)
+{
+	(void)ts_us;
+	if (len == 0 || s->state == ST_TLS || s->state == ST_NOT_SMTP)
+		return;
+	s->stats->gaps++;
+	s->stats->gap_bytes += len;
+	if (s->state == ST_DATA || s->state == ST_BDAT) {
+		if (s->t.msg)
+			message_gap(s->t.msg, len);
+		end_data(s);
+	}
+	if (s->t.open)
+		s->t.gaps++;
+	/* Whatever was pending cannot be paired any more; wait for a reply. */
+	s->q_len = 0;
+	s->reply_open = false;
+	s->reply_for.cmd = CMD_NONE;
+	s->bdat_left = 0;
+	struct linebuf *lb = from_client ? &s->cl : &s->sl;
+	wipe(lb->buf, lb->len);
+	lb->len = 0;
+	lb->overflow = false;
+	s->state = s->state == ST_PROXY ? ST_NOT_SMTP : ST_AFTER_GAP;
+}
+
+void smtp_end(struct smtp_session *s, uint64_t ts_us)
+{
+	if (s->auth_active)
+		auth_done(s, SMTP_AUTH_ABORTED, 0, ts_us);
+	if (s->state == ST_DATA || s->state == ST_BDAT)
+		end_data(s);
+	txn_flush(s);
+	wipe(s->cl.buf, sizeof s->cl.buf);
+}
+
+size_t smtp_session_sizeof(void)
+{
+	return sizeof(struct smtp_session);
+}
+
+bool smtp_in_tls(const struct smtp_session *s)
+{
+	return s->state == ST_TLS;
+}
+
+bool smtp_looks_like_smtp(const struct smtp_session *s)
+{
+	return s->smtp_seen && s->state != ST_NOT_SMTP;
+}

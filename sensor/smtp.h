@@ -1,0 +1,135 @@
+/* smtp.h — one SMTP session, fed both directions of a reassembled stream.
+ *
+ * The parser is separate from I/O (STYLE.md 6): smtp_feed() takes bytes of
+ * either direction in any split, smtp_gap() reports lost bytes, smtp_end()
+ * the end of the connection. It pairs client commands with server replies
+ * through a bounded queue (PIPELINING, RFC 2920), follows MAIL/RCPT/DATA/BDAT/
+ * RSET/AUTH/STARTTLS and hands message content to a struct message parser.
+ * Results come out as events through struct smtp_events; every pointer in an
+ * event is borrowed and valid only until the callback returns.
+ *
+ * Secrets: AUTH PLAIN/LOGIN passwords are wiped in the line buffer as soon
+ * as the user name is taken out; CRAM-MD5 digests and XOAUTH2 tokens too.
+ * Nothing the parser stores or emits holds a secret.
+ *
+ * States (the explicit machine of STYLE.md 7; see smtp.c for the diagram):
+ * COMMANDS -> DATA_CONTENT (after 354) -> COMMANDS; COMMANDS -> BDAT_CHUNK;
+ * COMMANDS -> AUTH_CONT (334 continuation lines); any -> TLS (after 220 to
+ * STARTTLS: content is encrypted, only counted). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "message.h"
+
+/* Bounds on what the wire controls (STYLE.md 5). */
+#define SMTP_LINE_MAX      4096 /* command/reply line bytes kept (RFC 5321 §4.5.3.1.4
+                                 * allows 512; AUTH tokens and long paths need more) */
+#define SMTP_PENDING_MAX   100  /* pipelined commands awaiting a reply */
+#define SMTP_RCPT_KEEP_MAX 100  /* recipients kept per transaction (RFC 5321
+                                 * §4.5.3.1.8: servers must take at least 100) */
+#define SMTP_PATH_MAX      320  /* bytes of a MAIL/RCPT path kept */
+#define SMTP_HELO_MAX      255
+#define SMTP_REPLY_MAX     512  /* bytes of last_reply kept */
+#define SMTP_USER_MAX      256  /* bytes of an AUTH user name kept */
+#define SMTP_REPLY_LINES_MAX 64 /* lines of one multi-line reply looked at */
+
+enum smtp_auth_outcome {
+	SMTP_AUTH_SUCCESS,  /* 235 */
+	SMTP_AUTH_FAILURE,  /* 535, or another 4xx/5xx to AUTH */
+	SMTP_AUTH_ABORTED,  /* client sent "*", or the session ended first */
+};
+
+struct smtp_auth_event {
+	uint64_t ts_us;
+	const char *mech;        /* upper-case: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, ... */
+	const char *user;        /* NULL if the mechanism hides it or it was not seen */
+	enum smtp_auth_outcome outcome;
+	uint16_t code;           /* the reply code that decided it, 0 if none */
+};
+
+/* One mail transaction (MAIL ... end of data, RSET, next MAIL or session end),
+ * as Zeek's smtp.log has one row. */
+struct smtp_txn {
+	uint64_t ts_us;          /* time of the transaction's first command */
+	unsigned trans_depth;    /* 1-based position in the session */
+	const char *helo;        /* HELO/EHLO argument, NULL if none */
+	const char *auth_user;   /* NULL unless AUTH succeeded (or was tried: see auth_ok) */
+	const char *auth_mech;
+	bool auth_ok;            /* the session is authenticated (235 seen) */
+	const char *mailfrom;    /* MAIL FROM path as Zeek logs it, NULL if none */
+	const char *rcpt[SMTP_RCPT_KEEP_MAX];
+	uint16_t rcpt_code[SMTP_RCPT_KEEP_MAX]; /* reply code per kept RCPT, 0 = none seen */
+	unsigned n_rcpt;         /* kept */
+	unsigned rcpt_total;     /* RCPT commands in this transaction */
+	unsigned rcpt_accepted;  /* 2xx replies */
+	unsigned rcpt_rejected;  /* 4xx/5xx replies */
+	const char *last_reply;  /* "250 2.0.0 Ok ..." , NULL if no reply seen */
+	bool tls;                /* STARTTLS was accepted in this session */
+	bool data_seen;          /* DATA/BDAT content started */
+	bool data_done;          /* end of data seen (. or BDAT LAST) */
+	bool replies_seen;       /* the server side was seen in this transaction */
+	uint16_t data_code;      /* reply code to end of data, 0 if none */
+	const struct message_info *msg; /* NULL if no content was parsed */
+	uint64_t size;           /* content bytes (after dot-unstuffing) */
+	unsigned gaps;           /* content gaps inside this transaction */
+};
+
+struct smtp_events {
+	void (*transaction)(void *ctx, const struct smtp_txn *t);
+	void (*auth)(void *ctx, const struct smtp_auth_event *a);
+	void (*starttls)(void *ctx, uint64_t ts_us);
+	/* Message parsers come from the owner's bounded pool; acquire may return
+	 * NULL (pool empty): the transaction is then recorded without headers. */
+	struct message *(*msg_acquire)(void *ctx);
+	void (*msg_release)(void *ctx, struct message *m);
+};
+
+/* Bound hits and protocol oddities, shared by all sessions of a sensor. */
+struct smtp_stats {
+	uint64_t sessions;
+	uint64_t transactions;
+	uint64_t lines_too_long;     /* lines cut at SMTP_LINE_MAX */
+	uint64_t pending_overflow;   /* commands dropped past SMTP_PENDING_MAX */
+	uint64_t rcpt_over_keep;     /* recipients beyond SMTP_RCPT_KEEP_MAX */
+	uint64_t unmatched_replies;  /* replies with no command waiting */
+	uint64_t bad_replies;        /* server lines that are not replies */
+	uint64_t bdat_invalid;       /* BDAT with a bad or overflowing size */
+	uint64_t gaps, gap_bytes;
+	uint64_t auth_attempts, auth_failures;
+	uint64_t starttls;
+	uint64_t no_message_parser;  /* msg_acquire returned NULL */
+};
+
+struct smtp_session;
+
+/* Allocate a session. ev and stats must outlive it. Returns NULL on ENOMEM. */
+struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
+					 struct smtp_stats *stats);
+void smtp_session_destroy(struct smtp_session *s);
+
+/* Make a used session new again (for pools). */
+void smtp_session_reset(struct smtp_session *s, void *ctx);
+
+/* Call once before the first byte. With the TCP handshake captured, the
+ * first server reply is the banner even if the client speaks first. */
+void smtp_session_start(struct smtp_session *s, bool handshake_seen);
+
+void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, size_t len,
+	       uint64_t ts_us);
+void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t ts_us);
+
+/* Connection over: a pending transaction is reported, a message parser
+ * handed back. The session can then be destroyed or reset. */
+void smtp_end(struct smtp_session *s, uint64_t ts_us);
+
+bool smtp_in_tls(const struct smtp_session *s);
+
+/* Bytes of one session, for memory accounting and for the test that scans a
+ * session's memory for secrets. */
+size_t smtp_session_sizeof(void);
+/* True once anything SMTP-like was seen (a 220 banner, a known command
+ * answered by a reply): used to keep sessions nDPI could not name. */
+bool smtp_looks_like_smtp(const struct smtp_session *s);

@@ -1,0 +1,632 @@
+/* test-smtp.c — sensor/smtp.c fed strings, no pcap and no Redis
+ * (STYLE.md 6): pairing, pipelining, DATA/BDAT, AUTH and secrets, STARTTLS,
+ * gaps, one-sided sessions, open proxies, and every bound at the limit and
+ * one past it. */
+#include "testlib.h"
+
+#include "smtp.h"
+
+#define MAX_TXN 256
+
+/* What the events delivered, copied out (the event pointers are borrowed). */
+struct seen_txn {
+	unsigned depth;
+	char helo[300], mailfrom[400], rcpt[8][400], last_reply[600], subject[600], from[600];
+	char auth_user[300];
+	unsigned n_rcpt, rcpt_total, rcpt_accepted, rcpt_rejected;
+	bool tls, data_done, has_msg;
+	uint16_t data_code;
+	uint64_t size;
+	unsigned gaps;
+};
+
+static struct seen_txn txns[MAX_TXN];
+static unsigned n_txn;
+static struct smtp_auth_event auths[16];
+static char auth_users[16][300];
+static unsigned n_auth;
+static unsigned n_starttls;
+static struct smtp_stats stats;
+static struct message *pool_msg[2];
+static bool msg_taken[2];
+
+static void cp(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src ? src : "(null)");
+}
+
+static void on_txn(void *ctx, const struct smtp_txn *t)
+{
+	(void)ctx;
+	if (n_txn == MAX_TXN)
+		return;
+	struct seen_txn *s = &txns[n_txn++];
+	memset(s, 0, sizeof *s);
+	s->depth = t->trans_depth;
+	cp(s->helo, sizeof s->helo, t->helo);
+	cp(s->mailfrom, sizeof s->mailfrom, t->mailfrom);
+	for (unsigned i = 0; i < t->n_rcpt && i < 8; i++)
+		cp(s->rcpt[i], sizeof s->rcpt[i], t->rcpt[i]);
+	s->n_rcpt = t->n_rcpt;
+	s->rcpt_total = t->rcpt_total;
+	s->rcpt_accepted = t->rcpt_accepted;
+	s->rcpt_rejected = t->rcpt_rejected;
+	cp(s->last_reply, sizeof s->last_reply, t->last_reply);
+	cp(s->auth_user, sizeof s->auth_user, t->auth_user);
+	s->tls = t->tls;
+	s->data_done = t->data_done;
+	s->data_code = t->data_code;
+	s->size = t->size;
+	s->gaps = t->gaps;
+	s->has_msg = t->msg != NULL;
+	cp(s->subject, sizeof s->subject, t->msg ? t->msg->subject_raw : NULL);
+	cp(s->from, sizeof s->from, t->msg ? t->msg->from : NULL);
+}
+
+static void on_auth(void *ctx, const struct smtp_auth_event *a)
+{
+	(void)ctx;
+	if (n_auth < 16) {
+		auths[n_auth] = *a;
+		cp(auth_users[n_auth], sizeof auth_users[0], a->user);
+		n_auth++;
+	}
+}
+
+static void on_starttls(void *ctx, uint64_t ts)
+{
+	(void)ctx;
+	(void)ts;
+	n_starttls++;
+}
+
+/* A pool of two parsers, as the tracker's: a pipelined session can hold a
+ * closing message and the next one. */
+static struct message *acquire(void *ctx)
+{
+	(void)ctx;
+	for (int i = 0; i < 2; i++)
+		if (!msg_taken[i]) {
+			msg_taken[i] = true;
+			message_reset(pool_msg[i]);
+			return pool_msg[i];
+		}
+	return NULL;
+}
+
+static void release(void *ctx, struct message *m)
+{
+	(void)ctx;
+	int i = m == pool_msg[0] ? 0 : 1;
+	CHECK(m == pool_msg[i]);
+	CHECK(msg_taken[i]);
+	msg_taken[i] = false;
+}
+
+static const struct smtp_events events = { on_txn, on_auth, on_starttls, acquire, release };
+
+static struct smtp_session *start(bool handshake)
+{
+	n_txn = n_auth = n_starttls = 0;
+	memset(&stats, 0, sizeof stats);
+	struct smtp_session *s = smtp_session_create(&events, NULL, &stats);
+	smtp_session_start(s, handshake);
+	return s;
+}
+
+static void C(struct smtp_session *s, const char *text)
+{
+	smtp_feed(s, true, (const uint8_t *)text, strlen(text), 1000);
+}
+
+static void S(struct smtp_session *s, const char *text)
+{
+	smtp_feed(s, false, (const uint8_t *)text, strlen(text), 1000);
+}
+
+static void finish(struct smtp_session *s)
+{
+	smtp_end(s, 2000);
+	smtp_session_destroy(s);
+	CHECK(!msg_taken[0] && !msg_taken[1]); /* parsers always go back to the pool */
+}
+
+static const char *MSG =
+	"From: Alice <alice@pref.example.jp>\r\n"
+	"To: bob@example.org\r\n"
+	"Subject: hello\r\n"
+	"\r\n"
+	"body line\r\n"
+	"..dotted\r\n";
+
+static void test_basic_transaction(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx.example.jp ESMTP\r\n");
+	C(s, "EHLO client.example\r\n");
+	S(s, "250-mx.example.jp\r\n250-PIPELINING\r\n250 SIZE 1000\r\n");
+	C(s, "MAIL FROM:<alice@pref.example.jp> SIZE=100\r\n");
+	S(s, "250 2.1.0 Ok\r\n");
+	C(s, "RCPT TO:<bob@example.org>\r\n");
+	S(s, "250 2.1.5 Ok\r\n");
+	C(s, "RCPT TO:<nobody@example.org>\r\n");
+	S(s, "550 5.1.1 unknown\r\n");
+	C(s, "DATA\r\n");
+	S(s, "354 go ahead\r\n");
+	C(s, MSG);
+	C(s, ".\r\n");
+	S(s, "250 2.0.0 Ok: queued as ABC\r\n");
+	CHECK_INT(n_txn, 1);
+	struct seen_txn *t = &txns[0];
+	CHECK_INT(t->depth, 1);
+	CHECK_STR(t->helo, "client.example");
+	CHECK_STR(t->mailfrom, "alice@pref.example.jp");
+	CHECK_INT(t->n_rcpt, 2);
+	CHECK_STR(t->rcpt[0], "bob@example.org");
+	CHECK_INT(t->rcpt_total, 2);
+	CHECK_INT(t->rcpt_accepted, 1);
+	CHECK_INT(t->rcpt_rejected, 1);
+	CHECK_STR(t->last_reply, "250 2.0.0 Ok: queued as ABC");
+	CHECK_INT(t->data_code, 250);
+	CHECK(t->data_done);
+	CHECK_STR(t->subject, "hello");
+	CHECK_STR(t->from, "Alice <alice@pref.example.jp>");
+	CHECK_INT(t->size, strlen(MSG) - 1); /* one stuffed dot removed */
+	C(s, "QUIT\r\n");
+	S(s, "221 bye\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 1); /* QUIT alone writes no record */
+}
+
+static void test_pipelining(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx ESMTP\r\n");
+	C(s, "EHLO c\r\n");
+	S(s, "250-mx\r\n250 PIPELINING\r\n");
+	C(s, "MAIL FROM:<a@x.jp>\r\nRCPT TO:<b@y.org>\r\nRCPT TO:<c@z.org>\r\nDATA\r\n");
+	S(s, "250 ok\r\n250 ok\r\n452 too many\r\n354 go\r\n");
+	C(s, "Subject: piped\r\n\r\nx\r\n.\r\nMAIL FROM:<a@x.jp>\r\nRCPT TO:<d@w.org>\r\nDATA\r\n");
+	S(s, "250 queued 1\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	C(s, "Subject: second\r\n\r\ny\r\n.\r\nQUIT\r\n");
+	S(s, "250 queued 2\r\n221 bye\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_INT(txns[0].depth, 1);
+	CHECK_INT(txns[0].rcpt_accepted, 1);
+	CHECK_INT(txns[0].rcpt_rejected, 1);
+	CHECK_STR(txns[0].last_reply, "250 queued 1");
+	CHECK_STR(txns[0].subject, "piped");
+	CHECK_INT(txns[1].depth, 2);
+	CHECK_STR(txns[1].rcpt[0], "d@w.org");
+	CHECK_STR(txns[1].last_reply, "250 queued 2");
+	CHECK_STR(txns[1].subject, "second");
+}
+
+static void test_rset_and_mail_flush(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "helo c\r\n");
+	S(s, "250 mx\r\n");
+	C(s, "mail from:<a@x.jp>\r\n");
+	S(s, "250 ok\r\n");
+	C(s, "rset\r\n");
+	S(s, "250 reset\r\n");
+	C(s, "MAIL FROM:<b@x.jp>\r\n");  /* flushes the aborted one, same depth */
+	S(s, "250 ok\r\n");
+	C(s, "RCPT TO:<c@y.org>\r\nDATA\r\n");
+	S(s, "250 ok\r\n354 go\r\n");
+	C(s, "\r\nno headers\r\n.\r\n");
+	S(s, "250 done\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_STR(txns[0].mailfrom, "a@x.jp");
+	CHECK_INT(txns[0].depth, 1);
+	CHECK_STR(txns[0].last_reply, "250 reset");
+	CHECK(!txns[0].data_done);
+	CHECK_STR(txns[1].mailfrom, "b@x.jp");
+	CHECK_INT(txns[1].depth, 1);
+}
+
+static void feed_split(struct smtp_session *s, bool client, const char *text, size_t step)
+{
+	size_t n = strlen(text);
+	for (size_t i = 0; i < n; i += step)
+		smtp_feed(s, client, (const uint8_t *)text + i, i + step > n ? n - i : step, 1);
+}
+
+static void test_dot_stuffing_any_split(void)
+{
+	/* The end of data and stuffed dots are found wherever TCP cuts. */
+	const char *content = "Subject: dots\r\n\r\n..one\r\n.two\r\n...\r\nlast\r\n.\r\nQUIT\r\n";
+	for (size_t step = 1; step <= 9; step++) {
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+		S(s, "250 a\r\n250 b\r\n250 c\r\n354 d\r\n");
+		feed_split(s, true, content, step);
+		S(s, "250 got it\r\n221 bye\r\n");
+		finish(s);
+		CHECK_INT(n_txn, 1);
+		/* "Subject: dots\r\n\r\n.one\r\ntwo\r\n..\r\nlast\r\n" */
+		CHECK_INT(txns[0].size, 15 + 2 + 6 + 5 + 4 + 6);
+		CHECK_STR(txns[0].subject, "dots");
+		CHECK_STR(txns[0].last_reply, "250 got it");
+	}
+}
+
+static void test_bdat(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n");
+	S(s, "250-mx\r\n250 CHUNKING\r\n250 ok\r\n250 ok\r\n");
+	C(s, "BDAT 18\r\nSubject: chunk\r\n\r\n");
+	S(s, "250 18 bytes\r\n");
+	C(s, "BDAT 9\r\n.\r\nbody\r\n");   /* no dot rules inside BDAT */
+	S(s, "250 9 bytes\r\n");
+	C(s, "BDAT 0 LAST\r\n");
+	S(s, "250 message ok\r\n");
+	C(s, "MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nBDAT 4 last\r\nab\r\n");
+	S(s, "250 ok\r\n250 ok\r\n250 second\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_INT(txns[0].size, 27);
+	CHECK_STR(txns[0].subject, "chunk");
+	CHECK_STR(txns[0].last_reply, "250 message ok");
+	CHECK_INT(txns[0].depth, 1);
+	CHECK_INT(txns[1].depth, 2);      /* lower-case "last" ends a message too */
+	CHECK_STR(txns[1].last_reply, "250 second");
+	CHECK_INT(stats.bdat_invalid, 0);
+}
+
+static void test_bdat_invalid_sizes(void)
+{
+	static const char *bad[] = {
+		"BDAT\r\n", "BDAT -1 LAST\r\n", "BDAT 184467440737095516150 LAST\r\n",
+		"BDAT 15555555557777777777 LAST\r\n", "BDAT 1234 SCRAMBLE\r\n", "BDAT SCRAMBLE\r\n",
+		"BDAT 12 LASTX\r\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n");
+		S(s, "250 mx\r\n250 ok\r\n250 ok\r\n");
+		C(s, bad[i]);
+		/* no chunk mode: the next line is a command again */
+		C(s, "RSET\r\n");
+		S(s, "521 5.5.4 Syntax: BDAT count [LAST]\r\n250 reset\r\n");
+		finish(s);
+		CHECK_INT(stats.bdat_invalid, 1);
+		CHECK_INT(n_txn, 1);
+		CHECK_STR(txns[0].mailfrom, "a@x");
+	}
+	/* The largest valid size is accepted (INT64_MAX); one more is not. */
+	struct smtp_session *s = start(true);
+	C(s, "MAIL FROM:<a@x>\r\nBDAT 9223372036854775807\r\nabc");
+	finish(s);
+	CHECK_INT(stats.bdat_invalid, 0);
+	s = start(true);
+	C(s, "MAIL FROM:<a@x>\r\nBDAT 9223372036854775808\r\nabc");
+	finish(s);
+	CHECK_INT(stats.bdat_invalid, 1);
+}
+
+static void test_starttls(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx ESMTP\r\n");
+	C(s, "EHLO openssl.client.net\r\n");
+	S(s, "250-mx\r\n250 STARTTLS\r\n");
+	C(s, "STARTTLS\r\n");
+	S(s, "220 2.0.0 Ready to start TLS\r\n");
+	CHECK(smtp_in_tls(s));
+	C(s, "\x16\x03\x01\x02\x00MAIL FROM:<hidden@x>\r\n");
+	S(s, "\x16\x03\x03 junk\r\n");
+	finish(s);
+	CHECK_INT(n_starttls, 1);
+	CHECK_INT(n_txn, 1);
+	CHECK(txns[0].tls);
+	CHECK_STR(txns[0].last_reply, "220 2.0.0 Ready to start TLS");
+	CHECK_STR(txns[0].mailfrom, "(null)");
+	CHECK_STR(txns[0].helo, "openssl.client.net");
+}
+
+/* Every AUTH form: the user comes out, the secret never does. */
+struct auth_case {
+	const char *name;
+	const char *client[4];
+	const char *server[4];
+	const char *user;
+	enum smtp_auth_outcome outcome;
+	const char *secret; /* must not be anywhere in the session's memory */
+	const char *wire;   /* nor the base64 that carried it */
+};
+
+static bool mem_has(const void *hay, size_t n, const char *needle)
+{
+	return memmem(hay, n, needle, strlen(needle)) != NULL;
+}
+
+static void test_auth_forms(void)
+{
+	/* base64 of "\0alice@pref.example.jp\0Pa55-gold-PLAIN" etc. */
+	static const struct auth_case cases[] = {
+		{ "PLAIN initial", { "AUTH PLAIN AGFsaWNlQHByZWYuZXhhbXBsZS5qcABQYTU1LWdvbGQtUExBSU4=\r\n" },
+		  { "235 2.7.0 ok\r\n" }, "alice@pref.example.jp", SMTP_AUTH_SUCCESS, "Pa55-gold-PLAIN",
+		  "AGFsaWNlQHByZWYuZXhhbXBsZS5qcABQYTU1LWdvbGQtUExBSU4=" },
+		{ "PLAIN continuation", { "AUTH PLAIN\r\n", "AGFsaWNlQHByZWYuZXhhbXBsZS5qcABQYTU1LWdvbGQtUExBSU4=\r\n" },
+		  { "334 \r\n", "535 5.7.8 bad\r\n" }, "alice@pref.example.jp", SMTP_AUTH_FAILURE,
+		  "Pa55-gold-PLAIN", "AGFsaWNlQHByZWYuZXhhbXBsZS5qcABQYTU1LWdvbGQtUExBSU4=" },
+		{ "LOGIN", { "AUTH LOGIN\r\n", "Ym9zYWktaGVsaUBwcmVmLmV4YW1wbGUuanA=\r\n", "aGVsaTEyMw==\r\n" },
+		  { "334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n", "235 ok\r\n" },
+		  "bosai-heli@pref.example.jp", SMTP_AUTH_SUCCESS, "heli123", "aGVsaTEyMw==" },
+		{ "LOGIN initial", { "AUTH LOGIN Ym9zYWktaGVsaUBwcmVmLmV4YW1wbGUuanA=\r\n", "aGVsaTEyMw==\r\n" },
+		  { "334 UGFzc3dvcmQ6\r\n", "535 no\r\n" }, "bosai-heli@pref.example.jp",
+		  SMTP_AUTH_FAILURE, "heli123", "aGVsaTEyMw==" },
+		{ "CRAM-MD5", { "AUTH CRAM-MD5\r\n", "Y2FyYWwgZDY3NjI0OTRjYjAzZmQ5NGJhOWQ5YmJmYjdlOTEzM2E=\r\n" },
+		  { "334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n", "235 ok\r\n" },
+		  "caral", SMTP_AUTH_SUCCESS, "d6762494cb03fd94ba9d9bbfb7e9133a",
+		  "Y2FyYWwgZDY3NjI0OTRjYjAzZmQ5NGJhOWQ5YmJmYjdlOTEzM2E=" },
+		{ "XOAUTH2", { "AUTH XOAUTH2 dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVkbVZ1WkdGemRHRXVZMjl0Q2c9PQEB\r\n" },
+		  { "235 ok\r\n" }, "someuser@example.com", SMTP_AUTH_SUCCESS,
+		  "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEudmVuZGFzdGEuY29tCg==",
+		  "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5" },
+		{ "aborted", { "AUTH LOGIN\r\n", "*\r\n" }, { "334 VXNlcm5hbWU6\r\n", "501 cancelled\r\n" },
+		  "(null)", SMTP_AUTH_ABORTED, "", "" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const struct auth_case *k = &cases[i];
+		testlib_current = k->name;
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		C(s, "EHLO c\r\n");
+		S(s, "250 AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2\r\n");
+		for (int j = 0; j < 4 && (k->client[j] || k->server[j]); j++) {
+			if (k->client[j])
+				C(s, k->client[j]);
+			if (k->server[j])
+				S(s, k->server[j]);
+		}
+		C(s, "MAIL FROM:<x@pref.example.jp>\r\n");
+		S(s, "250 ok\r\n");
+		if (k->secret[0]) {
+			CHECK(!mem_has(s, smtp_session_sizeof(), k->secret));
+			CHECK(!mem_has(s, smtp_session_sizeof(), k->wire));
+		}
+		finish(s);
+		CHECK_INT(n_auth, 1);
+		CHECK_STR(auth_users[0], k->user);
+		CHECK_INT(auths[0].outcome, k->outcome);
+		CHECK_INT(n_txn, 1);
+		CHECK_STR(txns[0].auth_user,
+			  k->outcome == SMTP_AUTH_SUCCESS ? k->user : "(null)");
+		/* the answers were never taken for commands */
+		CHECK_STR(txns[0].mailfrom, "x@pref.example.jp");
+	}
+	testlib_current = "test_auth_forms";
+}
+
+static void test_auth_one_sided(void)
+{
+	/* Only the client is captured (asymmetric routing): AUTH LOGIN answers
+	 * are still recognised, and the password is never taken as a command. */
+	struct smtp_session *s = start(true);
+	C(s, "EHLO c\r\nAUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0LXB3\r\nMAIL FROM:<alice@x>\r\nRCPT TO:<b@y>\r\n");
+	CHECK(!mem_has(s, smtp_session_sizeof(), "c2VjcmV0LXB3"));
+	finish(s);
+	CHECK_INT(n_auth, 1);
+	CHECK_STR(auth_users[0], "alice");
+	CHECK_INT(auths[0].outcome, SMTP_AUTH_ABORTED); /* outcome never seen */
+	CHECK_INT(n_txn, 1);
+	CHECK_STR(txns[0].mailfrom, "alice@x");
+	CHECK_STR(txns[0].last_reply, "(null)");
+}
+
+static void test_one_sided_depth(void)
+{
+	/* Zeek: without replies no message completes, so depth stays 1. */
+	struct smtp_session *s = start(true);
+	C(s, "HELO enzo\r\nMAIL FROM:<r@i.org>\r\nRCPT TO:<a@b>\r\nDATA\r\nSubject: Hello1!\r\n\r\nx\r\n.\r\n");
+	C(s, "MAIL FROM:<r@i.org>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: Hello2!\r\n\r\ny\r\n.\r\nQUIT\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_INT(txns[0].depth, 1);
+	CHECK_INT(txns[1].depth, 1);
+	CHECK_STR(txns[0].subject, "Hello1!");
+	CHECK_STR(txns[1].subject, "Hello2!");
+	CHECK_STR(txns[1].last_reply, "(null)");
+}
+
+static void test_gap_in_data_resyncs(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+	S(s, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	C(s, "Subject: cut\r\n\r\nbody");
+	smtp_gap(s, true, 500, 1);
+	C(s, "more body\r\n.\r\n");       /* ignored: we do not know where we are */
+	S(s, "250 queued\r\n");           /* resynchronised on the reply */
+	C(s, "MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nDATA\r\n");
+	S(s, "250 ok\r\n250 ok\r\n354 go\r\n");
+	C(s, "Subject: after\r\n\r\nz\r\n.\r\n");
+	S(s, "250 queued again\r\n");
+	finish(s);
+	CHECK_INT(stats.gaps, 1);
+	CHECK_INT(n_txn, 2);
+	CHECK_STR(txns[0].subject, "cut");
+	CHECK_INT(txns[0].gaps, 1);
+	CHECK_STR(txns[0].last_reply, "250 queued");
+	CHECK_STR(txns[1].subject, "after");
+	CHECK_INT(txns[1].depth, 1); /* the "." lost in the gap did not count */
+}
+
+static void test_gap_then_354(void)
+{
+	/* The client's DATA was lost: the 354 after the gap starts a message. */
+	struct smtp_session *s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n");
+	S(s, "250 mx\r\n250 ok\r\n250 ok\r\n");
+	smtp_gap(s, true, 6, 1);
+	S(s, "354 go\r\n");
+	C(s, "Subject: recovered\r\n\r\nz\r\n.\r\n");
+	S(s, "250 ok\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 1);
+	CHECK_STR(txns[0].subject, "recovered");
+}
+
+static void test_http_connect_tunnel(void)
+{
+	struct smtp_session *s = start(true);
+	C(s, "CONNECT mx.example.de:25 / HTTP/1.0\r\nUser-Agent: x\r\n\r\n");
+	S(s, "HTTP/1.0 200 Connection established\r\n\r\n");
+	S(s, "220 mx ready\r\n");
+	C(s, "HELO 208.191.73.21\r\n");
+	S(s, "250 Ok.\r\n");
+	C(s, "MAIL FROM:<spam@lycos.com>\r\n");
+	S(s, "250 Ok.\r\n");
+	C(s, "RCPT TO:<v@t-online.de>\r\nDATA\r\n");
+	S(s, "250 Ok.\r\n354 Ok\r\n");
+	C(s, "Subject: spam\r\n\r\nx\r\n.\r\n");
+	S(s, "250 Message accepted.\r\n");
+	CHECK(smtp_looks_like_smtp(s));
+	finish(s);
+	CHECK_INT(n_txn, 1);
+	CHECK_STR(txns[0].helo, "208.191.73.21");
+	CHECK_STR(txns[0].last_reply, "250 Message accepted.");
+	CHECK_INT(txns[0].depth, 1);
+}
+
+static void test_not_smtp(void)
+{
+	struct smtp_session *s = start(true);
+	static const uint8_t tls_hello[] = { 0x16, 0x03, 0x03, 0x00, 0x5a, 0x02, 0x00, 0x00,
+					     0x56, 0x03, 0x03, '\n' };
+	smtp_feed(s, false, tls_hello, sizeof tls_hello, 1000);
+	CHECK(!smtp_looks_like_smtp(s));
+	C(s, "MAIL FROM:<a@b>\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 0);
+}
+
+static void test_line_bound(void)
+{
+	/* A command line of exactly SMTP_LINE_MAX bytes is whole; one more is
+	 * cut and counted, and the session goes on. */
+	static char line[SMTP_LINE_MAX + 8];
+	for (int extra = 0; extra <= 1; extra++) {
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		size_t n = SMTP_LINE_MAX + (size_t)extra;
+		memcpy(line, "NOOP ", 5);
+		memset(line + 5, 'a', n - 5);
+		memcpy(line + n, "\r\n", 3);
+		C(s, line);
+		C(s, "MAIL FROM:<a@x>\r\n");
+		S(s, "250 noop\r\n250 ok\r\n");
+		finish(s);
+		CHECK_INT(stats.lines_too_long, extra);
+		CHECK_INT(n_txn, 1);
+		CHECK_STR(txns[0].mailfrom, "a@x");
+		CHECK_STR(txns[0].last_reply, "250 ok");
+	}
+}
+
+static void test_pending_bound(void)
+{
+	for (int extra = 0; extra <= 1; extra++) {
+		struct smtp_session *s = start(false);
+		for (int i = 0; i < SMTP_PENDING_MAX + extra; i++)
+			C(s, "NOOP\r\n");
+		CHECK_INT(stats.pending_overflow, extra);
+		C(s, "MAIL FROM:<a@x>\r\n");
+		finish(s);
+		CHECK_INT(n_txn, 1);
+	}
+}
+
+static void test_rcpt_bound(void)
+{
+	for (int extra = 0; extra <= 1; extra++) {
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\n");
+		S(s, "250 mx\r\n250 ok\r\n");
+		for (int i = 0; i < SMTP_RCPT_KEEP_MAX + extra; i++) {
+			char cmd[64];
+			snprintf(cmd, sizeof cmd, "RCPT TO:<r%d@d%d.example>\r\n", i, i);
+			C(s, cmd);
+			S(s, "250 ok\r\n");
+		}
+		finish(s);
+		CHECK_INT(stats.rcpt_over_keep, extra);
+		CHECK_INT(n_txn, 1);
+		CHECK_INT(txns[0].n_rcpt, SMTP_RCPT_KEEP_MAX);
+		CHECK_INT(txns[0].rcpt_total, SMTP_RCPT_KEEP_MAX + extra);
+		CHECK_INT(txns[0].rcpt_accepted, SMTP_RCPT_KEEP_MAX + extra);
+	}
+}
+
+static void test_address_forms(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "MAIL FROM: <gurpartap@patriots.in>\r\n");           /* space after colon */
+	C(s, "RCPT TO:<@relay.example:user@host.example> NOTIFY=NEVER\r\n");
+	C(s, "RCPT TO:<>\r\n");                                     /* no address */
+	S(s, "250 a\r\n250 b\r\n501 c\r\n");
+	C(s, "MAIL FROM:<>\r\n");                                   /* null path: unset */
+	finish(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_STR(txns[0].mailfrom, "gurpartap@patriots.in");
+	CHECK_STR(txns[0].rcpt[0], "user@host.example");
+	CHECK_INT(txns[0].n_rcpt, 1);
+	CHECK_INT(txns[0].rcpt_total, 2);
+	CHECK_STR(txns[1].mailfrom, "(null)");
+}
+
+static void test_client_before_banner(void)
+{
+	/* With the handshake seen, EHLO sent before the banner still pairs right. */
+	struct smtp_session *s = start(true);
+	C(s, "EHLO Bob-PC\r\n");
+	S(s, "220 exim ready\r\n250-exim\r\n250 HELP\r\n");
+	C(s, "MAIL FROM:<bob@example.org>\r\n");
+	S(s, "250 OK\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 1);
+	CHECK_STR(txns[0].last_reply, "250 OK");
+	CHECK_INT(stats.unmatched_replies, 0);
+}
+
+int main(void)
+{
+	pool_msg[0] = message_create();
+	pool_msg[1] = message_create();
+	RUN(test_basic_transaction);
+	RUN(test_pipelining);
+	RUN(test_rset_and_mail_flush);
+	RUN(test_dot_stuffing_any_split);
+	RUN(test_bdat);
+	RUN(test_bdat_invalid_sizes);
+	RUN(test_starttls);
+	RUN(test_auth_forms);
+	RUN(test_auth_one_sided);
+	RUN(test_one_sided_depth);
+	RUN(test_gap_in_data_resyncs);
+	RUN(test_gap_then_354);
+	RUN(test_http_connect_tunnel);
+	RUN(test_not_smtp);
+	RUN(test_line_bound);
+	RUN(test_pending_bound);
+	RUN(test_rcpt_bound);
+	RUN(test_address_forms);
+	RUN(test_client_before_banner);
+	message_destroy(pool_msg[0]);
+	message_destroy(pool_msg[1]);
+	return TEST_EXIT();
+}
