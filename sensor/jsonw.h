@@ -1,0 +1,51 @@
+/* jsonw.h — a small JSON writer into a caller buffer.
+ *
+ * Strings are written as valid JSON whatever bytes they hold: control
+ * characters escaped, invalid UTF-8 bytes replaced by U+FFFD (\ufffd) rather
+ * than dropped. When the buffer is full, writing stops and `overflow` is set;
+ * the caller sizes the buffer so that cannot happen for bounded records and
+ * counts it if it does. No allocation. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JSONW_DEPTH_MAX 16
+
+struct jsonw {
+	char *buf;
+	size_t len, cap;
+	bool overflow;
+	int depth;
+	bool first[JSONW_DEPTH_MAX]; /* nothing written yet at this level */
+	bool after_key;
+};
+
+void jsonw_init(struct jsonw *w, char *buf, size_t cap);
+
+void jsonw_obj_begin(struct jsonw *w);
+void jsonw_obj_end(struct jsonw *w);
+void jsonw_arr_begin(struct jsonw *w);
+void jsonw_arr_end(struct jsonw *w);
+void jsonw_key(struct jsonw *w, const char *key);
+
+void jsonw_str(struct jsonw *w, const char *s);           /* NULL -> null */
+void jsonw_strn(struct jsonw *w, const char *s, size_t n);
+void jsonw_int(struct jsonw *w, int64_t v);
+void jsonw_uint(struct jsonw *w, uint64_t v);
+void jsonw_double(struct jsonw *w, double v);              /* %.6f, NaN -> null */
+void jsonw_bool(struct jsonw *w, bool v);
+void jsonw_null(struct jsonw *w);
+/* Already-serialised JSON (trusted: produced by this writer). */
+void jsonw_raw(struct jsonw *w, const char *json);
+
+/* key + value shorthands */
+void jsonw_kstr(struct jsonw *w, const char *key, const char *s);
+void jsonw_kuint(struct jsonw *w, const char *key, uint64_t v);
+void jsonw_kint(struct jsonw *w, const char *key, int64_t v);
+void jsonw_kbool(struct jsonw *w, const char *key, bool v);
+void jsonw_kdouble(struct jsonw *w, const char *key, double v);
+
+/* NUL-terminated result (also on overflow: then truncated). */
+const char *jsonw_result(struct jsonw *w);

@@ -1,0 +1,578 @@
+/* options.c — command line + INI file; see options.h for the contract. */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "rw-config.h"
+
+enum opt_type { OT_STR, OT_UINT, OT_SECONDS, OT_BOOL };
+
+struct opt_def {
+	const char *section;   /* NULL: command line only */
+	const char *key;
+	const char *lopt;      /* NULL: file only */
+	int sopt;              /* short option letter, 0 if none */
+	const char *arg;       /* metavariable in --help, NULL for flags */
+	enum opt_type type;
+	size_t off;
+	double min, max;
+	const char *def;       /* default as text, for --help and the example file */
+	const char *help;
+};
+
+#define O(f) offsetof(struct rw_options, f)
+
+static const struct opt_def defs[] = {
+	{ NULL, NULL, "read", 'r', "FILE", OT_STR, O(read_file), 0, 0, NULL,
+	  "read packets from a pcap or pcapng file ('-' = stdin)" },
+	{ "sensor", "interface", "interface", 'i', "IFACE", OT_STR, O(iface), 0, 0, NULL,
+	  "capture live from IFACE (promiscuous, immediate mode)" },
+	{ "sensor", "filter", "filter", 'f', "BPF", OT_STR, O(filter), 0, 0, CAPTURE_DEFAULT_FILTER,
+	  "capture filter, also applied inside 802.1Q/QinQ tags; '' = all" },
+	{ "sensor", "name", "sensor-name", 0, "NAME", OT_STR, O(sensor_name), 0, 0, "(host name)",
+	  "this sensor's name in Redis and in alerts" },
+	{ "sensor", "user", "user", 0, "USER", OT_STR, O(user), 0, 0, NULL,
+	  "when started as root, drop to USER once the capture is open" },
+	{ "sensor", "buffer_mb", "buffer-mb", 0, "MB", OT_UINT, O(buffer_mb), 1, 4096, "128",
+	  "kernel capture buffer for -i" },
+	{ "sensor", "max_flows", "max-flows", 0, "N", OT_UINT, O(max_flows), 1, 1 << 30, "262144",
+	  "flows tracked at once; the oldest is evicted (and counted) when full" },
+	{ "sensor", "flow_timeout", "flow-timeout", 0, "DURATION", OT_SECONDS, O(flow_timeout), 1,
+	  86400, "300",
+	  "a flow with no packet for this long (packet time) ends" },
+	{ "sensor", "max_sessions", "max-sessions", 0, "N", OT_UINT, O(max_sessions), 1, 1 << 24,
+	  "65536", "SMTP sessions parsed at once (about 10 KB each)" },
+	{ "sensor", "max_messages", "max-messages", 0, "N", OT_UINT, O(max_messages), 1, 1 << 20,
+	  "1024", "message header blocks parsed at once (about 80 KB each)" },
+	{ "sensor", "stats_interval", "stats-interval", 0, "DURATION", OT_SECONDS,
+	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files",
+	  "print capture and processing rates to stderr this often" },
+	{ "sensor", "records", "records", 0, "FILE|-", OT_STR, O(records), 0, 0, NULL,
+	  "write one JSON object per mail transaction" },
+	{ "sensor", "flows", "flows", 0, "FILE|-", OT_STR, O(flows), 0, 0, NULL,
+	  "write one JSON object per ended flow (nDPI protocol, bytes, packets)" },
+	{ "redis", "url", "redis", 0, "URL", OT_STR, O(redis_url), 0, 0, "redis://127.0.0.1:6379",
+	  "redis://[user[:pass]@]host[:port][/db], unix:///path[?db=N], 'embedded' (a private "
+	  "redis-server) or 'none'" },
+	{ "redis", "prefix", "redis-prefix", 0, "PREFIX", OT_STR, O(redis_prefix), 0, 0, "rw:",
+	  "prefix of every key" },
+	{ "redis", "password_file", "redis-password-file", 0, "FILE", OT_STR,
+	  O(redis_password_file), 0, 0, NULL,
+	  "read the Redis password from FILE (else $REDISCLI_AUTH, else the URL)" },
+	{ "redis", "flush_interval", "flush-interval", 0, "DURATION", OT_SECONDS,
+	  O(flush_interval), 0.01, 3600, "1", "send counters to Redis this often (packet time)" },
+	{ "redis", "max_pending", "max-pending", 0, "N", OT_UINT, O(max_pending), 1, 1ull << 32,
+	  "600000",
+	  "messages' worth of counter updates kept while Redis is away; beyond, counted and dropped" },
+	{ "alerts", "json", "alerts-json", 0, "FILE|-", OT_STR, O(alerts_json), 0, 0, NULL,
+	  "also write each alert as a JSON line" },
+	{ "alerts", "cooldown", "alert-cooldown", 0, "DURATION", OT_SECONDS, O(alert_cooldown), 0,
+	  30 * 86400, "1h", "one alert per rule and entity this often (unless the value doubles)" },
+	{ "alerts", "stream_maxlen", "stream-maxlen", 0, "N", OT_UINT, O(stream_maxlen), 1,
+	  1ull << 32, "100000", "trim the alert stream to about N entries" },
+	{ "network", "local_domains", "local-domains", 0, "LIST", OT_STR, O(local_domains), 0, 0,
+	  NULL, "our own mail domains (comma-separated; subdomains included)" },
+	{ "network", "trusted_networks", "trusted-networks", 0, "LIST", OT_STR,
+	  O(trusted_networks), 0, 0, NULL,
+	  "networks allowed to relay without AUTH (CIDR, comma-separated)" },
+	{ "network", "protected_domains", "protected-domains", 0, "LIST", OT_STR,
+	  O(protected_domains), 0, 0, NULL,
+	  "names attackers impersonate in display names (local_domains are always protected)" },
+	{ "privacy", "pseudonymize", "pseudonymize", 0, NULL, OT_BOOL, O(pseudonymize), 0, 0, "no",
+	  "hash account names with a keyed hash before they reach Redis" },
+	{ "privacy", "key_file", "pseudonymize-key-file", 0, "FILE", OT_STR,
+	  O(pseudonymize_key_file), 0, 0, NULL, "the key for --pseudonymize (kept secret)" },
+};
+
+#define N_DEFS (sizeof defs / sizeof defs[0])
+
+/* long-only option ids start past any character */
+enum { OPT_BASE = 1000, OPT_PSEUDO = 2000, OPT_RULE, OPT_PRINT_CONFIG };
+
+static void *field(struct rw_options *o, const struct opt_def *d)
+{
+	return (char *)o + d->off;
+}
+
+static void set_defaults(struct rw_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->buffer_mb = 128;
+	o->max_flows = 262144;
+	o->flow_timeout = 300;
+	o->max_sessions = 65536;
+	o->max_messages = 1024;
+	o->stats_interval = -1; /* auto: 60 s live, off for files */
+	o->flush_interval = 1;
+	o->max_pending = 600000;
+	o->alert_cooldown = 3600;
+	o->stream_maxlen = 100000;
+	o->redis_url = strdup("redis://127.0.0.1:6379");
+	o->redis_prefix = strdup("rw:");
+}
+
+/* "90", "90s", "1.5m", "2h", "1d", "250ms" -> seconds. */
+static int parse_duration(const char *v, double *out)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (end == v || errno || !isfinite(x))
+		return -EINVAL;
+	while (*end == ' ')
+		end++;
+	double mul = 1;
+	if (!*end || !strcmp(end, "s"))
+		mul = 1;
+	else if (!strcmp(end, "ms"))
+		mul = 0.001;
+	else if (!strcmp(end, "m") || !strcmp(end, "min"))
+		mul = 60;
+	else if (!strcmp(end, "h"))
+		mul = 3600;
+	else if (!strcmp(end, "d"))
+		mul = 86400;
+	else
+		return -EINVAL;
+	*out = x * mul;
+	return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *yes[] = { "yes", "true", "on", "1" }, *no[] = { "no", "false", "off", "0" };
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(v, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(v, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Store value into the field of d. Returns 0, or -EINVAL with a reason. */
+static int set_value(struct rw_options *o, const struct opt_def *d, const char *v, char *why,
+		     size_t whysz)
+{
+	if (strlen(v) > OPTIONS_VALUE_MAX) {
+		snprintf(why, whysz, "value longer than %d bytes", OPTIONS_VALUE_MAX);
+		return -EINVAL;
+	}
+	switch (d->type) {
+	case OT_STR: {
+		char **p = field(o, d);
+		char *copy = strdup(v);
+		if (!copy) {
+			snprintf(why, whysz, "out of memory");
+			return -ENOMEM;
+		}
+		free(*p);
+		*p = copy;
+		return 0;
+	}
+	case OT_UINT: {
+		char *end;
+		errno = 0;
+		unsigned long long x = strtoull(v, &end, 10);
+		if (end == v || *end || errno || v[0] == '-') {
+			snprintf(why, whysz, "'%.80s' is not a whole number", v);
+			return -EINVAL;
+		}
+		if ((double)x < d->min || (double)x > d->max) {
+			snprintf(why, whysz, "%llu is out of range [%.0f, %.0f]", x, d->min, d->max);
+			return -EINVAL;
+		}
+		*(uint64_t *)field(o, d) = x;
+		return 0;
+	}
+	case OT_SECONDS: {
+		double x;
+		if (parse_duration(v, &x) < 0) {
+			snprintf(why, whysz, "'%.80s' is not a duration (e.g. 30, 10m, 1h)", v);
+			return -EINVAL;
+		}
+		if (x < d->min || x > d->max) {
+			snprintf(why, whysz, "%g s is out of range [%g, %g] s", x, d->min, d->max);
+			return -EINVAL;
+		}
+		*(double *)field(o, d) = x;
+		return 0;
+	}
+	case OT_BOOL:
+		if (parse_bool(v, field(o, d)) < 0) {
+			snprintf(why, whysz, "'%.80s' is not yes or no", v);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int add_rule(struct rw_options *o, const char *rule, const char *key, const char *value,
+		    const char *where, char *why, size_t whysz)
+{
+	if (o->n_rules >= OPTIONS_RULE_KV_MAX) {
+		snprintf(why, whysz, "more than %d rule settings", OPTIONS_RULE_KV_MAX);
+		return -E2BIG;
+	}
+	struct rw_rule_kv *kv = &o->rules[o->n_rules];
+	kv->rule = strdup(rule);
+	kv->key = strdup(key);
+	kv->value = strdup(value);
+	kv->where = strdup(where);
+	if (!kv->rule || !kv->key || !kv->value || !kv->where) {
+		free(kv->rule); free(kv->key); free(kv->value); free(kv->where);
+		snprintf(why, whysz, "out of memory");
+		return -ENOMEM;
+	}
+	o->n_rules++;
+	return 0;
+}
+
+/* --- the configuration file ------------------------------------------------ */
+
+struct ini_ctx {
+	struct rw_options *o;
+	const bool *set_by_cli;
+	const char *path;
+	int line;           /* inih does not pass lines: counted by the reader */
+	char err[512];
+	int err_line;
+	FILE *f;
+};
+
+static char *config_read_line(char *str, int num, void *stream)
+{
+	struct ini_ctx *c = stream;
+	char *r = fgets(str, num, c->f);
+	if (r)
+		c->line++;
+	return r;
+}
+
+static int config_setting(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	char why[300] = "";
+	if (c->err[0])
+		return 1; /* report the first error only */
+	if (!strncmp(section, "rule.", 5) && section[5]) {
+		char where[300];
+		snprintf(where, sizeof where, "%s:%d", c->path, c->line);
+		if (add_rule(c->o, section + 5, name, value, where, why, sizeof why) == 0)
+			return 1;
+	} else {
+		for (size_t i = 0; i < N_DEFS; i++) {
+			const struct opt_def *d = &defs[i];
+			if (!d->section || strcmp(d->section, section) || strcmp(d->key, name))
+				continue;
+			if (c->set_by_cli[i])
+				return 1; /* the command line wins */
+			if (set_value(c->o, d, value, why, sizeof why) == 0)
+				return 1;
+			goto bad;
+		}
+		snprintf(why, sizeof why, "unknown setting");
+	}
+bad:
+	snprintf(c->err, sizeof c->err, "%s:%d: [%s] %s: %s", c->path, c->line, section, name, why);
+	return 0;
+}
+
+static int load_file(struct rw_options *o, const bool *set_by_cli, char *err, size_t errsz)
+{
+	struct ini_ctx c = { .o = o, .set_by_cli = set_by_cli, .path = o->config_file };
+	c.f = fopen(o->config_file, "r");
+	if (!c.f) {
+		snprintf(err, errsz, "%s: %s", o->config_file, strerror(errno));
+		return -errno;
+	}
+	int r = ini_parse_stream(config_read_line, &c, config_setting, &c);
+	fclose(c.f);
+	if (c.err[0]) {
+		snprintf(err, errsz, "%s", c.err);
+		return -EINVAL;
+	}
+	if (r != 0) {
+		snprintf(err, errsz, "%s:%d: not a valid INI line", o->config_file, r);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --- the command line -------------------------------------------------------- */
+
+void options_usage(const char *prog)
+{
+	printf("Usage: %s -r FILE | -i IFACE [options]\n"
+	       "Passive sensor for outbound mail abuse: reassembles SMTP from packets, counts what\n"
+	       "each account, client and subject sends in Redis, and raises alerts on spam bursts,\n"
+	       "open relaying, password guessing and display-name spoofing.\n\n",
+	       prog);
+	const char *section = "";
+	for (size_t i = 0; i < N_DEFS; i++) {
+		const struct opt_def *d = &defs[i];
+		if (!d->lopt)
+			continue;
+		const char *s = d->section ? d->section : "input";
+		if (strcmp(s, section)) {
+			printf("%s%s:\n", i ? "\n" : "", s);
+			section = s;
+		}
+		char left[80];
+		if (d->sopt)
+			snprintf(left, sizeof left, "-%c, --%s%s%s", d->sopt, d->lopt, d->arg ? " " : "",
+				 d->arg ? d->arg : "");
+		else
+			snprintf(left, sizeof left, "    --%s%s%s", d->lopt, d->arg ? " " : "",
+				 d->arg ? d->arg : "");
+		printf("  %-34s %s", left, d->help);
+		if (d->def)
+			printf(" [%s]", d->def);
+		if (d->section)
+			printf(" {%s.%s}", d->section, d->key);
+		printf("\n");
+	}
+	printf("\nother:\n"
+	       "  -c, --config FILE                  read settings from an INI file; the command line wins\n"
+	       "      --pseudo-realtime[=SPEEDUP]    replay -r at the recorded pace (times SPEEDUP)\n"
+	       "      --rule NAME.KEY=VALUE          set a rule threshold, as [rule.NAME] KEY = VALUE\n"
+	       "      --print-config                 print every setting as a commented INI file\n"
+	       "  -q, --quiet                        no summary and no alert lines on stderr\n"
+	       "  -v, --verbose                      more detail on stderr\n"
+	       "  -h, --help                         this help\n"
+	       "  -V, --version                      version and library versions\n"
+	       "\n{section.key} names the same setting in the -c file.\n"
+	       "Durations take a unit: 90, 90s, 10m, 1h, 1d. Exit status: 0 done, 1 runtime error,\n"
+	       "2 usage or configuration error.\n"
+	       "\nExamples:\n"
+	       "  %s -r incident.pcap --redis embedded --records -\n"
+	       "  %s -i eth1 -c /etc/relaywatch/relaywatch.conf\n"
+	       "  %s -r span.pcap -f 'tcp' --redis none --records records.json --flows flows.json\n",
+	       prog, prog, prog);
+}
+
+void options_print_ini(void)
+{
+	const char *section = "";
+	printf("; relaywatch configuration: every setting, with its default.\n"
+	       "; Command-line options override this file (relaywatch --help).\n");
+	for (size_t i = 0; i < N_DEFS; i++) {
+		const struct opt_def *d = &defs[i];
+		if (!d->section)
+			continue;
+		if (strcmp(d->section, section)) {
+			printf("\n[%s]\n", d->section);
+			section = d->section;
+		}
+		printf("; %s (--%s)\n", d->help, d->lopt);
+		printf(";%s = %s\n", d->key, d->def ? d->def : "");
+	}
+}
+
+__attribute__((format(printf, 3, 4)))
+static enum options_result usage_err(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errsz, fmt, ap);
+	va_end(ap);
+	return OPTIONS_USAGE;
+}
+
+enum options_result options_parse(int argc, char **argv, struct rw_options *o, char *err,
+				  size_t errsz)
+{
+	struct option lopts[N_DEFS + 10];
+	char sopts[64] = "+hVqvc:";
+	size_t n = 0;
+	for (size_t i = 0; i < N_DEFS; i++) {
+		if (!defs[i].lopt)
+			continue;
+		lopts[n++] = (struct option){ defs[i].lopt,
+					      defs[i].arg ? required_argument : no_argument, NULL,
+					      defs[i].sopt ? defs[i].sopt : (int)(OPT_BASE + i) };
+		if (defs[i].sopt) {
+			size_t l = strlen(sopts);
+			sopts[l] = (char)defs[i].sopt;
+			sopts[l + 1] = ':';
+			sopts[l + 2] = 0;
+		}
+	}
+	lopts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+	lopts[n++] = (struct option){ "pseudo-realtime", optional_argument, NULL, OPT_PSEUDO };
+	lopts[n++] = (struct option){ "rule", required_argument, NULL, OPT_RULE };
+	lopts[n++] = (struct option){ "print-config", no_argument, NULL, OPT_PRINT_CONFIG };
+	lopts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	lopts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+	lopts[n++] = (struct option){ "quiet", no_argument, NULL, 'q' };
+	lopts[n++] = (struct option){ "verbose", no_argument, NULL, 'v' };
+	lopts[n] = (struct option){ 0, 0, 0, 0 };
+
+	set_defaults(o);
+	bool set_by_cli[N_DEFS] = { false };
+	struct rw_options cli_rules; /* --rule settings, appended after the file's */
+	memset(&cli_rules, 0, sizeof cli_rules);
+	char why[300];
+	enum options_result res = OPTIONS_OK;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, sopts, lopts, NULL)) != -1) {
+		const struct opt_def *d = NULL;
+		size_t di = 0;
+		for (size_t i = 0; i < N_DEFS; i++)
+			if ((defs[i].sopt && c == defs[i].sopt) || c == (int)(OPT_BASE + i)) {
+				d = &defs[i];
+				di = i;
+			}
+		if (d) {
+			const char *v = d->type == OT_BOOL && !optarg ? "yes" : optarg;
+			if (set_value(o, d, v, why, sizeof why) < 0) {
+				res = usage_err(err, errsz, "--%s: %s", d->lopt, why);
+				goto out;
+			}
+			set_by_cli[di] = true;
+			continue;
+		}
+		switch (c) {
+		case 'h':
+			options_usage(argv[0]);
+			res = OPTIONS_EXIT;
+			goto out;
+		case 'V':
+			printf("relaywatch %s\n", RW_VERSION);
+			res = OPTIONS_EXIT;
+			goto out;
+		case OPT_PRINT_CONFIG:
+			options_print_ini();
+			res = OPTIONS_EXIT;
+			goto out;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'c':
+			free(o->config_file);
+			o->config_file = strdup(optarg);
+			break;
+		case OPT_PSEUDO: {
+			double x = 1;
+			if (optarg && (parse_duration(optarg, &x) < 0 || !(x > 0) || x > 1e6)) {
+				res = usage_err(err, errsz, "--pseudo-realtime: '%s' is not a speed-up "
+					       "factor above 0", optarg);
+				goto out;
+			}
+			o->speedup = x;
+			break;
+		}
+		case OPT_RULE: {
+			/* NAME.KEY=VALUE */
+			char buf[OPTIONS_VALUE_MAX + 256];
+			snprintf(buf, sizeof buf, "%s", optarg);
+			char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
+			if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq) {
+				res = usage_err(err, errsz, "--rule '%s': expected NAME.KEY=VALUE",
+						optarg);
+				goto out;
+			}
+			*eq = *dot = 0;
+			if (add_rule(&cli_rules, buf, dot + 1, eq + 1, "--rule", why, sizeof why) < 0) {
+				res = usage_err(err, errsz, "--rule: %s", why);
+				goto out;
+			}
+			break;
+		}
+		case '?':
+		default:
+			if (optopt && optopt < 256)
+				snprintf(why, sizeof why, "-%c", optopt);
+			else
+				snprintf(why, sizeof why, "%s", argv[optind - 1]);
+			res = usage_err(err, errsz, "unknown option or missing argument: %s "
+				       "(try --help)", why);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		res = usage_err(err, errsz, "unexpected argument '%s' (try --help)", argv[optind]);
+		goto out;
+	}
+	if (o->config_file && load_file(o, set_by_cli, err, errsz) < 0) {
+		res = OPTIONS_USAGE;
+		goto out;
+	}
+	for (unsigned i = 0; i < cli_rules.n_rules; i++) {
+		struct rw_rule_kv *kv = &cli_rules.rules[i];
+		if (add_rule(o, kv->rule, kv->key, kv->value, kv->where, why, sizeof why) < 0) {
+			res = usage_err(err, errsz, "--rule: %s", why);
+			goto out;
+		}
+	}
+	if (!o->read_file == !o->iface) {
+		res = usage_err(err, errsz, "%s",
+				o->read_file ? "-r and -i cannot be used together"
+					     : "nothing to read: give -r FILE or -i IFACE (try --help)");
+		goto out;
+	}
+	if (o->speedup > 0 && !o->read_file) {
+		res = usage_err(err, errsz, "--pseudo-realtime replays a file: it needs -r");
+		goto out;
+	}
+	if (o->pseudonymize && !o->pseudonymize_key_file) {
+		res = usage_err(err, errsz, "--pseudonymize needs a key: [privacy] key_file or "
+			       "--pseudonymize-key-file");
+		goto out;
+	}
+	if (!o->sensor_name) {
+		char host[256] = "sensor";
+		gethostname(host, sizeof host - 1);
+		o->sensor_name = strdup(host);
+	}
+	if (o->stats_interval < 0)
+		o->stats_interval = o->iface ? 60 : 0;
+out:
+	for (unsigned i = 0; i < cli_rules.n_rules; i++) {
+		free(cli_rules.rules[i].rule);
+		free(cli_rules.rules[i].key);
+		free(cli_rules.rules[i].value);
+		free(cli_rules.rules[i].where);
+	}
+	return res;
+}
+
+void options_free(struct rw_options *o)
+{
+	for (size_t i = 0; i < N_DEFS; i++)
+		if (defs[i].type == OT_STR) {
+			char **p = field(o, &defs[i]);
+			free(*p);
+			*p = NULL;
+		}
+	free(o->config_file);
+	o->config_file = NULL;
+	for (unsigned i = 0; i < o->n_rules; i++) {
+		free(o->rules[i].rule);
+		free(o->rules[i].key);
+		free(o->rules[i].value);
+		free(o->rules[i].where);
+	}
+	o->n_rules = 0;
+}

@@ -1,0 +1,26 @@
+/* output.h — a line-oriented output: a file, or "-" for stdout.
+ *
+ * One JSON object per line for --records, --flows and --alerts-json. Writes
+ * are buffered; output_flush() pushes them out (the sensor calls it at every
+ * flush tick and at exit). A write error is remembered and reported once by
+ * the caller; later lines are counted as lost, never silently. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct output;
+
+/* Returns NULL with errno set. path "-" is stdout. */
+struct output *output_open(const char *path);
+/* Flushes and closes (stdout is flushed, not closed). NULL is fine. */
+int output_close(struct output *o);
+
+/* Append one line (a newline is added). Returns 0 or -errno. */
+int output_line(struct output *o, const char *s, size_t len);
+int output_flush(struct output *o);
+
+const char *output_path(const struct output *o);
+uint64_t output_lines(const struct output *o);
+uint64_t output_lost(const struct output *o);

@@ -1,0 +1,435 @@
+/* tracker.c — per-flow glue; see tracker.h for the contract.
+ *
+ * A flow's application state:
+ *
+ *   UNDECIDED --nDPI: SMTP / HTTP CONNECT--> SMTP --STARTTLS accepted--> ENCRYPTED
+ *       |  \--nDPI: SMTPS / TLS on a mail port--> ENCRYPTED
+ *       \--nDPI: other, or gave up on a non-SMTP stream--> IGNORED
+ *
+ * While UNDECIDED the stream is already reassembled and parsed
+ * speculatively, so nothing is lost while nDPI makes up its mind (it needs the
+ * banner and the first command). ENCRYPTED and IGNORED flows are only counted
+ * by the flow table. */
+#include "tracker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum app_state { APP_UNDECIDED = 0, APP_SMTP, APP_ENCRYPTED, APP_IGNORED };
+
+struct flow_ctx {
+	struct reasm_dir rd[2];
+	struct classify_state cls;
+	struct smtp_session *smtp;
+	uint8_t app;           /* enum app_state */
+	bool tls;
+	bool parsed;
+	bool session_reported;
+	uint32_t transactions;
+	uint64_t gaps, gap_bytes;
+};
+
+/* A pool of objects created on first need and recycled. */
+struct pool {
+	void **items;
+	uint32_t max, made, nfree;
+	uint64_t in_use, peak, exhausted;
+};
+
+struct tracker {
+	struct tracker_config cfg;
+	struct tracker_events ev;
+	void *ctx;
+	struct flow_table *flows;
+	struct flow_ctx *fctx;       /* parallel to the flow table's slots */
+	struct classifier *cls;
+	struct reasm_pool *reasm;
+	struct pool sessions, messages;
+	struct smtp_events smtp_ev;
+	struct smtp_stats smtp_stats;
+	uint64_t encrypted_sessions;
+	uint64_t last_expire_us;
+
+	/* The flow being worked on, for the SMTP and reassembly callbacks. */
+	struct flow *cur_flow;
+	struct flow_ctx *cur_ctx;
+	enum flow_dir cur_dir;
+	uint64_t now_us;
+};
+
+void tracker_config_defaults(struct tracker_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->flows.max_flows = FLOW_DEFAULT_MAX;
+	cfg->flows.embryonic_timeout_us = FLOW_DEFAULT_EMBRYONIC_US;
+	cfg->flows.idle_timeout_us = FLOW_DEFAULT_IDLE_US;
+	cfg->flows.closing_timeout_us = FLOW_DEFAULT_CLOSING_US;
+	cfg->max_sessions = TRACKER_SESSIONS_DEFAULT;
+	cfg->max_messages = TRACKER_MESSAGES_DEFAULT;
+	cfg->max_classifying = CLASSIFY_POOL_DEFAULT;
+	cfg->reasm_buffers = REASM_POOL_DEFAULT;
+}
+
+static int pool_init(struct pool *p, uint32_t max)
+{
+	memset(p, 0, sizeof *p);
+	p->max = max;
+	p->items = calloc(max ? max : 1, sizeof *p->items);
+	return p->items ? 0 : -ENOMEM;
+}
+
+/* Take a recycled object, or NULL with *make set when a new one may be made. */
+static void *pool_take(struct pool *p, bool *make)
+{
+	*make = false;
+	if (p->nfree) {
+		p->in_use++;
+		if (p->in_use > p->peak)
+			p->peak = p->in_use;
+		return p->items[--p->nfree];
+	}
+	if (p->made < p->max) {
+		*make = true;
+		return NULL;
+	}
+	p->exhausted++;
+	return NULL;
+}
+
+static void pool_made(struct pool *p)
+{
+	p->made++;
+	if (++p->in_use > p->peak)
+		p->peak = p->in_use;
+}
+
+static void pool_give(struct pool *p, void *item)
+{
+	p->items[p->nfree++] = item;
+	p->in_use--;
+}
+
+/* --- SMTP events ------------------------------------------------------- */
+
+static void on_txn(void *ctx, const struct smtp_txn *txn)
+{
+	struct tracker *t = ctx;
+	t->cur_ctx->transactions++;
+	if (!t->ev.record)
+		return;
+	char uid[RECORD_UID_MAX];
+	record_flow_uid(t->cur_flow, uid);
+	struct rw_record r;
+	record_build(&r, t->cur_flow, uid, txn);
+	t->ev.record(t->ctx, &r);
+}
+
+static void on_auth(void *ctx, const struct smtp_auth_event *a)
+{
+	struct tracker *t = ctx;
+	if (t->ev.auth)
+		t->ev.auth(t->ctx, t->cur_flow, a);
+}
+
+static void on_starttls(void *ctx, uint64_t ts_us)
+{
+	struct tracker *t = ctx;
+	t->cur_ctx->tls = true;
+	t->encrypted_sessions++;
+	if (t->ev.session)
+		t->ev.session(t->ctx, t->cur_flow, true, ts_us);
+}
+
+static struct message *msg_acquire(void *ctx)
+{
+	struct tracker *t = ctx;
+	bool make;
+	struct message *m = pool_take(&t->messages, &make);
+	if (make) {
+		m = message_create();
+		if (m)
+			pool_made(&t->messages);
+		else
+			t->messages.exhausted++;
+	}
+	if (m)
+		message_reset(m);
+	return m;
+}
+
+static void msg_release(void *ctx, struct message *m)
+{
+	struct tracker *t = ctx;
+	if (m)
+		pool_give(&t->messages, m);
+}
+
+/* --- reassembly sink ------------------------------------------------------ */
+
+static void sink_data(void *ctx, const uint8_t *p, uint32_t len)
+{
+	struct tracker *t = ctx;
+	if (t->cur_ctx->smtp)
+		smtp_feed(t->cur_ctx->smtp, t->cur_dir == FLOW_DIR_ORIG, p, len, t->now_us);
+}
+
+static void sink_gap(void *ctx, uint32_t len)
+{
+	struct tracker *t = ctx;
+	t->cur_ctx->gaps++;
+	t->cur_ctx->gap_bytes += len;
+	if (t->cur_ctx->smtp)
+		smtp_gap(t->cur_ctx->smtp, t->cur_dir == FLOW_DIR_ORIG, len, t->now_us);
+}
+
+/* --- sessions ------------------------------------------------------------- */
+
+static void set_current(struct tracker *t, struct flow *f, struct flow_ctx *c, uint64_t now)
+{
+	t->cur_flow = f;
+	t->cur_ctx = c;
+	t->now_us = now;
+}
+
+static void session_attach(struct tracker *t, struct flow_ctx *c)
+{
+	if (c->smtp)
+		return;
+	bool make;
+	struct smtp_session *s = pool_take(&t->sessions, &make);
+	if (make) {
+		s = smtp_session_create(&t->smtp_ev, t, &t->smtp_stats);
+		if (s)
+			pool_made(&t->sessions);
+		else
+			t->sessions.exhausted++;
+	} else if (s) {
+		smtp_session_reset(s, t);
+	}
+	if (!s) {
+		c->app = APP_IGNORED; /* over the bound: counted, flow only accounted */
+		return;
+	}
+	c->smtp = s;
+	c->parsed = true;
+	smtp_session_start(s, t->cur_flow->handshake_seen);
+	t->smtp_stats.sessions++;
+}
+
+/* End the parse: buffered bytes out (with gaps), pending transaction out. */
+static void session_detach(struct tracker *t, struct flow *f, struct flow_ctx *c, bool flush)
+{
+	if (!c->smtp)
+		return;
+	struct reasm_sink sink = { sink_data, sink_gap, t };
+	if (flush) {
+		for (int d = 0; d < 2; d++) {
+			t->cur_dir = (enum flow_dir)d;
+			reasm_flush(&c->rd[d], t->reasm, &sink);
+		}
+		smtp_end(c->smtp, f->last_us);
+	}
+	pool_give(&t->sessions, c->smtp);
+	c->smtp = NULL;
+}
+
+static void report_session(struct tracker *t, struct flow *f, struct flow_ctx *c, bool tls,
+			   uint64_t ts)
+{
+	if (tls) {
+		c->tls = true;
+		t->encrypted_sessions++;
+	}
+	if (t->ev.session)
+		t->ev.session(t->ctx, f, tls, ts);
+}
+
+static void apply_verdict(struct tracker *t, struct flow *f, struct flow_ctx *c,
+			  enum classify_verdict v, uint64_t ts)
+{
+	switch (v) {
+	case CLASSIFY_UNDECIDED:
+		return;
+	case CLASSIFY_SMTP:
+	case CLASSIFY_TUNNEL: /* an open proxy: the SMTP parser skips the CONNECT */
+		c->app = APP_SMTP;
+		report_session(t, f, c, false, ts);
+		return;
+	case CLASSIFY_TLS:
+		c->app = APP_ENCRYPTED;
+		session_detach(t, f, c, false);
+		report_session(t, f, c, true, ts);
+		return;
+	case CLASSIFY_UNKNOWN:
+		/* nDPI gave up: keep parsing if what we parsed so far is SMTP. */
+		if (c->smtp && smtp_looks_like_smtp(c->smtp)) {
+			c->app = APP_SMTP;
+			report_session(t, f, c, false, ts);
+			return;
+		}
+		c->app = APP_IGNORED;
+		session_detach(t, f, c, false);
+		return;
+	case CLASSIFY_OTHER:
+		c->app = APP_IGNORED;
+		session_detach(t, f, c, false);
+		return;
+	}
+}
+
+/* --- flows ---------------------------------------------------------------- */
+
+static void on_flow_end(void *ctx, struct flow *f, uint32_t idx, enum flow_end_reason why)
+{
+	struct tracker *t = ctx;
+	struct flow_ctx *c = &t->fctx[idx];
+	set_current(t, f, c, f->last_us);
+	session_detach(t, f, c, true);
+	classify_release(t->cls, &c->cls);
+	for (int d = 0; d < 2; d++)
+		reasm_dir_finish(&c->rd[d], t->reasm);
+	if (t->ev.flow_end) {
+		char uid[RECORD_UID_MAX], proto[64];
+		record_flow_uid(f, uid);
+		classify_proto_name(t->cls, &c->cls, proto, sizeof proto);
+		struct tracker_flow_summary s = {
+			.flow = f,
+			.uid = uid,
+			.proto = proto,
+			.verdict = (enum classify_verdict)c->cls.verdict,
+			.tls = c->tls,
+			.parsed = c->parsed,
+			.transactions = c->transactions,
+			.gaps = c->gaps,
+			.gap_bytes = c->gap_bytes,
+			.why = why,
+		};
+		t->ev.flow_end(t->ctx, &s);
+	}
+	memset(c, 0, sizeof *c);
+}
+
+struct tracker *tracker_create(const struct tracker_config *cfg, const struct tracker_events *ev,
+			       void *ctx, char *err, size_t errsz)
+{
+	struct tracker *t = calloc(1, sizeof *t);
+	if (!t) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	t->cfg = *cfg;
+	t->ev = *ev;
+	t->ctx = ctx;
+	t->smtp_ev = (struct smtp_events){ on_txn, on_auth, on_starttls, msg_acquire, msg_release };
+	t->flows = flow_table_create(&cfg->flows, on_flow_end, t);
+	if (!t->flows) {
+		snprintf(err, errsz, "cannot allocate a flow table of %u flows: %s",
+			 cfg->flows.max_flows, strerror(errno));
+		goto out_free;
+	}
+	t->fctx = calloc(cfg->flows.max_flows, sizeof *t->fctx);
+	t->cls = classifier_create(cfg->max_classifying);
+	t->reasm = reasm_pool_create(cfg->reasm_buffers);
+	if (!t->fctx || !t->cls || !t->reasm || pool_init(&t->sessions, cfg->max_sessions) < 0 ||
+	    pool_init(&t->messages, cfg->max_messages) < 0) {
+		snprintf(err, errsz, "cannot initialise the tracker (nDPI or memory)");
+		goto out_free;
+	}
+	return t;
+
+out_free:
+	tracker_destroy(t);
+	return NULL;
+}
+
+void tracker_destroy(struct tracker *t)
+{
+	if (!t)
+		return;
+	/* Flows still open are dropped without events: tracker_finish() reports. */
+	flow_table_destroy(t->flows);
+	for (uint32_t i = 0; i < t->sessions.nfree; i++)
+		smtp_session_destroy(t->sessions.items[i]);
+	for (uint32_t i = 0; i < t->messages.nfree; i++)
+		message_destroy(t->messages.items[i]);
+	free(t->sessions.items);
+	free(t->messages.items);
+	classifier_destroy(t->cls);
+	reasm_pool_destroy(t->reasm);
+	free(t->fctx);
+	free(t);
+}
+
+static void expire(struct tracker *t, uint64_t now_us)
+{
+	/* Expiry walks list heads only: once per second of packet time is plenty. */
+	if (now_us < t->last_expire_us + 1000000u)
+		return;
+	t->last_expire_us = now_us;
+	flow_table_expire(t->flows, now_us);
+}
+
+void tracker_packet(struct tracker *t, const struct packet *p)
+{
+	enum flow_dir dir;
+	bool created;
+	struct flow *f = flow_table_packet(t->flows, p, &dir, &created);
+	uint32_t idx = flow_table_index(t->flows, f);
+	struct flow_ctx *c = &t->fctx[idx];
+	if (created) {
+		memset(c, 0, sizeof *c);
+		reasm_dir_init(&c->rd[0]);
+		reasm_dir_init(&c->rd[1]);
+	}
+	set_current(t, f, c, p->ts_us);
+
+	if (c->app == APP_UNDECIDED) {
+		if (p->payload_wire_len > 0 && !c->smtp)
+			session_attach(t, c);
+		apply_verdict(t, f, c, classify_packet(t->cls, &c->cls, p), p->ts_us);
+		/* A decision may have switched flows' contexts through callbacks. */
+		set_current(t, f, c, p->ts_us);
+	}
+	if ((c->app == APP_UNDECIDED || c->app == APP_SMTP) && c->smtp) {
+		struct reasm_sink sink = { sink_data, sink_gap, t };
+		/* The ACK first, as Zeek does: a hole the peer acknowledged is a
+		 * gap before this packet's own payload is read. */
+		if (p->flags & TCP_ACK) {
+			t->cur_dir = dir == FLOW_DIR_ORIG ? FLOW_DIR_RESP : FLOW_DIR_ORIG;
+			reasm_peer_ack(&c->rd[t->cur_dir], t->reasm, p->ack, &sink);
+		}
+		t->cur_dir = dir;
+		if (c->smtp)
+			reasm_segment(&c->rd[dir], t->reasm, p, &sink);
+		if (c->smtp && smtp_in_tls(c->smtp) && c->app == APP_SMTP)
+			c->app = APP_ENCRYPTED; /* STARTTLS: keep the session for its end */
+	}
+	expire(t, p->ts_us);
+}
+
+void tracker_advance(struct tracker *t, uint64_t now_us)
+{
+	expire(t, now_us);
+}
+
+void tracker_finish(struct tracker *t)
+{
+	flow_table_end_all(t->flows, FLOW_END_SHUTDOWN);
+}
+
+void tracker_get_stats(const struct tracker *t, struct tracker_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	out->flows = flow_table_stats(t->flows);
+	out->reasm = reasm_stats(t->reasm);
+	out->classify = classify_stats(t->cls);
+	out->smtp = &t->smtp_stats;
+	out->sessions_active = t->sessions.in_use;
+	out->sessions_peak = t->sessions.peak;
+	out->sessions_exhausted = t->sessions.exhausted;
+	out->messages_peak = t->messages.peak;
+	out->messages_exhausted = t->messages.exhausted;
+	out->encrypted_sessions = t->encrypted_sessions;
+}

@@ -1,0 +1,91 @@
+/* tracker.h — from decoded TCP packets to SMTP transactions.
+ *
+ * Glues the stages for every flow: the flow table finds the flow, nDPI names
+ * its protocol, reassembly orders each direction, and the SMTP parser turns
+ * clear-text mail sessions into transactions. Encrypted mail sessions (SMTPS,
+ * or after STARTTLS) are only counted; other protocols are released after
+ * classification. Results leave through struct tracker_events; every pointer
+ * in an event is borrowed until the callback returns.
+ *
+ * Memory is bounded by the config: flows, SMTP sessions, message parsers,
+ * nDPI states and out-of-order buffers each come from a capped pool, all
+ * sized up front or grown once and recycled, so packets never allocate. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "classify.h"
+#include "decode.h"
+#include "flow.h"
+#include "reasm.h"
+#include "record.h"
+#include "smtp.h"
+
+#define TRACKER_SESSIONS_DEFAULT 65536u /* SMTP sessions parsed at once */
+#define TRACKER_MESSAGES_DEFAULT 1024u  /* messages whose headers are parsed at once */
+
+struct tracker_config {
+	struct flow_table_config flows;
+	uint32_t max_sessions;
+	uint32_t max_messages;
+	uint32_t max_classifying;
+	uint32_t reasm_buffers;
+};
+
+void tracker_config_defaults(struct tracker_config *cfg);
+
+/* One ended flow, for --flows. */
+struct tracker_flow_summary {
+	const struct flow *flow;
+	const char *uid;
+	const char *proto;         /* nDPI's name */
+	enum classify_verdict verdict;
+	bool tls;                  /* SMTPS or STARTTLS */
+	bool parsed;               /* an SMTP parser followed it */
+	unsigned transactions;
+	uint64_t gaps, gap_bytes;
+	enum flow_end_reason why;
+};
+
+struct tracker_events {
+	/* A mail transaction ended (one per Zeek smtp.log row). */
+	void (*record)(void *ctx, const struct rw_record *r);
+	/* An AUTH exchange finished. */
+	void (*auth)(void *ctx, const struct flow *f, const struct smtp_auth_event *a);
+	/* A mail session was recognised: clear-text SMTP (tls false), or became
+	 * encrypted (tls true: SMTPS, or STARTTLS accepted). A STARTTLS session
+	 * reports twice. */
+	void (*session)(void *ctx, const struct flow *f, bool tls, uint64_t ts_us);
+	/* A flow ended. */
+	void (*flow_end)(void *ctx, const struct tracker_flow_summary *s);
+};
+
+struct tracker_stats {
+	const struct flow_table_stats *flows;
+	const struct reasm_stats *reasm;
+	const struct classify_stats *classify;
+	const struct smtp_stats *smtp;
+	uint64_t sessions_active, sessions_peak, sessions_exhausted;
+	uint64_t messages_peak, messages_exhausted;
+	uint64_t encrypted_sessions;
+};
+
+struct tracker;
+
+/* Returns NULL with a reason in err. */
+struct tracker *tracker_create(const struct tracker_config *cfg, const struct tracker_events *ev,
+			       void *ctx, char *err, size_t errsz);
+void tracker_destroy(struct tracker *t);
+
+/* One TCP packet (decode_packet() said DECODE_OK; p->ts_us set). */
+void tracker_packet(struct tracker *t, const struct packet *p);
+
+/* Packet time passed (a quiet live interface): expire idle flows. */
+void tracker_advance(struct tracker *t, uint64_t now_us);
+
+/* End every flow (end of capture, exit): pending transactions are reported. */
+void tracker_finish(struct tracker *t);
+
+void tracker_get_stats(const struct tracker *t, struct tracker_stats *out);
