@@ -1,0 +1,101 @@
+/* message.h — one mail message (RFC 5322 + MIME), fed incrementally.
+ *
+ * The SMTP parser pushes the message content exactly as the server will store
+ * it (DATA already dot-unstuffed, CRLF line ends, BDAT chunks concatenated) in
+ * pieces of any size. This module parses the top-level header block and the
+ * header blocks of MIME parts (for attachment names). Bodies are scanned for
+ * MIME boundaries only, never copied.
+ *
+ * Ownership: message_create() allocates one parser with all its storage
+ * (no allocation afterwards); message_destroy() frees it (NULL is fine).
+ * message_info() returns a pointer into the parser, valid until the next
+ * message_reset() / message_destroy(). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bounds on everything the sender controls (STYLE.md 5). Each is tested at
+ * the limit and one past it; going over is counted and parsing continues. */
+#define MESSAGE_HEADER_BYTES_MAX  (64 * 1024)  /* header block bytes parsed per message */
+#define MESSAGE_HEADER_COUNT_MAX  500          /* header fields looked at per message */
+#define MESSAGE_LINE_MAX          (8 * 1024)   /* one unfolded header field kept */
+#define MESSAGE_FIELD_MAX         1024         /* From, Subject, Date, ids... as sent */
+#define MESSAGE_ADDRLIST_MAX      (4 * 1024)   /* To and Cc as sent */
+#define MESSAGE_SUBJECT_MAX       (3 * 1024)   /* decoded subject (UTF-8) */
+#define MESSAGE_ATTACH_KEEP_MAX   16           /* attachment names kept */
+#define MESSAGE_ATTACH_NAME_MAX   255          /* bytes per attachment name (UTF-8) */
+#define MESSAGE_MIME_DEPTH_MAX    8            /* nested multiparts followed */
+#define MESSAGE_BOUNDARY_MAX      70           /* RFC 2046 §5.1.1 */
+
+/* Header values are NUL-terminated, unfolded (CRLF removed, the folding
+ * whitespace kept), whitespace after the colon and at the end removed, and
+ * truncated to the bound without cutting a UTF-8 sequence (counted in
+ * `truncated_fields`). NULL when the header was absent. For repeated
+ * headers, the first one wins (counted in `duplicates`). `subject`,
+ * `from_decoded` and `user_agent` are set when the header block ends (blank
+ * line, gap, or message_finish()).
+ *
+ * An attachment is a non-multipart part (or a single-part message) with a
+ * file name: Content-Disposition filename, else Content-Type name, RFC 2231
+ * continuations and charsets and RFC 2047 encoded-words decoded. */
+struct message_info {
+	const char *from;         /* as sent */
+	const char *to;           /* as sent */
+	const char *cc;           /* as sent */
+	const char *reply_to;
+	const char *subject_raw;  /* as sent (may hold =?..?= words or raw 8-bit) */
+	const char *subject;      /* decoded to UTF-8 (RFC 2047; invalid -> U+FFFD) */
+	const char *from_decoded; /* From with encoded-words decoded (display name) */
+	const char *date;
+	const char *message_id;
+	const char *in_reply_to;
+	const char *references;
+	const char *user_agent;   /* X-Mailer, else User-Agent */
+	const char *x_originating_ip;
+
+	const char *attachments[MESSAGE_ATTACH_KEEP_MAX]; /* UTF-8 names, decoded */
+	unsigned n_attachments;      /* kept */
+	unsigned attachments_total;  /* seen (may exceed kept) */
+
+	uint64_t header_bytes;    /* bytes of the top-level header block, blank line included */
+	uint64_t size;            /* all content bytes (headers + body), gap bytes included */
+	bool headers_done;        /* saw the blank line ending the header block */
+
+	/* bound hits and damage, for the sensor's counters */
+	unsigned long header_bytes_over;  /* header bytes beyond MESSAGE_HEADER_BYTES_MAX;
+					   * the line crossing the limit and later ones
+					   * are not parsed */
+	unsigned long header_count_over;  /* fields beyond MESSAGE_HEADER_COUNT_MAX (not parsed) */
+	unsigned long truncated_fields;   /* values cut at their bound */
+	unsigned long duplicates;
+	unsigned long mime_depth_over;    /* multiparts nested deeper than the bound (not followed) */
+	unsigned long boundary_too_long;  /* multipart boundary over MESSAGE_BOUNDARY_MAX (not followed) */
+	unsigned long gaps;               /* message_gap() calls */
+	unsigned long decode_replaced;    /* bytes replaced by U+FFFD while decoding */
+};
+
+struct message;
+
+/* NULL if out of memory. Decoding may open iconv descriptors, which
+ * rfc2047.c allocates once per charset for the process lifetime. */
+struct message *message_create(void);
+void message_destroy(struct message *m);
+
+/* Forget the previous message; start parsing a new one. */
+void message_reset(struct message *m);
+
+/* Feed the next `len` content bytes (any split, including mid-CRLF).
+ * Ignored after message_finish(). */
+void message_feed(struct message *m, const char *data, size_t len);
+
+/* `len` content bytes were lost (TCP gap). The current line is abandoned; a
+ * gap inside the header block ends header parsing for this message (fields
+ * kept so far remain). */
+void message_gap(struct message *m, uint64_t len);
+
+/* End of content: flush a pending header line, finish decoding. */
+void message_finish(struct message *m);
+
+const struct message_info *message_info(const struct message *m);

@@ -1,0 +1,820 @@
+/* test-message.c — sensor/message.c: headers, MIME, bounds, any feed split. */
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "message.h"
+#include "rfc2047.h"
+#include "testlib.h"
+
+/* ---- building messages ------------------------------------------------- */
+
+struct mbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void mb_add(struct mbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			abort();
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void mb_str(struct mbuf *b, const char *s)
+{
+	mb_add(b, s, strlen(s));
+}
+
+static void mb_fmt(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void mb_fmt(struct mbuf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		mb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static void mb_rep(struct mbuf *b, char c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mb_add(b, &c, 1);
+}
+
+static void mb_free(struct mbuf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* ---- feeding at every split -------------------------------------------- */
+
+static bool str_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Everything message_info reports, compared field by field. */
+static bool info_same(const struct message_info *a, const struct message_info *b)
+{
+	const char *const sa[] = { a->from, a->to, a->cc, a->reply_to, a->subject_raw,
+				   a->subject, a->from_decoded, a->date, a->message_id,
+				   a->in_reply_to, a->references, a->user_agent,
+				   a->x_originating_ip };
+	const char *const sb[] = { b->from, b->to, b->cc, b->reply_to, b->subject_raw,
+				   b->subject, b->from_decoded, b->date, b->message_id,
+				   b->in_reply_to, b->references, b->user_agent,
+				   b->x_originating_ip };
+
+	for (size_t i = 0; i < sizeof sa / sizeof sa[0]; i++)
+		if (!str_same(sa[i], sb[i]))
+			return false;
+	if (a->n_attachments != b->n_attachments)
+		return false;
+	for (unsigned i = 0; i < a->n_attachments; i++)
+		if (!str_same(a->attachments[i], b->attachments[i]))
+			return false;
+	return a->attachments_total == b->attachments_total &&
+	       a->header_bytes == b->header_bytes && a->size == b->size &&
+	       a->headers_done == b->headers_done &&
+	       a->header_bytes_over == b->header_bytes_over &&
+	       a->header_count_over == b->header_count_over &&
+	       a->truncated_fields == b->truncated_fields &&
+	       a->duplicates == b->duplicates && a->mime_depth_over == b->mime_depth_over &&
+	       a->boundary_too_long == b->boundary_too_long && a->gaps == b->gaps &&
+	       a->decode_replaced == b->decode_replaced;
+}
+
+static void feed_split(struct message *m, const char *s, size_t len, size_t split)
+{
+	for (size_t off = 0; off < len; off += split)
+		message_feed(m, s + off, len - off < split ? len - off : split);
+}
+
+/* Feed `s` in one piece and at splits 1, 2, 3, 7, 64: every result must be
+ * identical. Returns the one-piece parser (caller destroys it). */
+static struct message *parse_at(const char *s, size_t len, int line)
+{
+	static const size_t splits[] = { 1, 2, 3, 7, 64 };
+	struct message *ref = message_create();
+
+	message_feed(ref, s, len);
+	message_finish(ref);
+	for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++) {
+		struct message *m = message_create();
+		feed_split(m, s, len, splits[i]);
+		message_finish(m);
+		if (!info_same(message_info(ref), message_info(m))) {
+			fprintf(stderr, "%s:%d: split %zu differs from one piece\n", __FILE__, line,
+				splits[i]);
+			testlib_failures++;
+		}
+		message_destroy(m);
+	}
+	return ref;
+}
+
+#define PARSE(s, len) parse_at((s), (len), __LINE__)
+#define PARSE_STR(s) parse_at((s), strlen(s), __LINE__)
+
+/* ---- headers ----------------------------------------------------------- */
+
+static void test_headers(void)
+{
+	static const char msg[] =
+		"Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+		"From: Alice Example <alice@x.jp>\r\n"
+		"to: bob@y.jp,\r\n carol@z.jp\r\n"
+		"CC:   dave@w.jp   \r\n"
+		"Reply-To: r@x.jp\r\n"
+		"SUBJECT: Quarterly\r\n report\r\n"
+		"Date: Mon, 1 Jan 2024 09:00:00 +0900\r\n"
+		"Message-ID: <1@x.jp>\r\n"
+		"In-Reply-To: <0@x.jp>\r\n"
+		"References: <a@x.jp>\r\n\t<0@x.jp>\r\n"
+		"User-Agent: Mutt/2.2\r\n"
+		"X-Mailer: Microsoft Outlook 16.0\r\n"
+		"X-Originating-IP: [192.0.2.7]\r\n"
+		"Subject: second subject\r\n"
+		"\r\n"
+		"Body text.\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+	const struct message_info *in = message_info(m);
+
+	CHECK_STR(in->from, "Alice Example <alice@x.jp>");
+	CHECK_STR(in->to, "bob@y.jp, carol@z.jp");
+	CHECK_STR(in->cc, "dave@w.jp");
+	CHECK_STR(in->reply_to, "r@x.jp");
+	CHECK_STR(in->subject_raw, "Quarterly report");
+	CHECK_STR(in->subject, "Quarterly report");
+	CHECK_STR(in->from_decoded, "Alice Example <alice@x.jp>");
+	CHECK_STR(in->date, "Mon, 1 Jan 2024 09:00:00 +0900");
+	CHECK_STR(in->message_id, "<1@x.jp>");
+	CHECK_STR(in->in_reply_to, "<0@x.jp>");
+	CHECK_STR(in->references, "<a@x.jp>\t<0@x.jp>");
+	CHECK_STR(in->user_agent, "Microsoft Outlook 16.0");   /* X-Mailer wins */
+	CHECK_STR(in->x_originating_ip, "[192.0.2.7]");
+	CHECK_INT(in->duplicates, 1);
+	CHECK(in->headers_done);
+	CHECK_INT(in->header_bytes, strstr(msg, "Body") - msg);
+	CHECK_INT(in->size, sizeof msg - 1);
+	CHECK_INT(in->n_attachments, 0);
+	CHECK_INT(in->truncated_fields, 0);
+	message_destroy(m);
+}
+
+static void test_absent_and_lf_only(void)
+{
+	static const char msg[] = "Subject: lf only\nUser-Agent: Thunderbird\n\nbody\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+	const struct message_info *in = message_info(m);
+
+	CHECK_STR(in->subject, "lf only");
+	CHECK_STR(in->user_agent, "Thunderbird");
+	CHECK(in->from == NULL);
+	CHECK(in->from_decoded == NULL);
+	CHECK(in->in_reply_to == NULL);
+	CHECK(in->headers_done);
+	CHECK_INT(in->header_bytes, strstr(msg, "body") - msg);
+	message_destroy(m);
+}
+
+static void test_malformed_lines(void)
+{
+	/* an mbox "From " line, a line without a colon, an orphan
+	 * continuation, a bare CR inside a value, WSP before the colon */
+	static const char msg[] =
+		" orphan continuation\r\n"
+		"From sender@x.jp Mon Jan  1 00:00:00 2024\r\n"
+		"no colon here\r\n"
+		"Subject : spaced\r\n"
+		"From: a\rb <a@x.jp>\r\n"
+		"\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+	const struct message_info *in = message_info(m);
+
+	CHECK_STR(in->subject_raw, "spaced");
+	CHECK_STR(in->from, "a\rb <a@x.jp>");
+	CHECK(in->headers_done);
+	message_destroy(m);
+}
+
+static void test_finish_flushes_line(void)
+{
+	struct message *m = PARSE_STR("Subject: no newline at all");
+	const struct message_info *in = message_info(m);
+
+	CHECK_STR(in->subject, "no newline at all");
+	CHECK(!in->headers_done);
+	message_destroy(m);
+
+	m = PARSE_STR("Subject: cr only\r");
+	CHECK_STR(message_info(m)->subject, "cr only");
+	message_destroy(m);
+
+	m = PARSE_STR("");
+	CHECK(message_info(m)->subject == NULL);
+	CHECK_INT(message_info(m)->size, 0);
+	message_destroy(m);
+}
+
+/* ---- real-world encodings ---------------------------------------------- */
+
+static void check_subject(const char *raw, const char *decoded, unsigned long replaced)
+{
+	struct mbuf b = { 0 }, unfolded = { 0 };
+	struct message *m;
+
+	mb_fmt(&b, "Subject: %s\r\n\r\n", raw);
+	for (const char *p = raw; *p; p++)     /* RFC 5322 §2.2.3 unfolding */
+		if (!(p[0] == '\r' && p[1] == '\n') && !(p[0] == '\n' && p > raw && p[-1] == '\r'))
+			mb_add(&unfolded, p, 1);
+	m = PARSE(b.p, b.len);
+	CHECK_STR(message_info(m)->subject_raw, unfolded.p);
+	CHECK_STR(message_info(m)->subject, decoded);
+	CHECK_INT(message_info(m)->decode_replaced, replaced);
+	message_destroy(m);
+	mb_free(&b);
+	mb_free(&unfolded);
+}
+
+static void test_encoded_subjects(void)
+{
+	check_subject("=?ISO-2022-JP?B?GyRCJDMkcyRLJEEkTxsoQg==?=", "こんにちは", 0);
+	check_subject("=?Shift_JIS?B?jI+WvINlg1iDZw==?=", "件名テスト", 0);
+	check_subject("=?EUC-JP?B?svG1xLvxzsE=?=", "会議資料", 0);
+	check_subject("=?UTF-8?B?5pel5pys6Kqe44Gu5Lu25ZCN?=", "日本語の件名", 0);
+	check_subject("=?utf-8?Q?caf=C3=A9?=", "café", 0);
+	check_subject("=?UTF-8?Q?Hello_World?=", "Hello World", 0);
+	/* 日本 cut inside 本, the two words on folded lines */
+	check_subject("=?UTF-8?B?5pel5g==?=\r\n =?UTF-8?B?nKw=?=", "日本", 0);
+	check_subject("=?UTF-8?B?5pel!!?=", "=?UTF-8?B?5pel!!?=", 0);
+	check_subject("=?x-unknown?Q?Hello_=E9?=", "Hello \xef\xbf\xbd", 1);
+	check_subject("raw \xe9t\xe9", "raw \xef\xbf\xbdt\xef\xbf\xbd", 2);
+	check_subject("Re: =?ISO-2022-JP?B?GyRCOCtAUT1xGyhC?=", "Re: 見積書", 0);
+}
+
+/* The Emotet thread hijack: a reply to an old thread, the display name
+ * claiming a protected domain, a zip attachment. */
+static void test_emotet(void)
+{
+	static const char msg[] =
+		"From: \"=?ISO-2022-JP?B?GyRCQW1MMzJdGyhC?= helpdesk@s-kantan.jp\" "
+		"<attacker@evil.example>\r\n"
+		"To: victim@s-kantan.jp\r\n"
+		"Subject: RE: =?ISO-2022-JP?B?GyRCOCtAUT1xGyhC?=\r\n"
+		"MIME-Version: 1.0\r\n"
+		"Content-Type: multipart/mixed; boundary=\"----=_NextPart_000_0001\"\r\n"
+		"\r\n"
+		"This is a multi-part message in MIME format.\r\n"
+		"\r\n"
+		"------=_NextPart_000_0001\r\n"
+		"Content-Type: text/plain; charset=\"iso-2022-jp\"\r\n"
+		"\r\n"
+		"See attached.\r\n"
+		"------=_NextPart_000_0001\r\n"
+		"Content-Type: application/zip; name=\"=?ISO-2022-JP?B?GyRCOCtAUT1xGyhC?=.zip\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n"
+		"Content-Disposition: attachment; filename=\"=?ISO-2022-JP?B?GyRCOCtAUT1xGyhC?=.zip\"\r\n"
+		"\r\n"
+		"UEsDBBQAAAAIAA==\r\n"
+		"------=_NextPart_000_0001--\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+	const struct message_info *in = message_info(m);
+
+	CHECK_STR(in->from_decoded, "\"総務課 helpdesk@s-kantan.jp\" <attacker@evil.example>");
+	CHECK_STR(in->subject, "RE: 見積書");
+	CHECK(in->in_reply_to == NULL && in->references == NULL);
+	CHECK_INT(in->n_attachments, 1);
+	CHECK_INT(in->attachments_total, 1);
+	CHECK_STR(in->attachments[0], "見積書.zip");
+	message_destroy(m);
+}
+
+/* ---- MIME -------------------------------------------------------------- */
+
+static void test_mime_names(void)
+{
+	static const char msg[] =
+		"Content-Type: multipart/mixed;\r\n boundary=\"outer b\"\r\n"
+		"\r\n"
+		"preamble --outer b is not a line start\r\n"
+		"--outer b\r\n"
+		"Content-Type: multipart/alternative; boundary=inner\r\n"
+		"\r\n"
+		"--inner\r\n"
+		"Content-Type: text/plain\r\n"
+		"\r\n"
+		"--innerx is not a boundary\r\n"
+		"--inner\r\n"
+		"Content-Type: text/html\r\n"
+		"\r\n"
+		"<p>hi</p>\r\n"
+		"--inner--\r\n"
+		"--outer b  \t\r\n"                                        /* transport padding */
+		"Content-Disposition: attachment;\r\n"
+		" filename*0*=utf-8''%E8%AB%8B;\r\n"
+		" filename*1*=%E6%B1%82%E6%9B%B8.pdf\r\n"                  /* RFC 2231 §3-4 */
+		"\r\n"
+		"JVBERi0=\r\n"
+		"--outer b\r\n"
+		"Content-Type: application/octet-stream;\r\n"
+		"\tname=\"=?UTF-8?B?5aCx5ZGK5pu4?=.xlsx\"\r\n"           /* RFC 2047 in quotes */
+		"\r\n"
+		"--outer b\r\n"
+		"Content-Disposition: attachment; filename*=iso-2022-jp'ja'%1B%24B%24%22%1B%28B.txt\r\n"
+		"\r\n"
+		"--outer b\r\n"
+		"Content-Disposition: attachment; filename=\"a \\\"q\\\".doc\"; size=3\r\n"
+		"Content-Type: text/plain; name=ignored.txt\r\n"
+		"\r\n"
+		"--outer b\r\n"
+		"Content-Disposition: attachment; filename*1=\"second\"; filename*0=\"first-\"\r\n"
+		"\r\n"
+		"--outer b\r\n"
+		"Content-Disposition: attachment; filename=plain name.zip\r\n"
+		"--outer b--\r\n"
+		"epilogue\r\n"
+		"--outer b\r\n"
+		"Content-Disposition: attachment; filename=after-close.zip\r\n"
+		"\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+	const struct message_info *in = message_info(m);
+
+	CHECK_INT(in->n_attachments, 6);
+	CHECK_INT(in->attachments_total, 6);
+	CHECK_STR(in->attachments[0], "請求書.pdf");
+	CHECK_STR(in->attachments[1], "報告書.xlsx");
+	CHECK_STR(in->attachments[2], "あ.txt");
+	CHECK_STR(in->attachments[3], "a \"q\".doc");
+	CHECK_STR(in->attachments[4], "first-second");
+	/* a part whose header block is cut short by the next boundary */
+	CHECK_STR(in->attachments[5], "plain name.zip");
+	CHECK_INT(in->mime_depth_over, 0);
+	message_destroy(m);
+}
+
+static void test_single_part_attachment(void)
+{
+	static const char msg[] =
+		"Subject: scan\r\n"
+		"Content-Type: application/pdf; name=\"scan_001.pdf\"\r\n"
+		"\r\n"
+		"JVBERi0=\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+
+	CHECK_INT(message_info(m)->n_attachments, 1);
+	CHECK_STR(message_info(m)->attachments[0], "scan_001.pdf");
+	message_destroy(m);
+}
+
+static void test_multipart_without_boundary(void)
+{
+	static const char msg[] =
+		"Content-Type: multipart/mixed\r\n\r\n"
+		"--\r\n"
+		"Content-Disposition: attachment; filename=x.zip\r\n\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+
+	CHECK_INT(message_info(m)->attachments_total, 0);
+	message_destroy(m);
+}
+
+/* ---- gaps -------------------------------------------------------------- */
+
+static void test_gap_in_headers(void)
+{
+	struct message *m = message_create();
+	const struct message_info *in = message_info(m);
+	static const char a[] = "Subject: =?UTF-8?B?5pel5pys?=\r\nFrom: a@x.jp\r\nTo: parti";
+	static const char b[] = "al@y.jp\r\nDate: lost\r\n\r\nbody\r\n";
+
+	message_feed(m, a, sizeof a - 1);
+	message_gap(m, 100);
+	message_feed(m, b, sizeof b - 1);
+	message_finish(m);
+	CHECK_INT(in->gaps, 1);
+	CHECK(!in->headers_done);
+	CHECK_STR(in->subject, "日本");
+	CHECK_STR(in->from, "a@x.jp");
+	CHECK(in->to == NULL);       /* the line the gap cut is abandoned */
+	CHECK(in->date == NULL);     /* header parsing stopped */
+	CHECK_INT(in->size, sizeof a - 1 + 100 + sizeof b - 1);
+	message_destroy(m);
+}
+
+static void test_gap_in_body(void)
+{
+	static const char head[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\n"
+		"Content-Type: text/plain\r\n\r\n"
+		"some text";
+	static const char tail[] =
+		" the rest of a lost line --b\r\n"
+		"--b\r\n"
+		"Content-Disposition: attachment; filename=\"after gap.zip\"\r\n\r\n"
+		"--b--\r\n";
+	static const char part_head[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\n"
+		"Content-Disposition: attachment; filena";
+	static const char part_tail[] = "me=lost.zip\r\n\r\nxx\r\n--b\r\n"
+		"Content-Type: text/plain; name=kept.txt\r\n\r\n--b--\r\n";
+	struct message *m = message_create();
+	const struct message_info *in = message_info(m);
+
+	message_feed(m, head, sizeof head - 1);
+	message_gap(m, 4096);
+	message_feed(m, tail, sizeof tail - 1);
+	message_finish(m);
+	CHECK_INT(in->gaps, 1);
+	CHECK(in->headers_done);
+	CHECK_INT(in->n_attachments, 1);
+	CHECK_STR(in->attachments[0], "after gap.zip");
+
+	/* a gap inside a part's header block ends that block */
+	message_reset(m);
+	message_feed(m, part_head, sizeof part_head - 1);
+	message_gap(m, 10);
+	message_feed(m, part_tail, sizeof part_tail - 1);
+	message_finish(m);
+	CHECK_INT(in->n_attachments, 1);
+	CHECK_STR(in->attachments[0], "kept.txt");
+	message_destroy(m);
+}
+
+static void test_reset_and_done(void)
+{
+	static const char msg[] = "Subject: one\r\n\r\n";
+	struct message *m = message_create();
+	const struct message_info *in = message_info(m);
+
+	message_feed(m, msg, sizeof msg - 1);
+	message_finish(m);
+	message_feed(m, "Subject: late\r\n", 15);   /* ignored after finish */
+	CHECK_STR(in->subject, "one");
+	CHECK_INT(in->size, sizeof msg - 1);
+	message_reset(m);
+	CHECK(in->subject == NULL);
+	CHECK_INT(in->size, 0);
+	message_feed(m, "Subject: two\r\n\r\n", 16);
+	message_finish(m);
+	CHECK_STR(in->subject, "two");
+	message_destroy(m);
+	message_destroy(NULL);
+}
+
+/* ---- bounds: at the limit and one past it ------------------------------ */
+
+/* Pad a header block with X-Pad fields so that it is exactly `total` bytes
+ * long once the blank line is added. */
+static void pad_headers(struct mbuf *b, size_t total)
+{
+	size_t left = total - b->len - 2;
+
+	while (left > 0) {
+		size_t line = left > 8000 ? 8000 : left;
+		if (left - line > 0 && left - line < 10)
+			line = left - 10;
+		mb_str(b, "X-Pad: ");
+		mb_rep(b, 'a', line - 9);
+		mb_str(b, "\r\n");
+		left -= line;
+	}
+	mb_str(b, "\r\n");
+}
+
+static void check_header_bytes(size_t total, unsigned long over)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	mb_str(&b, "Subject: kept\r\nContent-Type: multipart/mixed; boundary=b\r\n");
+	pad_headers(&b, total);
+	CHECK_INT(b.len, total);
+	mb_str(&b, "--b\r\nContent-Disposition: attachment; filename=body.zip\r\n\r\n--b--\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(in->header_bytes, total);
+	CHECK_INT(in->header_bytes_over, over);
+	CHECK_STR(in->subject, "kept");
+	CHECK(in->headers_done);
+	/* parsing continues past the header block */
+	CHECK_INT(in->n_attachments, 1);
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_header_bytes(void)
+{
+	check_header_bytes(MESSAGE_HEADER_BYTES_MAX, 0);
+	check_header_bytes(MESSAGE_HEADER_BYTES_MAX + 1, 1);
+	/* far over: fields past the limit are not parsed */
+	{
+		struct mbuf b = { 0 };
+		struct message *m;
+		mb_str(&b, "Subject: kept\r\n");
+		for (int i = 0; i < 20; i++) {
+			mb_str(&b, "X-Pad: ");
+			mb_rep(&b, 'p', 4000);
+			mb_str(&b, "\r\n");
+		}
+		mb_str(&b, "Date: too late\r\n\r\nbody\r\n");
+		m = PARSE(b.p, b.len);
+		CHECK_STR(message_info(m)->subject, "kept");
+		CHECK(message_info(m)->date == NULL);
+		CHECK(message_info(m)->headers_done);
+		CHECK_INT(message_info(m)->header_bytes_over,
+			  message_info(m)->header_bytes - MESSAGE_HEADER_BYTES_MAX);
+		message_destroy(m);
+		mb_free(&b);
+	}
+}
+
+static void check_header_count(unsigned before, bool subject_kept, unsigned long over)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	mb_str(&b, "Content-Type: multipart/mixed; boundary=b\r\n");
+	for (unsigned i = 1; i < before; i++)
+		mb_fmt(&b, "X-N%u: %u\r\n", i, i);
+	mb_str(&b, "Subject: last\r\n\r\n");
+	mb_str(&b, "--b\r\nContent-Disposition: attachment; filename=c.zip\r\n\r\n--b--\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(in->header_count_over, over);
+	if (subject_kept)
+		CHECK_STR(in->subject, "last");
+	else
+		CHECK(in->subject == NULL);
+	CHECK(in->headers_done);
+	CHECK_INT(in->n_attachments, 1);   /* parsing continues */
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_header_count(void)
+{
+	/* Subject is field number MESSAGE_HEADER_COUNT_MAX, then one past it */
+	check_header_count(MESSAGE_HEADER_COUNT_MAX - 1, true, 0);
+	check_header_count(MESSAGE_HEADER_COUNT_MAX, false, 1);
+}
+
+/* An unfolded field of exactly `len` bytes ("X-Long:aaa..." folded before
+ * every 1000th byte, the folding space kept), then a Subject that must
+ * still be found. */
+static void check_line(size_t len, unsigned long truncated)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+
+	mb_str(&b, "X-Long:");
+	for (size_t i = 7; i < len; i++) {
+		if (i % 1000 == 0)
+			mb_str(&b, "\r\n ");
+		else
+			mb_str(&b, "a");
+	}
+	mb_str(&b, "\r\nSubject: after\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	CHECK_INT(message_info(m)->truncated_fields, truncated);
+	CHECK_STR(message_info(m)->subject, "after");
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_line(void)
+{
+	check_line(MESSAGE_LINE_MAX, 0);
+	check_line(MESSAGE_LINE_MAX + 1, 1);
+}
+
+static void check_field(size_t len, unsigned long truncated)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	mb_str(&b, "Subject: ");
+	mb_rep(&b, 's', len);
+	mb_str(&b, "\r\nTo: ");
+	mb_rep(&b, 't', len + MESSAGE_ADDRLIST_MAX - MESSAGE_FIELD_MAX);
+	mb_str(&b, "\r\nDate: after\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(strlen(in->subject_raw), len > MESSAGE_FIELD_MAX ? MESSAGE_FIELD_MAX : len);
+	CHECK_INT(strlen(in->subject), strlen(in->subject_raw));
+	CHECK_INT(strlen(in->to), len > MESSAGE_FIELD_MAX ? MESSAGE_ADDRLIST_MAX
+			     : len + MESSAGE_ADDRLIST_MAX - MESSAGE_FIELD_MAX);
+	CHECK_INT(in->truncated_fields, truncated);
+	CHECK_STR(in->date, "after");
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_field(void)
+{
+	check_field(MESSAGE_FIELD_MAX, 0);
+	check_field(MESSAGE_FIELD_MAX + 1, 2);   /* Subject and To, one each */
+}
+
+static void test_bound_field_utf8(void)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+
+	/* 342 x 3-byte characters = 1026 bytes: cut to 1023, not inside one */
+	mb_str(&b, "Subject: ");
+	for (int i = 0; i < 342; i++)
+		mb_str(&b, "件");
+	mb_str(&b, "\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	CHECK_INT(strlen(message_info(m)->subject_raw), 1023);
+	CHECK_INT(message_info(m)->truncated_fields, 1);
+	CHECK_INT(message_info(m)->decode_replaced, 0);
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void check_attachments(unsigned count, unsigned kept)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	mb_str(&b, "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+	for (unsigned i = 0; i < count; i++)
+		mb_fmt(&b, "--b\r\nContent-Disposition: attachment; filename=f%u.zip\r\n\r\nx\r\n", i);
+	mb_str(&b, "--b\r\nContent-Type: text/plain\r\n\r\n--b--\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(in->attachments_total, count);
+	CHECK_INT(in->n_attachments, kept);
+	CHECK_STR(in->attachments[0], "f0.zip");
+	CHECK_STR(in->attachments[kept - 1], "f15.zip");
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_attachments(void)
+{
+	check_attachments(MESSAGE_ATTACH_KEEP_MAX, MESSAGE_ATTACH_KEEP_MAX);
+	check_attachments(MESSAGE_ATTACH_KEEP_MAX + 1, MESSAGE_ATTACH_KEEP_MAX);
+}
+
+static void check_name(size_t len, unsigned long truncated)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+
+	mb_str(&b, "Content-Type: application/zip; name=\"");
+	mb_rep(&b, 'n', len);
+	mb_str(&b, "\"\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	CHECK_INT(strlen(message_info(m)->attachments[0]),
+		  len > MESSAGE_ATTACH_NAME_MAX ? MESSAGE_ATTACH_NAME_MAX : len);
+	CHECK_INT(message_info(m)->truncated_fields, truncated);
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_name(void)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+
+	check_name(MESSAGE_ATTACH_NAME_MAX, 0);
+	check_name(MESSAGE_ATTACH_NAME_MAX + 1, 1);
+	/* 86 x 請 (258 bytes, RFC 2231 %-encoded) is cut to 85 characters */
+	mb_str(&b, "Content-Disposition: attachment; filename*=UTF-8''");
+	for (int i = 0; i < 86; i++)
+		mb_str(&b, "%E8%AB%8B");
+	mb_str(&b, "\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	CHECK_INT(strlen(message_info(m)->attachments[0]), 255);
+	CHECK_INT(message_info(m)->truncated_fields, 1);
+	message_destroy(m);
+	mb_free(&b);
+}
+
+/* `levels` multiparts nested in one another, a named leaf in the innermost,
+ * then a sibling attachment back at the top level. */
+static void check_depth(unsigned levels, unsigned long over, unsigned attachments)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	mb_str(&b, "Content-Type: multipart/mixed; boundary=b1\r\n\r\n");
+	for (unsigned i = 2; i <= levels; i++)
+		mb_fmt(&b, "--b%u\r\nContent-Type: multipart/mixed; boundary=b%u\r\n\r\n", i - 1, i);
+	mb_fmt(&b, "--b%u\r\nContent-Disposition: attachment; filename=deep.zip\r\n\r\nx\r\n",
+	       levels);
+	for (unsigned i = levels; i >= 2; i--)
+		mb_fmt(&b, "--b%u--\r\n", i);
+	mb_str(&b, "--b1\r\nContent-Disposition: attachment; filename=top.zip\r\n\r\nx\r\n--b1--\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(in->mime_depth_over, over);
+	CHECK_INT(in->n_attachments, attachments);
+	CHECK_STR(in->attachments[attachments - 1], "top.zip");
+	if (attachments == 2)
+		CHECK_STR(in->attachments[0], "deep.zip");
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_depth(void)
+{
+	check_depth(MESSAGE_MIME_DEPTH_MAX, 0, 2);
+	/* one level deeper: its parts are not followed, the top level still is */
+	check_depth(MESSAGE_MIME_DEPTH_MAX + 1, 1, 1);
+}
+
+static void check_boundary(size_t len, unsigned long too_long, unsigned attachments)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	char bnd[MESSAGE_BOUNDARY_MAX + 2];
+
+	memset(bnd, 'B', len);
+	bnd[len] = '\0';
+	mb_fmt(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n", bnd);
+	mb_fmt(&b, "--%s\r\nContent-Disposition: attachment; filename=x.zip\r\n\r\n", bnd);
+	mb_fmt(&b, "--%s--\r\n", bnd);
+	m = PARSE(b.p, b.len);
+	CHECK_INT(message_info(m)->boundary_too_long, too_long);
+	CHECK_INT(message_info(m)->n_attachments, attachments);
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_boundary(void)
+{
+	check_boundary(MESSAGE_BOUNDARY_MAX, 0, 1);
+	check_boundary(MESSAGE_BOUNDARY_MAX + 1, 1, 0);
+}
+
+/* ---- no allocation, long bodies ---------------------------------------- */
+
+static void test_long_body_lines(void)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+
+	mb_str(&b, "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n");
+	mb_str(&b, "--b");
+	mb_rep(&b, 'x', 100000);            /* starts like a boundary, is not one */
+	mb_str(&b, "\r\n--b");
+	mb_rep(&b, ' ', 500);               /* long transport padding: still one */
+	mb_str(&b, "\r\nContent-Type: text/plain; name=ok.txt\r\n\r\n--b--\r\n");
+	m = PARSE(b.p, b.len);
+	CHECK_INT(message_info(m)->n_attachments, 1);
+	CHECK_INT(message_info(m)->size, b.len);
+	message_destroy(m);
+	mb_free(&b);
+}
+
+int main(void)
+{
+	RUN(test_headers);
+	RUN(test_absent_and_lf_only);
+	RUN(test_malformed_lines);
+	RUN(test_finish_flushes_line);
+	RUN(test_encoded_subjects);
+	RUN(test_emotet);
+	RUN(test_mime_names);
+	RUN(test_single_part_attachment);
+	RUN(test_multipart_without_boundary);
+	RUN(test_gap_in_headers);
+	RUN(test_gap_in_body);
+	RUN(test_reset_and_done);
+	RUN(test_bound_header_bytes);
+	RUN(test_bound_header_count);
+	RUN(test_bound_line);
+	RUN(test_bound_field);
+	RUN(test_bound_field_utf8);
+	RUN(test_bound_attachments);
+	RUN(test_bound_name);
+	RUN(test_bound_depth);
+	RUN(test_bound_boundary);
+	RUN(test_long_body_lines);
+	rfc2047_cleanup();
+	return TEST_EXIT();
+}
