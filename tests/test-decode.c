@@ -44,7 +44,8 @@ static size_t put_ipv6_tcp(uint8_t *f, size_t plen, const uint8_t *ext, size_t e
 	f[7] = 64;
 	f[8] = 0x20; f[9] = 0x01; f[10] = 0x0d; f[11] = 0xb8; f[23] = 1;
 	f[24] = 0x20; f[25] = 0x01; f[26] = 0x0d; f[27] = 0xb8; f[39] = 0x25;
-	memcpy(f + 40, ext, extlen);
+	if (extlen)
+		memcpy(f + 40, ext, extlen);
 	uint8_t *t = f + 40 + extlen;
 	t[1] = 0x99; t[3] = 25; t[12] = 5 << 4; t[13] = TCP_SYN;
 	memset(t + 20, 'x', plen);
