@@ -1,0 +1,156 @@
+-- flush.lua — apply one entity's deltas for one minute, return its windows.
+--
+-- KEYS[1]  entity base, e.g. "rw:{acct:alice@pref.example.jp}" (the hash tag
+--          keeps every key of the entity in one cluster slot; see SCHEMA.md)
+-- ARGV     sensor, run, seq, now, minute, want_base, sample,
+--          nf, field1, value1, ..., fieldN, valueN,
+--          nk, kind1, nm1, member..., kind2, nm2, member...
+--   sensor/run/seq  make the call idempotent: E:seq[sensor] = "run:seq" of the
+--                   last batch applied; a replayed batch (same run, seq <=)
+--                   changes nothing and still returns the windows.
+--   now      packet time (seconds) of the flush: TTLs and windows are
+--            computed from it, never from Redis' clock.
+--   minute   the minute (unix time / 60) the deltas belong to.
+--   want_base  "1": also fold completed hours into E:base and return it.
+--   sample   a subject to keep in E:sample ("" = none).
+-- Returns { applied, win10m, win1h, distinct, base } where win* are flat
+-- {field, value, ...} sums and distinct is {kind, count10m, count1h, ...}.
+local E = KEYS[1]
+local sensor, run, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local minute = tonumber(ARGV[5])
+local want_base = ARGV[6] == '1'
+local sample = ARGV[7]
+
+local RES = {                      -- resolution, bucket seconds, window seconds
+  { 'm', 60, 600 }, { 'f', 300, 3600 }, { 'h', 3600, 86400 },
+}
+
+local function ttl(bucket, len, window)
+  return math.floor((bucket + 1) * len + window + 60 - now)
+end
+
+-- idempotency
+local applied = 1
+local last = redis.call('HGET', E .. ':seq', sensor)
+if last then
+  local lrun, lseq = string.match(last, '^(.*):(%d+)$')
+  if lrun == run and tonumber(lseq) >= seq then applied = 0 end
+end
+
+local i = 8
+local nf = tonumber(ARGV[i]); i = i + 1
+local fields = {}
+for _ = 1, nf do
+  fields[#fields + 1] = { ARGV[i], tonumber(ARGV[i + 1]) }
+  i = i + 2
+end
+local nk = tonumber(ARGV[i]); i = i + 1
+local kinds = {}
+for _ = 1, nk do
+  local kind, nm = ARGV[i], tonumber(ARGV[i + 1])
+  local members = {}
+  for j = 1, nm do members[j] = ARGV[i + 1 + j] end
+  kinds[#kinds + 1] = { kind, members }
+  i = i + 2 + nm
+end
+
+if applied == 1 then
+  local t = minute * 60
+  for _, r in ipairs(RES) do
+    local res, len, window = r[1], r[2], r[3]
+    local b = math.floor(t / len)
+    local life = ttl(b, len, window)
+    if life > 0 then
+      local ck = E .. ':c:' .. res .. ':' .. b
+      for _, fv in ipairs(fields) do
+        redis.call('HINCRBY', ck, fv[1], fv[2])
+      end
+      if #fields > 0 then redis.call('EXPIRE', ck, life) end
+      for _, k in ipairs(kinds) do
+        if #k[2] > 0 then
+          local hk = E .. ':u:' .. k[1] .. ':' .. res .. ':' .. b
+          redis.call('PFADD', hk, unpack(k[2]))
+          redis.call('EXPIRE', hk, life)
+        end
+      end
+    end
+  end
+  redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq)
+  redis.call('EXPIRE', E .. ':seq', 90000)
+  if sample ~= '' then
+    redis.call('SET', E .. ':sample', sample, 'EX', 86400)
+  end
+end
+
+-- window sums as of `now`
+local function window(res, len, count)
+  local sums, order = {}, {}
+  local last_b = math.floor(now / len)
+  for b = last_b - count + 1, last_b do
+    local h = redis.call('HGETALL', E .. ':c:' .. res .. ':' .. b)
+    for j = 1, #h, 2 do
+      local f = h[j]
+      if sums[f] == nil then sums[f] = 0; order[#order + 1] = f end
+      sums[f] = sums[f] + tonumber(h[j + 1])
+    end
+  end
+  local flat = {}
+  for _, f in ipairs(order) do flat[#flat + 1] = f; flat[#flat + 1] = sums[f] end
+  return flat
+end
+
+local function distinct(kind, res, len, count)
+  local keys = {}
+  local last_b = math.floor(now / len)
+  for b = last_b - count + 1, last_b do
+    keys[#keys + 1] = E .. ':u:' .. kind .. ':' .. res .. ':' .. b
+  end
+  return redis.call('PFCOUNT', unpack(keys))
+end
+
+local win10 = window('m', 60, 10)
+local win60 = window('f', 300, 12)
+local dist = {}
+for _, kind in ipairs({ 'rcpt', 'rdom', 'acct', 'tried' }) do
+  dist[#dist + 1] = kind
+  dist[#dist + 1] = distinct(kind, 'm', 60, 10)
+  dist[#dist + 1] = distinct(kind, 'f', 300, 12)
+end
+
+-- baseline: EWMA of earlier, completed hours (SCHEMA.md)
+local base = {}
+if want_base then
+  local ALPHA = 0.1
+  local bk = E .. ':base'
+  local cur = math.floor(now / 3600)
+  local b = redis.call('HMGET', bk, 'hour', 'hours', 'ewma_msgs', 'ewma_rcpts', 'ewma_tls_sessions')
+  local hour = tonumber(b[1])
+  local hours = tonumber(b[2]) or 0
+  local e = { tonumber(b[3]) or 0, tonumber(b[4]) or 0, tonumber(b[5]) or 0 }
+  if hour == nil then
+    hour = cur - 1           -- history starts now: earlier hours are unknown
+  elseif hour < cur - 1 then
+    local gap = cur - 1 - hour
+    if gap > 48 then         -- long silence: fold the zeros in closed form
+      local f = (1 - ALPHA) ^ (gap - 24)
+      for j = 1, 3 do e[j] = e[j] * f end
+      hours = hours + gap - 24
+      hour = cur - 1 - 24
+    end
+    for h = hour + 1, cur - 1 do
+      local v = redis.call('HMGET', E .. ':c:h:' .. h, 'msgs', 'rcpts', 'tls_sessions')
+      for j = 1, 3 do
+        e[j] = ALPHA * (tonumber(v[j]) or 0) + (1 - ALPHA) * e[j]
+      end
+      hours = hours + 1
+    end
+    hour = cur - 1
+  end
+  redis.call('HSET', bk, 'hour', hour, 'hours', hours, 'ewma_msgs', tostring(e[1]),
+    'ewma_rcpts', tostring(e[2]), 'ewma_tls_sessions', tostring(e[3]))
+  redis.call('EXPIRE', bk, 30 * 86400)
+  base = { tostring(e[1]), tostring(e[2]), tostring(e[3]), hours }
+end
+
+return { applied, win10, win60, dist, base }

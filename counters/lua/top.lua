@@ -1,0 +1,31 @@
+-- top.lua — per-minute top-N sorted sets, P{top}:KIND:MINUTE.
+-- KEYS[1]  the top base, "rw:{top}" (one slot for every top key)
+-- ARGV     sensor, run, seq, now, then groups: kind, minute, n, member1, score1, ...
+-- Each set keeps its 1000 best members and lives as long as a 10-minute
+-- window needs it (packet time). Idempotent per batch via KEYS[1]:seq.
+local T = KEYS[1]
+local sensor, run, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local last = redis.call('HGET', T .. ':seq', sensor)
+if last then
+  local lrun, lseq = string.match(last, '^(.*):(%d+)$')
+  if lrun == run and tonumber(lseq) >= seq then return 0 end
+end
+local i = 5
+while i <= #ARGV do
+  local kind, minute, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local key = T .. ':' .. kind .. ':' .. minute
+  local life = math.floor((minute + 1) * 60 + 600 + 60 - now)
+  i = i + 3
+  if life > 0 then
+    for j = 0, n - 1 do
+      redis.call('ZINCRBY', key, ARGV[i + 2 * j + 1], ARGV[i + 2 * j])
+    end
+    redis.call('ZREMRANGEBYRANK', key, 0, -1001)
+    redis.call('EXPIRE', key, life)
+  end
+  i = i + 2 * n
+end
+redis.call('HSET', T .. ':seq', sensor, run .. ':' .. seq)
+redis.call('EXPIRE', T .. ':seq', 90000)
+return 1

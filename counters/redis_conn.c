@@ -1,0 +1,442 @@
+/* redis_conn.c — Redis URLs, login and the embedded server; see redis_conn.h. */
+#include "redis_conn.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void wipe(void *p, size_t n)
+{
+	volatile unsigned char *v = p;
+	while (n--)
+		*v++ = 0;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	return -1;
+}
+
+/* Percent-decode [s, s+n) into out. Returns -1 if it does not fit. */
+static int pct_decode(const char *s, size_t n, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
+		    hexval((unsigned char)s[i + 2]) >= 0) {
+			c = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+			i += 2;
+		}
+		if (o + 1 >= outsz)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+static int parse_userinfo(const char *s, size_t n, struct redis_target *t, char *err,
+			  size_t errsz)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t ul = colon ? (size_t)(colon - s) : n;
+	if (pct_decode(s, ul, t->user, sizeof t->user) < 0) {
+		snprintf(err, errsz, "user name too long");
+		return -EINVAL;
+	}
+	if (colon) {
+		if (pct_decode(colon + 1, n - ul - 1, t->pass, sizeof t->pass) < 0) {
+			snprintf(err, errsz, "password too long");
+			return -EINVAL;
+		}
+		t->has_pass = true;
+	} else if (t->user[0]) {
+		/* redis://secret@host: a lone userinfo is the password (redis-cli) */
+		snprintf(t->pass, sizeof t->pass, "%s", t->user);
+		t->user[0] = 0;
+		t->has_pass = true;
+	}
+	return 0;
+}
+
+static int parse_db(const char *s, int *db)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end || errno || v < 0 || v > 65535)
+		return -EINVAL;
+	*db = (int)v;
+	return 0;
+}
+
+int redis_target_parse(const char *url, struct redis_target *t, char *err, size_t errsz)
+{
+	memset(t, 0, sizeof *t);
+	t->port = 6379;
+	if (!strncmp(url, "rediss://", 9)) {
+		snprintf(err, errsz, "TLS (rediss://) is not supported by hiredis 0.14; use a local "
+			 "stunnel or a Unix socket");
+		return -EINVAL;
+	}
+	if (!strncmp(url, "unix://", 7)) {
+		t->unix_socket = true;
+		const char *p = url + 7;
+		const char *slash = strchr(p, '/');
+		if (!slash) {
+			snprintf(err, errsz, "unix URL needs an absolute path: unix:///path/to/sock");
+			return -EINVAL;
+		}
+		const char *at = memchr(p, '@', (size_t)(slash - p));
+		if (at && parse_userinfo(p, (size_t)(at - p), t, err, errsz) < 0)
+			return -EINVAL;
+		const char *q = strchr(slash, '?');
+		size_t pl = q ? (size_t)(q - slash) : strlen(slash);
+		if (pl > REDIS_PATH_MAX) {
+			snprintf(err, errsz, "socket path longer than %d bytes", REDIS_PATH_MAX);
+			return -EINVAL;
+		}
+		memcpy(t->path, slash, pl);
+		t->path[pl] = 0;
+		if (q) {
+			if (strncmp(q, "?db=", 4) || parse_db(q + 4, &t->db) < 0) {
+				snprintf(err, errsz, "bad query in unix URL (expected ?db=N)");
+				return -EINVAL;
+			}
+		}
+		return 0;
+	}
+	if (strncmp(url, "redis://", 8)) {
+		snprintf(err, errsz, "'%.64s' is not a redis://, unix:// URL, 'embedded' or 'none'",
+			 url);
+		return -EINVAL;
+	}
+	const char *p = url + 8;
+	const char *slash = strchr(p, '/');
+	size_t alen = slash ? (size_t)(slash - p) : strlen(p);
+	/* the last '@' of the authority ends the userinfo */
+	const char *at = NULL;
+	for (const char *c = p; c < p + alen; c++)
+		if (*c == '@')
+			at = c;
+	if (at) {
+		if (parse_userinfo(p, (size_t)(at - p), t, err, errsz) < 0)
+			return -EINVAL;
+		alen -= (size_t)(at + 1 - p);
+		p = at + 1;
+	}
+	const char *hend;
+	const char *port = NULL;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', alen);
+		if (!rb) {
+			snprintf(err, errsz, "unterminated [IPv6] host");
+			return -EINVAL;
+		}
+		if ((size_t)(rb - p - 1) > REDIS_HOST_MAX)
+			goto too_long;
+		memcpy(t->host, p + 1, (size_t)(rb - p - 1));
+		hend = rb + 1;
+		if (hend < p + alen && *hend == ':')
+			port = hend + 1;
+	} else {
+		const char *colon = memchr(p, ':', alen);
+		hend = colon ? colon : p + alen;
+		if ((size_t)(hend - p) > REDIS_HOST_MAX)
+			goto too_long;
+		memcpy(t->host, p, (size_t)(hend - p));
+		if (colon)
+			port = colon + 1;
+	}
+	if (!t->host[0])
+		snprintf(t->host, sizeof t->host, "127.0.0.1");
+	if (port) {
+		char pb[8] = "";
+		size_t pl = (size_t)(p + alen - port);
+		char *end;
+		if (pl == 0 || pl >= sizeof pb) {
+			snprintf(err, errsz, "bad port in Redis URL");
+			return -EINVAL;
+		}
+		memcpy(pb, port, pl);
+		long v = strtol(pb, &end, 10);
+		if (*end || v < 1 || v > 65535) {
+			snprintf(err, errsz, "bad port '%s' in Redis URL", pb);
+			return -EINVAL;
+		}
+		t->port = (int)v;
+	}
+	if (slash && slash[1] && parse_db(slash + 1, &t->db) < 0) {
+		snprintf(err, errsz, "bad database number '%.16s' in Redis URL", slash + 1);
+		return -EINVAL;
+	}
+	return 0;
+too_long:
+	snprintf(err, errsz, "host name longer than %d bytes", REDIS_HOST_MAX);
+	return -EINVAL;
+}
+
+int redis_target_load_password(struct redis_target *t, const char *password_file, char *err,
+			       size_t errsz)
+{
+	if (password_file) {
+		FILE *f = fopen(password_file, "r");
+		if (!f) {
+			int e = errno;
+			snprintf(err, errsz, "%s: %s", password_file, strerror(e));
+			return -e;
+		}
+		char buf[REDIS_PASS_MAX + 2];
+		if (!fgets(buf, sizeof buf, f))
+			buf[0] = 0;
+		fclose(f);
+		size_t n = strcspn(buf, "\r\n");
+		buf[n] = 0;
+		if (!n) {
+			snprintf(err, errsz, "%s: empty password file", password_file);
+			return -EINVAL;
+		}
+		snprintf(t->pass, sizeof t->pass, "%s", buf);
+		t->has_pass = true;
+		wipe(buf, sizeof buf);
+		return 0;
+	}
+	const char *env = getenv("REDISCLI_AUTH");
+	if (env && *env) {
+		snprintf(t->pass, sizeof t->pass, "%s", env);
+		t->has_pass = true;
+	}
+	return 0;
+}
+
+void redis_target_describe(const struct redis_target *t, char *out, size_t outsz)
+{
+	if (t->unix_socket)
+		snprintf(out, outsz, "unix://%s%s%s?db=%d", t->user, t->user[0] ? "@" : "", t->path,
+			 t->db);
+	else
+		snprintf(out, outsz, "redis://%s%s%s%s%s:%d/%d", t->user, t->user[0] ? "@" : "",
+			 strchr(t->host, ':') ? "[" : "", t->host, strchr(t->host, ':') ? "]" : "",
+			 t->port, t->db);
+}
+
+void redis_target_wipe(struct redis_target *t)
+{
+	wipe(t->pass, sizeof t->pass);
+	t->has_pass = false;
+}
+
+static bool reply_ok(redisContext *c, redisReply *r, const char *what, char *err, size_t errsz)
+{
+	if (!r) {
+		snprintf(err, errsz, "%s: %s", what, c->errstr[0] ? c->errstr : "no reply");
+		return false;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errsz, "%s: %s", what, r->str);
+		freeReplyObject(r);
+		return false;
+	}
+	freeReplyObject(r);
+	return true;
+}
+
+redisContext *redis_conn_open(const struct redis_target *t, int timeout_ms,
+			      const char *client_name, char *err, size_t errsz)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	redisContext *c = t->unix_socket ? redisConnectUnixWithTimeout(t->path, tv)
+					 : redisConnectWithTimeout(t->host, t->port, tv);
+	char where[512];
+	redis_target_describe(t, where, sizeof where);
+	if (!c) {
+		snprintf(err, errsz, "%s: cannot allocate a connection", where);
+		return NULL;
+	}
+	if (c->err) {
+		snprintf(err, errsz, "%s: %s", where, c->errstr);
+		goto out_free;
+	}
+	/* hiredis 0.14 applies the connect timeout only to connect(): the
+	 * read/write timeout must be set on every new connection. */
+	if (redisSetTimeout(c, tv) != REDIS_OK) {
+		snprintf(err, errsz, "%s: cannot set timeouts", where);
+		goto out_free;
+	}
+	/* TCP only: on a Unix socket hiredis records the failure in c->err,
+	 * which poisons every later command. */
+	if (!t->unix_socket)
+		redisEnableKeepAlive(c);
+	if (t->has_pass) {
+		redisReply *r;
+		if (t->user[0]) {
+			const char *argv[] = { "AUTH", t->user, t->pass };
+			r = redisCommandArgv(c, 3, argv, NULL);
+		} else {
+			const char *argv[] = { "AUTH", t->pass };
+			r = redisCommandArgv(c, 2, argv, NULL);
+		}
+		if (!reply_ok(c, r, "AUTH", err, errsz))
+			goto out_free;
+	}
+	if (t->db) {
+		char db[16];
+		snprintf(db, sizeof db, "%d", t->db);
+		const char *argv[] = { "SELECT", db };
+		if (!reply_ok(c, redisCommandArgv(c, 2, argv, NULL), "SELECT", err, errsz))
+			goto out_free;
+	}
+	if (client_name) {
+		/* Cosmetic (CLIENT LIST shows who is who): an ACL that forbids it
+		 * does not stop us. */
+		const char *argv[] = { "CLIENT", "SETNAME", client_name };
+		redisReply *r = redisCommandArgv(c, 3, argv, NULL);
+		if (r)
+			freeReplyObject(r);
+		else
+			goto out_io;
+	}
+	return c;
+out_io:
+	snprintf(err, errsz, "%s: %s", where, c->errstr);
+out_free:
+	redisFree(c);
+	return NULL;
+}
+
+/* --- the embedded server ------------------------------------------------------ */
+
+struct redis_embedded {
+	pid_t pid;
+	char dir[64];
+	char sock[128];
+};
+
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char p[512];
+			snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+struct redis_embedded *redis_embedded_start(char *err, size_t errsz)
+{
+	struct redis_embedded *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	const char *tmp = getenv("TMPDIR");
+	snprintf(e->dir, sizeof e->dir, "%s/relaywatch-XXXXXX",
+		 tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+	if (!mkdtemp(e->dir)) {
+		snprintf(err, errsz, "cannot create a temporary directory: %s", strerror(errno));
+		free(e);
+		return NULL;
+	}
+	snprintf(e->sock, sizeof e->sock, "%s/redis.sock", e->dir);
+	const char *server = getenv("RELAYWATCH_REDIS_SERVER");
+	if (!server || !*server)
+		server = "redis-server";
+	char logfile[128];
+	snprintf(logfile, sizeof logfile, "%s/redis.log", e->dir);
+	pid_t parent = getpid();
+	e->pid = fork();
+	if (e->pid < 0) {
+		snprintf(err, errsz, "fork: %s", strerror(errno));
+		goto out_rmdir;
+	}
+	if (e->pid == 0) {
+		/* Die with the sensor, even if it is SIGKILLed. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		execlp(server, server, "--port", "0", "--unixsocket", e->sock, "--unixsocketperm",
+		       "700", "--save", "", "--appendonly", "no", "--dir", e->dir, "--daemonize",
+		       "no", "--logfile", logfile, (char *)NULL);
+		_exit(127);
+	}
+	/* Wait until it answers PING (at most 10 s). */
+	for (int i = 0; i < 200; i++) {
+		int status;
+		if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
+			snprintf(err, errsz, "%s did not start (exit %d): is redis-server installed? "
+				 "(apt-get install redis-server)", server,
+				 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			e->pid = 0;
+			goto out_rmdir;
+		}
+		struct timeval tv = { 0, 200000 };
+		redisContext *c = redisConnectUnixWithTimeout(e->sock, tv);
+		if (c && !c->err) {
+			redisReply *r = redisCommand(c, "PING");
+			bool ok = r && r->type == REDIS_REPLY_STATUS;
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			if (ok)
+				return e;
+		} else if (c) {
+			redisFree(c);
+		}
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	snprintf(err, errsz, "embedded redis-server did not answer within 10 s");
+	redis_embedded_stop(e);
+	return NULL;
+out_rmdir:
+	remove_dir(e->dir);
+	free(e);
+	return NULL;
+}
+
+const char *redis_embedded_socket(const struct redis_embedded *e)
+{
+	return e->sock;
+}
+
+void redis_embedded_stop(struct redis_embedded *e)
+{
+	if (!e)
+		return;
+	if (e->pid > 0) {
+		kill(e->pid, SIGTERM);
+		int status;
+		for (int i = 0; i < 100; i++) {
+			if (waitpid(e->pid, &status, WNOHANG) == e->pid)
+				goto reaped;
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		kill(e->pid, SIGKILL);
+		waitpid(e->pid, &status, 0);
+	}
+reaped:
+	remove_dir(e->dir);
+	free(e);
+}
