@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "counters.h"
 #include "decode.h"
+#include "detect.h"
 #include "jsonw.h"
 #include "options.h"
 #include "output.h"
@@ -39,6 +41,11 @@ struct sensor {
 	struct capture *cap;
 	struct tracker *trk;
 	struct output *records, *flows;
+	struct counters *ctr;         /* NULL with --redis none */
+	struct detect_config dcfg;
+	struct detect *det;
+	struct output *alerts;
+	uint64_t alerts_raised;
 	int dlt;
 	uint64_t decode_counts[DECODE_RESULT_COUNT];
 	uint64_t records_written, records_overflow;
@@ -71,6 +78,9 @@ static uint64_t mono_us(void)
 static void on_record(void *ctx, const struct rw_record *r)
 {
 	struct sensor *s = ctx;
+	if (s->ctr)
+		counters_record(s->ctr, r);
+	detect_record(s->det, r);
 	if (s->records) {
 		bool overflow;
 		size_t n = record_to_json(r, s->json, sizeof s->json, &overflow);
@@ -81,15 +91,41 @@ static void on_record(void *ctx, const struct rw_record *r)
 	}
 }
 
+static void on_auth(void *ctx, const struct flow *f, const struct smtp_auth_event *a)
+{
+	struct sensor *s = ctx;
+	if (!s->ctr || a->outcome == SMTP_AUTH_ABORTED)
+		return;
+	char client[46];
+	decode_addr_str(f->v6, f->orig_h, client, sizeof client);
+	counters_auth(s->ctr, a->ts_us, client, a->user, a->outcome == SMTP_AUTH_SUCCESS);
+	detect_auth(s->det, a->ts_us, client, a->user, a->outcome == SMTP_AUTH_SUCCESS);
+}
+
+static void on_session(void *ctx, const struct flow *f, bool tls, uint64_t ts_us)
+{
+	struct sensor *s = ctx;
+	if (!s->ctr)
+		return;
+	char client[46];
+	decode_addr_str(f->v6, f->orig_h, client, sizeof client);
+	counters_session(s->ctr, ts_us, client, tls);
+	detect_session(s->det, ts_us, client, tls);
+}
+
 static void on_flow_end(void *ctx, const struct tracker_flow_summary *fs)
 {
 	struct sensor *s = ctx;
-	if (!s->flows)
-		return;
 	const struct flow *f = fs->flow;
 	char o[46], r[46];
 	decode_addr_str(f->v6, f->orig_h, o, sizeof o);
 	decode_addr_str(f->v6, f->resp_h, r, sizeof r);
+	if (s->ctr && fs->tls) {
+		counters_tls_bytes(s->ctr, f->last_us, o, f->bytes[0] + f->bytes[1]);
+		detect_session(s->det, f->last_us, o, true);
+	}
+	if (!s->flows)
+		return;
 	struct jsonw w;
 	jsonw_init(&w, s->json, sizeof s->json);
 	jsonw_obj_begin(&w);
@@ -117,6 +153,69 @@ static void on_flow_end(void *ctx, const struct tracker_flow_summary *fs)
 	jsonw_obj_end(&w);
 	if (!w.overflow)
 		output_line(s->flows, s->json, w.len);
+}
+
+/* --- alerts ------------------------------------------------------------------ */
+
+/* A subject on a terminal: no control characters, at most `max` bytes,
+ * never cutting a UTF-8 sequence. */
+static void printable(const char *in, char *out, size_t outsz, size_t max)
+{
+	size_t o = 0;
+	for (size_t i = 0; in && in[i] && o + 1 < outsz && i < max; i++)
+		out[o++] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? '?' : in[i];
+	while (o > 0 && o < strlen(in ? in : "") && ((unsigned char)in[o] & 0xc0) == 0x80 &&
+	       ((unsigned char)out[o - 1] & 0x80))
+		o--;
+	out[o] = 0;
+}
+
+static void on_alert(void *ctx, const struct counters_alert *a)
+{
+	struct sensor *s = ctx;
+	s->alerts_raised++;
+	if (!s->opt.quiet) {
+		char subj[128];
+		printable(a->sample_subject, subj, sizeof subj, 80);
+		fprintf(stderr, "relaywatch: ALERT %-8s %s %s=%s value=%g threshold=%g window=%s "
+			"msgs_before_alert=%" PRIu64 "%s%s%s%s%s\n",
+			a->severity, a->rule, a->entity_type, a->entity, a->value, a->threshold,
+			a->window, a->msgs_before_alert, subj[0] ? " subject=\"" : "", subj,
+			subj[0] ? "\"" : "", a->client_ips && *a->client_ips ? " clients=" : "",
+			a->client_ips ? a->client_ips : "");
+	}
+	if (s->alerts) {
+		char buf[16384];
+		struct jsonw w;
+		jsonw_init(&w, buf, sizeof buf);
+		jsonw_obj_begin(&w);
+		jsonw_kdouble(&w, "ts", a->ts);
+		jsonw_kstr(&w, "rule", a->rule);
+		jsonw_kstr(&w, "severity", a->severity);
+		jsonw_kstr(&w, "entity_type", a->entity_type);
+		jsonw_kstr(&w, "entity", a->entity);
+		jsonw_kstr(&w, "window", a->window);
+		jsonw_kdouble(&w, "value", a->value);
+		jsonw_kdouble(&w, "threshold", a->threshold);
+		jsonw_key(&w, "baseline");
+		if (a->baseline >= 0)
+			jsonw_double(&w, a->baseline);
+		else
+			jsonw_null(&w);
+		jsonw_kdouble(&w, "first_seen", a->first_seen);
+		jsonw_kuint(&w, "msgs_before_alert", a->msgs_before_alert);
+		jsonw_kstr(&w, "sample_subject", a->sample_subject);
+		jsonw_kstr(&w, "client_ips", a->client_ips);
+		jsonw_kstr(&w, "sensor", s->opt.sensor_name);
+		jsonw_key(&w, "extra");
+		jsonw_raw(&w, a->extra ? a->extra : "{}");
+		jsonw_obj_end(&w);
+		if (!w.overflow)
+			output_line(s->alerts, buf, w.len);
+		output_flush(s->alerts); /* alerts are rare and urgent */
+	}
+	if (s->ctr)
+		counters_alert(s->ctr, a);
 }
 
 /* --- stats ------------------------------------------------------------------- */
@@ -192,6 +291,27 @@ static void print_summary(struct sensor *s)
 			ts.messages_exhausted, s->records_overflow);
 }
 
+/* The counters' clock is packet time; health numbers ride along each flush. */
+static void tick_counters(struct sensor *s, uint64_t now_us)
+{
+	if (!s->ctr)
+		return;
+	struct capture_stats cs;
+	struct tracker_stats ts;
+	capture_get_stats(s->cap, &cs);
+	tracker_get_stats(s->trk, &ts);
+	struct counters_health h = {
+		.packets_received = cs.live ? cs.received : cs.seen,
+		.packets_dropped = cs.dropped,
+		.packets_if_dropped = cs.if_dropped,
+		.flows = ts.flows->active,
+		.flows_evicted = ts.flows->ended_evicted,
+		.records = ts.smtp->transactions,
+	};
+	counters_set_health(s->ctr, &h);
+	counters_tick(s->ctr, now_us);
+}
+
 /* --- packets ------------------------------------------------------------------- */
 
 static void on_packet(void *ctx, const struct capture_packet *cp)
@@ -210,6 +330,7 @@ static void on_packet(void *ctx, const struct capture_packet *cp)
 	} else {
 		tracker_advance(s->trk, cp->ts_us);
 	}
+	tick_counters(s, cp->ts_us);
 	maybe_stats(s);
 }
 
@@ -217,6 +338,7 @@ static void on_idle(void *ctx, uint64_t now_us)
 {
 	struct sensor *s = ctx;
 	tracker_advance(s->trk, now_us);
+	tick_counters(s, now_us);
 	maybe_stats(s);
 	output_flush(s->records);
 	output_flush(s->flows);
@@ -246,6 +368,8 @@ static struct tracker *make_tracker(struct sensor *s)
 	tc.max_messages = (uint32_t)s->opt.max_messages;
 	struct tracker_events ev = {
 		.record = on_record,
+		.auth = on_auth,
+		.session = on_session,
 		.flow_end = on_flow_end,
 	};
 	char err[256];
@@ -253,6 +377,53 @@ static struct tracker *make_tracker(struct sensor *s)
 	if (!t)
 		logmsg("%s", err);
 	return t;
+}
+
+#define COUNTERS_EXIT_DEADLINE_S 10.0 /* how long exit waits for Redis */
+
+static int make_counters(struct sensor *s)
+{
+	if (!strcmp(s->opt.redis_url, "none"))
+		return 0;
+	struct counters_config cc = {
+		.url = s->opt.redis_url,
+		.password_file = s->opt.redis_password_file,
+		.prefix = s->opt.redis_prefix,
+		.sensor_name = s->opt.sensor_name,
+		.flush_interval_s = s->opt.flush_interval,
+		.max_pending = s->opt.max_pending,
+		.stream_maxlen = s->opt.stream_maxlen,
+		.cooldown_s = s->opt.alert_cooldown,
+		.pseudo_key_file = s->opt.pseudonymize ? s->opt.pseudonymize_key_file : NULL,
+	};
+	char err[512];
+	s->ctr = counters_create(&cc, err, sizeof err);
+	if (!s->ctr) {
+		logmsg("redis: %s", err);
+		return -1;
+	}
+	if (!strcmp(s->opt.redis_url, "embedded"))
+		logmsg("embedded Redis at %s (stops when relaywatch exits)", counters_where(s->ctr));
+	else if (s->opt.verbose)
+		logmsg("counting in Redis at %s", counters_where(s->ctr));
+	return 0;
+}
+
+/* Send what is pending; say so if Redis did not take it all. */
+static void close_counters(struct sensor *s)
+{
+	if (!s->ctr)
+		return;
+	struct counters_stats st;
+	counters_get_stats(s->ctr, &st);
+	uint64_t lost = counters_destroy(s->ctr, COUNTERS_EXIT_DEADLINE_S);
+	s->ctr = NULL;
+	if (lost)
+		logmsg("redis: %" PRIu64 " events and alerts could not be written before exit (%s)",
+		       lost, st.last_error[0] ? st.last_error : "Redis unreachable");
+	if (st.events_dropped)
+		logmsg("redis: %" PRIu64 " events were dropped while Redis was away (--max-pending)",
+		       st.events_dropped);
 }
 
 int main(int argc, char **argv)
@@ -268,6 +439,11 @@ int main(int argc, char **argv)
 		options_free(&s.opt);
 		return 0;
 	case OPTIONS_USAGE:
+		logmsg("%s", err);
+		options_free(&s.opt);
+		return 2;
+	}
+	if (detect_config_load(&s.dcfg, &s.opt, err, sizeof err) < 0) {
 		logmsg("%s", err);
 		options_free(&s.opt);
 		return 2;
@@ -298,11 +474,23 @@ int main(int argc, char **argv)
 		}
 	}
 	if (open_output(s.opt.records, &s.records, "records") < 0 ||
-	    open_output(s.opt.flows, &s.flows, "flows") < 0)
+	    open_output(s.opt.flows, &s.flows, "flows") < 0 ||
+	    open_output(s.opt.alerts_json, &s.alerts, "alerts") < 0)
 		goto out_close_outputs;
+	if (make_counters(&s) < 0)
+		goto out_close_outputs;
+	s.det = detect_create(&s.dcfg, s.ctr, on_alert, &s);
+	if (!s.det) {
+		logmsg("out of memory");
+		goto out_close_counters;
+	}
+	if (!s.opt.quiet && s.dcfg.enabled[RULE_OPEN_RELAY] && !s.dcfg.local_domains.n)
+		logmsg("open_relay is off until [network] local_domains names our own domains");
+	if (!s.opt.quiet && !s.ctr)
+		logmsg("--redis none: nothing is counted; only open_relay and display_spoof run");
 	s.trk = make_tracker(&s);
 	if (!s.trk)
-		goto out_close_outputs;
+		goto out_close_counters;
 
 	signal_capture = s.cap;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -328,8 +516,12 @@ int main(int argc, char **argv)
 		print_summary(&s);
 
 	tracker_destroy(s.trk);
+out_close_counters:
+	close_counters(&s);
+	detect_destroy(s.det);
 out_close_outputs:
-	if (output_close(s.records) < 0 || output_close(s.flows) < 0) {
+	if (output_close(s.records) < 0 || output_close(s.flows) < 0 ||
+	    output_close(s.alerts) < 0) {
 		logmsg("writing output failed: %s", strerror(errno));
 		status = 1;
 	}

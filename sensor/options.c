@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "netlist.h"
 #include "rw-config.h"
 
 enum opt_type { OT_STR, OT_UINT, OT_SECONDS, OT_BOOL };
@@ -29,70 +30,93 @@ struct opt_def {
 	double min, max;
 	const char *def;       /* default as text, for --help and the example file */
 	const char *help;
+	/* optional: check a value where it is read, so an error names its line */
+	int (*check)(const char *v, char *why, size_t whysz);
 };
+
+static int check_domains(const char *v, char *why, size_t whysz)
+{
+	struct domain_list *l = malloc(sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	int r = domain_list_parse(v, l, why, whysz);
+	free(l);
+	return r;
+}
+
+static int check_networks(const char *v, char *why, size_t whysz)
+{
+	struct cidr_list *l = malloc(sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	int r = cidr_list_parse(v, l, why, whysz);
+	free(l);
+	return r;
+}
 
 #define O(f) offsetof(struct rw_options, f)
 
 static const struct opt_def defs[] = {
 	{ NULL, NULL, "read", 'r', "FILE", OT_STR, O(read_file), 0, 0, NULL,
-	  "read packets from a pcap or pcapng file ('-' = stdin)" },
+	  "read packets from a pcap or pcapng file ('-' = stdin)", NULL },
 	{ "sensor", "interface", "interface", 'i', "IFACE", OT_STR, O(iface), 0, 0, NULL,
-	  "capture live from IFACE (promiscuous, immediate mode)" },
+	  "capture live from IFACE (promiscuous, immediate mode)", NULL },
 	{ "sensor", "filter", "filter", 'f', "BPF", OT_STR, O(filter), 0, 0, CAPTURE_DEFAULT_FILTER,
-	  "capture filter, also applied inside 802.1Q/QinQ tags; '' = all" },
+	  "capture filter, also applied inside 802.1Q/QinQ tags; '' = all", NULL },
 	{ "sensor", "name", "sensor-name", 0, "NAME", OT_STR, O(sensor_name), 0, 0, "(host name)",
-	  "this sensor's name in Redis and in alerts" },
+	  "this sensor's name in Redis and in alerts", NULL },
 	{ "sensor", "user", "user", 0, "USER", OT_STR, O(user), 0, 0, NULL,
-	  "when started as root, drop to USER once the capture is open" },
+	  "when started as root, drop to USER once the capture is open", NULL },
 	{ "sensor", "buffer_mb", "buffer-mb", 0, "MB", OT_UINT, O(buffer_mb), 1, 4096, "128",
-	  "kernel capture buffer for -i" },
+	  "kernel capture buffer for -i", NULL },
 	{ "sensor", "max_flows", "max-flows", 0, "N", OT_UINT, O(max_flows), 1, 1 << 30, "262144",
-	  "flows tracked at once; the oldest is evicted (and counted) when full" },
+	  "flows tracked at once; the oldest is evicted (and counted) when full", NULL },
 	{ "sensor", "flow_timeout", "flow-timeout", 0, "DURATION", OT_SECONDS, O(flow_timeout), 1,
 	  86400, "300",
-	  "a flow with no packet for this long (packet time) ends" },
+	  "a flow with no packet for this long (packet time) ends", NULL },
 	{ "sensor", "max_sessions", "max-sessions", 0, "N", OT_UINT, O(max_sessions), 1, 1 << 24,
-	  "65536", "SMTP sessions parsed at once (about 10 KB each)" },
+	  "65536", "SMTP sessions parsed at once (about 10 KB each)", NULL },
 	{ "sensor", "max_messages", "max-messages", 0, "N", OT_UINT, O(max_messages), 1, 1 << 20,
-	  "1024", "message header blocks parsed at once (about 80 KB each)" },
+	  "1024", "message header blocks parsed at once (about 80 KB each)", NULL },
 	{ "sensor", "stats_interval", "stats-interval", 0, "DURATION", OT_SECONDS,
 	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files",
-	  "print capture and processing rates to stderr this often" },
+	  "print capture and processing rates to stderr this often", NULL },
 	{ "sensor", "records", "records", 0, "FILE|-", OT_STR, O(records), 0, 0, NULL,
-	  "write one JSON object per mail transaction" },
+	  "write one JSON object per mail transaction", NULL },
 	{ "sensor", "flows", "flows", 0, "FILE|-", OT_STR, O(flows), 0, 0, NULL,
-	  "write one JSON object per ended flow (nDPI protocol, bytes, packets)" },
+	  "write one JSON object per ended flow (nDPI protocol, bytes, packets)", NULL },
 	{ "redis", "url", "redis", 0, "URL", OT_STR, O(redis_url), 0, 0, "redis://127.0.0.1:6379",
 	  "redis://[user[:pass]@]host[:port][/db], unix:///path[?db=N], 'embedded' (a private "
-	  "redis-server) or 'none'" },
+	  "redis-server) or 'none'", NULL },
 	{ "redis", "prefix", "redis-prefix", 0, "PREFIX", OT_STR, O(redis_prefix), 0, 0, "rw:",
-	  "prefix of every key" },
+	  "prefix of every key", NULL },
 	{ "redis", "password_file", "redis-password-file", 0, "FILE", OT_STR,
 	  O(redis_password_file), 0, 0, NULL,
-	  "read the Redis password from FILE (else $REDISCLI_AUTH, else the URL)" },
+	  "read the Redis password from FILE (else $REDISCLI_AUTH, else the URL)", NULL },
 	{ "redis", "flush_interval", "flush-interval", 0, "DURATION", OT_SECONDS,
-	  O(flush_interval), 0.01, 3600, "1", "send counters to Redis this often (packet time)" },
+	  O(flush_interval), 0.01, 3600, "1", "send counters to Redis this often (packet time)", NULL },
 	{ "redis", "max_pending", "max-pending", 0, "N", OT_UINT, O(max_pending), 1, 1ull << 32,
 	  "600000",
-	  "messages' worth of counter updates kept while Redis is away; beyond, counted and dropped" },
+	  "messages' worth of counter updates kept while Redis is away; beyond, counted and dropped", NULL },
 	{ "alerts", "json", "alerts-json", 0, "FILE|-", OT_STR, O(alerts_json), 0, 0, NULL,
-	  "also write each alert as a JSON line" },
+	  "also write each alert as a JSON line", NULL },
 	{ "alerts", "cooldown", "alert-cooldown", 0, "DURATION", OT_SECONDS, O(alert_cooldown), 0,
-	  30 * 86400, "1h", "one alert per rule and entity this often (unless the value doubles)" },
+	  30 * 86400, "1h", "one alert per rule and entity this often (unless the value doubles)", NULL },
 	{ "alerts", "stream_maxlen", "stream-maxlen", 0, "N", OT_UINT, O(stream_maxlen), 1,
-	  1ull << 32, "100000", "trim the alert stream to about N entries" },
+	  1ull << 32, "100000", "trim the alert stream to about N entries", NULL },
 	{ "network", "local_domains", "local-domains", 0, "LIST", OT_STR, O(local_domains), 0, 0,
-	  NULL, "our own mail domains (comma-separated; subdomains included)" },
+	  NULL, "our own mail domains (comma-separated; subdomains included)", check_domains },
 	{ "network", "trusted_networks", "trusted-networks", 0, "LIST", OT_STR,
 	  O(trusted_networks), 0, 0, NULL,
-	  "networks allowed to relay without AUTH (CIDR, comma-separated)" },
+	  "networks allowed to relay without AUTH (CIDR, comma-separated)", check_networks },
 	{ "network", "protected_domains", "protected-domains", 0, "LIST", OT_STR,
 	  O(protected_domains), 0, 0, NULL,
-	  "names attackers impersonate in display names (local_domains are always protected)" },
+	  "names attackers impersonate in display names (local_domains are always protected)",
+	  check_domains },
 	{ "privacy", "pseudonymize", "pseudonymize", 0, NULL, OT_BOOL, O(pseudonymize), 0, 0, "no",
-	  "hash account names with a keyed hash before they reach Redis" },
+	  "hash account names with a keyed hash before they reach Redis", NULL },
 	{ "privacy", "key_file", "pseudonymize-key-file", 0, "FILE", OT_STR,
-	  O(pseudonymize_key_file), 0, 0, NULL, "the key for --pseudonymize (kept secret)" },
+	  O(pseudonymize_key_file), 0, 0, NULL, "the key for --pseudonymize (kept secret)", NULL },
 };
 
 #define N_DEFS (sizeof defs / sizeof defs[0])
@@ -151,7 +175,7 @@ static int parse_duration(const char *v, double *out)
 
 static int parse_bool(const char *v, bool *out)
 {
-	static const char *yes[] = { "yes", "true", "on", "1" }, *no[] = { "no", "false", "off", "0" };
+	static const char *yes[] = { "yes", "true", "on", "1", NULL }, *no[] = { "no", "false", "off", "0" };
 	for (size_t i = 0; i < 4; i++) {
 		if (!strcasecmp(v, yes[i])) {
 			*out = true;
@@ -175,6 +199,8 @@ static int set_value(struct rw_options *o, const struct opt_def *d, const char *
 	}
 	switch (d->type) {
 	case OT_STR: {
+		if (d->check && d->check(v, why, whysz) < 0)
+			return -EINVAL;
 		char **p = field(o, d);
 		char *copy = strdup(v);
 		if (!copy) {
