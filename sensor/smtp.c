@@ -105,7 +105,6 @@ struct txn {
 	uint16_t rcpt_off[SMTP_RCPT_KEEP_MAX];
 	uint16_t rcpt_code[SMTP_RCPT_KEEP_MAX];
 	uint32_t arena_used;
-	char arena[SMTP_RCPT_ARENA];
 	bool has_last_reply;
 	char last_reply[SMTP_REPLY_MAX + 1];
 	bool tls;
@@ -116,6 +115,9 @@ struct txn {
 	bool replies_seen;
 	bool awaiting_end_reply;  /* "." or BDAT LAST sent, its reply not seen */
 	struct message *msg;
+	/* Last: txn_open() clears everything before it (the arena is only
+	 * read up to arena_used). */
+	char arena[SMTP_RCPT_ARENA];
 };
 
 struct smtp_session {
@@ -1146,12 +1148,11 @@ static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint
 struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
 					 struct smtp_stats *stats)
 {
-	struct smtp_session *s = malloc(sizeof *s);
+	struct smtp_session *s = calloc(1, sizeof *s); /* no message held yet */
 	if (!s)
 		return NULL;
 	s->ev = ev;
 	s->stats = stats;
-	s->t.msg = NULL;
 	smtp_session_reset(s, ctx);
 	return s;
 }

@@ -463,6 +463,30 @@ static void test_gap_in_data_resyncs(void)
 	CHECK_INT(txns[1].depth, 1); /* the "." lost in the gap did not count */
 }
 
+static void test_record_fields_do_not_leak(void)
+{
+	/* Every field of a record starts empty: nothing of the previous
+	 * transaction (gaps, size, reply, data state) carries over. */
+	struct smtp_session *s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+	S(s, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+	C(s, "Subject: one\r\n\r\nbody");
+	smtp_gap(s, true, 100, 1);
+	S(s, "250 queued 1\r\n");
+	C(s, "MAIL FROM:<c@x>\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_INT(txns[0].gaps, 1);
+	CHECK(txns[0].size > 0);
+	CHECK_INT(txns[1].gaps, 0);
+	CHECK_INT(txns[1].size, 0);
+	CHECK(!txns[1].data_done);
+	CHECK_INT(txns[1].data_code, 0);
+	CHECK_STR(txns[1].last_reply, "(null)");
+	CHECK_STR(txns[1].mailfrom, "c@x");
+}
+
 static void test_gap_then_354(void)
 {
 	/* The client's DATA was lost: the 354 after the gap starts a message. */
@@ -619,6 +643,7 @@ int main(void)
 	RUN(test_one_sided_depth);
 	RUN(test_gap_in_data_resyncs);
 	RUN(test_gap_then_354);
+	RUN(test_record_fields_do_not_leak);
 	RUN(test_http_connect_tunnel);
 	RUN(test_not_smtp);
 	RUN(test_line_bound);
