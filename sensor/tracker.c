@@ -233,6 +233,8 @@ static void session_detach(struct tracker *t, struct flow *f, struct flow_ctx *c
 	}
 	pool_give(&t->sessions, c->smtp);
 	c->smtp = NULL;
+	if (!flush)
+		c->parsed = false; /* it was speculation: not SMTP after all */
 }
 
 static void report_session(struct tracker *t, struct flow *f, struct flow_ctx *c, bool tls,
