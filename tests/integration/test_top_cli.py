@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""relaywatch-top against a real, throwaway redis-server.
+
+Data comes from the sensor itself: `relaywatch -r smtp.pcap` (Zeek's corpus:
+albert@example.com 1 message to 3 recipients in 2015, gurpartap@patriots.in 1
+to 1 in 2009), and from the sensor's own Lua scripts (counters/lua/flush.lua
+and top.lua, called as the sensor calls them) for entities with known
+minutes, so every 10 m / 1 h / 24 h value below is exact. Checked:
+  - ranking by the sum of the last 10 per-minute top keys only (an older,
+    bigger minute does not count), -n;
+  - msgs, rcpts and distinct recipient domains over the three windows;
+  - where the windows end: the newest minute in Redis (found by SCAN for a
+    replayed capture, around the wall clock for a live sensor), --at, or the
+    wall clock when Redis has no top keys;
+  - the text table exactly, with percent-escaped IDs decoded, hostile names
+    escaped and cut, wide characters; the JSON document exactly;
+  - a top member longer than the ID limit is skipped and counted;
+  - the live view on a terminal: refreshes, shows new data, q and SIGINT
+    exit 0 and give the screen back; bold only with colour allowed;
+  - a read-only ACL user is enough; Redis unreachable: exit 1 with one line
+    (--once, --json), a message and retries in the live view;
+  - --help, --version, usage errors (exit 2).
+"""
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwtest  # noqa: E402
+
+TOP = rwtest.RELAYWATCH_TOP
+LUA = os.path.join(rwtest.SOURCE, "counters", "lua")
+
+# Minute 45 of an hour in 2023: NOW-2 and NOW-12 share the hour, NOW-30 is in
+# the same hour and the last 12 five-minute buckets, NOW-300 five hours back.
+HOUR = 472222
+NOW = HOUR * 60 + 45                 # minute number (unix time / 60)
+WEIRD_RAW = b"\x1b[31mevil{x}:" + b"a" * 250 + b"\xff@example.com"
+
+
+def escape_id(raw):
+    """The sensor's escaping of an entity ID (SCHEMA.md): bytes outside
+    printable ASCII and { } % : space as %XX, cut at 320 bytes."""
+    out = ""
+    for b in raw:
+        piece = chr(b) if 0x20 < b < 0x7f and chr(b) not in "{}%:" else "%%%02X" % b
+        if len(out) + len(piece) > 320:
+            break
+        out += piece
+    return out
+
+
+WEIRD = escape_id(WEIRD_RAW)
+
+
+class Sensor:
+    """Writes as the sensor's counters writer does: EVAL of flush.lua per
+    entity and minute, EVAL of top.lua for the top sets."""
+
+    runs = 0
+
+    def __init__(self, r, prefix):
+        # each instance is a run of its own, as each start of the sensor is:
+        # the scripts ignore a (sensor, run) batch number already applied
+        Sensor.runs += 1
+        self.r, self.prefix, self.seq = r, prefix, 0
+        self.run = "run%d" % Sensor.runs
+        with open(os.path.join(LUA, "flush.lua")) as f:
+            self.flush_lua = f.read()
+        with open(os.path.join(LUA, "top.lua")) as f:
+            self.top_lua = f.read()
+
+    def send(self, tag, ident, minute, msgs, rcpts, domains=(), sample="", top=True):
+        self.seq += 1
+        now = minute * 60 + 30
+        args = ["sensor-t", self.run, self.seq, now, minute, "0", sample,
+                2, "msgs", msgs, "rcpts", rcpts]
+        args += [1, "rdom", len(domains)] + list(domains) if domains else [0]
+        self.r.command("EVAL", self.flush_lua, 1, "%s{%s:%s}" % (self.prefix, tag, ident), *args)
+        if top:
+            self.seq += 1
+            self.r.command("EVAL", self.top_lua, 1, self.prefix + "{top}", "sensor-t", self.run,
+                           self.seq, now, tag, minute, 1, ident, msgs)
+
+
+def populate(r, prefix="syn:"):
+    s = Sensor(r, prefix)
+    s.send("acct", "hijacked@pref.example.jp", NOW, 50, 500, ["d1.example", "d2.example",
+                                                               "d3.example"])
+    s.send("acct", "hijacked@pref.example.jp", NOW - 30, 20, 100, ["d4.example", "d5.example"])
+    s.send("acct", "hijacked@pref.example.jp", NOW - 300, 7, 7, ["d6.example"])
+    s.send("acct", "tanaka@pref.example.jp", NOW - 2, 5, 5, ["pref.example.jp"])
+    s.send("acct", "tanaka@pref.example.jp", NOW - 12, 100, 100, ["pref.example.jp"])
+    s.send("acct", WEIRD, NOW - 1, 9, 9, ["x.example", "y.example"])
+    s.send("fp", "1111aaaa2222bbbb", NOW, 40, 40, ["d1.example"],
+           sample="【重要】会議室の予約変更")
+    s.send("fp", "3333cccc4444dddd", NOW - 5, 3, 6, ["d2.example"],
+           sample="\x1b]0;pwned\x07Invoice")
+    s.send("ip", "203.0.113.7", NOW, 60, 540, ["d1.example", "d2.example"])
+    s.send("ip", escape_id(b"2001:db8::1"), NOW - 1, 4, 4, ["d9.example"])
+    return s
+
+
+def top(url, *args, env=None):
+    return rwtest.run_tool(TOP, ["--redis", url] + [str(a) for a in args], env=env)
+
+
+def entity(id, name, top10, msgs, rcpts, rdoms, **kw):
+    d = {"id": id, "name": name, "top_10m": top10,
+         "msgs": dict(zip(("10m", "1h", "24h"), msgs)),
+         "rcpts": dict(zip(("10m", "1h", "24h"), rcpts)),
+         "rcpt_domains": dict(zip(("10m", "1h", "24h"), rdoms))}
+    d.update(kw)
+    return d
+
+
+HIJACKED = entity("hijacked@pref.example.jp", "hijacked@pref.example.jp", 50,
+                  (50, 70, 77), (500, 600, 607), (3, 5, 6))
+WEIRD_ROW = entity(WEIRD, WEIRD_RAW.decode("utf-8", "replace"), 9, (9, 9, 9), (9, 9, 9),
+                   (2, 2, 2))
+TANAKA = entity("tanaka@pref.example.jp", "tanaka@pref.example.jp", 5,
+                (5, 105, 105), (5, 105, 105), (1, 1, 1))
+FP1 = entity("1111aaaa2222bbbb", "1111aaaa2222bbbb", 40, (40, 40, 40), (40, 40, 40),
+             (1, 1, 1), sample_subject="【重要】会議室の予約変更")
+FP2 = entity("3333cccc4444dddd", "3333cccc4444dddd", 3, (3, 3, 3), (6, 6, 6), (1, 1, 1),
+             sample_subject="\x1b]0;pwned\x07Invoice")
+IP1 = entity("203.0.113.7", "203.0.113.7", 60, (60, 60, 60), (540, 540, 540), (2, 2, 2))
+IP2 = entity("2001%3Adb8%3A%3A1", "2001:db8::1", 4, (4, 4, 4), (4, 4, 4), (1, 1, 1))
+
+
+def test_synthetic_json(c, srv):
+    p = top(srv.url, "--redis-prefix", "syn:", "--json")
+    c.eq("json: exit status (%r)" % p.stderr, p.returncode, 0)
+    doc = json.loads(p.stdout)
+    c.eq("json: windows end with the newest minute in Redis",
+         (doc["at"], doc["at_source"]), (NOW * 60 + 59, "data"))
+    c.eq("json: at_iso", doc["at_iso"], "2023-11-14T22:45:59+00:00")
+    c.eq("json: accounts ranked by the last 10 minutes only (tanaka's 100 at NOW-12 "
+         "do not count)", doc["accounts"], [HIJACKED, WEIRD_ROW, TANAKA])
+    c.eq("json: fingerprints with their sample subjects", doc["fingerprints"], [FP1, FP2])
+    c.eq("json: clients, IPv6 decoded", doc["clients"], [IP1, IP2])
+    c.true("json: no skipped members", "skipped" not in doc and "warning" not in doc)
+    c.true("json: control characters escaped in the document itself",
+           b"\x1b" not in p.stdout and b"\\u001B[31mevil" in p.stdout)
+
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "-n", 1)
+    doc = json.loads(p.stdout)
+    c.eq("-n 1", [len(doc[k]) for k in ("accounts", "fingerprints", "clients")], [1, 1, 1])
+    c.eq("-n 1: the best", doc["accounts"][0]["id"], "hijacked@pref.example.jp")
+
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", NOW * 60 + 30)
+    doc = json.loads(p.stdout)
+    c.eq("--at: source and time", (doc["at_source"], doc["at"]), ("at", NOW * 60 + 30))
+    c.eq("--at NOW: the same accounts", doc["accounts"], [HIJACKED, WEIRD_ROW, TANAKA])
+
+    # Windows ending at NOW-12: tanaka's 100 now count; a window is the sum of
+    # whole buckets ending with the bucket of "now", so the hour bucket also
+    # holds NOW-2 (same hour) while the five-minute buckets do not.
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at",
+            "%d" % ((NOW - 12) * 60 + 30))
+    doc = json.loads(p.stdout)
+    c.eq("--at NOW-12: accounts", doc["accounts"], [
+        entity("tanaka@pref.example.jp", "tanaka@pref.example.jp", 100, (100, 100, 105),
+               (100, 100, 105), (1, 1, 1))])
+    c.eq("--at NOW-12: no fingerprints yet", doc["fingerprints"], [])
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", "2023-11-14T22:35:30Z")
+    c.eq("--at ISO", json.loads(p.stdout)["accounts"][0]["msgs"]["10m"], 100)
+
+
+TEXT = """\
+relaywatch-top  redis://127.0.0.1:PORT/0  prefix syn:  windows end 2023-11-14T22:45:59+00:00 (the newest minute in Redis)
+
+ACCOUNTS                                 ------ msgs ------ ----- rcpts ------ -- rcpt domains --
+                                            10m    1h   24h    10m    1h   24h    10m    1h   24h
+hijacked@pref.example.jp                     50    70    77    500   600   607      3     5     6
+\\x1B[31mevil{x}:aaaaaaaaaaaaaaaaaaaaaaa…      9     9     9      9     9     9      2     2     2
+tanaka@pref.example.jp                        5   105   105      5   105   105      1     1     1
+
+FINGERPRINTS                             ------ msgs ------ ----- rcpts ------ -- rcpt domains --  sample subject
+                                            10m    1h   24h    10m    1h   24h    10m    1h   24h
+1111aaaa2222bbbb                             40    40    40     40    40    40      1     1     1  【重要】会議室の予約変更
+3333cccc4444dddd                              3     3     3      6     6     6      1     1     1  \\x1B]0;pwned\\x07Invoice
+
+CLIENTS                                  ------ msgs ------ ----- rcpts ------ -- rcpt domains --
+                                            10m    1h   24h    10m    1h   24h    10m    1h   24h
+203.0.113.7                                  60    60    60    540   540   540      2     2     2
+2001:db8::1                                   4     4     4      4     4     4      1     1     1
+"""
+
+
+def test_synthetic_text(c, srv):
+    p = top(srv.url, "--redis-prefix", "syn:", "--once")
+    c.eq("text: exit status", p.returncode, 0)
+    got = p.stdout.decode().replace(str(srv.port), "PORT")
+    c.eq("text: the table", got, TEXT)
+    c.true("text: no escape byte from Redis reaches the output", b"\x1b" not in p.stdout)
+    p = top(srv.url, "--redis-prefix", "syn:")
+    c.eq("text: not a terminal, no --once: printed once", p.stdout, top(srv.url, "--redis-prefix",
+                                                                      "syn:", "--once").stdout)
+
+
+def test_sensor_capture(c, srv):
+    corpus = rwtest.corpus_dir()
+    pcap = os.path.join(corpus or "", "zeek", "smtp.pcap")
+    if not os.path.exists(pcap):
+        print("corpus smtp.pcap not found: capture part skipped")
+        return
+    p = rwtest.run(["-r", pcap, "-q", "--redis", srv.url])
+    c.eq("sensor: exit status", p.returncode, 0)
+    p = top(srv.url, "--json")
+    doc = json.loads(p.stdout)
+    c.eq("capture: windows end at albert's minute (2015), found by SCAN",
+         (doc["at_source"], doc["at"] // 60), ("data", 1437831787 // 60))
+    c.eq("capture: albert@example.com 1 message, 3 recipients, 3 domains", doc["accounts"], [
+        entity("albert@example.com", "albert@example.com", 1, (1, 1, 1), (3, 3, 3),
+               (3, 3, 3))])
+    c.eq("capture: albert's fingerprint and subject",
+         [(f["id"], f["msgs"]["10m"], f["rcpts"]["24h"], f["sample_subject"])
+          for f in doc["fingerprints"]],
+         [("dc6279cb9023a09c", 1, 3, "Re: Bro SMTP CC Header")])
+    c.eq("capture: albert's client", [(x["name"], x["msgs"]["1h"], x["rcpts"]["1h"])
+                                      for x in doc["clients"]], [("192.168.133.100", 1, 3)])
+    p = top(srv.url, "--json", "--at", "1254722769")
+    doc = json.loads(p.stdout)
+    c.eq("capture --at 2009: gurpartap@patriots.in 1 message, 1 recipient", doc["accounts"], [
+        entity("gurpartap@patriots.in", "gurpartap@patriots.in", 1, (1, 1, 1), (1, 1, 1),
+               (1, 1, 1))])
+    c.eq("capture --at 2009: subject", [f["sample_subject"] for f in doc["fingerprints"]],
+         ["SMTP"])
+    c.eq("capture --at 2009: client", [x["name"] for x in doc["clients"]], ["10.10.1.4"])
+    p = top(srv.url, "--once", "-n", 1)
+    c.true("capture text: albert's row", any(
+        l.split() == ["albert@example.com", "1", "1", "1", "3", "3", "3", "3", "3", "3"]
+        for l in p.stdout.decode().splitlines()))
+
+
+def test_now_sources(c, srv):
+    r = rwtest.RespClient(srv.port)
+    wall_min = int(time.time()) // 60
+    Sensor(r, "live:").send("acct", "live@pref.example.jp", wall_min, 2, 3, ["a.example"])
+    doc = json.loads(top(srv.url, "--redis-prefix", "live:", "--json").stdout)
+    c.eq("live sensor: windows end at the wall-clock minute (EXISTS probe)",
+         (doc["at_source"], doc["at"] // 60), ("data", wall_min))
+    c.eq("live sensor: the account", [(a["name"], a["msgs"]["10m"], a["rcpts"]["10m"])
+                                      for a in doc["accounts"]], [("live@pref.example.jp", 2, 3)])
+    before = int(time.time())
+    p = top(srv.url, "--redis-prefix", "empty:", "--json")
+    doc = json.loads(p.stdout)
+    c.eq("no top keys: the wall clock, nothing ranked",
+         (p.returncode, doc["at_source"], doc["accounts"], doc["fingerprints"], doc["clients"]),
+         (0, "clock", [], [], []))
+    c.true("no top keys: at is now", before <= doc["at"] <= int(time.time()))
+    p = top(srv.url, "--redis-prefix", "empty:", "--once")
+    c.eq("no top keys, text: three empty sections",
+         p.stdout.decode().count("(none in the 10 minutes to "), 3)
+    # a member longer than an ID can be (the sensor cuts at 320 bytes)
+    r.command("ZADD", "odd:{top}:acct:%d" % NOW, 5, "x" * 400)
+    r.command("ZADD", "odd:{top}:acct:%d" % NOW, 3, "ok@example.jp")
+    doc = json.loads(top(srv.url, "--redis-prefix", "odd:", "--json").stdout)
+    c.eq("over-long member: skipped and counted",
+         (doc.get("skipped"), [a["id"] for a in doc["accounts"]]), (1, ["ok@example.jp"]))
+    p = top(srv.url, "--redis-prefix", "odd:", "--once")
+    c.true("over-long member: said in the text", b"1 top entries skipped" in p.stdout)
+    r.close()
+
+
+def test_live_view(c, srv):
+    r = rwtest.RespClient(srv.port)
+    s = Sensor(r, "syn:")
+    base = [TOP, "--redis", srv.url, "--redis-prefix", "syn:", "--interval", "0.2"]
+    f = rwtest.Background(base, env=rwtest.tool_env(), pty=True)
+    f.wait_stdout("two refreshes", lambda o: o.count(b"\x1b[H\x1b[2J") >= 2 and
+                  b"hijacked@pref.example.jp" in o)
+    c.true("live: alternate screen, no cursor", f.stdout().startswith(b"\x1b[?1049h\x1b[?25l"))
+    c.true("live: section titles in bold", b"\x1b[1mACCOUNTS\x1b[0m" in f.stdout())
+    c.true("live: says how to quit", b"q quits" in f.stdout())
+    # new data shows up at a later refresh
+    s.send("acct", "newcomer@pref.example.jp", NOW, 70, 70, ["n.example"])
+    def frames_with_newcomer(o):
+        return [fr for fr in o.split(b"\x1b[H\x1b[2J")
+                if b"newcomer@" in fr and b"hijacked@" in fr]
+    frame = f.wait_stdout("a frame with the newcomer", frames_with_newcomer)[0]
+    c.true("live: the newcomer ranks first",
+           frame.index(b"newcomer@") < frame.index(b"hijacked@"))
+    f.send(b"q")
+    c.eq("live: q exits 0", f.wait(), 0)
+    c.true("live: screen and cursor given back",
+           f.stdout().endswith(b"\x1b[?25h\x1b[?1049l"))
+
+    f = rwtest.Background(base, env=rwtest.tool_env(NO_COLOR="1"), pty=True)
+    f.wait_stdout("a frame", lambda o: b"hijacked@" in o)
+    f.signal(signal.SIGINT)
+    c.eq("live: SIGINT exits 0", f.wait(), 0)
+    c.true("live, NO_COLOR: no bold", b"\x1b[1m" not in f.stdout())
+    c.true("live, SIGINT: screen given back", f.stdout().endswith(b"\x1b[?25h\x1b[?1049l"))
+
+    # Redis unreachable: the live view says so and keeps trying
+    port = rwtest.free_port()
+    f = rwtest.Background([TOP, "--redis", "redis://127.0.0.1:%d" % port, "--interval", "0.2"],
+                          env=rwtest.tool_env(), pty=True)
+    f.wait_stdout("the error, twice", lambda o: o.count(b"Connection refused") >= 2)
+    c.true("live, unreachable: retrying", b"retrying every 0.2 s" in f.stdout())
+    f.send(b"q")
+    c.eq("live, unreachable: q exits 0", f.wait(), 0)
+    r.close()
+
+
+def test_acl_read_only(c, srv_unused):
+    tmpdir = tempfile.TemporaryDirectory(prefix="rwtest-acl-")
+    tmp = tmpdir.name
+    acl = os.path.join(tmp, "users.acl")
+    with open(acl, "w") as f:
+        f.write("user default on nopass ~* &* +@all\n"
+                "user reader on >reader-pw resetkeys ~syn:* resetchannels -@all +@read\n")
+    with rwtest.RedisServer(extra=["--aclfile", acl]) as srv:
+        r = rwtest.RespClient(srv.port)
+        populate(r)
+        url = "redis://reader:reader-pw@127.0.0.1:%d" % srv.port
+        p = top(url, "--redis-prefix", "syn:", "--json")
+        c.eq("read-only user: exit status (%r)" % p.stderr, p.returncode, 0)
+        doc = json.loads(p.stdout)
+        c.eq("read-only user: same accounts", doc.get("accounts"), [HIJACKED, WEIRD_ROW, TANAKA])
+        c.true("read-only user: nothing refused", "warning" not in doc)
+        r.close()
+
+
+def test_errors_and_usage(c):
+    port = rwtest.free_port()
+    for mode in (["--once"], ["--json"]):
+        p = top("redis://:pw-not-shown@127.0.0.1:%d" % port, *mode)
+        err = p.stderr.decode()
+        c.eq("unreachable %s: exit 1" % mode, p.returncode, 1)
+        c.true("unreachable %s: one line saying why (%r)" % (mode, err),
+               err.count("\n") == 1 and "Connection refused" in err)
+        c.true("unreachable %s: no password" % mode, "pw-not-shown" not in err)
+    p = rwtest.run_tool(TOP, ["--help"])
+    out = p.stdout.decode()
+    c.eq("--help: exit 0", p.returncode, 0)
+    for word in ("Examples:", "--once", "--json", "--at", "--interval", "-n N",
+                 "--redis-prefix", "q or Ctrl-C"):
+        c.true("--help mentions %s" % word, word in out)
+    p = rwtest.run_tool(TOP, ["--version"])
+    c.true("--version", p.returncode == 0 and p.stdout.startswith(b"relaywatch-top 0."))
+    for args in (["-n", "0"], ["-n", "1001"], ["-n", "2.5"], ["--interval", "0"],
+                 ["--at", "noon"], ["--bogus"], ["extra"], ["--redis", "none"]):
+        p = rwtest.run_tool(TOP, args)
+        c.eq("usage error %s: exit 2" % args, p.returncode, 2)
+        c.true("usage error %s: one line on stderr" % args,
+               p.stderr.decode().count("\n") == 1 and p.stdout == b"")
+
+
+def main():
+    c = rwtest.Checker()
+    test_errors_and_usage(c)
+    with rwtest.RedisServer() as srv:
+        r = rwtest.RespClient(srv.port)
+        populate(r)
+        r.close()
+        test_synthetic_json(c, srv)
+        test_synthetic_text(c, srv)
+        test_sensor_capture(c, srv)
+        test_now_sources(c, srv)
+        test_live_view(c, srv)
+    test_acl_read_only(c, None)
+    c.done()
+
+
+if __name__ == "__main__":
+    main()
