@@ -447,6 +447,7 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 	jsonw_arr_end(&w);
 	if (!foreign)
 		return;
+	jsonw_kuint(&w, "foreign_rcpts", foreign);
 	jsonw_kuint(&w, "rcpt_reply_code", code);
 	jsonw_kstr(&w, "last_reply", t->last_reply);
 	jsonw_kstr(&w, "helo", t->helo);
@@ -457,8 +458,9 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 	struct fire f = {
 		.rule = RULE_OPEN_RELAY,
 		.severity = r->fake_reply ? "critical" : "high",
+		/* one relayed message: a per-message count must not "escalate" */
 		.etype = ENT_CLIENT, .entity = r->orig_h, .window = "message",
-		.value = foreign, .threshold = 1, .baseline = -1,
+		.value = 1, .threshold = 1, .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v.first_seen_us,
 		.before = minus1(v.v[W_10M][F_MSGS]),
 		.subject = r->msg ? r->msg->subject : NULL, .ips = r->orig_h,

@@ -275,9 +275,12 @@ static void print_summary(struct sensor *s)
 			", interface dropped %" PRIu64 "\n", cs.received, cs.dropped, cs.if_dropped);
 	fprintf(stderr,
 		"relaywatch: %" PRIu64 " flows (%" PRIu64 " evicted), %" PRIu64 " SMTP sessions, %"
-		PRIu64 " encrypted, %" PRIu64 " transactions, %" PRIu64 " records written\n",
+		PRIu64 " encrypted, %" PRIu64 " transactions, %" PRIu64 " alerts\n",
 		ts.flows->created, ts.flows->ended_evicted, ts.smtp->sessions, ts.encrypted_sessions,
-		ts.smtp->transactions, s->records_written);
+		ts.smtp->transactions, s->alerts_raised);
+	if (s->records)
+		fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n", s->records_written,
+			output_path(s->records));
 	if (ts.reasm->gaps || ts.smtp->lines_too_long || ts.smtp->pending_overflow ||
 	    ts.smtp->rcpt_over_keep || ts.sessions_exhausted || ts.messages_exhausted ||
 	    s->records_overflow)
