@@ -1487,12 +1487,14 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 	c->writer_started = true;
 	return c;
 out_free:
-	counters_destroy(c, 0);
+	counters_destroy(c, 0, NULL);
 	return NULL;
 }
 
-uint64_t counters_destroy(struct counters *c, double deadline_s)
+uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters_stats *final)
 {
+	if (final)
+		memset(final, 0, sizeof *final);
 	if (!c)
 		return 0;
 	if (c->writer_started) {
@@ -1508,6 +1510,8 @@ uint64_t counters_destroy(struct counters *c, double deadline_s)
 		pthread_join(c->writer, NULL);
 		take_done(c);
 	}
+	if (final)
+		counters_get_stats(c, final);
 	uint64_t lost = c->pending_events;
 	for (struct batch *b = c->q_head; b;) {
 		struct batch *n = b->next;

@@ -113,8 +113,9 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 
 /* Send what is pending, waiting at most deadline_s seconds for Redis, then
  * stop the writer and the embedded server and free. Returns the number of
- * events that could not be sent. NULL is fine. */
-uint64_t counters_destroy(struct counters *c, double deadline_s);
+ * events and alerts that could not be sent; *final (may be NULL) receives
+ * the statistics after the last flush. NULL is fine. */
+uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters_stats *final);
 
 /* Where Redis is, for humans: never holds the password. */
 const char *counters_where(const struct counters *c);

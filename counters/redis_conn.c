@@ -69,6 +69,7 @@ static int parse_userinfo(const char *s, size_t n, struct redis_target *t, char 
 		snprintf(t->pass, sizeof t->pass, "%s", t->user);
 		t->user[0] = 0;
 		t->has_pass = true;
+		t->lone_userinfo = true;
 	}
 	return 0;
 }
@@ -102,6 +103,11 @@ int redis_target_parse(const char *url, struct redis_target *t, char *err, size_
 			return -EINVAL;
 		}
 		const char *at = memchr(p, '@', (size_t)(slash - p));
+		if (slash != p && (!at || at + 1 != slash)) {
+			/* unix://host/...: there is no host, only [userinfo@]/path */
+			snprintf(err, errsz, "unix URL needs an absolute path: unix:///path/to/sock");
+			return -EINVAL;
+		}
 		if (at && parse_userinfo(p, (size_t)(at - p), t, err, errsz) < 0)
 			return -EINVAL;
 		const char *q = strchr(slash, '?');
@@ -190,6 +196,15 @@ too_long:
 	return -EINVAL;
 }
 
+/* The password comes from elsewhere: a lone userinfo was the user name. */
+static void userinfo_is_user(struct redis_target *t)
+{
+	if (!t->lone_userinfo)
+		return;
+	snprintf(t->user, sizeof t->user, "%s", t->pass);
+	t->lone_userinfo = false;
+}
+
 int redis_target_load_password(struct redis_target *t, const char *password_file, char *err,
 			       size_t errsz)
 {
@@ -210,6 +225,7 @@ int redis_target_load_password(struct redis_target *t, const char *password_file
 			snprintf(err, errsz, "%s: empty password file", password_file);
 			return -EINVAL;
 		}
+		userinfo_is_user(t);
 		snprintf(t->pass, sizeof t->pass, "%s", buf);
 		t->has_pass = true;
 		wipe(buf, sizeof buf);
@@ -217,6 +233,7 @@ int redis_target_load_password(struct redis_target *t, const char *password_file
 	}
 	const char *env = getenv("REDISCLI_AUTH");
 	if (env && *env) {
+		userinfo_is_user(t);
 		snprintf(t->pass, sizeof t->pass, "%s", env);
 		t->has_pass = true;
 	}

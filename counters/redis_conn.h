@@ -31,6 +31,7 @@ struct redis_target {
 	char user[REDIS_USER_MAX + 1];   /* "" = the default user */
 	char pass[REDIS_PASS_MAX + 1];
 	bool has_pass;
+	bool lone_userinfo;   /* redis://WORD@host: a password, unless one comes from elsewhere */
 };
 
 /* redis://[user[:pass]@]host[:port][/db]  (host may be [v6])
@@ -40,7 +41,10 @@ struct redis_target {
 int redis_target_parse(const char *url, struct redis_target *t, char *err, size_t errsz);
 
 /* Take the password from, in order: the file (first line), the environment
- * variable REDISCLI_AUTH, the URL. Returns 0, or -errno with err set. */
+ * variable REDISCLI_AUTH, the URL. A lone userinfo in the URL
+ * (redis://sensor@host) is a password as redis-cli reads it, but the user
+ * name when the password comes from the file or the environment. Returns 0,
+ * or -errno with err set. */
 int redis_target_load_password(struct redis_target *t, const char *password_file, char *err,
 			       size_t errsz);
 

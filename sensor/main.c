@@ -418,8 +418,7 @@ static void close_counters(struct sensor *s)
 	if (!s->ctr)
 		return;
 	struct counters_stats st;
-	counters_get_stats(s->ctr, &st);
-	uint64_t lost = counters_destroy(s->ctr, COUNTERS_EXIT_DEADLINE_S);
+	uint64_t lost = counters_destroy(s->ctr, COUNTERS_EXIT_DEADLINE_S, &st);
 	s->ctr = NULL;
 	if (lost)
 		logmsg("redis: %" PRIu64 " events and alerts could not be written before exit (%s)",
@@ -427,6 +426,17 @@ static void close_counters(struct sensor *s)
 	if (st.events_dropped)
 		logmsg("redis: %" PRIu64 " events were dropped while Redis was away (--max-pending)",
 		       st.events_dropped);
+	if (!s->opt.quiet && s->trk) {
+		struct tracker_stats ts;
+		tracker_get_stats(s->trk, &ts);
+		uint64_t msgs = ts.smtp->transactions;
+		logmsg("redis: %" PRIu64 " commands in %" PRIu64 " round trips for %" PRIu64
+		       " transactions (%.3f commands per transaction), %" PRIu64 " batches, %"
+		       PRIu64 " reconnects, %" PRIu64 " alerts sent (%" PRIu64 " duplicates)",
+		       st.commands_sent, st.round_trips, msgs,
+		       msgs ? (double)st.commands_sent / (double)msgs : 0.0, st.batches_sent,
+		       st.reconnects ? st.reconnects - 1 : 0, st.alerts_sent, st.alerts_duplicate);
+	}
 }
 
 int main(int argc, char **argv)
@@ -518,9 +528,9 @@ int main(int argc, char **argv)
 	if (!s.opt.quiet)
 		print_summary(&s);
 
-	tracker_destroy(s.trk);
 out_close_counters:
 	close_counters(&s);
+	tracker_destroy(s.trk);
 	detect_destroy(s.det);
 out_close_outputs:
 	if (output_close(s.records) < 0 || output_close(s.flows) < 0 ||

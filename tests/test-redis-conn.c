@@ -1,0 +1,116 @@
+/* test-redis-conn.c — counters/redis_conn.c: URLs, where the password comes
+ * from, and that a description never shows it. */
+#include "testlib.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "redis_conn.h"
+
+static void test_tcp_urls(void)
+{
+	struct redis_target t;
+	char err[256];
+	CHECK_INT(redis_target_parse("redis://127.0.0.1:6380/3", &t, err, sizeof err), 0);
+	CHECK_STR(t.host, "127.0.0.1");
+	CHECK_INT(t.port, 6380);
+	CHECK_INT(t.db, 3);
+	CHECK(!t.has_pass);
+	CHECK_INT(redis_target_parse("redis://sensor:s%40cret@[::1]/0", &t, err, sizeof err), 0);
+	CHECK_STR(t.host, "::1");
+	CHECK_INT(t.port, 6379);
+	CHECK_STR(t.user, "sensor");
+	CHECK_STR(t.pass, "s@cret");
+	CHECK_INT(redis_target_parse("redis://:onlypass@h", &t, err, sizeof err), 0);
+	CHECK_STR(t.user, "");
+	CHECK_STR(t.pass, "onlypass");
+	/* the last '@' ends the userinfo */
+	CHECK_INT(redis_target_parse("redis://u:p@ss@h:1", &t, err, sizeof err), 0);
+	CHECK_STR(t.pass, "p@ss");
+	CHECK_STR(t.host, "h");
+}
+
+static void test_unix_urls(void)
+{
+	struct redis_target t;
+	char err[256];
+	CHECK_INT(redis_target_parse("unix:///run/redis/redis.sock?db=2", &t, err, sizeof err), 0);
+	CHECK(t.unix_socket);
+	CHECK_STR(t.path, "/run/redis/redis.sock");
+	CHECK_INT(t.db, 2);
+	CHECK_INT(redis_target_parse("unix://alerts:pw@/tmp/r.sock", &t, err, sizeof err), 0);
+	CHECK_STR(t.user, "alerts");
+	CHECK_STR(t.pass, "pw");
+}
+
+static void test_bad_urls(void)
+{
+	struct redis_target t;
+	char err[256];
+	static const char *bad[] = {
+		"rediss://h", "http://h", "redis://h:0", "redis://h:70000", "redis://h:x",
+		"redis://h/abc", "redis://[::1", "unix://relative/path", "unix:///p?database=1",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = 0;
+		CHECK_INT(redis_target_parse(bad[i], &t, err, sizeof err), -22);
+		CHECK(err[0] != 0);
+	}
+	/* the reason never repeats a password */
+	CHECK_INT(redis_target_parse("redis://u:Sekr1t@h:99999", &t, err, sizeof err), -22);
+	CHECK(strstr(err, "Sekr1t") == NULL);
+}
+
+static void test_password_sources(void)
+{
+	struct redis_target t;
+	char err[256], path[] = "/tmp/rw-test-pw-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "from-file\nignored\n", 18) == 18);
+	close(fd);
+	/* redis://sensor@h with a password file: "sensor" is the user */
+	CHECK_INT(redis_target_parse("redis://sensor@h", &t, err, sizeof err), 0);
+	CHECK_STR(t.pass, "sensor");
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), 0);
+	CHECK_STR(t.user, "sensor");
+	CHECK_STR(t.pass, "from-file");
+	/* the environment, when no file */
+	setenv("REDISCLI_AUTH", "from-env", 1);
+	CHECK_INT(redis_target_parse("redis://alerts@h", &t, err, sizeof err), 0);
+	CHECK_INT(redis_target_load_password(&t, NULL, err, sizeof err), 0);
+	CHECK_STR(t.user, "alerts");
+	CHECK_STR(t.pass, "from-env");
+	unsetenv("REDISCLI_AUTH");
+	/* neither: the lone userinfo stays a password, as redis-cli reads it */
+	CHECK_INT(redis_target_parse("redis://secret@h", &t, err, sizeof err), 0);
+	CHECK_INT(redis_target_load_password(&t, NULL, err, sizeof err), 0);
+	CHECK_STR(t.user, "");
+	CHECK_STR(t.pass, "secret");
+	/* a missing file is an error that names it */
+	CHECK(redis_target_load_password(&t, "/nonexistent/pw", err, sizeof err) < 0);
+	CHECK(strstr(err, "/nonexistent/pw") != NULL);
+	unlink(path);
+}
+
+static void test_describe_hides_password(void)
+{
+	struct redis_target t;
+	char err[256], d[512];
+	CHECK_INT(redis_target_parse("redis://sensor:Pa55word@10.0.0.5:6390/1", &t, err, sizeof err), 0);
+	redis_target_describe(&t, d, sizeof d);
+	CHECK_STR(d, "redis://sensor@10.0.0.5:6390/1");
+	redis_target_wipe(&t);
+	CHECK(!t.has_pass);
+	CHECK_STR(t.pass, "");
+}
+
+int main(void)
+{
+	RUN(test_tcp_urls);
+	RUN(test_unix_urls);
+	RUN(test_bad_urls);
+	RUN(test_password_sources);
+	RUN(test_describe_hides_password);
+	return TEST_EXIT();
+}
