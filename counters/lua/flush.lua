@@ -13,8 +13,9 @@
 --   minute   the minute (unix time / 60) the deltas belong to.
 --   want_base  "1": also fold completed hours into E:base and return it.
 --   sample   a subject to keep in E:sample ("" = none).
--- Returns { applied, win10m, win1h, distinct, base } where win* are flat
--- {field, value, ...} sums and distinct is {kind, count10m, count1h, ...}.
+-- Returns { applied, buckets10m, buckets1h, distinct, base }: the buckets of
+-- each window (see window() below), distinct = {kind, count10m, count1h, ...},
+-- base = {ewma_msgs, ewma_rcpts, ewma_tls_sessions, hours} or {}.
 local E = KEYS[1]
 local sensor, run, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -83,20 +84,20 @@ if applied == 1 then
   end
 end
 
--- window sums as of `now`
+-- The buckets of a window ending at `now`, each non-empty one as
+-- bucket, n, field1, value1, ... fieldN, valueN: the sensor keeps them per
+-- bucket so that its view of the window slides exactly as time passes.
 local function window(res, len, count)
-  local sums, order = {}, {}
+  local flat = {}
   local last_b = math.floor(now / len)
   for b = last_b - count + 1, last_b do
     local h = redis.call('HGETALL', E .. ':c:' .. res .. ':' .. b)
-    for j = 1, #h, 2 do
-      local f = h[j]
-      if sums[f] == nil then sums[f] = 0; order[#order + 1] = f end
-      sums[f] = sums[f] + tonumber(h[j + 1])
+    if #h > 0 then
+      flat[#flat + 1] = b
+      flat[#flat + 1] = #h / 2
+      for j = 1, #h do flat[#flat + 1] = h[j] end
     end
   end
-  local flat = {}
-  for _, f in ipairs(order) do flat[#flat + 1] = f; flat[#flat + 1] = sums[f] end
   return flat
 end
 

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Counters in a real redis-server (counters/SCHEMA.md):
+
+- exact window totals for a known incident capture (hijacked-account: what
+  its facts file says the client sent);
+- HyperLogLog distinct counts within 2% (5000 recipients at 500 domains);
+- every key expires by itself, except rw:stats and rw:alerts;
+- --redis embedded starts, is used, and leaves nothing behind;
+- ACL login with a password file, and a wrong password never printed;
+- Redis SIGKILLed in the middle of a paced replay and restarted from its
+  append-only file: rw:stats, the per-account windows and the alerts equal
+  those of a run without the fault (nothing lost, nothing counted twice).
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwtest  # noqa: E402
+
+SCEN = os.path.join(rwtest.SOURCE, "tests", "scenarios")
+CAPS = os.path.join(rwtest.SOURCE, "tests", "captures")
+CONFIG = """[network]
+local_domains = pref.example.jp, kankyo-kosha.example.jp
+trusted_networks = 10.0.0.0/8
+protected_domains = s-kantan.example.jp
+"""
+
+
+def facts(name):
+    with open(os.path.join(SCEN, name + ".facts.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def hgetall(redis, key):
+    lines = redis.cli("HGETALL", key).split("\n")
+    return {lines[i]: lines[i + 1] for i in range(0, len(lines) - 1, 2)}
+
+
+def entity_totals(redis, entity, res="m"):
+    """Sum of every bucket of one resolution: the entity's all-time counts
+    (the capture lasts seconds, so every window holds all of it)."""
+    tot = {}
+    for k in redis.keys():
+        if k.startswith(entity + ":c:" + res + ":"):
+            for f, v in hgetall(redis, k).items():
+                tot[f] = tot.get(f, 0) + int(v)
+    return tot
+
+
+def distinct(redis, entity, kind):
+    keys = [k for k in redis.keys() if k.startswith("%s:u:%s:m:" % (entity, kind))]
+    return int(redis.cli("PFCOUNT", *keys).strip() or 0) if keys else 0
+
+
+def conf_file(tmp):
+    path = os.path.join(tmp, "relaywatch.conf")
+    with open(path, "w") as f:
+        f.write(CONFIG)
+    return path
+
+
+def test_exact_windows(c, tmp):
+    f = facts("hijacked-account")
+    acct, attacker = f["compromised_account"], f["attacker"]
+    with rwtest.RedisServer() as redis:
+        rwtest.run(["-r", os.path.join(SCEN, "hijacked-account.pcap"), "--redis", redis.url,
+                    "-c", conf_file(tmp), "-q"])
+        a = entity_totals(redis, "rw:{acct:%s}" % acct)
+        c.eq("account msgs", a.get("msgs"), f["accounts"][acct]["messages"])
+        c.eq("account rcpts", a.get("rcpts"), f["accounts"][acct]["recipients"])
+        c.eq("account auth_fail", a.get("auth_fail"), f["accounts"][acct]["auth_failures"])
+        c.eq("account auth_ok", a.get("auth_ok"), f["accounts"][acct]["auth_successes"])
+        cl = entity_totals(redis, "rw:{ip:%s}" % attacker)
+        ci = f["client_ips"][attacker]
+        c.eq("client msgs", cl.get("msgs"), ci["messages"])
+        c.eq("client rcpts", cl.get("rcpts"), ci["recipients"])
+        c.eq("client auth_fail", cl.get("auth_fail"), ci["auth_failures"])
+        c.eq("client sessions", cl.get("sessions"), ci["sessions"])
+        # the same totals in the 5-minute and hour buckets
+        for res in ("f", "h"):
+            c.eq("account msgs (%s buckets)" % res,
+                 entity_totals(redis, "rw:{acct:%s}" % acct, res).get("msgs"),
+                 f["accounts"][acct]["messages"])
+        # fingerprint of the spam subject: 40 messages, one account, 160 domains' rcpts
+        spam = [k for k in redis.keys() if k.startswith("rw:{fp:") and k.endswith(":sample")
+                and "HELLO!DEAR!" in redis.cli("GET", k)]
+        c.eq("one fingerprint for the spam subject", len(spam), 1)
+        fp = spam[0][:-len(":sample")]
+        c.eq("fingerprint msgs", entity_totals(redis, fp).get("msgs"),
+             f["subjects"]["HELLO!DEAR!GOOD NEWS TO YOU,"])
+        c.eq("fingerprint distinct accounts", distinct(redis, fp, "acct"), 1)
+        c.eq("sender domain msgs",
+             entity_totals(redis, "rw:{dom:pref.example.jp}").get("msgs"), f["message_count"])
+        st = hgetall(redis, "rw:stats")
+        c.eq("rw:stats msgs", int(st["msgs"]), f["message_count"])
+        c.eq("rw:stats rcpts", int(st["rcpts"]), f["recipient_count"])
+        c.eq("rw:stats auth_failures", int(st["auth_failures"]), f["auth_failure_count"])
+        c.eq("rw:stats sessions", int(st["sessions"]), f["session_count"])
+        # tried user names from the attacker: 6 (bosai-heli and 5 others)
+        c.eq("distinct user names tried", distinct(redis, "rw:{ip:%s}" % attacker, "tried"),
+             len({e["user"] for e in f["events"]
+                  if e["type"] == "auth" and e["orig_h"] == attacker}))
+        ttl_check(c, redis, "hijacked-account")
+
+
+def ttl_check(c, redis, what):
+    keys = redis.keys()
+    c.true("%s: keys written" % what, len(keys) > 20)
+    for k in keys:
+        ttl = int(redis.cli("TTL", k).strip())
+        if k in ("rw:stats", "rw:alerts"):
+            c.eq("%s: %s has no TTL (a contract)" % (what, k), ttl, -1)
+        else:
+            c.true("%s: %s expires by itself (ttl %d)" % (what, k, ttl), ttl > 0)
+
+
+def test_hyperloglog(c):
+    with rwtest.RedisServer() as redis:
+        rwtest.run(["-r", os.path.join(CAPS, "many-distinct-rcpts.pcap"), "--redis",
+                    redis.url, "-q"])
+        e = "rw:{acct:bulk@example.net}"
+        c.eq("bulk messages", entity_totals(redis, e).get("msgs"), 50)
+        c.eq("bulk recipients", entity_totals(redis, e).get("rcpts"), 5000)
+        n, d = distinct(redis, e, "rcpt"), distinct(redis, e, "rdom")
+        print("HyperLogLog: %d distinct recipients (5000), %d domains (500)" % (n, d))
+        c.true("distinct recipients within 2%% (%d)" % n, abs(n - 5000) <= 100)
+        c.true("distinct domains within 2%% (%d)" % d, abs(d - 500) <= 10)
+        ttl_check(c, redis, "many-distinct-rcpts")
+
+
+def test_embedded(c, tmp):
+    p = rwtest.run(["-r", os.path.join(SCEN, "emotet-reply.pcap"), "--redis", "embedded",
+                    "-c", conf_file(tmp), "--alerts-json", "-"])
+    m = re.search(r"embedded Redis at unix://(\S+?)(\?db=0)? ", p.stderr)
+    if not c.true("embedded: the socket is announced", m):
+        return
+    sock = m.group(1)
+    c.true("embedded: counted (no events lost)", "could not be written" not in p.stderr)
+    c.true("embedded: alerts sent to its stream", re.search(r"[1-9]\d* alerts sent", p.stderr))
+    c.true("embedded: the temporary directory is gone", not os.path.exists(os.path.dirname(sock)))
+    ps = subprocess.run(["pgrep", "-f", sock], capture_output=True, text=True).stdout
+    c.eq("embedded: no redis-server left running", ps.strip(), "")
+
+
+def test_acl_login(c, tmp):
+    acl = os.path.join(tmp, "users.acl")
+    with open(acl, "w") as f:
+        f.write("user default off\n"
+                "user sensor on >Sens0r-Pa55 ~rw:* +@all -flushall -flushdb -keys -config\n")
+    pw = os.path.join(tmp, "pw")
+    with open(pw, "w") as f:
+        f.write("Sens0r-Pa55\n")
+    bad = os.path.join(tmp, "badpw")
+    with open(bad, "w") as f:
+        f.write("Wr0ng-Pa55\n")
+    with rwtest.RedisServer(["--aclfile", acl]) as redis:
+        url = "redis://sensor@127.0.0.1:%d" % redis.port
+        p = rwtest.run(["-r", os.path.join(SCEN, "emotet-reply.pcap"), "--redis", url,
+                        "--redis-password-file", pw, "-v"], check=False)
+        c.eq("acl: exit status", p.returncode, 0)
+        st = redis.cli("HGET", "rw:stats", "msgs", user="sensor", password="Sens0r-Pa55")
+        c.eq("acl: counted as user sensor", st.strip(), "6")
+        p = rwtest.run(["-r", os.path.join(SCEN, "emotet-reply.pcap"), "--redis", url,
+                        "--redis-password-file", bad], check=False)
+        c.true("acl: a wrong password is reported",
+               "WRONGPASS" in p.stderr or "invalid username-password" in p.stderr)
+        c.true("acl: the password is never printed",
+               "Wr0ng-Pa55" not in p.stderr + p.stdout and "Sens0r" not in p.stderr)
+        c.true("acl: what was not written is said",
+               "could not be written" in p.stderr)
+
+
+def snapshot(redis):
+    """What a run leaves in Redis, without run-dependent fields."""
+    st = {k: v for k, v in hgetall(redis, "rw:stats").items() if not k.startswith("_")}
+    acct = {}
+    for k in redis.keys():
+        if k.startswith("rw:{acct:") and ":c:" in k:
+            acct[k] = hgetall(redis, k)
+    alerts = sorted(re.findall(r"rule\n(\S+)", redis.cli("XRANGE", "rw:alerts", "-", "+")))
+    return st, acct, alerts
+
+
+def test_outage(c, tmp):
+    # 130 messages in 1.05 s of packet time, flushed every 0.05 s of packet
+    # time and replayed at a tenth of the pace: about 20 batches over 10 s,
+    # so that Redis dies with part of them written and the rest pending.
+    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    conf = conf_file(tmp)
+    tick = ["--flush-interval", "0.05"]
+    with rwtest.RedisServer() as ref:
+        rwtest.run(["-r", pcap, "--redis", ref.url, "-c", conf, "-q"] + tick)
+        want = snapshot(ref)
+    aof = ["--appendonly", "yes", "--appendfsync", "always"]
+    with rwtest.RedisServer(aof) as redis:
+        sensor = subprocess.Popen([rwtest.RELAYWATCH, "-r", pcap, "--redis", redis.url, "-c",
+                                   conf, "--pseudo-realtime=0.1"] + tick,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # wait until a first part is in Redis, then crash it
+        rwtest.wait_for("the first messages in Redis",
+                        lambda: int(redis.cli("HGET", "rw:stats", "msgs").strip() or 0) > 0,
+                        timeout=60)
+        before = int(redis.cli("HGET", "rw:stats", "msgs").strip())
+        redis.kill()
+        time.sleep(3)              # the sensor counts on without Redis
+        redis.start()              # replays its append-only file
+        out, err = sensor.communicate(timeout=300)
+        c.eq("outage: sensor exit status", sensor.returncode, 0)
+        m = re.search(r"(\d+) reconnects", err)
+        c.true("outage: the sensor reconnected", m and int(m.group(1)) >= 1)
+        c.true("outage: Redis died in the middle (%d of %d messages counted before)"
+               % (before, int(want[0]["msgs"])), 0 < before < int(want[0]["msgs"]))
+        got = snapshot(redis)
+        c.eq("outage: rw:stats equal to a run without the fault", got[0], want[0])
+        c.eq("outage: per-account buckets equal", got[1], want[1])
+        c.eq("outage: alerts equal", got[2], want[2])
+        c.true("outage: nothing lost", "could not be written" not in err)
+
+
+def main():
+    c = rwtest.Checker()
+    with tempfile.TemporaryDirectory() as tmp:
+        test_exact_windows(c, tmp)
+        test_hyperloglog(c)
+        test_embedded(c, tmp)
+        test_acl_login(c, tmp)
+        test_outage(c, tmp)
+    c.done()
+
+
+if __name__ == "__main__":
+    main()
