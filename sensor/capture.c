@@ -111,7 +111,11 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		c->pcap = pcap_open_offline_with_tstamp_precision(cfg->file,
 								   PCAP_TSTAMP_PRECISION_MICRO, ebuf);
 		if (!c->pcap) {
-			snprintf(err, errsz, "%s: %s", cfg->file, ebuf);
+			/* libpcap names the file in some messages, not in others */
+			if (!strncmp(ebuf, cfg->file, strlen(cfg->file)))
+				snprintf(err, errsz, "%s", ebuf);
+			else
+				snprintf(err, errsz, "%s: %s", cfg->file, ebuf);
 			goto out_free;
 		}
 	} else {

@@ -28,9 +28,15 @@
 static volatile sig_atomic_t stop_requested;
 static struct capture *signal_capture;
 
+/* The first SIGINT/SIGTERM stops the capture and lets pending counters be
+ * written (with a deadline); a second one exits at once. */
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (stop_requested) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
 	stop_requested = 1;
 	if (signal_capture)
 		capture_break(signal_capture);

@@ -13,6 +13,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+#include <ndpi/ndpi_api.h>
+#include <pcap/pcap.h>
+
 #include "capture.h"
 #include "netlist.h"
 #include "rw-config.h"
@@ -317,6 +321,7 @@ static int config_setting(void *user, const char *section, const char *name, con
 	}
 bad:
 	snprintf(c->err, sizeof c->err, "%s:%d: [%s] %s: %s", c->path, c->line, section, name, why);
+	c->err_line = c->line;
 	return 0;
 }
 
@@ -330,7 +335,9 @@ static int load_file(struct rw_options *o, const bool *set_by_cli, char *err, si
 	}
 	int r = ini_parse_stream(config_read_line, &c, config_setting, &c);
 	fclose(c.f);
-	if (c.err[0]) {
+	/* inih reports the first line it could not parse; report whichever
+	 * error comes first in the file */
+	if (c.err[0] && (r <= 0 || c.err_line <= r)) {
 		snprintf(err, errsz, "%s", c.err);
 		return -EINVAL;
 	}
@@ -482,7 +489,9 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 			res = OPTIONS_EXIT;
 			goto out;
 		case 'V':
-			printf("relaywatch %s\n", RW_VERSION);
+			printf("relaywatch %s\n%s, nDPI %s, hiredis %d.%d.%d\n", RW_VERSION,
+			       pcap_lib_version(), ndpi_revision(), HIREDIS_MAJOR, HIREDIS_MINOR,
+			       HIREDIS_PATCH);
 			res = OPTIONS_EXIT;
 			goto out;
 		case OPT_PRINT_CONFIG:

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""The command line: exit status 0/1/2, one clear line per error (naming
+the file, line and key of a bad setting), --help and --version, the
+command line overriding the configuration file, and --print-config
+producing a file relaywatch itself accepts."""
+import configparser
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwtest  # noqa: E402
+
+CAP = os.path.join(rwtest.SOURCE, "tests", "captures", "basic.pcap")
+TRUNC = os.path.join(rwtest.SOURCE, "tests", "captures", "truncated.pcap")
+
+
+def main():
+    c = rwtest.Checker()
+    run = lambda *a: rwtest.run(list(a), check=False)  # noqa: E731
+
+    p = run("--help")
+    c.eq("--help exits 0", p.returncode, 0)
+    for word in ("-r FILE", "-i, --interface IFACE", "--records", "--alerts-json",
+                 "{redis.url}", "Exit status", "Examples"):
+        c.true("--help mentions %r" % word, word in p.stdout)
+    p = run("--version")
+    c.eq("--version exits 0", p.returncode, 0)
+    c.true("--version names the libraries", "nDPI 4.2" in p.stdout and "hiredis 0.14" in
+           p.stdout and "libpcap" in p.stdout)
+
+    usage = [
+        ([], "nothing to read"),
+        (["-r", CAP, "-i", "lo"], "cannot be used together"),
+        (["-r", CAP, "--bogus"], "unknown option"),
+        (["-r", CAP, "extra"], "unexpected argument"),
+        (["-r", CAP, "--max-flows", "0"], "--max-flows: 0 is out of range"),
+        (["-r", CAP, "--max-flows", "12x"], "not a whole number"),
+        (["-r", CAP, "--flow-timeout", "soon"], "not a duration"),
+        (["-i", "lo", "--pseudo-realtime"], "needs -r"),
+        (["-r", CAP, "--rule", "no_such_rule.x=1"], "unknown rule"),
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m=-5"], "out of range"),
+        (["-r", CAP, "--local-domains", "not a domain!"], "is not a domain"),
+        (["-r", CAP, "--pseudonymize"], "needs a key"),
+    ]
+    for args, msg in usage:
+        p = run(*args)
+        c.eq("%s exits 2" % args, p.returncode, 2)
+        c.true("%s says %r (got %r)" % (args, msg, p.stderr.strip()), msg in p.stderr)
+        c.eq("%s: one line" % args, len(p.stderr.strip().splitlines()), 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        def conf(text):
+            path = os.path.join(tmp, "c.conf")
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+        cases = [
+            ("[network]\n; comment\ntrusted_networks = 10.0.0.0/33\n", ":3: [network] trusted_networks"),
+            ("[sensor]\nmax_flows = many\n", ":2: [sensor] max_flows"),
+            ("[sensor]\nno_such_key = 1\n", ":2: [sensor] no_such_key: unknown setting"),
+            ("[rule.fingerprint_burst]\nmsgs_10m = lots\n", ":2: [rule.fingerprint_burst] msgs_10m"),
+            ("[rule.open_relay]\nenabled = perhaps\n", ":2: [rule.open_relay] enabled"),
+            ("[redis\nurl = x\n", ":1: not a valid INI line"),
+        ]
+        for text, msg in cases:
+            p = run("-r", CAP, "-c", conf(text))
+            c.eq("config %r exits 2" % msg, p.returncode, 2)
+            c.true("config error names file, line and key: %r in %r" % (msg, p.stderr),
+                   os.path.join(tmp, "c.conf") + msg in p.stderr)
+        p = run("-r", CAP, "-c", os.path.join(tmp, "missing.conf"))
+        c.eq("missing config exits 2", p.returncode, 2)
+
+        # the command line wins over the file
+        path = conf("[sensor]\nfilter = tcp port 9\n")
+        p = run("-r", CAP, "-c", path, "--redis", "none", "-q", "--records", "-")
+        c.eq("file filter applies: no record", p.stdout.count("\n"), 0)
+        p = run("-r", CAP, "-c", path, "-f", "tcp port 25", "--redis", "none", "-q",
+                "--records", "-")
+        c.eq("-f overrides the file: one record", p.stdout.count("\n"), 1)
+
+        # --print-config is a configuration relaywatch accepts
+        p = run("--print-config")
+        c.eq("--print-config exits 0", p.returncode, 0)
+        ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
+        ini.read_string(p.stdout)
+        c.true("--print-config has the sections",
+               {"sensor", "redis", "alerts", "network", "privacy"} <= set(ini.sections()))
+        p2 = run("-r", CAP, "-c", conf(p.stdout), "--redis", "none", "-q")
+        c.eq("--print-config output is accepted", p2.returncode, 0)
+
+        # runtime errors: exit 1, one clear line; packets before damage processed
+        p = run("-r", os.path.join(tmp, "none.pcap"), "--redis", "none")
+        c.eq("missing capture exits 1", p.returncode, 1)
+        c.true("missing capture: one line naming it",
+               p.stderr.strip().endswith("none.pcap: No such file or directory"))
+        bad = os.path.join(tmp, "bad.pcap")
+        with open(bad, "w") as f:
+            f.write("this is not a capture\n")
+        p = run("-r", bad, "--redis", "none")
+        c.eq("not a capture exits 1", p.returncode, 1)
+        c.true("not a capture: says why", "unknown file format" in p.stderr)
+        p = run("-r", TRUNC, "--redis", "none", "--records", "-")
+        c.eq("truncated capture exits 1", p.returncode, 1)
+        c.true("truncated capture: says so", "truncated" in p.stderr)
+        c.true("truncated capture: records before the damage are written",
+               p.stdout.count("\n") >= 1)
+        p = run("-r", CAP, "--redis", "none", "--records", os.path.join(tmp, "no", "dir.json"))
+        c.eq("unwritable output exits 1", p.returncode, 1)
+        c.true("unwritable output: names it", "cannot open records output" in p.stderr)
+        p = run("-i", "no-such-interface0", "--redis", "none")
+        c.eq("missing interface exits 1", p.returncode, 1)
+        c.true("missing interface: names it", "no-such-interface0" in p.stderr)
+    c.done()
+
+
+if __name__ == "__main__":
+    main()
