@@ -162,8 +162,9 @@ struct smtp_session {
 	struct txn t;
 	/* A transaction whose end of data was sent and whose reply has not
 	 * come yet, while the client already pipelined the next MAIL FROM
-	 * (RFC 2920): it waits here for that reply. */
-	struct txn closing;
+	 * (RFC 2920): it waits here for that reply. Allocated when that
+	 * happens (per message, never per packet), NULL otherwise. */
+	struct txn *closing;
 	uint32_t gen;
 };
 
@@ -278,7 +279,7 @@ static void txn_open(struct smtp_session *s, uint64_t ts)
 	s->t.ts_us = ts;
 	/* Zeek's rule (messages completed + 1), counting a closing message
 	 * whose reply is still on its way as completed. */
-	s->t.depth = s->messages_transferred + 1 + (s->closing.open ? 1 : 0);
+	s->t.depth = s->messages_transferred + 1 + (s->closing && s->closing->open ? 1 : 0);
 }
 
 static void release_message(struct smtp_session *s, struct txn *t)
@@ -340,10 +341,20 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 	t->open = false;
 }
 
+/* Write and free the closing record, if any. */
+static void closing_write(struct smtp_session *s)
+{
+	if (!s->closing)
+		return;
+	txn_write(s, s->closing);
+	free(s->closing);
+	s->closing = NULL;
+}
+
 /* Write the open record (and one still closing before it). */
 static void txn_flush(struct smtp_session *s)
 {
-	txn_write(s, &s->closing);
+	closing_write(s);
 	txn_write(s, &s->t);
 }
 
@@ -598,10 +609,15 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t n, uint64_t
 	if (s->t.open && s->t.active && s->t.awaiting_end_reply && s->replies_seen) {
 		/* Pipelined after the end of data: the message still waits for
 		 * its reply, which will close it. */
-		txn_write(s, &s->closing);
-		memcpy(&s->closing, &s->t, sizeof s->t);
-		s->t.open = false;
-		s->t.msg = NULL;
+		closing_write(s);
+		s->closing = malloc(sizeof *s->closing);
+		if (s->closing) {
+			memcpy(s->closing, &s->t, sizeof s->t);
+			s->t.open = false;
+			s->t.msg = NULL;
+		} else {
+			txn_flush(s); /* no memory: write it now, without its reply */
+		}
 	} else {
 		txn_flush(s); /* ended without its "." reply (RSET, rejection, one-sided) */
 	}
@@ -814,8 +830,8 @@ static void client_line(struct smtp_session *s, char *line, size_t n, uint64_t t
  * reply, else the open one. */
 static struct txn *reply_txn(struct smtp_session *s, const struct pending *p)
 {
-	if (s->closing.open && p->cmd != CMD_NONE && p->gen == s->closing.gen)
-		return &s->closing;
+	if (s->closing && p->cmd != CMD_NONE && p->gen == s->closing->gen)
+		return s->closing;
 	return &s->t;
 }
 
@@ -923,7 +939,10 @@ static void reply_line_done(struct smtp_session *s, uint16_t code, bool cont)
 	t->data_code = code;
 	t->awaiting_end_reply = false;
 	s->messages_transferred++;
-	txn_write(s, t);
+	if (t == s->closing)
+		closing_write(s);
+	else
+		txn_write(s, t);
 	s->reply_for.cmd = CMD_NONE; /* later lines of this reply end nothing */
 }
 
@@ -1162,7 +1181,10 @@ void smtp_session_destroy(struct smtp_session *s)
 	if (!s)
 		return;
 	release_message(s, &s->t);
-	release_message(s, &s->closing);
+	if (s->closing) {
+		release_message(s, s->closing);
+		free(s->closing);
+	}
 	wipe(s, sizeof *s);
 	free(s);
 }
@@ -1172,7 +1194,10 @@ void smtp_session_reset(struct smtp_session *s, void *ctx)
 	const struct smtp_events *ev = s->ev;
 	struct smtp_stats *stats = s->stats;
 	release_message(s, &s->t);
-	release_message(s, &s->closing);
+	if (s->closing) {
+		release_message(s, s->closing);
+		free(s->closing);
+	}
 	memset(s, 0, sizeof *s); /* once per session, not per packet */
 	s->ev = ev;
 	s->stats = stats;

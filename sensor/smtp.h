@@ -25,8 +25,10 @@
 #include "message.h"
 
 /* Bounds on what the wire controls (STYLE.md 5). */
-#define SMTP_LINE_MAX      4096 /* command/reply line bytes kept (RFC 5321 §4.5.3.1.4
-                                 * allows 512; AUTH tokens and long paths need more) */
+#define SMTP_LINE_MAX      1024 /* command/reply line bytes kept: RFC 5321 §4.5.3.1.4-5
+                                 * allow 512; a longer line (an AUTH token, a path with
+                                 * parameters) keeps its first 1024 bytes, which hold
+                                 * the command, the path and the user name */
 #define SMTP_PENDING_MAX   100  /* pipelined commands awaiting a reply */
 #define SMTP_RCPT_KEEP_MAX 100  /* recipients kept per transaction (RFC 5321
                                  * §4.5.3.1.8: servers must take at least 100) */
