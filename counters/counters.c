@@ -281,6 +281,11 @@ static size_t escape_id(const char *id, char *out, size_t outsz)
 	return o;
 }
 
+bool counters_pseudonymizing(const struct counters *c)
+{
+	return c->pseudonymize;
+}
+
 void counters_entity_id(const struct counters *c, enum entity_type t, const char *id,
 			char *out, size_t outsz)
 {

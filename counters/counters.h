@@ -142,6 +142,10 @@ void counters_tick(struct counters *c, uint64_t now_us);
 void counters_view(struct counters *c, enum entity_type t, const char *id, uint64_t now_us,
 		   struct counters_view *out);
 
+/* True with [privacy] pseudonymize: account names must not leave the
+ * sensor, in keys or in alert evidence. */
+bool counters_pseudonymizing(const struct counters *c);
+
 /* The entity ID as stored (pseudonymised accounts): for alerts. */
 void counters_entity_id(const struct counters *c, enum entity_type t, const char *id,
 			char *out, size_t outsz);

@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,6 +86,8 @@ static pcap_t *open_live(const struct capture_config *cfg, char *err, size_t err
 	pcap_set_timeout(p, CAPTURE_IDLE_MS);
 	pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_MICRO);
 	int r = pcap_activate(p);
+	if (r >= 0 && pcap_setnonblock(p, 1, ebuf) < 0)
+		r = PCAP_ERROR;
 	if (r < 0) {
 		/* pcap_geterr() has the detail (permission, no such device...);
 		 * some statuses leave it empty. */
@@ -204,7 +209,14 @@ int capture_run(struct capture *c, capture_packet_fn on_packet, capture_idle_fn 
 			c->seen++;
 			on_packet(ctx, &p);
 		} else if (r == 0) {
-			/* live read timeout: fall through to the idle tick */
+			/* Nothing to read. libpcap's read timeout does not fire with
+			 * TPACKET_V3 while the wire is quiet, so the handle is
+			 * non-blocking and we wait here, for at most one idle tick. */
+			int fd = pcap_get_selectable_fd(c->pcap);
+			if (fd >= 0) {
+				struct pollfd pfd = { .fd = fd, .events = POLLIN };
+				poll(&pfd, 1, CAPTURE_IDLE_MS);
+			}
 		} else if (r == PCAP_ERROR_BREAK) {
 			if (!c->live)
 				return 0; /* end of file */
@@ -230,6 +242,21 @@ void capture_break(struct capture *c)
 	pcap_breakloop(c->pcap);
 }
 
+int capture_drop_capabilities(void)
+{
+	/* An open capture needs no capability: give them all up (capset(2),
+	 * without libcap), so a flaw in a parser cannot use CAP_NET_RAW or
+	 * CAP_NET_ADMIN. Root keeps its uid: use --user to leave it. */
+	if (geteuid() == 0)
+		return 0;
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof d);
+	if (syscall(SYS_capset, &h, d) < 0)
+		return -errno;
+	return 0;
+}
+
 void capture_get_stats(struct capture *c, struct capture_stats *out)
 {
 	memset(out, 0, sizeof *out);
@@ -248,6 +275,8 @@ int capture_drop_privileges(const char *user)
 	struct passwd *pw = getpwnam(user);
 	if (!pw)
 		return -ENOENT;
+	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
+		return 0; /* already that user (e.g. systemd's User=) */
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0)
 		return -errno;

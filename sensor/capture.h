@@ -68,8 +68,13 @@ void capture_break(struct capture *c);
 
 void capture_get_stats(struct capture *c, struct capture_stats *out);
 
-/* Drop root after the capture is open (--user). Returns 0 or -errno. */
+/* Drop root after the capture is open (--user); nothing to do if the
+ * process already runs as that user. Returns 0 or -errno. */
 int capture_drop_privileges(const char *user);
+
+/* Give up every capability (CAP_NET_RAW, CAP_NET_ADMIN given by systemd)
+ * once the capture is open; nothing to do for root. Returns 0 or -errno. */
+int capture_drop_capabilities(void);
 
 /* Build the VLAN-widened filter for `filter` into out (for tests). */
 void capture_widen_filter(const char *filter, char *out, size_t outsz);

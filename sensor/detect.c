@@ -393,6 +393,24 @@ static void fire(struct detect *d, const struct fire *f, struct jsonw *extra)
 	d->fn(d->ctx, &a);
 }
 
+/* An account name (or a mail address that is one) for the evidence: its
+ * pseudonym under [privacy] pseudonymize, as in the keys and the entity. */
+static void jsonw_kaccount(struct detect *d, struct jsonw *w, const char *key, const char *name)
+{
+	if (name && *name && d->ctr && counters_pseudonymizing(d->ctr)) {
+		char p[COUNTERS_ID_MAX + 1];
+		counters_entity_id(d->ctr, ENT_ACCOUNT, name, p, sizeof p);
+		jsonw_kstr(w, key, p);
+	} else {
+		jsonw_kstr(w, key, name);
+	}
+}
+
+static bool pseudonymizing(const struct detect *d)
+{
+	return d->ctr && counters_pseudonymizing(d->ctr);
+}
+
 static void extra_begin(struct detect *d, struct jsonw *w)
 {
 	jsonw_init(w, d->extra, sizeof d->extra);
@@ -433,7 +451,7 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 	struct jsonw w;
 	extra_begin(d, &w);
 	jsonw_kstr(&w, "client", r->orig_h);
-	jsonw_kstr(&w, "mailfrom", t->mailfrom);
+	jsonw_kaccount(d, &w, "mailfrom", t->mailfrom);
 	jsonw_key(&w, "rcpt_domains");
 	jsonw_arr_begin(&w);
 	for (unsigned i = 0; i < t->n_rcpt; i++) {
@@ -479,9 +497,11 @@ static void rule_display_spoof(struct detect *d, const struct rw_record *r)
 	const char *entity = r->account[0] ? r->account : r->from_addr;
 	struct jsonw w;
 	extra_begin(d, &w);
-	jsonw_kstr(&w, "from", r->msg ? r->msg->from : NULL);
+	/* the header as sent names the sender: not under pseudonymisation */
+	if (!pseudonymizing(d))
+		jsonw_kstr(&w, "from", r->msg ? r->msg->from : NULL);
 	jsonw_kstr(&w, "claimed", r->spoof_claimed);
-	jsonw_kstr(&w, "actual", r->from_addr);
+	jsonw_kaccount(d, &w, "actual", r->from_addr);
 	jsonw_kbool(&w, "protected_domain", protected);
 	jsonw_kbool(&w, "fake_reply", r->fake_reply);
 	if (r->msg && r->msg->n_attachments) {
@@ -597,7 +617,7 @@ static bool rule_random_subjects(struct detect *d, const struct rw_record *r, en
 	jsonw_kuint(&je, "gibberish", v->v[W_10M][F_GIB]);
 	jsonw_kuint(&je, "msgs", v->v[W_10M][F_MSGS]);
 	jsonw_kstr(&je, "shape", r->shape);
-	jsonw_kstr(&je, "account", r->account);
+	jsonw_kaccount(d, &je, "account", r->account);
 	jsonw_kstr(&je, "client", r->orig_h);
 	struct fire f = {
 		.rule = RULE_RANDOM_SUBJECT_FLOOD, .severity = "high",
@@ -698,7 +718,7 @@ void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const cha
 		jsonw_kstr(&je, "client", client);
 		jsonw_kuint(&je, "failures", fails);
 		jsonw_kuint(&je, "accounts_tried", tried);
-		jsonw_kstr(&je, "account", user);
+		jsonw_kaccount(d, &je, "account", user);
 		struct fire f = {
 			.rule = RULE_AUTH_FAILURES, .severity = "critical",
 			.etype = ENT_ACCOUNT, .entity = user, .window = "10m",
@@ -715,7 +735,7 @@ void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const cha
 	extra_begin(d, &je);
 	jsonw_kuint(&je, "failures", fails);
 	jsonw_kuint(&je, "accounts_tried", tried);
-	jsonw_kstr(&je, "last_user", user);
+	jsonw_kaccount(d, &je, "last_user", user);
 	struct fire f = {
 		.rule = RULE_AUTH_FAILURES, .severity = "medium",
 		.etype = ENT_CLIENT, .entity = client, .window = "10m",

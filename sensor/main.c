@@ -492,6 +492,9 @@ int main(int argc, char **argv)
 			goto out_close_capture;
 		}
 	}
+	int caps = capture_drop_capabilities();
+	if (caps < 0)
+		logmsg("warning: cannot give up capabilities: %s", strerror(-caps));
 	if (open_output(s.opt.records, &s.records, "records") < 0 ||
 	    open_output(s.opt.flows, &s.flows, "flows") < 0 ||
 	    open_output(s.opt.alerts_json, &s.alerts, "alerts") < 0)

@@ -554,6 +554,18 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 		res = OPTIONS_USAGE;
 		goto out;
 	}
+	/* -r on the command line wins over the file's interface: a production
+	 * configuration can be tried on a capture. */
+	if (o->read_file && o->iface) {
+		bool iface_from_cli = false;
+		for (size_t i = 0; i < N_DEFS; i++)
+			if (defs[i].off == O(iface))
+				iface_from_cli = set_by_cli[i];
+		if (!iface_from_cli) {
+			free(o->iface);
+			o->iface = NULL;
+		}
+	}
 	for (unsigned i = 0; i < cli_rules.n_rules; i++) {
 		struct rw_rule_kv *kv = &cli_rules.rules[i];
 		if (add_rule(o, kv->rule, kv->key, kv->value, kv->where, why, sizeof why) < 0) {

@@ -79,6 +79,13 @@ def main():
                 "--records", "-")
         c.eq("-f overrides the file: one record", p.stdout.count("\n"), 1)
 
+        # -r tries a production configuration (with its interface) on a capture
+        path = conf("[sensor]\ninterface = eth9-not-here\n")
+        p = run("-r", CAP, "-c", path, "--redis", "none", "-q", "--records", "-")
+        c.eq("-r overrides the file's interface", (p.returncode, p.stdout.count("\n")), (0, 1))
+        p = run("-r", CAP, "-i", "lo", "-c", path)
+        c.eq("-r and -i on the command line still conflict", p.returncode, 2)
+
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
         c.eq("--print-config exits 0", p.returncode, 0)
