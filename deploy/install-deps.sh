@@ -13,7 +13,7 @@ PACKAGES=(
   redis-server redis-tools
   # test: real servers, real clients, real capture tools
   python3 python3-aiosmtpd python3-scapy tcpdump tshark tcpreplay swaks postfix
-  libndpi-bin prometheus prometheus-redis-exporter iproute2 procps
+  libndpi-bin prometheus prometheus-redis-exporter iproute2 procps python3-yaml time
 )
 
 missing=()
