@@ -35,6 +35,7 @@
 #include "redis_conn.h"
 #include "rw-config.h"
 #include "siphash.h"
+#include "utf8.h"
 
 static const char *const field_names[F_COUNT] = {
 	"msgs", "rcpts", "rcpts_rej", "bytes", "unauth", "fake_reply", "gib", "auth_fail",
@@ -467,11 +468,8 @@ static void set_sample(struct counters *c, struct delta *d, const char *subject)
 {
 	if (!d || !subject || d->sample)
 		return;
-	size_t n = strnlen(subject, SAMPLE_MAX);
-	/* never cut a UTF-8 sequence */
-	while (n > 0 && n < strlen(subject) && ((unsigned char)subject[n] & 0xc0) == 0x80)
-		n--;
-	d->sample = arena_strdup(&c->cur->arena, subject, n);
+	d->sample = arena_strdup(&c->cur->arena, subject,
+				 utf8_cut(subject, strlen(subject), SAMPLE_MAX));
 }
 
 /* --- events ----------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "rfc2047.h"
+#include "utf8.h"
 
 /* ---- small bounded string builder -------------------------------------- */
 
@@ -43,17 +44,6 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
 static void sb_addc(struct sbuf *b, char c)
 {
 	sb_add(b, &c, 1);
-}
-
-/* Length of s[0..n) cut to at most max bytes without splitting a UTF-8
- * sequence (continuation bytes at the cut are dropped with their lead). */
-static size_t utf8_cut(const char *s, size_t n, size_t max)
-{
-	if (n <= max)
-		return n;
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return max;
 }
 
 static char ascii_lower(char c)

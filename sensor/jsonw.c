@@ -1,5 +1,6 @@
 /* jsonw.c — bounded JSON writer; see jsonw.h for the contract. */
 #include "jsonw.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -70,31 +71,6 @@ void jsonw_obj_begin(struct jsonw *w) { open_(w, "{"); }
 void jsonw_obj_end(struct jsonw *w) { close_(w, "}"); }
 void jsonw_arr_begin(struct jsonw *w) { open_(w, "["); }
 void jsonw_arr_end(struct jsonw *w) { close_(w, "]"); }
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-	else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-	else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-	else return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
 
 static void str_body(struct jsonw *w, const char *s, size_t n)
 {

@@ -24,6 +24,7 @@
 #include "rfc2047.h"
 #include "rw-config.h"
 #include "tracker.h"
+#include "utf8.h"
 
 static volatile sig_atomic_t stop_requested;
 static struct capture *signal_capture;
@@ -167,13 +168,10 @@ static void on_flow_end(void *ctx, const struct tracker_flow_summary *fs)
  * never cutting a UTF-8 sequence. */
 static void printable(const char *in, char *out, size_t outsz, size_t max)
 {
-	size_t o = 0;
-	for (size_t i = 0; in && in[i] && o + 1 < outsz && i < max; i++)
-		out[o++] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? '?' : in[i];
-	while (o > 0 && o < strlen(in ? in : "") && ((unsigned char)in[o] & 0xc0) == 0x80 &&
-	       ((unsigned char)out[o - 1] & 0x80))
-		o--;
-	out[o] = 0;
+	size_t n = in ? utf8_cut(in, strlen(in), max < outsz - 1 ? max : outsz - 1) : 0;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? '?' : in[i];
+	out[n] = 0;
 }
 
 static void on_alert(void *ctx, const struct counters_alert *a)

@@ -28,6 +28,7 @@
 #include <strings.h>
 
 #include "rfc2047.h"
+#include "utf8.h"
 
 /* "--" boundary "--" is all a body line needs to show. */
 #define BODY_LINE_KEEP (2 + MESSAGE_BOUNDARY_MAX + 2)
@@ -144,16 +145,6 @@ struct message {
 static bool is_wsp(char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-/* n cut to at most max bytes without splitting a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t n, size_t max)
-{
-	if (n <= max)
-		return n;
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return max;
 }
 
 /* Copy a value into the arena, cut at `max` (counted). */

@@ -14,6 +14,7 @@
  * of gconv modules, some with a history of decoder bugs (CVE-2014-6040,
  * CVE-2020-27618, CVE-2021-3326); mail uses a few dozen. */
 #include "rfc2047.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <iconv.h>
@@ -94,55 +95,6 @@ static void ob_cp(struct obuf *o, uint32_t cp)
 }
 
 /* ---- UTF-8 (RFC 3629 §4) ----------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s, or 0 if the byte there does not
- * start one (overlongs, surrogates and > U+10FFFF are invalid). */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-	unsigned char c = s[0];
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (len < n)
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
-bool utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_seq(u + i, len - i);
-		if (n == 0)
-			return false;
-		i += n;
-	}
-	return true;
-}
 
 static void sanitize_into(struct obuf *o, const char *in, size_t inlen,
 			  unsigned long *replaced)

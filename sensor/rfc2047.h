@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "utf8.h"
+
 /* Longest charset name we accept from the wire (RFC 2978 names are <= 40). */
 #define RFC2047_CHARSET_MAX 40
 
@@ -51,9 +53,6 @@ long rfc2047_convert(const char *charset, const char *in, size_t inlen, char *ou
  * replaced by U+FFFD (counted in *replaced if not NULL). Same output contract. */
 size_t utf8_sanitize(const char *in, size_t inlen, char *out, size_t outsz,
 		     unsigned long *replaced);
-
-/* True if [s, s+len) is valid UTF-8 (no overlongs, no surrogates). */
-bool utf8_valid(const char *s, size_t len);
 
 /* Close cached iconv descriptors (for leak checkers). */
 void rfc2047_cleanup(void);
