@@ -225,12 +225,15 @@ struct counters {
 	uint64_t tick_us;                /* flush interval */
 	uint64_t next_cut_us;
 	uint64_t last_now_us;
+	uint64_t last_cut_hour;
 	struct counters_health health;
 	bool has_health;
 
 	/* shared with the writer, under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	pthread_cond_t round_done;       /* the writer finished a round (either way) */
+	uint64_t rounds;                 /* rounds finished, under mu */
 	pthread_t writer;
 	bool writer_started;
 	bool stopping;
@@ -807,6 +810,21 @@ static void cut(struct counters *c, uint64_t now_us)
 	enforce_bound(c);
 }
 
+/* Wait until every batch cut so far is acknowledged, or a round has failed
+ * since (Redis away: the replay goes on with local deltas). */
+static void wait_acknowledged(struct counters *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t start = c->rounds;
+	while (c->q_head && !c->stopping) {
+		pthread_cond_wait(&c->round_done, &c->mu);
+		if (c->rounds > start && !c->st.connected)
+			break; /* a round failed: Redis is away */
+	}
+	pthread_mutex_unlock(&c->mu);
+	take_done(c);
+}
+
 void counters_tick(struct counters *c, uint64_t now_us)
 {
 	if (now_us > c->last_now_us)
@@ -816,6 +834,12 @@ void counters_tick(struct counters *c, uint64_t now_us)
 	if (now_us >= c->next_cut_us) {
 		cut(c, now_us);
 		c->next_cut_us = now_us + c->tick_us;
+		uint64_t hour = now_us / 3600000000u;
+		if (c->cfg.sync_hours && hour != c->last_cut_hour) {
+			if (c->last_cut_hour)
+				wait_acknowledged(c);
+			c->last_cut_hour = hour;
+		}
 	}
 	if (atomic_load(&c->done_ready))
 		take_done(c);
@@ -1366,6 +1390,8 @@ static void *writer_main(void *arg)
 		}
 		pthread_mutex_lock(&c->mu);
 		c->inflight_until = NULL;
+		c->rounds++;
+		pthread_cond_broadcast(&c->round_done);
 		c->st.commands_sent += (uint64_t)b.ncmds;
 		b.ncmds = 0;
 		if (r == 0) {
@@ -1452,6 +1478,7 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 	c->tick_us = (uint64_t)(c->cfg.flush_interval_s * 1e6);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->round_done, NULL);
 
 	if (cfg->pseudo_key_file) {
 		if (read_key(c, cfg->pseudo_key_file, err, errsz) < 0)
@@ -1545,6 +1572,7 @@ uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters
 	memset(c->pseudo_key, 0, sizeof c->pseudo_key);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->round_done);
 	free(c);
 	return lost;
 }

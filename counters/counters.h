@@ -60,6 +60,11 @@ struct counters_config {
 	const char *pseudo_key_file;  /* non-NULL: pseudonymise account IDs with
 	                               * SipHash-2-4 keyed by this file */
 	int timeout_ms;               /* connect/read/write; default 1000 */
+	/* Replaying a file faster than real time: at each new hour of packet
+	 * time, wait until Redis has answered for the hours before (or failed),
+	 * so that hourly baselines are known as they would be live and a
+	 * replay raises the same alerts whatever the machine's speed. */
+	bool sync_hours;
 };
 
 struct counters_view {

@@ -402,6 +402,8 @@ static int make_counters(struct sensor *s)
 		.stream_maxlen = s->opt.stream_maxlen,
 		.cooldown_s = s->opt.alert_cooldown,
 		.pseudo_key_file = s->opt.pseudonymize ? s->opt.pseudonymize_key_file : NULL,
+		/* a file read faster than it was recorded */
+		.sync_hours = s->opt.read_file && s->opt.speedup == 0,
 	};
 	char err[512];
 	s->ctr = counters_create(&cc, err, sizeof err);
@@ -422,7 +424,11 @@ static void close_counters(struct sensor *s)
 	if (!s->ctr)
 		return;
 	struct counters_stats st;
-	uint64_t lost = counters_destroy(s->ctr, COUNTERS_EXIT_DEADLINE_S, &st);
+	counters_get_stats(s->ctr, &st);
+	/* Redis that answered during the run gets time to come back; one that
+	 * was never reached gets one more try, not a long wait. */
+	double deadline = st.reconnects ? COUNTERS_EXIT_DEADLINE_S : 1.0;
+	uint64_t lost = counters_destroy(s->ctr, deadline, &st);
 	s->ctr = NULL;
 	if (lost)
 		logmsg("redis: %" PRIu64 " events and alerts could not be written before exit (%s)",

@@ -215,7 +215,6 @@ static void session_attach(struct tracker *t, struct flow_ctx *c)
 	c->smtp = s;
 	c->parsed = true;
 	smtp_session_start(s, t->cur_flow->handshake_seen);
-	t->smtp_stats.sessions++;
 }
 
 /* End the parse: buffered bytes out (with gaps), pending transaction out. */
@@ -243,6 +242,8 @@ static void report_session(struct tracker *t, struct flow *f, struct flow_ctx *c
 	if (tls) {
 		c->tls = true;
 		t->encrypted_sessions++;
+	} else {
+		t->smtp_stats.sessions++; /* clear-text SMTP recognised */
 	}
 	if (t->ev.session)
 		t->ev.session(t->ctx, f, tls, ts);

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Detection beyond the incident scenarios:
+
+- recipient_rejects, tls_blind_burst and auth_failures fire on real
+  captures once their thresholds are tuned down (--rule);
+- two sensors seeing the same relay write one alert to the shared stream
+  (deduplicated in Redis), and a value that doubles within the cooldown
+  raises a new, escalated alert;
+- the learned baseline: an account that has sent a 60-recipient newsletter
+  every hour for 30 hours has a baseline near 60 recipients/hour in Redis,
+  and three newsletters within ten minutes (180 recipients: over the 100
+  floor, under 10x its baseline) raise nothing — while the same three from
+  an account without history raise account_burst at the crossing message.
+  The history is made by shifting the real capture in time (editcap).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwtest  # noqa: E402
+
+CAPS = os.path.join(rwtest.SOURCE, "tests", "captures")
+SCEN = os.path.join(rwtest.SOURCE, "tests", "scenarios")
+CONFIG = """[network]
+local_domains = pref.example.jp, kankyo-kosha.example.jp
+trusted_networks = 10.0.0.0/8
+protected_domains = s-kantan.example.jp
+"""
+
+
+def alerts_of(args, tmp, redis=None):
+    conf = os.path.join(tmp, "c.conf")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    out = os.path.join(tmp, "alerts.json")
+    p = rwtest.run(args + ["-c", conf, "--redis", redis.url if redis else "embedded",
+                           "--alerts-json", out], check=False)
+    with open(out) as f:
+        return p, [json.loads(line) for line in f if line.strip()]
+
+
+def test_tuned_rules(c, tmp):
+    cases = [
+        ("relay-denied.pcap", ["--rule", "recipient_rejects.rejects_10m=2"],
+         ("recipient_rejects", "client", "203.0.113.9", "medium")),
+        ("starttls.pcap", ["--rule", "tls_blind_burst.sessions_10m=1"],
+         ("tls_blind_burst", "client", "10.1.2.19", "medium")),
+        ("smtps.pcap", ["--rule", "tls_blind_burst.sessions_10m=1"],
+         ("tls_blind_burst", "client", "10.1.2.20", "medium")),
+        ("auth-fail.pcap", ["--rule", "auth_failures.failures_10m=1"],
+         ("auth_failures", "client", "10.1.2.18", "medium")),
+    ]
+    for cap, extra, want in cases:
+        p, alerts = alerts_of(["-r", os.path.join(CAPS, cap)] + extra, tmp)
+        c.eq("%s: exit" % cap, p.returncode, 0)
+        c.eq("%s: alerts" % cap, [(a["rule"], a["entity_type"], a["entity"], a["severity"])
+                                   for a in alerts], [want])
+        # at the default thresholds nothing fires
+        p, alerts = alerts_of(["-r", os.path.join(CAPS, cap)], tmp)
+        c.eq("%s: no alert at the defaults" % cap, alerts, [])
+    # a rule turned off
+    p, alerts = alerts_of(["-r", os.path.join(SCEN, "emotet-reply.pcap"), "--rule",
+                           "display_spoof.enabled=no"], tmp)
+    c.eq("display_spoof.enabled=no: nothing", alerts, [])
+
+
+def test_dedup_and_escalation(c, tmp):
+    relay = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    with rwtest.RedisServer() as redis:
+        alerts_of(["-r", relay, "--sensor-name", "east"], tmp, redis)
+        alerts_of(["-r", relay, "--sensor-name", "west"], tmp, redis)
+        stream = redis.cli("XRANGE", "rw:alerts", "-", "+")
+        rules = re.findall(r"\nrule\n(\S+)", "\n" + stream)
+        c.eq("two sensors, one relay: one alert per rule in the stream", sorted(rules),
+             ["fingerprint_burst", "open_relay"])
+        c.eq("the first sensor wrote them", re.findall(r"\nsensor\n(\S+)", stream),
+             ["east", "east"])
+        c.eq("rw:stats counts the alerts once", redis.cli("HGET", "rw:stats", "alerts").strip(),
+             "2")
+    # escalation: account_burst at 50 recipients, again when the value doubles
+    with rwtest.RedisServer() as redis:
+        p, alerts = alerts_of(["-r", os.path.join(SCEN, "hijacked-account.pcap"), "--rule",
+                               "account_burst.rcpts_10m=50"], tmp, redis)
+        ab = [a for a in alerts if a["rule"] == "account_burst"]
+        c.eq("account_burst: first at 50, escalated at the doubled value",
+             [(a["value"], a["extra"].get("escalated", False)) for a in ab],
+             [(51.0, False), (103.0, True)])
+        stream = redis.cli("XRANGE", "rw:alerts", "-", "+")
+        c.true("the escalated alert reached the stream", "escalated" in stream)
+
+
+def shifted(src, seconds, out):
+    subprocess.run(["editcap", "-t", str(seconds), src, out], check=True,
+                   capture_output=True)
+    return out
+
+
+def test_baseline(c, tmp):
+    news = os.path.join(SCEN, "benign-newsletter.pcap")
+    parts, burst = [], []
+    for h in range(30):                      # one newsletter an hour, 30 hours
+        parts.append(shifted(news, h * 3600, os.path.join(tmp, "h%02d.pcap" % h)))
+    for j in range(3):                       # then three within three minutes
+        burst.append(shifted(news, 30 * 3600 + 60 * j, os.path.join(tmp, "b%d.pcap" % j)))
+    hist = os.path.join(tmp, "history.pcap")
+    subprocess.run(["mergecap", "-F", "pcap", "-w", hist] + parts + burst, check=True)
+    only = os.path.join(tmp, "burst.pcap")
+    subprocess.run(["mergecap", "-F", "pcap", "-w", only] + burst, check=True)
+    acct = "koho-news@pref.example.jp"
+    with rwtest.RedisServer() as redis:
+        p, alerts = alerts_of(["-r", hist], tmp, redis)
+        base = redis.cli("HGETALL", "rw:{acct:%s}:base" % acct).split("\n")
+        base = dict(zip(base[0::2], base[1::2]))
+        c.true("baseline: 29 or more completed hours folded (%s)" % base.get("hours"),
+               int(base.get("hours", 0)) >= 29)
+        ewma = float(base.get("ewma_rcpts", 0))
+        # 60 per hour, alpha 0.1 from zero: 60 * (1 - 0.9^n), n = hours folded
+        n = int(base.get("hours", 0))
+        c.true("baseline: EWMA of 60 recipients/hour (%.1f)" % ewma,
+               abs(ewma - 60 * (1 - 0.9 ** n)) < 0.5)
+        c.eq("with a learned baseline: 180 recipients in 10 minutes raise nothing",
+             [a["rule"] for a in alerts], [])
+    p, alerts = alerts_of(["-r", only], tmp)
+    ab = [a for a in alerts if a["rule"] == "account_burst"]
+    # 20 recipients per message: the 5th message brings the account to 100
+    c.eq("without history: account_burst at the 100th recipient",
+         [(a["entity"], a["value"], a["msgs_before_alert"]) for a in ab],
+         [(acct, 100.0, 4)])
+
+
+def main():
+    c = rwtest.Checker()
+    with tempfile.TemporaryDirectory() as tmp:
+        test_tuned_rules(c, tmp)
+        test_dedup_and_escalation(c, tmp)
+        test_baseline(c, tmp)
+    c.done()
+
+
+if __name__ == "__main__":
+    main()
