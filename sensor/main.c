@@ -285,6 +285,13 @@ static void print_summary(struct sensor *s)
 	if (s->records)
 		fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n", s->records_written,
 			output_path(s->records));
+	if (ts.msgs_headers_oversized || ts.fields_truncated || ts.mime_over)
+		fprintf(stderr,
+			"relaywatch: bounded: %" PRIu64 " header blocks over their bound (still read), %"
+			PRIu64 " header values cut, %" PRIu64 " MIME structures over their bound, %"
+			PRIu64 " undecodable bytes shown as U+FFFD\n",
+			ts.msgs_headers_oversized, ts.fields_truncated, ts.mime_over,
+			ts.bytes_replaced);
 	if (ts.reasm->gaps || ts.smtp->lines_too_long || ts.smtp->pending_overflow ||
 	    ts.smtp->rcpt_over_keep || ts.sessions_exhausted || ts.messages_exhausted ||
 	    s->records_overflow)

@@ -3,12 +3,18 @@
  * State machine (one handler per state, fed byte ranges of any size):
  *
  *   HEADERS ──blank line──────────────► BODY ◄──────────────┐
- *     │ header bytes > MAX                ▲  │ "--b" line     │ blank line,
- *     ▼                                   │  ▼                │ gap
- *   HEADERS_SKIP ──blank line─────────────┘ PART_HEADERS ─────┘
+ *                                            │ "--b" line     │ blank line,
+ *                                            ▼                │ gap
+ *                                          PART_HEADERS ──────┘
  *                                           ▲  │ "--b" line: next part
- *   (gap in HEADERS*: BODY;                 └──┘
+ *   (gap in HEADERS: BODY;                  └──┘
  *    message_finish(): DONE from any state)
+ *
+ * Past MESSAGE_HEADER_BYTES_MAX or MESSAGE_HEADER_COUNT_MAX the block is
+ * still read to its end and the fields not seen yet are still taken: a
+ * header block padded with junk must not hide its Subject or From from the
+ * fingerprints (memory stays bounded: nothing is stored per field read,
+ * only the kept fields, each capped). The bounds count the oversized block.
  *
  * Header lines are unfolded straight into one field buffer (RFC 5322 §2.2.3:
  * CRLF removed, folding whitespace kept); a field is complete when the next
@@ -41,7 +47,6 @@
 
 enum msg_state {
 	MSG_HEADERS,       /* top-level header block */
-	MSG_HEADERS_SKIP,  /* header block past MESSAGE_HEADER_BYTES_MAX */
 	MSG_PART_HEADERS,  /* header block of a MIME part */
 	MSG_BODY,          /* body text: boundary lines only */
 	MSG_DONE,          /* message_finish() was called */
@@ -535,10 +540,8 @@ static void field_dispatch(struct message *m)
 	if (!m->field_active)
 		return;
 	m->field_active = false;
-	if (m->state == MSG_HEADERS && ++m->nfields > MESSAGE_HEADER_COUNT_MAX) {
-		m->info.header_count_over++;
-		return;
-	}
+	if (m->state == MSG_HEADERS && ++m->nfields > MESSAGE_HEADER_COUNT_MAX)
+		m->info.header_count_over++; /* counted; the field is still read */
 	if (m->field_cut)
 		m->info.truncated_fields++;
 	colon = memchr(f, ':', m->field_len);
@@ -689,48 +692,14 @@ static void header_byte(struct message *m, char c)
 		field_put(m, c);
 }
 
-/* One byte of a header block past the byte limit: only the blank line
- * ending it matters. */
-static void skip_byte(struct message *m, char c)
-{
-	if (c == '\n') {
-		bool blank = m->line_start;
-		m->line_start = true;
-		m->cr = false;
-		if (blank)
-			top_headers_end(m, true);
-	} else if (m->line_start && c == '\r' && !m->cr) {
-		m->cr = true;
-	} else {
-		m->line_start = false;
-		m->cr = false;
-	}
-}
-
-/* MESSAGE_HEADER_BYTES_MAX reached: lines wholly inside the limit are
- * parsed, the line that crosses it and all later ones are not. */
-static void header_limit(struct message *m)
-{
-	header_line_drop(m);
-	field_dispatch(m);
-	m->state = MSG_HEADERS_SKIP;
-}
-
 static const char *feed_top_headers(struct message *m, const char *p, const char *end)
 {
-	while (p < end && (m->state == MSG_HEADERS || m->state == MSG_HEADERS_SKIP)) {
+	while (p < end && m->state == MSG_HEADERS) {
 		char c = *p++;
 
-		m->info.header_bytes++;
-		if (m->info.header_bytes > MESSAGE_HEADER_BYTES_MAX) {
-			m->info.header_bytes_over++;
-			if (m->state == MSG_HEADERS)
-				header_limit(m);
-		}
-		if (m->state == MSG_HEADERS)
-			header_byte(m, c);
-		else
-			skip_byte(m, c);
+		if (++m->info.header_bytes > MESSAGE_HEADER_BYTES_MAX)
+			m->info.header_bytes_over++; /* counted; reading goes on */
+		header_byte(m, c);
 	}
 	return p;
 }
@@ -891,7 +860,6 @@ void message_feed(struct message *m, const char *data, size_t len)
 	while (p < end) {
 		switch (m->state) {
 		case MSG_HEADERS:
-		case MSG_HEADERS_SKIP:
 			p = feed_top_headers(m, p, end);
 			break;
 		case MSG_PART_HEADERS:
@@ -915,9 +883,6 @@ void message_gap(struct message *m, uint64_t len)
 		header_line_drop(m);
 		top_headers_end(m, false);
 		break;
-	case MSG_HEADERS_SKIP:
-		top_headers_end(m, false);
-		break;
 	case MSG_PART_HEADERS:
 		header_line_drop(m);
 		part_headers_end(m, true);
@@ -938,7 +903,6 @@ void message_finish(struct message *m)
 
 	switch (m->state) {
 	case MSG_HEADERS:
-	case MSG_HEADERS_SKIP:
 		top_headers_end(m, false);
 		break;
 	case MSG_PART_HEADERS:

@@ -18,8 +18,10 @@
 
 /* Bounds on everything the sender controls (STYLE.md 5). Each is tested at
  * the limit and one past it; going over is counted and parsing continues. */
-#define MESSAGE_HEADER_BYTES_MAX  (64 * 1024)  /* header block bytes parsed per message */
-#define MESSAGE_HEADER_COUNT_MAX  500          /* header fields looked at per message */
+/* A header block over these is counted as oversized; it is still read to
+ * its end for the fields not yet seen (padding must not hide a Subject). */
+#define MESSAGE_HEADER_BYTES_MAX  (64 * 1024)  /* header block bytes */
+#define MESSAGE_HEADER_COUNT_MAX  500          /* header fields */
 #define MESSAGE_LINE_MAX          (8 * 1024)   /* one unfolded header field kept */
 #define MESSAGE_FIELD_MAX         1024         /* From, Subject, Date, ids... as sent */
 #define MESSAGE_ADDRLIST_MAX      (4 * 1024)   /* To and Cc as sent */

@@ -50,6 +50,7 @@ struct tracker {
 	struct smtp_events smtp_ev;
 	struct smtp_stats smtp_stats;
 	uint64_t encrypted_sessions;
+	uint64_t msgs_headers_oversized, fields_truncated, mime_over, bytes_replaced;
 	uint64_t last_expire_us;
 
 	/* The flow being worked on, for the SMTP and reassembly callbacks. */
@@ -117,6 +118,13 @@ static void on_txn(void *ctx, const struct smtp_txn *txn)
 {
 	struct tracker *t = ctx;
 	t->cur_ctx->transactions++;
+	const struct message_info *m = txn->msg;
+	if (m) {
+		t->msgs_headers_oversized += m->header_bytes_over || m->header_count_over;
+		t->fields_truncated += m->truncated_fields;
+		t->mime_over += m->mime_depth_over + m->boundary_too_long;
+		t->bytes_replaced += m->decode_replaced;
+	}
 	if (!t->ev.record)
 		return;
 	char uid[RECORD_UID_MAX];
@@ -435,4 +443,8 @@ void tracker_get_stats(const struct tracker *t, struct tracker_stats *out)
 	out->messages_peak = t->messages.peak;
 	out->messages_exhausted = t->messages.exhausted;
 	out->encrypted_sessions = t->encrypted_sessions;
+	out->msgs_headers_oversized = t->msgs_headers_oversized;
+	out->fields_truncated = t->fields_truncated;
+	out->mime_over = t->mime_over;
+	out->bytes_replaced = t->bytes_replaced;
 }

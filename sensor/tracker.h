@@ -70,6 +70,11 @@ struct tracker_stats {
 	uint64_t sessions_active, sessions_peak, sessions_exhausted;
 	uint64_t messages_peak, messages_exhausted;
 	uint64_t encrypted_sessions;
+	/* bound hits inside messages (sensor/message.h), summed per message */
+	uint64_t msgs_headers_oversized;  /* over MESSAGE_HEADER_BYTES_MAX or _COUNT_MAX */
+	uint64_t fields_truncated;        /* values cut at their bound */
+	uint64_t mime_over;               /* nesting or boundary length over bound */
+	uint64_t bytes_replaced;          /* undecodable bytes shown as U+FFFD */
 };
 
 struct tracker;

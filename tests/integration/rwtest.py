@@ -366,3 +366,17 @@ class Background:
 
 
 atexit.register(Background.kill_all)
+
+
+def run_rss(args, timeout=600):
+    """Run relaywatch with args; returns (returncode, stdout, stderr, peak RSS
+    in KiB) — the peak from the kernel's accounting of that one process."""
+    import tempfile as _t
+    with _t.TemporaryFile() as out, _t.TemporaryFile() as err:
+        p = subprocess.Popen([RELAYWATCH] + list(args), stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (p.returncode, out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace"), usage.ru_maxrss)

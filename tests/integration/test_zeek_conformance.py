@@ -12,6 +12,7 @@ why; the test checks our value, so a change in either direction is caught.
 Skips (exit 77) when the corpus is absent.
 """
 import glob
+import json
 import os
 import sys
 
@@ -127,7 +128,51 @@ def main():
                 c.eq("%s row %d %s" % (name, i, f), ours(r, f), wantv)
             c.eq("%s row %d tls" % (name, i), r["tls"], z["tls"] == "T")
     print("%d Zeek rows compared over %d traces" % (total_rows, len(logs)))
+    robustness(c, corpus)
     c.done()
+
+
+# Bounds from sensor/smtp.h and sensor/message.h
+RCPT_KEEP_MAX, FIELD_MAX = 100, 1024
+RSS_BOUND_KB = 64 * 1024  # nDPI alone is ~10 MB; these traces are one session each
+
+
+def robustness(c, corpus):
+    """The traces without a baseline: huge headers, hundreds of addresses,
+    odd address forms. Each runs within the bounds, keeps what matters, and
+    says what it cut."""
+    z = lambda n: os.path.join(corpus, "zeek", n + ".pcap")  # noqa: E731
+    rc, out, err, rss = rwtest.run_rss(["-r", z("mime-header-size-limit"), "--redis", "none",
+                                        "--records", "-"])
+    recs = [json.loads(l) for l in out.splitlines()]
+    c.eq("header-size: one record", (rc, len(recs)), (0, 1))
+    r = recs[0]
+    c.true("header-size: subject kept up to its bound",
+           r["subject_raw"].startswith("CVE-CANDIDATE x x") and
+           len(r["subject_raw"].encode()) == FIELD_MAX)
+    c.eq("header-size: the rest of the row", (r["mailfrom"], r["from"], r["last_reply"]),
+         ("exploit@attacker.evil", "exploit@attacker.evil", "250 OK: message accepted"))
+    c.true("header-size: the oversized block is reported",
+           "1 header blocks over their bound" in err)
+    c.true("header-size: peak RSS %d KiB within %d" % (rss, RSS_BOUND_KB), rss < RSS_BOUND_KB)
+
+    rc, out, err, rss = rwtest.run_rss(["-r", z("smtp-many-addresses"), "--redis", "none",
+                                        "--records", "-"])
+    r = json.loads(out)
+    c.eq("many-addresses: 600 recipients counted, 100 kept",
+         (r["rcpt_total"], len(r["rcptto"])), (600, RCPT_KEEP_MAX))
+    c.true("many-addresses: the cut is reported", "500 recipients not kept" in err)
+    # From and Subject come after 1800 other headers: read all the same
+    c.eq("many-addresses: From and Subject found past 1800 headers",
+         (r["from"], r["subject_raw"]), ("itzltrab@kmzcztrw.kkk.com", "Test message"))
+    c.true("many-addresses: peak RSS %d KiB within %d" % (rss, RSS_BOUND_KB),
+           rss < RSS_BOUND_KB)
+
+    recs = rwtest.records(z("smtp-multi-addr"))
+    c.eq("multi-addr: the five forms of To, as Zeek splits them", recs[0]["to"], [
+        '"Jan Grashoefer" <jan.grashoefer@gmail.com>', '"Test Group":addr-spec@example.com',
+        "<angle-addr@example.com>", '"Test Member" <name-addr@example.com>;',
+        "jan.grashofer@cern.ch"])
 
 
 if __name__ == "__main__":
