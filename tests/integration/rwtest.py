@@ -373,7 +373,11 @@ def run_rss(args, timeout=600):
     in KiB) — the peak from the kernel's accounting of that one process."""
     import tempfile as _t
     with _t.TemporaryFile() as out, _t.TemporaryFile() as err:
-        p = subprocess.Popen([RELAYWATCH] + list(args), stdout=out, stderr=err)
+        # meson sets MALLOC_PERTURB_, which writes every malloc'd block and so
+        # makes untouched memory (nDPI's large tables) resident: not the
+        # program's footprint
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
+        p = subprocess.Popen([RELAYWATCH] + list(args), stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
