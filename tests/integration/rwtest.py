@@ -384,3 +384,10 @@ def run_rss(args, timeout=600):
         err.seek(0)
         return (p.returncode, out.read().decode("utf-8", "replace"),
                 err.read().decode("utf-8", "replace"), usage.ru_maxrss)
+
+
+def sanitized():
+    """True if the binary under test was built with AddressSanitizer: its
+    shadow memory makes RSS meaningless as a footprint."""
+    with open(RELAYWATCH, "rb") as f:
+        return b"AddressSanitizer" in f.read()

@@ -154,7 +154,8 @@ def robustness(c, corpus):
          ("exploit@attacker.evil", "exploit@attacker.evil", "250 OK: message accepted"))
     c.true("header-size: the oversized block is reported",
            "1 header blocks over their bound" in err)
-    c.true("header-size: peak RSS %d KiB within %d" % (rss, RSS_BOUND_KB), rss < RSS_BOUND_KB)
+    c.true("header-size: peak RSS %d KiB within %d" % (rss, RSS_BOUND_KB),
+           rss < RSS_BOUND_KB or rwtest.sanitized())
 
     rc, out, err, rss = rwtest.run_rss(["-r", z("smtp-many-addresses"), "--redis", "none",
                                         "--records", "-"])
@@ -166,7 +167,7 @@ def robustness(c, corpus):
     c.eq("many-addresses: From and Subject found past 1800 headers",
          (r["from"], r["subject_raw"]), ("itzltrab@kmzcztrw.kkk.com", "Test message"))
     c.true("many-addresses: peak RSS %d KiB within %d" % (rss, RSS_BOUND_KB),
-           rss < RSS_BOUND_KB)
+           rss < RSS_BOUND_KB or rwtest.sanitized())
 
     recs = rwtest.records(z("smtp-multi-addr"))
     c.eq("multi-addr: the five forms of To, as Zeek splits them", recs[0]["to"], [
