@@ -1,0 +1,140 @@
+/* test-detect.c — sensor/detect.c's per-message rules, which need no
+ * counters (open_relay, display_spoof), and the configuration of rules. */
+#include "testlib.h"
+
+#include "detect.h"
+#include "fixture-record.h"
+
+static struct counters_alert seen[16];
+static char seen_rule[16][32], seen_sev[16][16], seen_entity[16][128];
+static int nseen;
+
+static void on_alert(void *ctx, const struct counters_alert *a)
+{
+	(void)ctx;
+	snprintf(seen_rule[nseen], sizeof seen_rule[0], "%s", a->rule);
+	snprintf(seen_sev[nseen], sizeof seen_sev[0], "%s", a->severity);
+	snprintf(seen_entity[nseen], sizeof seen_entity[0], "%s", a->entity);
+	seen[nseen++] = *a;
+}
+
+static struct detect *make(struct detect_config *dc, const char *local, const char *trusted,
+			   const char *protected)
+{
+	char err[256];
+	struct rw_options o;
+	memset(&o, 0, sizeof o);
+	o.local_domains = (char *)local;
+	o.trusted_networks = (char *)trusted;
+	o.protected_domains = (char *)protected;
+	o.alert_cooldown = 3600;
+	CHECK_INT(detect_config_load(dc, &o, err, sizeof err), 0);
+	nseen = 0;
+	return detect_create(dc, NULL, on_alert, NULL);
+}
+
+static const char *foreign[] = { "victim@example.org", "x@pref.example.jp" };
+
+static void test_open_relay(void)
+{
+	struct detect_config dc;
+	struct detect *d = make(&dc, "pref.example.jp", "10.0.0.0/8", "");
+	struct fixture fx = { 0 };
+	static const uint16_t ok[] = { 250, 250 }, refused[] = { 554, 250 };
+	/* trusted network: allowed to relay */
+	detect_record(d, fixture_build(&fx, "10.1.0.80", "Subject: a\r\n", NULL, "w@x.org",
+				       foreign, ok, 2));
+	CHECK_INT(nseen, 0);
+	/* authenticated: allowed */
+	detect_record(d, fixture_build(&fx, "203.0.113.7", "Subject: a\r\n", "u@pref.example.jp",
+				       "u@pref.example.jp", foreign, ok, 2));
+	CHECK_INT(nseen, 0);
+	/* outside, no AUTH, the foreign recipient refused, the local one accepted */
+	detect_record(d, fixture_build(&fx, "203.0.113.7", "Subject: a\r\n", NULL, "s@x.org",
+				       foreign, refused, 2));
+	CHECK_INT(nseen, 0);
+	/* outside, no AUTH, foreign recipient accepted: relaying */
+	detect_record(d, fixture_build(&fx, "203.0.113.7", "Subject: Re: Can I trust you?\r\n",
+				       NULL, "s@x.org", foreign, ok, 2));
+	CHECK_INT(nseen, 1);
+	CHECK_STR(seen_rule[0], "open_relay");
+	CHECK_STR(seen_sev[0], "critical");      /* a fake reply */
+	CHECK_STR(seen_entity[0], "203.0.113.7");
+	/* again within the cooldown: not repeated */
+	detect_record(d, fixture_build(&fx, "203.0.113.7", "Subject: b\r\n", NULL, "s@x.org",
+				       foreign, ok, 2));
+	CHECK_INT(nseen, 1);
+	CHECK_INT(detect_get_stats(d)->suppressed, 1);
+	detect_destroy(d);
+	/* without local_domains the rule cannot know what is foreign: off */
+	d = make(&dc, "", "10.0.0.0/8", "");
+	detect_record(d, fixture_build(&fx, "203.0.113.7", "Subject: b\r\n", NULL, "s@x.org",
+				       foreign, ok, 2));
+	CHECK_INT(nseen, 0);
+	detect_destroy(d);
+	message_destroy(fx.msg);
+}
+
+static void test_display_spoof(void)
+{
+	struct detect_config dc;
+	struct detect *d = make(&dc, "pref.example.jp", "", "s-kantan.example.jp");
+	struct fixture fx = { 0 };
+	static const uint16_t ok[] = { 250 };
+	detect_record(d, fixture_build(&fx, "10.1.2.3",
+		"From: \"helpdesk@s-kantan.example.jp\" <nobody@badhost.example>\r\n", "a@x.jp",
+		"a@x.jp", foreign, ok, 1));
+	CHECK_INT(nseen, 1);
+	CHECK_STR(seen_rule[0], "display_spoof");
+	CHECK_STR(seen_sev[0], "high");          /* a protected domain */
+	detect_record(d, fixture_build(&fx, "10.1.2.3",
+		"From: \"boss@elsewhere.example\" <nobody@badhost.example>\r\n", "b@x.jp",
+		"b@x.jp", foreign, ok, 1));
+	CHECK_INT(nseen, 2);
+	CHECK_STR(seen_sev[1], "medium");        /* just another domain */
+	detect_record(d, fixture_build(&fx, "10.1.2.3", "From: \"Alice\" <alice@x.jp>\r\n",
+				       "c@x.jp", "c@x.jp", foreign, ok, 1));
+	CHECK_INT(nseen, 2);                     /* an ordinary display name */
+	detect_destroy(d);
+	message_destroy(fx.msg);
+}
+
+static void test_rule_settings(void)
+{
+	struct detect_config dc;
+	struct rw_options o;
+	char err[256];
+	memset(&o, 0, sizeof o);
+	o.alert_cooldown = 60;
+	struct rw_rule_kv kv[] = {
+		{ "account_burst", "rcpts_10m", "250", "f.conf:3" },
+		{ "display_spoof", "enabled", "no", "f.conf:7" },
+	};
+	memcpy(o.rules, kv, sizeof kv);
+	o.n_rules = 2;
+	CHECK_INT(detect_config_load(&dc, &o, err, sizeof err), 0);
+	CHECK(dc.param[RULE_ACCOUNT_BURST][0] == 250);
+	CHECK(dc.param[RULE_ACCOUNT_BURST][1] == 500);  /* untouched default */
+	CHECK(!dc.enabled[RULE_DISPLAY_SPOOF]);
+	struct rw_rule_kv bad[] = {
+		{ "account_burst", "rcpts_10m", "0", "f.conf:3" },
+		{ "account_burst", "speed", "1", "f.conf:4" },
+		{ "no_rule", "x", "1", "f.conf:5" },
+		{ "open_relay", "enabled", "maybe", "f.conf:6" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		o.rules[0] = bad[i];
+		o.n_rules = 1;
+		err[0] = 0;
+		CHECK(detect_config_load(&dc, &o, err, sizeof err) < 0);
+		CHECK(strncmp(err, bad[i].where, strlen(bad[i].where)) == 0); /* names file:line */
+	}
+}
+
+int main(void)
+{
+	RUN(test_open_relay);
+	RUN(test_display_spoof);
+	RUN(test_rule_settings);
+	return TEST_EXIT();
+}
