@@ -565,6 +565,15 @@ static void field_dispatch(struct message *m)
 
 static void field_put(struct message *m, char c)
 {
+	if (c == '\0') {
+		/* Values are C strings: a raw NUL would cut the rest of the field
+		 * (and hide it from the fingerprints). It is shown as U+FFFD. */
+		m->info.decode_replaced++;
+		field_put(m, '\xef');
+		field_put(m, '\xbf');
+		field_put(m, '\xbd');
+		return;
+	}
 	if (m->field_len < MESSAGE_LINE_MAX)
 		m->field[m->field_len++] = c;
 	else

@@ -45,6 +45,45 @@ static void ob_init(struct obuf *o, char *out, size_t outsz)
 	o->full = outsz == 0;
 }
 
+/* The output is a C string for every consumer: a NUL decoded from the wire
+ * (Q "=00", a base64 zero byte, a raw NUL) would cut a subject short and
+ * hide the rest. Each becomes U+FFFD (counted); what then no longer fits is
+ * cut at a sequence boundary. */
+static void ob_nul_fix(struct obuf *o, unsigned long *replaced)
+{
+	size_t nuls = 0, keep = 0, outlen = 0;
+	for (size_t i = 0; i < o->len; i++)
+		nuls += o->p[i] == '\0';
+	if (!nuls)
+		return;
+	/* how much of the input fits once expanded (never mid-sequence) */
+	while (keep < o->len) {
+		size_t n = o->p[keep] == '\0' ? 1 : utf8_seq((const unsigned char *)o->p + keep,
+							  o->len - keep);
+		size_t w = o->p[keep] == '\0' ? sizeof REPLACEMENT : (n ? n : 1);
+		if (!n)
+			n = 1;
+		if (outlen + w > o->cap)
+			break;
+		outlen += w;
+		keep += n;
+	}
+	/* expand from the end so nothing is overwritten before it is moved */
+	size_t src = keep, dst = outlen;
+	while (src > 0) {
+		char c = o->p[--src];
+		if (c == '\0') {
+			dst -= sizeof REPLACEMENT;
+			memcpy(o->p + dst, REPLACEMENT, sizeof REPLACEMENT);
+			if (replaced)
+				(*replaced)++;
+		} else {
+			o->p[--dst] = c;
+		}
+	}
+	o->len = outlen;
+}
+
 static size_t ob_finish(struct obuf *o)
 {
 	if (o->p)
@@ -120,6 +159,7 @@ size_t utf8_sanitize(const char *in, size_t inlen, char *out, size_t outsz,
 
 	ob_init(&o, out, outsz);
 	sanitize_into(&o, in, inlen, replaced);
+	ob_nul_fix(&o, replaced);
 	return ob_finish(&o);
 }
 
@@ -289,6 +329,7 @@ static long iconv_into(const char *name, struct obuf *o, const char *in, size_t 
 
 	if (cd == (iconv_t)-1)
 		return -1;
+	iconv(cd, NULL, NULL, NULL, NULL); /* a cached descriptor may hold a shift state */
 	while (il > 0 && !o->full) {
 		char *op = o->p + o->len;
 		size_t ol = o->cap - o->len;
@@ -302,6 +343,10 @@ static long iconv_into(const char *name, struct obuf *o, const char *in, size_t 
 		} else if (errno == EILSEQ || errno == EINVAL) {
 			/* EINVAL: truncated sequence at the end of the input */
 			ob_replacement(o, &replaced);
+			/* Some converters (glibc's CP949 on A2 E8) consume the whole
+			 * input and still say EILSEQ: nothing is left to skip. */
+			if (il == 0)
+				break;
 			ip++;
 			il--;
 		} else {
@@ -309,6 +354,41 @@ static long iconv_into(const char *name, struct obuf *o, const char *in, size_t 
 		}
 	}
 	return (long)replaced;
+}
+
+/* How many bytes of in the table `name` cannot convert, over the whole
+ * input whatever the size of the caller's output (a scratch buffer is
+ * reused). -1 if the descriptor is missing. */
+static long iconv_count(const char *name, const char *in, size_t inlen)
+{
+	char scratch[256];
+	struct obuf o;
+	long total = 0;
+	iconv_t cd = cd_get(name);
+
+	if (cd == (iconv_t)-1)
+		return -1;
+	iconv(cd, NULL, NULL, NULL, NULL);
+	char *ip = (char *)in;
+	size_t il = inlen;
+	while (il > 0) {
+		ob_init(&o, scratch, sizeof scratch);
+		char *op = o.p;
+		size_t ol = o.cap;
+		size_t r = iconv(cd, &ip, &il, &op, &ol);
+		if (r != (size_t)-1)
+			break;
+		if (errno == E2BIG)
+			continue; /* scratch full: start it over */
+		if (errno != EILSEQ && errno != EINVAL)
+			break;
+		total++;
+		if (il == 0)
+			break;
+		ip++;
+		il--;
+	}
+	return total;
 }
 
 /* ---- ISO-2022-JP (RFC 1468, with the CP50221 and ISO-2022-JP-2/-3 sets) --- */
@@ -520,19 +600,15 @@ static void ascii_into(struct obuf *o, const char *in, size_t inlen, unsigned lo
 static void iconv_best_into(const struct charset *cs, struct obuf *o, const char *in,
 			    size_t inlen, unsigned long *replaced)
 {
-	size_t start = o->len;
 	long best = -1;
-	int best_i = -1, last_i = -1;
+	int best_i = -1;
 
+	/* The table with the fewest bytes it cannot convert, judged on the
+	 * whole input, so that the choice does not depend on the room left. */
 	for (int i = 0; i < CS_TRY_MAX && cs->iconv[i]; i++) {
-		long r;
-
-		o->len = start;
-		o->full = false;
-		r = iconv_into(cs->iconv[i], o, in, inlen);
+		long r = iconv_count(cs->iconv[i], in, inlen);
 		if (r < 0)
 			continue;
-		last_i = i;
 		if (best < 0 || r < best) {
 			best = r;
 			best_i = i;
@@ -541,16 +617,13 @@ static void iconv_best_into(const struct charset *cs, struct obuf *o, const char
 			break;
 	}
 	if (best_i < 0) {            /* glibc lacks every table: bytes as ASCII */
-		o->len = start;
-		o->full = false;
 		ascii_into(o, in, inlen, replaced);
 		return;
 	}
-	if (best_i != last_i) {
-		o->len = start;
-		o->full = false;
-		best = iconv_into(cs->iconv[best_i], o, in, inlen);
-	}
+	/* Once full, nothing more is written (the output stays a prefix of the
+	 * full result), but what could not be converted is still counted. */
+	if (!o->full)
+		iconv_into(cs->iconv[best_i], o, in, inlen);
 	if (replaced)
 		*replaced += (unsigned long)best;
 }
@@ -593,6 +666,7 @@ long rfc2047_convert(const char *charset, const char *in, size_t inlen, char *ou
 		return -1;
 	}
 	convert_into(cs, &o, in, inlen, stats);
+	ob_nul_fix(&o, stats ? &stats->replaced : NULL);
 	return (long)ob_finish(&o);
 }
 
@@ -848,5 +922,6 @@ size_t rfc2047_decode(const char *in, size_t inlen, char *out, size_t outsz,
 	run_flush(&run, &o, stats);
 	if (text < inlen && !o.full)
 		raw_into(&o, in + text, inlen - text, stats);
+	ob_nul_fix(&o, stats ? &stats->replaced : NULL);
 	return ob_finish(&o);
 }

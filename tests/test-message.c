@@ -790,6 +790,23 @@ static void test_long_body_lines(void)
 	mb_free(&b);
 }
 
+/* F4: a NUL (decoded, or raw in the line) must not hide the rest of a value. */
+static void test_nul_does_not_cut_subject(void)
+{
+	struct message *m = message_create();
+	const char a[] = "Subject: =?utf-8?q?=00?=#$%&'kdf!!?@@ZQ\r\n\r\nx\r\n";
+	message_feed(m, a, sizeof a - 1);
+	message_finish(m);
+	CHECK(strstr(message_info(m)->subject, "kdf!!?@@ZQ") != NULL);
+	message_reset(m);
+	const char b[] = "Subject: \0#$%&'kdf!!?@@ZQ\r\n\r\nx\r\n";
+	message_feed(m, b, sizeof b - 1);
+	message_finish(m);
+	CHECK(strstr(message_info(m)->subject_raw, "kdf!!?@@ZQ") != NULL);
+	message_destroy(m);
+}
+
+
 int main(void)
 {
 	RUN(test_headers);
@@ -815,5 +832,6 @@ int main(void)
 	RUN(test_bound_boundary);
 	RUN(test_long_body_lines);
 	rfc2047_cleanup();
+	RUN(test_nul_does_not_cut_subject);
 	return TEST_EXIT();
 }

@@ -1,5 +1,6 @@
 /* test-rfc2047.c — sensor/rfc2047.c: encoded-words and charsets to UTF-8. */
 #include "rfc2047.h"
+#include "utf8.h"
 #include "testlib.h"
 
 #define FFFD "\xef\xbf\xbd"
@@ -249,6 +250,48 @@ static void test_utf8_sanitize(void)
 	CHECK_INT(rep, 0);
 }
 
+/* F5: glibc's CP949 consumes A2 E8 whole and then says EILSEQ. */
+static void test_iconv_consumes_invalid_pair(void)
+{
+	char dst[64];
+	size_t n = rfc2047_decode("=?euc-kr?q?=A2=E8?=", 19, dst, sizeof dst, NULL);
+	CHECK(utf8_valid(dst, n));
+	CHECK_STR(dst, "\xef\xbf\xbd");
+	/* the same pair in ISO-2022-JP-2's KS C 5601 set: one U+FFFD per byte */
+	n = rfc2047_decode("\x1b$(C\"h\x1b(B", 9, dst, sizeof dst, NULL);
+	CHECK(utf8_valid(dst, n));
+	CHECK_STR(dst, "\xef\xbf\xbd\xef\xbf\xbd");
+}
+
+/* F1: a U+FFFD that does not fit ends the output; the word after it too. */
+static void test_cut_before_word_is_prefix(void)
+{
+	char dst[4];
+	CHECK_INT(rfc2047_decode("T\xfd=?Big5?B?Tj?=", 15, dst, sizeof dst, NULL), 1);
+	CHECK_STR(dst, "T");
+}
+
+/* F2: the table chosen must not depend on the room left. */
+static void test_best_charset_independent_of_outsz(void)
+{
+	char full[64], part[3];
+	const char *w = "=?windows-1252?Q?=8A=90?=";
+	size_t fl = rfc2047_decode(w, strlen(w), full, sizeof full, NULL);
+	size_t pl = rfc2047_decode(w, strlen(w), part, sizeof part, NULL);
+	CHECK(pl <= fl && memcmp(part, full, pl) == 0);
+}
+
+/* F4: no NUL dst of NUL-free input (consumers read C strings). */
+static void test_no_nul_out(void)
+{
+	char dst[64];
+	size_t n = rfc2047_decode("=?utf-8?q?=00?=abc", 18, dst, sizeof dst, NULL);
+	CHECK_INT(strlen(dst), n);
+	n = rfc2047_decode("=?utf-8?b?AA==?=abc", 19, dst, sizeof dst, NULL);
+	CHECK_INT(strlen(dst), n);
+}
+
+
 int main(void)
 {
 	RUN(test_plain_text);
@@ -265,5 +308,9 @@ int main(void)
 	RUN(test_utf8_valid);
 	RUN(test_utf8_sanitize);
 	rfc2047_cleanup();
+	RUN(test_cut_before_word_is_prefix);
+	RUN(test_best_charset_independent_of_outsz);
+	RUN(test_no_nul_out);
+	RUN(test_iconv_consumes_invalid_pair);
 	return TEST_EXIT();
 }
