@@ -1031,6 +1031,9 @@ static size_t take_line(struct smtp_session *s, struct linebuf *lb, const uint8_
 	size_t use = nl ? (size_t)(nl - p) : n;
 	size_t room = SMTP_LINE_MAX + 1 - lb->len; /* + 1: the CR of a whole line */
 	if (use > room) {
+		/* counted when the bound is passed: a line may never end */
+		if (!lb->overflow)
+			s->stats->lines_too_long++;
 		lb->overflow = true;
 		use = room;
 	}
@@ -1042,10 +1045,10 @@ static size_t take_line(struct smtp_session *s, struct linebuf *lb, const uint8_
 			lb->len--;
 		if (lb->len > SMTP_LINE_MAX) {
 			lb->len = SMTP_LINE_MAX;
+			if (!lb->overflow)
+				s->stats->lines_too_long++;
 			lb->overflow = true;
 		}
-		if (lb->overflow)
-			s->stats->lines_too_long++;
 		lb->buf[lb->len] = 0;
 	}
 	return nl ? (size_t)(nl - p) + 1 : n;

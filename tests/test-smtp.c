@@ -627,6 +627,22 @@ static void test_client_before_banner(void)
 	CHECK_INT(stats.unmatched_replies, 0);
 }
 
+/* An endless line (no LF ever) is counted as too long when it passes the
+ * bound, not only when its LF arrives: the flood of one 100 MB line must
+ * show in the counters (found by the flood tests). */
+static void test_unterminated_long_line_counted(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx ESMTP\r\n");
+	static char a[SMTP_LINE_MAX * 3 + 1];
+	memset(a, 'A', sizeof a - 1);
+	C(s, a);
+	C(s, a);
+	CHECK_INT(stats.lines_too_long, 1);   /* one line, counted once */
+	finish(s);
+	CHECK_INT(stats.lines_too_long, 1);
+}
+
 int main(void)
 {
 	pool_msg[0] = message_create();
@@ -653,5 +669,6 @@ int main(void)
 	RUN(test_client_before_banner);
 	message_destroy(pool_msg[0]);
 	message_destroy(pool_msg[1]);
+	RUN(test_unterminated_long_line_counted);
 	return TEST_EXIT();
 }
