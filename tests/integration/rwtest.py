@@ -370,20 +370,19 @@ atexit.register(Background.kill_all)
 
 def run_rss(args, timeout=600):
     """Run relaywatch with args; returns (returncode, stdout, stderr, peak RSS
-    in KiB) — the peak from the kernel's accounting of that one process."""
+    in KiB) as /usr/bin/time measures it. (wait4's ru_maxrss can report the
+    Python parent's size, which a child inherits until exec.)"""
     import tempfile as _t
-    with _t.TemporaryFile() as out, _t.TemporaryFile() as err:
-        # meson sets MALLOC_PERTURB_, which writes every malloc'd block and so
-        # makes untouched memory (nDPI's large tables) resident: not the
-        # program's footprint
-        env = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
-        p = subprocess.Popen([RELAYWATCH] + list(args), stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return (p.returncode, out.read().decode("utf-8", "replace"),
-                err.read().decode("utf-8", "replace"), usage.ru_maxrss)
+    # meson sets MALLOC_PERTURB_, which writes every malloc'd block and so
+    # makes untouched memory (nDPI's large tables) resident: not the
+    # program's footprint
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
+    with _t.NamedTemporaryFile("r") as tf:
+        p = subprocess.run(["/usr/bin/time", "-o", tf.name, "-f", "%M", RELAYWATCH]
+                           + list(args), capture_output=True, env=env, timeout=timeout)
+        rss = int(tf.read().strip().splitlines()[-1])
+    return (p.returncode, p.stdout.decode("utf-8", "replace"),
+            p.stderr.decode("utf-8", "replace"), rss)
 
 
 def sanitized():
