@@ -285,6 +285,13 @@ static void print_summary(struct sensor *s)
 	if (s->records)
 		fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n", s->records_written,
 			output_path(s->records));
+	const struct reasm_stats *rs = ts.reasm;
+	if (rs->overlap_conflicts || rs->ooo_overflows || rs->out_of_window || rs->pool_exhausted)
+		fprintf(stderr,
+			"relaywatch: tcp: %" PRIu64 " overlaps with different bytes (the first copy kept), %"
+			PRIu64 " out-of-order buffers full, %" PRIu64 " segments out of the window, %"
+			PRIu64 " times no out-of-order buffer was free\n",
+			rs->overlap_conflicts, rs->ooo_overflows, rs->out_of_window, rs->pool_exhausted);
 	if (ts.msgs_headers_oversized || ts.fields_truncated || ts.mime_over)
 		fprintf(stderr,
 			"relaywatch: bounded: %" PRIu64 " header blocks over their bound (still read), %"
