@@ -3,7 +3,9 @@
  * reasm_segment() takes the segments of one direction in capture order and
  * pushes the stream to a sink in order, exactly once per byte:
  *  - retransmissions and the already-delivered part of overlaps are dropped
- *    (the first copy wins, as most receivers do; conflicting bytes counted);
+ *    (the first copy wins, as most receivers do); conflicting bytes are
+ *    counted where both copies are held (out of order) — delivered bytes
+ *    are not kept, so a late rewrite of them is dropped unseen;
  *  - out-of-order segments wait in a bounded buffer (REASM_OOO_BYTES,
  *    REASM_OOO_SEGS per direction, buffers from a capped pool);
  *  - bytes that will never come are reported to the sink as a gap: when the
