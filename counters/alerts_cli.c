@@ -259,9 +259,9 @@ struct line {
 
 static void line_add(struct line *l, const char *s)
 {
-	size_t n = strlen(s);
-	if (l->len + n >= sizeof l->buf)
-		n = sizeof l->buf - 1 - l->len;
+	size_t n = strlen(s), room = sizeof l->buf - 1 - l->len; /* len < sizeof buf */
+	if (n > room)
+		n = room;
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 	l->buf[l->len] = 0;

@@ -34,9 +34,14 @@ struct flow_table {
 	struct flow_table_stats stats;
 };
 
+bool flow_is_mail_port(uint16_t port)
+{
+	return port == 25 || port == 465 || port == 587 || port == 2525;
+}
+
 bool flow_is_server_port(uint16_t port)
 {
-	return port == 25 || port == 465 || port == 587 || port == 2525 || port < 1024;
+	return flow_is_mail_port(port) || port < 1024;
 }
 
 static struct flow *at(struct flow_table *t, uint32_t link)

@@ -114,3 +114,6 @@ const char *flow_end_reason_name(enum flow_end_reason why);
  * port below 1024): used to guess the connection's opener when the
  * handshake was not captured. */
 bool flow_is_server_port(uint16_t port);
+
+/* The mail ports: 25, 465, 587, 2525. */
+bool flow_is_mail_port(uint16_t port);

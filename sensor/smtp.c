@@ -133,6 +133,7 @@ struct smtp_session {
 	bool replies_seen;              /* a valid reply line was seen */
 	bool server_seen;
 	bool smtp_seen;                 /* a valid reply or a known command was seen */
+	bool mail_command_seen;         /* HELO/EHLO, MAIL, RCPT or AUTH from the client */
 	uint64_t bytes_seen;
 	bool proxy_client_done, proxy_server_200, proxy_server_done;
 	bool reply_open;                /* inside a multi-line reply */
@@ -701,12 +702,15 @@ static void client_command(struct smtp_session *s, char *line, size_t n, uint64_
 	case CMD_HELO:
 		copy_bounded(s->helo, sizeof s->helo, arg, an);
 		s->has_helo = true;
+		s->mail_command_seen = true;
 		break;
 	case CMD_MAIL:
 		cmd_mail(s, arg, an, ts);
+		s->mail_command_seen = true;
 		break;
 	case CMD_RCPT:
 		rcpt = cmd_rcpt(s, arg, an, ts);
+		s->mail_command_seen = true;
 		break;
 	case CMD_DATA:
 		/* Content starts now, not at the 354: the client cannot send it
@@ -1279,5 +1283,13 @@ bool smtp_in_tls(const struct smtp_session *s)
 
 bool smtp_looks_like_smtp(const struct smtp_session *s)
 {
-	return s->smtp_seen && s->state != ST_NOT_SMTP;
+	/* A greeting or a mail command, answered by a reply when the server
+	 * is visible: what FTP or a banner-only service does not show. */
+	return s->state != ST_NOT_SMTP && s->mail_command_seen &&
+	       (s->replies_seen || !s->server_seen);
+}
+
+bool smtp_failed(const struct smtp_session *s)
+{
+	return s->state == ST_NOT_SMTP;
 }

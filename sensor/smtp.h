@@ -132,6 +132,11 @@ bool smtp_in_tls(const struct smtp_session *s);
 /* Bytes of one session, for memory accounting and for the test that scans a
  * session's memory for secrets. */
 size_t smtp_session_sizeof(void);
-/* True once anything SMTP-like was seen (a 220 banner, a known command
- * answered by a reply): used to keep sessions nDPI could not name. */
+/* True once the session shows SMTP: a HELO/EHLO, MAIL or RCPT from the
+ * client, answered by a reply when the server side is visible. Used when
+ * nDPI names a mail flow otherwise (it guesses by port, client ports
+ * included). */
 bool smtp_looks_like_smtp(const struct smtp_session *s);
+
+/* True once the parser gave up: the stream is not SMTP. */
+bool smtp_failed(const struct smtp_session *s);

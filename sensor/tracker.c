@@ -274,16 +274,18 @@ static void apply_verdict(struct tracker *t, struct flow *f, struct flow_ctx *c,
 		report_session(t, f, c, true, ts);
 		return;
 	case CLASSIFY_UNKNOWN:
-		/* nDPI gave up: keep parsing if what we parsed so far is SMTP. */
-		if (c->smtp && smtp_looks_like_smtp(c->smtp)) {
+	case CLASSIFY_OTHER:
+		/* nDPI gave up, or named the flow otherwise: it guesses by port,
+		 * client ports too (5001 "TargusDataspeed", 4343 "Whois-DAS").
+		 * What the parser saw decides: SMTP shown, or on a mail port not
+		 * yet refuted, the parse goes on (it stops by itself on garbage). */
+		if ((c->smtp && smtp_looks_like_smtp(c->smtp)) ||
+		    ((flow_is_mail_port(f->resp_p) || flow_is_mail_port(f->orig_p)) &&
+		     (!c->smtp || !smtp_failed(c->smtp)))) {
 			c->app = APP_SMTP;
 			report_session(t, f, c, false, ts);
 			return;
 		}
-		c->app = APP_IGNORED;
-		session_detach(t, f, c, false);
-		return;
-	case CLASSIFY_OTHER:
 		c->app = APP_IGNORED;
 		session_detach(t, f, c, false);
 		return;
@@ -396,9 +398,12 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	}
 	set_current(t, f, c, p->ts_us);
 
+	/* A parser from the first payload on, while undecided or once SMTP
+	 * (nDPI's pool was full and the port decided). */
+	if ((c->app == APP_UNDECIDED || c->app == APP_SMTP) && p->payload_wire_len > 0 &&
+	    !c->smtp && !c->parsed)
+		session_attach(t, c);
 	if (c->app == APP_UNDECIDED) {
-		if (p->payload_wire_len > 0 && !c->smtp)
-			session_attach(t, c);
 		apply_verdict(t, f, c, classify_packet(t->cls, &c->cls, p), p->ts_us);
 		/* A decision may have switched flows' contexts through callbacks. */
 		set_current(t, f, c, p->ts_us);
@@ -417,6 +422,11 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 		if (c->smtp && smtp_in_tls(c->smtp) && c->app == APP_SMTP)
 			c->app = APP_ENCRYPTED; /* STARTTLS: keep the session for its end */
 	}
+	/* Both sides said FIN, or one said RST: the conversation is over, the
+	 * parser goes back to its pool now rather than when the flow expires. */
+	if (c->smtp && ((p->flags & TCP_RST) ||
+			((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN))))
+		session_detach(t, f, c, true);
 	expire(t, p->ts_us);
 }
 
