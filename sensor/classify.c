@@ -152,6 +152,10 @@ enum classify_verdict classify_packet(struct classifier *c, struct classify_stat
 {
 	if (s->verdict != CLASSIFY_UNDECIDED)
 		return s->verdict;
+	/* A bare ACK tells nDPI nothing it needs (it tracks the handshake's
+	 * SYNs and the payload): half the packets of a bulk transfer. */
+	if (p->payload_len == 0 && !(p->flags & (TCP_SYN | TCP_FIN | TCP_RST)))
+		return CLASSIFY_UNDECIDED;
 	if (!s->nf) {
 		s->nf = nf_get(c);
 		if (!s->nf) {
