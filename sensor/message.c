@@ -556,7 +556,9 @@ static void field_dispatch(struct message *m)
 		end--;
 	for (size_t i = 0; i < sizeof field_defs / sizeof field_defs[0]; i++) {
 		const struct field_def *d = &field_defs[i];
-		if (strlen(d->name) == nlen && strncasecmp(d->name, f, nlen) == 0) {
+		/* the first letter first: most fields are none of ours */
+		if ((d->name[0] | 0x20) == (f[0] | 0x20) && strlen(d->name) == nlen &&
+		    strncasecmp(d->name, f, nlen) == 0) {
 			field_store(m, d, v, (size_t)(end - v));
 			return;
 		}
@@ -783,6 +785,29 @@ static const char *feed_body(struct message *m, const char *p, const char *end)
 	if (m->depth == 0)
 		return end;   /* no open multipart: nothing left to find */
 	while (p < end && m->state == MSG_BODY) {
+		/* RFC 2046 §5.1.1: a boundary line starts with "--"; any other
+		 * line (base64, text) is passed over without being looked at. */
+		if (m->bl_len == 0 && !m->skip_line && *p != '-')
+			m->skip_line = true;
+		if (m->skip_line) {
+			/* Straight to the next line that starts with '-' (a base64
+			 * part has none), or to the end of what we have. */
+			const char *q = p;
+			const char *dash;
+			while ((dash = memchr(q, '-', (size_t)(end - q))) && !(dash > p && dash[-1] == '\n'))
+				q = dash + 1;
+			if (!dash) {
+				if (end[-1] == '\n') { /* the next feed starts a line */
+					m->skip_line = false;
+					line_reset(m);
+				}
+				return end;
+			}
+			m->skip_line = false;
+			line_reset(m);
+			p = dash;
+			continue;
+		}
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *stop = nl ? nl : end;
 
