@@ -79,9 +79,9 @@ struct pending {
 };
 
 struct linebuf {
-	char buf[SMTP_LINE_MAX + 2]; /* the line, its CR, a NUL */
 	uint32_t len;
 	bool overflow;       /* this line was longer than SMTP_LINE_MAX */
+	char buf[SMTP_LINE_MAX + 2]; /* the line, its CR, a NUL: read only up to len */
 };
 
 /* What a content byte means at this point of a DATA line (dot-stuffing). */
@@ -126,7 +126,6 @@ struct smtp_session {
 	struct smtp_stats *stats;
 	enum smtp_state state;
 
-	struct linebuf cl, sl;          /* partial lines carried between segments */
 	struct pending q[SMTP_PENDING_MAX];
 	unsigned q_head, q_len;
 
@@ -160,21 +159,24 @@ struct smtp_session {
 	char auth_user[SMTP_USER_MAX + 1];
 	char auth_mech[24];
 
-	struct txn t;
 	/* A transaction whose end of data was sent and whose reply has not
 	 * come yet, while the client already pipelined the next MAIL FROM
 	 * (RFC 2920): it waits here for that reply. Allocated when that
 	 * happens (per message, never per packet), NULL otherwise. */
 	struct txn *closing;
 	uint32_t gen;
+
+	/* The open record, then, last, the large buffers, which are read only up to their lengths:
+	 * smtp_session_reset() clears what comes before them (txn.arena is
+	 * last in struct txn for the same reason). */
+	struct txn t;
+	struct linebuf cl, sl;          /* partial lines carried between segments */
 };
 
 /* Overwrite a secret so the compiler cannot drop the store as dead. */
 static void wipe(void *p, size_t n)
 {
-	volatile unsigned char *v = p;
-	while (n--)
-		*v++ = 0;
+	explicit_bzero(p, n);
 }
 
 /* --- small helpers --------------------------------------------------------- */
@@ -219,47 +221,57 @@ static size_t b64decode(const char *in, size_t n, unsigned char *out, size_t out
 }
 
 /* Zeek's email-address match (scripts/base/utils/email.zeek semantics): at
- * each position, an optional delimiter from "<,: \t", a local part without
- * "<,: \t@", '@', and a domain without ">,; \t". Returns the match length at
- * s[t], 0 if none. */
-static size_t email_match_at(const char *s, size_t n, size_t t)
+ * the leftmost position that allows it, an optional delimiter from "<,: \t",
+ * a local part without "<,: \t@", '@', a domain without ">,; \t", and its
+ * terminating delimiter if any. Scanning runs of local-part characters
+ * finds the same match in one pass (a character-by-character retry from
+ * every position is quadratic on a long argument). */
+static bool local_stop(char c)
 {
-	size_t best = 0;
-	for (int skip = 0; skip <= 1; skip++) {
-		size_t i = t + (size_t)skip;
-		if (skip && !(t < n && strchr("<,: \t", s[t]) && s[t]))
-			continue;
-		size_t st = i;
-		while (i < n && !strchr("<,: \t@", s[i]))
-			i++;
-		if (i == st || i >= n || s[i] != '@')
-			continue;
-		size_t j = i + 1;
-		while (j < n && !strchr(">,; \t", s[j]))
-			j++;
-		if (j == i + 1)
-			continue;
-		size_t end = j < n ? j + 1 : j;
-		if (end - t > best)
-			best = end - t;
-	}
-	return best;
+	return c == '<' || c == ',' || c == ':' || c == ' ' || c == '\t' || c == '@' || c == 0;
+}
+
+static bool domain_stop(char c)
+{
+	return c == '>' || c == ',' || c == ';' || c == ' ' || c == '\t' || c == 0;
+}
+
+static bool lead_delim(char c)
+{
+	return c == '<' || c == ',' || c == ':' || c == ' ' || c == '\t';
 }
 
 /* Find the next email address in s[*pos..n), cleaned of "<>,:;" and blanks
  * as Zeek logs it. Returns false when there is none. */
 static bool next_email(const char *s, size_t n, size_t *pos, char *out, size_t outsz)
 {
-	for (size_t t = *pos; t < n; t++) {
-		size_t m = email_match_at(s, n, t);
-		if (!m)
+	size_t i = *pos;
+	while (i < n) {
+		if (local_stop(s[i])) {
+			i++;
 			continue;
+		}
+		size_t a = i; /* a run of local-part characters */
+		while (i < n && !local_stop(s[i]))
+			i++;
+		if (i >= n || s[i] != '@')
+			continue;
+		size_t j = i + 1;
+		while (j < n && !domain_stop(s[j]))
+			j++;
+		if (j == i + 1) {
+			i++; /* "user@" then a stop: no domain */
+			continue;
+		}
+		size_t t = a > *pos && lead_delim(s[a - 1]) ? a - 1 : a;
+		size_t e = j < n ? j + 1 : j;
 		size_t o = 0;
-		for (size_t k = t; k < t + m && o + 1 < outsz; k++)
-			if (!strchr("<>,:; \t", s[k]) || !s[k])
+		for (size_t k = t; k < e && o + 1 < outsz; k++)
+			if (!(s[k] == '<' || s[k] == '>' || s[k] == ',' || s[k] == ':' ||
+			      s[k] == ';' || s[k] == ' ' || s[k] == '\t'))
 				out[o++] = s[k];
 		out[o] = 0;
-		*pos = t + m;
+		*pos = e;
 		return o > 0;
 	}
 	*pos = n;
@@ -560,8 +572,11 @@ static enum cmd cmd_of(const char *w, size_t n)
 		{ "ETRN", CMD_OTHER }, { "SEND", CMD_MAIL }, { "SOML", CMD_MAIL },
 		{ "SAML", CMD_MAIL }, { "X-ANONYMOUSTLS", CMD_STARTTLS },
 	};
+	if (n != 4 && n != 8 && n != 14)
+		return CMD_UNKNOWN; /* every command word is 4 letters, but two */
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
-		if (strlen(tab[i].name) == n && !strncasecmp(w, tab[i].name, n))
+		if ((tab[i].name[0] | 0x20) == (w[0] | 0x20) && strlen(tab[i].name) == n &&
+		    !strncasecmp(w, tab[i].name, n))
 			return tab[i].cmd;
 	return CMD_UNKNOWN;
 }
@@ -1091,12 +1106,26 @@ static size_t data_bytes(struct smtp_session *s, const uint8_t *p, size_t n, uin
 			s->dot = DOT_MID;
 			continue;
 		case DOT_MID: {
-			const uint8_t *nl = memchr(p + i, '\n', n - i);
-			size_t end = nl ? (size_t)(nl - p) + 1 : n;
-			feed_content(s, p + i, end - i);
-			i = end;
-			if (nl)
-				s->dot = DOT_LINE_START;
+			/* Only a '.' that starts a line can end the data or be
+			 * stuffed: everything up to the next one goes to the message
+			 * in one piece (a base64 body has no '.' at all). */
+			size_t j = i;
+			for (;;) {
+				const uint8_t *dot = memchr(p + j, '.', n - j);
+				if (!dot) {
+					feed_content(s, p + i, n - i);
+					s->dot = p[n - 1] == '\n' ? DOT_LINE_START : DOT_MID;
+					return n;
+				}
+				size_t d = (size_t)(dot - p);
+				if (d > i && p[d - 1] == '\n') {
+					feed_content(s, p + i, d - i);
+					i = d;
+					s->dot = DOT_LINE_START;
+					break;
+				}
+				j = d + 1;
+			}
 			continue;
 		}
 		}
@@ -1192,7 +1221,8 @@ void smtp_session_destroy(struct smtp_session *s)
 		release_message(s, s->closing);
 		free(s->closing);
 	}
-	wipe(s, sizeof *s);
+	/* secrets are wiped as they are read; the carry buffer once more */
+	wipe(s->cl.buf, sizeof s->cl.buf);
 	free(s);
 }
 
@@ -1205,7 +1235,11 @@ void smtp_session_reset(struct smtp_session *s, void *ctx)
 		release_message(s, s->closing);
 		free(s->closing);
 	}
-	memset(s, 0, sizeof *s); /* once per session, not per packet */
+	/* Everything up to the recipient arena and the line buffers, which are
+	 * only read up to their lengths (reset here). */
+	memset(s, 0, offsetof(struct smtp_session, t) + offsetof(struct txn, arena));
+	s->cl.len = s->sl.len = 0;
+	s->cl.overflow = s->sl.overflow = false;
 	s->ev = ev;
 	s->stats = stats;
 	s->ctx = ctx;
