@@ -89,6 +89,7 @@ static void list_append(struct flow_table *t, struct flow *f, uint8_t list)
 	struct flow_list_head *l = &t->lists[list];
 	uint32_t me = link_of(t, f);
 	f->list = list;
+	f->placed_us = f->last_us;
 	f->next = 0;
 	f->prev = l->tail;
 	if (l->tail)
@@ -312,9 +313,13 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 	if ((p->flags & TCP_RST) ||
 	    ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN)))
 		list = LIST_CLOSING;
-	/* Move to the tail of its list: lists stay ordered by last activity. */
-	list_unlink(t, f);
-	list_append(t, f, list);
+	/* Move to the tail of its list: lists stay ordered by last activity,
+	 * to within lru_slack_us (see flow.h). */
+	if (list != f->list || f->last_us - f->placed_us > t->cfg.lru_slack_us ||
+	    t->cfg.lru_slack_us == 0) {
+		list_unlink(t, f);
+		list_append(t, f, list);
+	}
 	return f;
 }
 
@@ -323,8 +328,16 @@ void flow_table_expire(struct flow_table *t, uint64_t now_us)
 	for (uint8_t l = 0; l < LIST_COUNT; l++) {
 		uint64_t to = timeout_of(t, l);
 		struct flow *f;
-		while ((f = at(t, t->lists[l].head)) && f->last_us + to <= now_us)
+		while ((f = at(t, t->lists[l].head)) && f->placed_us + to <= now_us) {
+			if (f->last_us + to > now_us) {
+				/* active since it was placed: placed again, and its
+				 * last_us + to > now_us ends this loop if it is alone */
+				list_unlink(t, f);
+				list_append(t, f, l);
+				continue;
+			}
 			end_flow(t, f, l == LIST_CLOSING ? FLOW_END_CLOSED : FLOW_END_IDLE);
+		}
 	}
 }
 

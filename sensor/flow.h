@@ -52,6 +52,7 @@ struct flow {
 	/* Private to flow.c. */
 	struct flow_key key;
 	uint32_t hnext, prev, next; /* index + 1; 0 = none */
+	uint64_t placed_us;         /* last_us when last put at its list's tail */
 	uint8_t list;
 	bool in_use;
 };
@@ -61,12 +62,19 @@ struct flow_table_config {
 	uint64_t embryonic_timeout_us; /* no payload seen yet */
 	uint64_t idle_timeout_us;      /* established */
 	uint64_t closing_timeout_us;   /* after FIN both ways or RST */
+	/* A flow is moved to the tail of its list (kept in last-activity
+	 * order) only when it has been idle-ordered this long out of date:
+	 * moving it on every packet touches two other flows' cache lines per
+	 * packet. Expiry rechecks the real last packet time, so flows still end
+	 * on time; eviction picks the oldest within this slack. 0: exact. */
+	uint64_t lru_slack_us;
 };
 
 #define FLOW_DEFAULT_MAX          262144u
 #define FLOW_DEFAULT_EMBRYONIC_US (30ull * 1000000)
 #define FLOW_DEFAULT_IDLE_US      (300ull * 1000000)  /* RFC 5321 §4.5.3.2: 5 min */
 #define FLOW_DEFAULT_CLOSING_US   (5ull * 1000000)
+#define FLOW_DEFAULT_LRU_SLACK_US (1ull * 1000000)
 
 struct flow_table_stats {
 	uint64_t active;

@@ -67,6 +67,7 @@ void tracker_config_defaults(struct tracker_config *cfg)
 	cfg->flows.embryonic_timeout_us = FLOW_DEFAULT_EMBRYONIC_US;
 	cfg->flows.idle_timeout_us = FLOW_DEFAULT_IDLE_US;
 	cfg->flows.closing_timeout_us = FLOW_DEFAULT_CLOSING_US;
+	cfg->flows.lru_slack_us = FLOW_DEFAULT_LRU_SLACK_US;
 	cfg->max_sessions = TRACKER_SESSIONS_DEFAULT;
 	cfg->max_messages = TRACKER_MESSAGES_DEFAULT;
 	cfg->max_classifying = CLASSIFY_POOL_DEFAULT;
