@@ -33,7 +33,7 @@ static struct packet pkt(uint8_t src_last, uint16_t sport, uint8_t dst_last, uin
 static struct flow_table *make(uint32_t max)
 {
 	memset(ended, 0, sizeof ended);
-	struct flow_table_config cfg = { max, 30000000, 300000000, 5000000 };
+	struct flow_table_config cfg = { max, 30000000, 300000000, 5000000, 0 };
 	return flow_table_create(&cfg, on_end, NULL);
 }
 
@@ -175,6 +175,33 @@ static void test_many_flows_recycle(void)
 	flow_table_destroy(t);
 }
 
+static void test_lazy_order_still_expires_on_time(void)
+{
+	/* With a 1 s slack a flow active since it was placed is not moved per
+	 * packet, but expiry looks at its real last packet: it outlives a flow
+	 * placed after it and ends exactly at its own idle timeout. */
+	memset(ended, 0, sizeof ended);
+	struct flow_table_config cfg = { 16, 30000000, 300000000, 5000000, 1000000 };
+	struct flow_table *t = flow_table_create(&cfg, on_end, NULL);
+	enum flow_dir dir;
+	bool created;
+	struct packet a1 = pkt(1, 1000, 2, 25, TCP_ACK, 10, 0);
+	struct packet b1 = pkt(1, 1001, 2, 25, TCP_ACK, 10, 200000);
+	struct packet a2 = pkt(2, 25, 1, 1000, TCP_ACK, 10, 500000); /* A: not moved */
+	flow_table_packet(t, &a1, &dir, &created);
+	flow_table_packet(t, &b1, &dir, &created);
+	flow_table_packet(t, &a2, &dir, &created);
+	flow_table_expire(t, 300000000 + 200000);
+	CHECK_INT(ended[FLOW_END_IDLE], 1);
+	CHECK_INT(last_ended.orig_p, 1001);            /* B, though A is first in line */
+	flow_table_expire(t, 300000000 + 500000 - 1);
+	CHECK_INT(flow_table_stats(t)->active, 1);      /* A: not before its time */
+	flow_table_expire(t, 300000000 + 500000);
+	CHECK_INT(ended[FLOW_END_IDLE], 2);
+	CHECK_INT(last_ended.orig_p, 1000);
+	flow_table_destroy(t);
+}
+
 static void test_ipv6_key(void)
 {
 	struct flow_table *t = make(4);
@@ -198,6 +225,7 @@ int main(void)
 	RUN(test_expiry_in_packet_time);
 	RUN(test_fin_rst_and_reuse);
 	RUN(test_many_flows_recycle);
+	RUN(test_lazy_order_still_expires_on_time);
 	RUN(test_ipv6_key);
 	CHECK(flow_is_server_port(25) && flow_is_server_port(587) && !flow_is_server_port(40000));
 	return TEST_EXIT();
