@@ -42,6 +42,17 @@ static const char *const field_names[F_COUNT] = {
 	"auth_ok", "sessions", "tls_sessions", "tls_bytes",
 };
 static const char *const hll_names[H_COUNT] = { "rcpt", "rdom", "acct", "tried" };
+/* flush.lua's mode for a whole-window read: the distinct counts asked for
+ * are those a view of that type is documented to carry (counters.h);
+ * a multi-key PFCOUNT is the costliest thing the script does. */
+static const char *const dist_modes1[ENT_TYPE_COUNT] = {
+	[ENT_ACCOUNT] = "1:rdom", [ENT_CLIENT] = "1:tried,acct", [ENT_FP] = "1:acct",
+	[ENT_SHAPE] = "1:acct", [ENT_DOMAIN] = "1:rdom",
+};
+static const char *const dist_modes2[ENT_TYPE_COUNT] = {
+	[ENT_ACCOUNT] = "2:rdom", [ENT_CLIENT] = "2:tried,acct", [ENT_FP] = "2:acct",
+	[ENT_SHAPE] = "2:acct", [ENT_DOMAIN] = "2:rdom",
+};
 static const char *const type_tags[ENT_TYPE_COUNT] = { "acct", "ip", "fp", "shape", "dom" };
 static const char *const type_names[ENT_TYPE_COUNT] = {
 	"account", "client", "fingerprint", "shape", "domain",
@@ -60,6 +71,11 @@ static const char *const stat_names[S_COUNT] = {
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
 #define BUCKETS_MAX 24          /* snapshot buckets kept per entity (10 m + 12 f) */
+/* An entity's whole windows (and distinct counts, and baseline) are read
+ * back from Redis when it is first seen and then at most this often; in
+ * between, each flush returns the buckets it wrote to. What another sensor
+ * adds to buckets this one does not write reaches its view within this time. */
+#define REFRESH_MIN 5
 
 /* --- arenas: one per batch, freed with it ---------------------------------------- */
 
@@ -116,7 +132,10 @@ static void arena_free(struct arena *a)
 /* --- entities and deltas ------------------------------------------------------------ */
 
 struct member {
-	struct member *next;
+	struct member *next;     /* the delta's members */
+	struct member *hnext;    /* the batch's dedupe chain */
+	const struct delta *d;
+	uint64_t h;
 	uint8_t kind;            /* enum counter_hll */
 	uint16_t len;
 	char s[];
@@ -140,12 +159,18 @@ struct delta {
 	uint64_t seq;
 	uint32_t minute;
 	uint64_t v[F_COUNT];
-	struct member *members;
+	struct member *members;        /* distinct within the delta */
 	unsigned nmembers;
+	unsigned nmem[H_COUNT];        /* of members, per kind */
+	/* flush.lua mode: 0 returns only the buckets written to, 1 the whole
+	 * windows and distinct counts (the first delta of an entity in each
+	 * minute), 2 also the baseline. */
+	uint8_t mode;
 	const char *sample;
 	struct delta *next_in_ent, *next_in_batch;
 	/* filled by the writer */
 	bool has_result;
+	bool full_result;         /* whole windows and distinct counts */
 	unsigned nbuckets;
 	struct bucket *buckets;   /* in the batch arena */
 	uint64_t distinct[W_COUNT][H_COUNT];
@@ -171,6 +196,7 @@ struct ent {
 	struct delta *pend_head, *pend_tail;
 	unsigned npend;
 	struct delta *cur;            /* this batch's delta for the current minute */
+	uint32_t full_minute;         /* minute + 1 of the last whole-window request, 0 none */
 	unsigned nbuckets;
 	struct bucket buckets[BUCKETS_MAX];
 	uint32_t dist_minute;         /* minute the distinct snapshot was taken */
@@ -196,6 +222,10 @@ struct batch {
 	struct arena arena;
 	struct delta *head, *tail;
 	unsigned ndeltas;
+	/* members of this batch's deltas, hashed to drop repeats (a sender
+	 * writing to the same recipients all day); freed when it is cut */
+	struct member **mtab;
+	uint32_t mmask, mcount;
 	int64_t stats[S_COUNT];
 	bool has_health;
 	struct counters_health health;
@@ -406,6 +436,11 @@ static struct delta *delta_for(struct counters *c, struct ent *e, uint32_t minut
 	d->batch = b;
 	d->seq = b->seq;
 	d->minute = minute;
+	if (!e->full_minute || minute + 1 < e->full_minute ||
+	    minute + 1 >= e->full_minute + REFRESH_MIN) {
+		e->full_minute = minute + 1;
+		d->mode = e->type == ENT_ACCOUNT || e->type == ENT_CLIENT ? 2 : 1;
+	}
 	if (b->tail)
 		b->tail->next_in_batch = d;
 	else
@@ -450,21 +485,57 @@ static struct delta *add(struct counters *c, enum entity_type t, const char *id,
 	return d;
 }
 
+static bool mtab_grow(struct batch *b)
+{
+	uint32_t cap = b->mtab ? (b->mmask + 1) * 2 : 1024;
+	struct member **t = calloc(cap, sizeof *t);
+	if (!t)
+		return false;
+	for (uint32_t i = 0; b->mtab && i <= b->mmask; i++) {
+		for (struct member *m = b->mtab[i], *next; m; m = next) {
+			next = m->hnext;
+			m->hnext = t[m->h & (cap - 1)];
+			t[m->h & (cap - 1)] = m;
+		}
+	}
+	free(b->mtab);
+	b->mtab = t;
+	b->mmask = cap - 1;
+	return true;
+}
+
+/* A distinct member (recipient, domain, account) of delta d; a repeat within
+ * the batch is dropped here rather than sent to PFADD again. */
 static void add_member(struct counters *c, struct delta *d, enum counter_hll kind, const char *s)
 {
 	if (!d || !s || !*s)
 		return;
+	struct batch *b = c->cur;
+	if (b->mcount >= (b->mtab ? b->mmask + 1 : 0) && !mtab_grow(b))
+		return;
 	size_t n = strnlen(s, COUNTERS_ID_MAX);
-	struct member *m = arena_alloc(&c->cur->arena, sizeof *m + n + 1);
+	uint64_t h = XXH3_64bits_withSeed(s, n, c->hash_seed ^ kind) ^
+		     ((uint64_t)(uintptr_t)d * 0x9e3779b97f4a7c15ull);
+	for (struct member *m = b->mtab[h & b->mmask]; m; m = m->hnext)
+		if (m->h == h && m->d == d && m->kind == kind && m->len == n &&
+		    !memcmp(m->s, s, n))
+			return;
+	struct member *m = arena_alloc(&b->arena, sizeof *m + n + 1);
 	if (!m)
 		return;
+	m->d = d;
+	m->h = h;
 	m->kind = (uint8_t)kind;
 	m->len = (uint16_t)n;
 	memcpy(m->s, s, n);
 	m->s[n] = 0;
 	m->next = d->members;
 	d->members = m;
+	m->hnext = b->mtab[h & b->mmask];
+	b->mtab[h & b->mmask] = m;
+	b->mcount++;
 	d->nmembers++;
+	d->nmem[kind]++;
 }
 
 static void set_sample(struct counters *c, struct delta *d, const char *subject)
@@ -715,10 +786,39 @@ static void ent_pop(struct delta *d)
 		e->cur = NULL;
 }
 
+/* Is bucket b still in its window at minute now_m? */
+static bool bucket_live(const struct bucket *b, uint32_t now_m)
+{
+	if (b->res == 'm')
+		return b->id + 10 > now_m && b->id <= now_m;
+	return b->id + 12 > now_m / 5 && b->id <= now_m / 5;
+}
+
+/* A bucket Redis returned replaces the entity's copy of it; buckets that
+ * slid out of both windows make room. */
+static void put_bucket(struct ent *e, const struct bucket *nb, uint32_t now_m)
+{
+	unsigned j = 0;
+	for (unsigned i = 0; i < e->nbuckets; i++) {
+		struct bucket *b = &e->buckets[i];
+		if ((b->res == nb->res && b->id == nb->id) || !bucket_live(b, now_m))
+			continue;
+		e->buckets[j++] = *b;
+	}
+	e->nbuckets = j;
+	if (j < BUCKETS_MAX)
+		e->buckets[e->nbuckets++] = *nb;
+}
+
 static void apply_result(struct ent *e, const struct delta *d)
 {
 	if (!d->has_result)
 		return;
+	if (!d->full_result) {
+		for (unsigned i = 0; i < d->nbuckets; i++)
+			put_bucket(e, &d->buckets[i], d->minute);
+		return;
+	}
 	e->known = true;
 	e->nbuckets = d->nbuckets < BUCKETS_MAX ? d->nbuckets : BUCKETS_MAX;
 	memcpy(e->buckets, d->buckets, e->nbuckets * sizeof e->buckets[0]);
@@ -733,6 +833,7 @@ static void apply_result(struct ent *e, const struct delta *d)
 
 static void batch_free(struct batch *b)
 {
+	free(b->mtab);
 	arena_free(&b->arena);
 	free(b);
 }
@@ -797,6 +898,9 @@ static void cut(struct counters *c, uint64_t now_us)
 	if (!nb)
 		return; /* keep accumulating into the current one */
 	c->cur = nb;
+	free(b->mtab); /* only add_member needs it */
+	b->mtab = NULL;
+	b->mmask = b->mcount = 0;
 	pthread_mutex_lock(&c->mu);
 	b->pending_snapshot = c->pending_events + b->events;
 	if (c->q_tail)
@@ -876,11 +980,13 @@ void counters_view(struct counters *c, enum entity_type t, const char *id, uint6
 			for (int f = 0; f < F_COUNT; f++)
 				out->v[W_1H][f] += d->v[f];
 		/* distinct: an upper bound from the members not yet counted */
-		for (const struct member *m = d->members; m; m = m->next)
-			out->distinct[W_10M][m->kind]++, out->distinct[W_1H][m->kind]++;
+		for (int k = 0; k < H_COUNT; k++) {
+			out->distinct[W_10M][k] += d->nmem[k];
+			out->distinct[W_1H][k] += d->nmem[k];
+		}
 	}
 	/* Redis' distinct counts are window-level: trust them while fresh. */
-	if (e->known && e->dist_minute + 1 >= now_m)
+	if (e->known && e->dist_minute + REFRESH_MIN >= now_m)
 		for (int w = 0; w < W_COUNT; w++)
 			for (int k = 0; k < H_COUNT; k++)
 				out->distinct[w][k] += e->distinct[w][k];
@@ -992,8 +1098,9 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		cb_fmt(b, "%" PRIu64, bt->seq);
 		cb_fmt(b, "%.6f", now);
 		cb_fmt(b, "%u", d->minute);
-		cb_str(b, d->ent->type == ENT_ACCOUNT || d->ent->type == ENT_CLIENT ? "1" : "0");
-		cb_str(b, d->sample ? d->sample : "");
+		cb_str(b, d->mode == 2 ? dist_modes2[d->ent->type]
+				       : d->mode == 1 ? dist_modes1[d->ent->type] : "0");
+		cb_str(b, d->sample && d->mode ? d->sample : ""); /* once a minute is plenty */
 		int nf_at = b->argc;
 		cb_str(b, "0");
 		int nf = 0;
@@ -1012,14 +1119,11 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		int nk_at = b->argc;
 		cb_str(b, "0");
 		for (int k = 0; k < H_COUNT; k++) {
-			int cnt = 0;
-			for (const struct member *m = d->members; m; m = m->next)
-				cnt += m->kind == k;
-			if (!cnt)
+			if (!d->nmem[k])
 				continue;
 			nk++;
 			cb_str(b, hll_names[k]);
-			cb_fmt(b, "%d", cnt);
+			cb_fmt(b, "%u", d->nmem[k]);
 			for (const struct member *m = d->members; m; m = m->next)
 				if (m->kind == k)
 					cb_arg(b, m->s, m->len);
@@ -1168,6 +1272,7 @@ static void parse_flush(struct delta *d, const redisReply *r)
 			}
 		}
 	}
+	d->full_result = d->mode != 0;
 	d->buckets = arena_alloc(&bt->arena, nb * sizeof *d->buckets + 1);
 	if (d->buckets) {
 		memcpy(d->buckets, tmp, nb * sizeof *tmp);

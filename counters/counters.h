@@ -143,7 +143,13 @@ void counters_set_health(struct counters *c, const struct counters_health *h);
 void counters_tick(struct counters *c, uint64_t now_us);
 
 /* Redis totals + local deltas not yet acknowledged, for one entity, with the
- * windows ending at now_us. An entity never seen is all zeros. */
+ * windows ending at now_us. An entity never seen is all zeros.
+ * Redis' part is what it returned for this sensor's flushes: the buckets
+ * written to at each flush, the whole windows when the entity was first seen
+ * and then every few minutes (what other sensors add to other buckets shows
+ * within that time). Distinct counts come from Redis only for these kinds
+ * (elsewhere only the members not yet acknowledged are counted): account
+ * rdom; client tried, acct; fingerprint and shape acct; domain rdom. */
 void counters_view(struct counters *c, enum entity_type t, const char *id, uint64_t now_us,
 		   struct counters_view *out);
 

@@ -1,8 +1,9 @@
--- flush.lua — apply one entity's deltas for one minute, return its windows.
+-- flush.lua — apply one entity's deltas for one minute, return what changed
+-- (or, once a minute per entity, its whole windows).
 --
 -- KEYS[1]  entity base, e.g. "rw:{acct:alice@pref.example.jp}" (the hash tag
 --          keeps every key of the entity in one cluster slot; see SCHEMA.md)
--- ARGV     sensor, run, seq, now, minute, want_base, sample,
+-- ARGV     sensor, run, seq, now, minute, mode, sample,
 --          nf, field1, value1, ..., fieldN, valueN,
 --          nk, kind1, nm1, member..., kind2, nm2, member...
 --   sensor/run/seq  make the call idempotent: E:seq[sensor] = "run:seq" of the
@@ -11,16 +12,27 @@
 --   now      packet time (seconds) of the flush: TTLs and windows are
 --            computed from it, never from Redis' clock.
 --   minute   the minute (unix time / 60) the deltas belong to.
---   want_base  "1": also fold completed hours into E:base and return it.
+--   mode     "0": return only the buckets this call wrote to (the sensor
+--            keeps the rest of the window from an earlier call); "1": the
+--            whole windows, and the distinct counts of the kinds listed
+--            after a colon ("1:rdom,acct"); "2": as "1", and also fold
+--            completed hours into E:base and return it. Reading back a
+--            window is 22 HGETALL and two multi-key PFCOUNT per kind: the
+--            sensor asks for it when it learns of an entity and then every
+--            few minutes, not at every flush.
 --   sample   a subject to keep in E:sample ("" = none).
 -- Returns { applied, buckets10m, buckets1h, distinct, base }: the buckets of
--- each window (see window() below), distinct = {kind, count10m, count1h, ...},
--- base = {ewma_msgs, ewma_rcpts, ewma_tls_sessions, hours} or {}.
+-- each window (see window() below; mode 0: only the one bucket of each
+-- window this call wrote to, if any), distinct = {kind, count10m, count1h,
+-- ...} or {} in mode 0, base = {ewma_msgs, ewma_rcpts, ewma_tls_sessions,
+-- hours} or {}.
 local E = KEYS[1]
 local sensor, run, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local minute = tonumber(ARGV[5])
-local want_base = ARGV[6] == '1'
+local mode, dkinds = string.match(ARGV[6], '^(%d):?(.*)$')
+local full = mode == '1' or mode == '2'
+local want_base = mode == '2'
 local sample = ARGV[7]
 
 local RES = {                      -- resolution, bucket seconds, window seconds
@@ -63,22 +75,28 @@ if applied == 1 then
     local b = math.floor(t / len)
     local life = ttl(b, len, window)
     if life > 0 then
+      -- A TTL is set when the call creates the key (or a field in it, or
+      -- changes an HLL): whoever creates a key gives it its TTL, and keys
+      -- already holding one are not touched again on every flush.
       local ck = E .. ':c:' .. res .. ':' .. b
-      for _, fv in ipairs(fields) do
-        redis.call('HINCRBY', ck, fv[1], fv[2])
+      local fresh = false
+      for j, fv in ipairs(fields) do
+        local v = redis.call('HINCRBY', ck, fv[1], fv[2])
+        if j == 1 and v == fv[2] then fresh = true end
       end
-      if #fields > 0 then redis.call('EXPIRE', ck, life) end
+      if fresh then redis.call('EXPIRE', ck, life) end
       for _, k in ipairs(kinds) do
         if #k[2] > 0 then
           local hk = E .. ':u:' .. k[1] .. ':' .. res .. ':' .. b
-          redis.call('PFADD', hk, unpack(k[2]))
-          redis.call('EXPIRE', hk, life)
+          if redis.call('PFADD', hk, unpack(k[2])) == 1 then
+            redis.call('EXPIRE', hk, life)
+          end
         end
       end
     end
   end
   redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq)
-  redis.call('EXPIRE', E .. ':seq', 90000)
+  if full then redis.call('EXPIRE', E .. ':seq', 90000) end
   if sample ~= '' then
     redis.call('SET', E .. ':sample', sample, 'EX', 86400)
   end
@@ -90,7 +108,13 @@ end
 local function window(res, len, count)
   local flat = {}
   local last_b = math.floor(now / len)
-  for b = last_b - count + 1, last_b do
+  local first_b = last_b - count + 1
+  if not full then               -- the bucket written to, if in the window
+    local wb = math.floor(minute * 60 / len)
+    if wb < first_b or wb > last_b then return flat end
+    first_b, last_b = wb, wb
+  end
+  for b = first_b, last_b do
     local h = redis.call('HGETALL', E .. ':c:' .. res .. ':' .. b)
     if #h > 0 then
       flat[#flat + 1] = b
@@ -113,10 +137,12 @@ end
 local win10 = window('m', 60, 10)
 local win60 = window('f', 300, 12)
 local dist = {}
-for _, kind in ipairs({ 'rcpt', 'rdom', 'acct', 'tried' }) do
-  dist[#dist + 1] = kind
-  dist[#dist + 1] = distinct(kind, 'm', 60, 10)
-  dist[#dist + 1] = distinct(kind, 'f', 300, 12)
+if full then
+  for kind in string.gmatch(dkinds or '', '%a+') do
+    dist[#dist + 1] = kind
+    dist[#dist + 1] = distinct(kind, 'm', 60, 10)
+    dist[#dist + 1] = distinct(kind, 'f', 300, 12)
+  end
 end
 
 -- baseline: EWMA of earlier, completed hours (SCHEMA.md)
