@@ -57,7 +57,7 @@ struct sensor {
 	uint64_t decode_counts[DECODE_RESULT_COUNT];
 	uint64_t records_written, records_overflow;
 	uint64_t first_ts_us, last_ts_us;
-	uint64_t next_stats_us, stats_prev_packets, stats_prev_records;
+	uint64_t next_stats_us, stats_prev_packets, stats_prev_txns;
 	uint64_t wall_start_us;
 	char json[RECORD_JSON_MAX];
 };
@@ -230,7 +230,8 @@ static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 	struct tracker_stats ts;
 	capture_get_stats(s->cap, &cs);
 	tracker_get_stats(s->trk, &ts);
-	uint64_t pkts = cs.seen, recs = s->records_written;
+	/* transactions parsed, whether or not --records writes them */
+	uint64_t pkts = cs.seen, txns = ts.smtp->transactions;
 	double dt = interval > 0 ? interval : 1;
 	fprintf(stderr,
 		"relaywatch: stats packets=%" PRIu64 " pps=%.0f received=%" PRIu64
@@ -239,10 +240,10 @@ static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 		" tps=%.1f gaps=%" PRIu64 "\n",
 		pkts, (double)(pkts - s->stats_prev_packets) / dt, cs.received, cs.dropped,
 		cs.if_dropped, ts.flows->active, ts.flows->ended_evicted, ts.sessions_active,
-		ts.smtp->transactions, (double)(recs - s->stats_prev_records) / dt,
+		ts.smtp->transactions, (double)(txns - s->stats_prev_txns) / dt,
 		ts.reasm->gaps);
 	s->stats_prev_packets = pkts;
-	s->stats_prev_records = recs;
+	s->stats_prev_txns = txns;
 	(void)now_us;
 }
 
