@@ -929,6 +929,11 @@ static void wait_acknowledged(struct counters *c)
 	take_done(c);
 }
 
+bool counters_cut_due(const struct counters *c, uint64_t now_us)
+{
+	return !c->next_cut_us || now_us >= c->next_cut_us;
+}
+
 void counters_tick(struct counters *c, uint64_t now_us)
 {
 	if (now_us > c->last_now_us)

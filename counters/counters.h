@@ -142,6 +142,10 @@ void counters_set_health(struct counters *c, const struct counters_health *h);
  * take in what the writer acknowledged. Cheap when there is nothing to do. */
 void counters_tick(struct counters *c, uint64_t now_us);
 
+/* Would counters_tick(c, now_us) cut a batch? Health (counters_set_health)
+ * only needs to be current then. */
+bool counters_cut_due(const struct counters *c, uint64_t now_us);
+
 /* Redis totals + local deltas not yet acknowledged, for one entity, with the
  * windows ending at now_us. An entity never seen is all zeros.
  * Redis' part is what it returned for this sensor's flushes: the buckets

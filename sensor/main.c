@@ -313,11 +313,8 @@ static void print_summary(struct sensor *s)
 			ts.messages_exhausted, s->records_overflow);
 }
 
-/* The counters' clock is packet time; health numbers ride along each flush. */
-static void tick_counters(struct sensor *s, uint64_t now_us)
+static void set_health(struct sensor *s)
 {
-	if (!s->ctr)
-		return;
 	struct capture_stats cs;
 	struct tracker_stats ts;
 	capture_get_stats(s->cap, &cs);
@@ -331,8 +328,20 @@ static void tick_counters(struct sensor *s, uint64_t now_us)
 		.records = ts.smtp->transactions,
 	};
 	counters_set_health(s->ctr, &h);
+}
+
+/* The counters' clock is packet time; health numbers ride along each flush. */
+static void tick_counters(struct sensor *s, uint64_t now_us)
+{
+	if (!s->ctr)
+		return;
+	/* pcap_stats() is a system call: health is taken when a batch is
+	 * about to be cut (and at exit), not per packet */
+	if (counters_cut_due(s->ctr, now_us))
+		set_health(s);
 	counters_tick(s->ctr, now_us);
 }
+
 
 /* --- packets ------------------------------------------------------------------- */
 
@@ -438,6 +447,8 @@ static void close_counters(struct sensor *s)
 {
 	if (!s->ctr)
 		return;
+	if (s->cap && s->trk)
+		set_health(s); /* for the last batch */
 	struct counters_stats st;
 	counters_get_stats(s->ctr, &st);
 	/* Redis that answered during the run gets time to come back; one that
