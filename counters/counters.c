@@ -133,9 +133,6 @@ static void arena_free(struct arena *a)
 
 struct member {
 	struct member *next;     /* the delta's members */
-	struct member *hnext;    /* the batch's dedupe chain */
-	const struct delta *d;
-	uint64_t h;
 	uint8_t kind;            /* enum counter_hll */
 	uint16_t len;
 	char s[];
@@ -202,6 +199,7 @@ struct ent {
 	uint32_t dist_minute;         /* minute the distinct snapshot was taken */
 	uint64_t distinct[W_COUNT][H_COUNT];
 	struct first_slot first[10];
+	uint16_t id_off, id_len;      /* the ID inside key */
 	char key[];                   /* "P{tag:ID}" */
 };
 
@@ -222,9 +220,10 @@ struct batch {
 	struct arena arena;
 	struct delta *head, *tail;
 	unsigned ndeltas;
-	/* members of this batch's deltas, hashed to drop repeats (a sender
-	 * writing to the same recipients all day); freed when it is cut */
-	struct member **mtab;
+	/* 64-bit hashes of (delta, kind, member) of this batch, to drop
+	 * repeats (a sender writing to the same recipients all day); open
+	 * addressing, 0 = empty; freed when the batch is cut */
+	uint64_t *mtab;
 	uint32_t mmask, mcount;
 	int64_t stats[S_COUNT];
 	bool has_health;
@@ -374,13 +373,14 @@ static void ent_remove(struct counters *c, struct ent *e)
  * room (its Redis totals come back with its next batch). */
 static struct ent *ent_get(struct counters *c, enum entity_type t, const char *id, bool create)
 {
-	char key[COUNTERS_ID_MAX + 96];
 	char eid[COUNTERS_ID_MAX + 1];
 	counters_entity_id(c, t, id, eid, sizeof eid);
-	int n = snprintf(key, sizeof key, "%s{%s:%s}", c->prefix, type_tags[t], eid);
-	uint64_t h = XXH3_64bits_withSeed(key, (size_t)n, c->hash_seed);
+	size_t idn = strlen(eid);
+	/* looked up by (type, ID): the key is formatted only for a new entity */
+	uint64_t h = XXH3_64bits_withSeed(eid, idn, c->hash_seed + (uint64_t)t);
 	for (struct ent *e = c->table[h & c->table_mask]; e; e = e->hnext) {
-		if (e->hash == h && !strcmp(e->key, key)) {
+		if (e->hash == h && e->type == t && e->id_len == idn &&
+		    !memcmp(e->key + e->id_off, eid, idn)) {
 			lru_unlink(c, e);
 			lru_push(c, e);
 			return e;
@@ -388,6 +388,8 @@ static struct ent *ent_get(struct counters *c, enum entity_type t, const char *i
 	}
 	if (!create)
 		return NULL;
+	char key[COUNTERS_ID_MAX + 96];
+	int n = snprintf(key, sizeof key, "%s{%s:%s}", c->prefix, type_tags[t], eid);
 	if (c->nents >= c->cfg.max_entities) {
 		struct ent *v = c->lru_head;
 		while (v && v->npend)
@@ -405,6 +407,8 @@ static struct ent *ent_get(struct counters *c, enum entity_type t, const char *i
 		return NULL;
 	}
 	memcpy(e->key, key, (size_t)n + 1);
+	e->id_off = (uint16_t)((size_t)n - 1 - idn);
+	e->id_len = (uint16_t)idn;
 	e->hash = h;
 	e->type = (uint8_t)t;
 	e->hnext = c->table[h & c->table_mask];
@@ -485,19 +489,28 @@ static struct delta *add(struct counters *c, enum entity_type t, const char *id,
 	return d;
 }
 
-static bool mtab_grow(struct batch *b)
+/* Insert h; false if it was there. The table is kept at most half full. */
+static bool mtab_insert(uint64_t *t, uint32_t mask, uint64_t h)
 {
-	uint32_t cap = b->mtab ? (b->mmask + 1) * 2 : 1024;
-	struct member **t = calloc(cap, sizeof *t);
-	if (!t)
-		return false;
-	for (uint32_t i = 0; b->mtab && i <= b->mmask; i++) {
-		for (struct member *m = b->mtab[i], *next; m; m = next) {
-			next = m->hnext;
-			m->hnext = t[m->h & (cap - 1)];
-			t[m->h & (cap - 1)] = m;
+	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+		if (t[i] == h)
+			return false;
+		if (!t[i]) {
+			t[i] = h;
+			return true;
 		}
 	}
+}
+
+static bool mtab_grow(struct batch *b)
+{
+	uint32_t cap = b->mtab ? (b->mmask + 1) * 2 : 4096;
+	uint64_t *t = calloc(cap, sizeof *t);
+	if (!t)
+		return false;
+	for (uint32_t i = 0; b->mtab && i <= b->mmask; i++)
+		if (b->mtab[i])
+			mtab_insert(t, cap - 1, b->mtab[i]);
 	free(b->mtab);
 	b->mtab = t;
 	b->mmask = cap - 1;
@@ -505,34 +518,31 @@ static bool mtab_grow(struct batch *b)
 }
 
 /* A distinct member (recipient, domain, account) of delta d; a repeat within
- * the batch is dropped here rather than sent to PFADD again. */
+ * the batch is dropped here rather than sent to PFADD again. Repeats are
+ * recognised by a 64-bit keyed hash alone: a collision (p ~ n^2 / 2^65)
+ * would leave one member out of one HyperLogLog update. */
 static void add_member(struct counters *c, struct delta *d, enum counter_hll kind, const char *s)
 {
 	if (!d || !s || !*s)
 		return;
 	struct batch *b = c->cur;
-	if (b->mcount >= (b->mtab ? b->mmask + 1 : 0) && !mtab_grow(b))
+	if (2 * b->mcount >= (b->mtab ? b->mmask + 1 : 0) && !mtab_grow(b))
 		return;
 	size_t n = strnlen(s, COUNTERS_ID_MAX);
-	uint64_t h = XXH3_64bits_withSeed(s, n, c->hash_seed ^ kind) ^
-		     ((uint64_t)(uintptr_t)d * 0x9e3779b97f4a7c15ull);
-	for (struct member *m = b->mtab[h & b->mmask]; m; m = m->hnext)
-		if (m->h == h && m->d == d && m->kind == kind && m->len == n &&
-		    !memcmp(m->s, s, n))
-			return;
+	uint64_t h = XXH3_64bits_withSeed(s, n, c->hash_seed ^ ((uint64_t)(uintptr_t)d << 2 | kind));
+	if (!h)
+		h = 1;
+	if (!mtab_insert(b->mtab, b->mmask, h))
+		return;
 	struct member *m = arena_alloc(&b->arena, sizeof *m + n + 1);
 	if (!m)
 		return;
-	m->d = d;
-	m->h = h;
 	m->kind = (uint8_t)kind;
 	m->len = (uint16_t)n;
 	memcpy(m->s, s, n);
 	m->s[n] = 0;
 	m->next = d->members;
 	d->members = m;
-	m->hnext = b->mtab[h & b->mmask];
-	b->mtab[h & b->mmask] = m;
 	b->mcount++;
 	d->nmembers++;
 	d->nmem[kind]++;
@@ -1180,8 +1190,8 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 			if (d->ent->type != top_types[k] || !d->v[F_MSGS])
 				continue;
 			/* the member is the ID inside "P{tag:ID}" */
-			const char *id = strchr(d->ent->key + strlen(c->prefix), ':') + 1;
-			size_t idlen = strlen(id) - 1; /* without the closing brace */
+			const char *id = d->ent->key + d->ent->id_off;
+			size_t idlen = d->ent->id_len;
 			cb_str(b, type_tags[top_types[k]]);
 			cb_fmt(b, "%u", d->minute);
 			cb_str(b, "1");
