@@ -17,6 +17,7 @@
 #define CAPTURE_SNAPLEN        65535
 #define CAPTURE_BUFFER_MB      128      /* kernel ring for live capture */
 #define CAPTURE_IDLE_MS        200
+#define CAPTURE_BLOCK_MS       20       /* kernel ring block timeout (TPACKET_V3) */
 #define CAPTURE_FILTER_MAX     4096     /* bytes of BPF text we build */
 
 struct capture_config {
