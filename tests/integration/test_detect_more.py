@@ -68,19 +68,45 @@ def test_tuned_rules(c, tmp):
     c.eq("display_spoof.enabled=no: nothing", alerts, [])
 
 
+def stream_entries(redis):
+    """rw:alerts as a list of dicts (redis-cli --json keeps values with spaces whole)."""
+    out = []
+    for _id, flat in json.loads(redis.cli("--json", "XRANGE", "rw:alerts", "-", "+") or "[]"):
+        out.append(dict(zip(flat[0::2], flat[1::2])))
+    return out
+
+
 def test_dedup_and_escalation(c, tmp):
     relay = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
     with rwtest.RedisServer() as redis:
         alerts_of(["-r", relay, "--sensor-name", "east"], tmp, redis)
-        alerts_of(["-r", relay, "--sensor-name", "west"], tmp, redis)
-        stream = redis.cli("XRANGE", "rw:alerts", "-", "+")
-        rules = re.findall(r"\nrule\n(\S+)", "\n" + stream)
-        c.eq("two sensors, one relay: one alert per rule in the stream", sorted(rules),
+        first = stream_entries(redis)
+        c.eq("the first sensor: one alert per rule", sorted(e["rule"] for e in first),
              ["fingerprint_burst", "open_relay"])
-        c.eq("the first sensor wrote them", re.findall(r"\nsensor\n(\S+)", stream),
-             ["east", "east"])
-        c.eq("rw:stats counts the alerts once", redis.cli("HGET", "rw:stats", "alerts").strip(),
-             "2")
+        alerts_of(["-r", relay, "--sensor-name", "west"], tmp, redis)
+        entries = stream_entries(redis)
+        # The second sensor replays the same mails into the same counters. Whether it
+        # already sees the first sensor's counts when it raises depends on when a
+        # window read-back lands (wall clock), so the check is the contract itself:
+        # the first sensor's alerts stand, and the second adds an entry for a
+        # (rule, entity) already in the stream only when its value at least doubled
+        # (an escalation) -- never a repeat.
+        c.eq("the first sensor's alerts stand", entries[:len(first)], first)
+        best = {}
+        for e in first:
+            best[(e["rule"], e["entity"])] = float(e["value"])
+        repeats = []
+        for e in entries[len(first):]:
+            key = (e["rule"], e["entity"])
+            c.eq("later entries come from the second sensor", e["sensor"], "west")
+            if key in best:
+                if float(e["value"]) < 2 * best[key] or \
+                        not json.loads(e["extra"]).get("escalated"):
+                    repeats.append((key, e["value"]))
+            best[key] = max(best.get(key, 0), float(e["value"]))
+        c.eq("two sensors, one relay: no alert repeated within the cooldown", repeats, [])
+        c.eq("rw:stats counts each alert in the stream once",
+             redis.cli("HGET", "rw:stats", "alerts").strip(), str(len(entries)))
     # escalation: account_burst at 50 recipients, again when the value doubles
     with rwtest.RedisServer() as redis:
         p, alerts = alerts_of(["-r", os.path.join(SCEN, "hijacked-account.pcap"), "--rule",
