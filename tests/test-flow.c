@@ -33,7 +33,7 @@ static struct packet pkt(uint8_t src_last, uint16_t sport, uint8_t dst_last, uin
 static struct flow_table *make(uint32_t max)
 {
 	memset(ended, 0, sizeof ended);
-	struct flow_table_config cfg = { max, 30000000, 300000000, 5000000 };
+	struct flow_table_config cfg = { max, 30000000, 300000000, 5000000, 0 };
 	return flow_table_create(&cfg, on_end, NULL);
 }
 
