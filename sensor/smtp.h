@@ -8,9 +8,19 @@
  * Results come out as events through struct smtp_events; every pointer in an
  * event is borrowed and valid only until the callback returns.
  *
- * Secrets: AUTH PLAIN/LOGIN passwords are wiped in the line buffer as soon
- * as the user name is taken out; CRAM-MD5 digests and XOAUTH2 tokens too.
- * Nothing the parser stores or emits holds a secret.
+ * Secrets: AUTH PLAIN/LOGIN passwords are wiped as soon as the user name is
+ * taken out (the decoded bytes, and a client line wherever the parser copied
+ * it: its carry, a pooled line buffer before it goes back); CRAM-MD5 digests
+ * and XOAUTH2 tokens too. Nothing the parser stores or emits holds a secret.
+ *
+ * Memory follows what a session holds (STYLE.md 5 bounds every piece): a
+ * small struct (smtp_session_sizeof()), a string store that grows by size
+ * classes up to the sum of the bounds below and keeps its capacity from one
+ * transaction to the next, a command queue that grows past a few entries
+ * only for pipelining clients, and, only while TCP has cut a line longer
+ * than SMTP_CARRY_INLINE, a line buffer borrowed from a struct
+ * smtp_line_pool. Allocation happens per command or per transaction at
+ * most, never per segment; smtp_end() and smtp_session_reset() free it all.
  *
  * States (the explicit machine of STYLE.md 7; see smtp.c for the diagram):
  * COMMANDS -> DATA_CONTENT (after 354) -> COMMANDS; COMMANDS -> BDAT_CHUNK;
@@ -37,6 +47,10 @@
 #define SMTP_REPLY_MAX     512  /* bytes of last_reply kept */
 #define SMTP_USER_MAX      256  /* bytes of an AUTH user name kept */
 #define SMTP_REPLY_LINES_MAX 64 /* lines of one multi-line reply looked at */
+#define SMTP_RCPT_ARENA    4096 /* bytes of kept recipient addresses per transaction */
+#define SMTP_CARRY_INLINE  64   /* bytes of a cut line a session carries itself
+                                 * (a command or a reply line); a longer one
+                                 * borrows a line buffer from the pool */
 
 enum smtp_auth_outcome {
 	SMTP_AUTH_SUCCESS,  /* 235 */
@@ -94,6 +108,7 @@ struct smtp_stats {
 	uint64_t sessions;
 	uint64_t transactions;
 	uint64_t lines_too_long;     /* lines cut at SMTP_LINE_MAX */
+	uint64_t lines_no_buffer;    /* lines cut at SMTP_CARRY_INLINE: the line pool was empty */
 	uint64_t pending_overflow;   /* commands dropped past SMTP_PENDING_MAX */
 	uint64_t rcpt_over_keep;     /* recipients beyond SMTP_RCPT_KEEP_MAX */
 	uint64_t unmatched_replies;  /* replies with no command waiting */
@@ -103,16 +118,35 @@ struct smtp_stats {
 	uint64_t auth_attempts, auth_failures;
 	uint64_t starttls;
 	uint64_t no_message_parser;  /* msg_acquire returned NULL */
+	/* Memory of the sessions beyond their structs: string stores, grown
+	 * command queues and closing records, in bytes now and at most; and
+	 * pooled line buffers (SMTP_LINE_MAX + 1 bytes each) lent now and at most. */
+	uint64_t store_bytes, store_peak;
+	uint64_t line_buffers, line_buffers_peak;
 };
+
+/* Line buffers for lines that TCP cuts past SMTP_CARRY_INLINE bytes, shared
+ * by the sessions of one sensor (one thread). Buffers are made on first need,
+ * at most max of them, and recycled, wiped, when their line ends. When none
+ * is free the line is cut at SMTP_CARRY_INLINE and counted (lines_no_buffer).
+ * Destroy it after every session that uses it. */
+struct smtp_line_pool;
+
+/* Returns NULL on ENOMEM. */
+struct smtp_line_pool *smtp_line_pool_create(uint32_t max);
+void smtp_line_pool_destroy(struct smtp_line_pool *p);
 
 struct smtp_session;
 
-/* Allocate a session. ev and stats must outlive it. Returns NULL on ENOMEM. */
+/* Allocate a session. ev, stats and lines must outlive it; lines may be
+ * NULL (then every cut line is kept to SMTP_CARRY_INLINE bytes). Returns
+ * NULL on ENOMEM. */
 struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
-					 struct smtp_stats *stats);
+					 struct smtp_stats *stats, struct smtp_line_pool *lines);
 void smtp_session_destroy(struct smtp_session *s);
 
-/* Make a used session new again (for pools). */
+/* Make a used session new again (for pools): what it held beyond its
+ * struct is freed, a borrowed line buffer given back. */
 void smtp_session_reset(struct smtp_session *s, void *ctx);
 
 /* Call once before the first byte. With the TCP handshake captured, the
@@ -124,14 +158,24 @@ void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, si
 void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t ts_us);
 
 /* Connection over: a pending transaction is reported, a message parser
- * handed back. The session can then be destroyed or reset. */
+ * handed back, the session's memory beyond its struct freed. The session
+ * can then be destroyed or reset. */
 void smtp_end(struct smtp_session *s, uint64_t ts_us);
 
 bool smtp_in_tls(const struct smtp_session *s);
 
-/* Bytes of one session, for memory accounting and for the test that scans a
- * session's memory for secrets. */
+/* Bytes of a session's struct, and of everything it holds now (struct,
+ * store, queue, closing record, borrowed line buffers). */
 size_t smtp_session_sizeof(void);
+size_t smtp_session_bytes(const struct smtp_session *s);
+
+/* Every block of memory a session holds (its struct included), and every
+ * free buffer of a pool: for the tests that look for secrets in them. */
+void smtp_session_memory(const struct smtp_session *s,
+			 void (*fn)(void *arg, const void *p, size_t n), void *arg);
+void smtp_line_pool_memory(const struct smtp_line_pool *p,
+			   void (*fn)(void *arg, const void *p, size_t n), void *arg);
+
 /* True once the session shows SMTP: a HELO/EHLO, MAIL or RCPT from the
  * client, answered by a reply when the server side is visible. Used when
  * nDPI names a mail flow otherwise (it guesses by port, client ports

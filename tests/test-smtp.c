@@ -29,6 +29,7 @@ static unsigned n_starttls;
 static struct smtp_stats stats;
 static struct message *pool_msg[2];
 static bool msg_taken[2];
+static struct smtp_line_pool *lines; /* never short for one session at a time */
 
 static void cp(char *dst, size_t n, const char *src)
 {
@@ -109,7 +110,7 @@ static struct smtp_session *start(bool handshake)
 {
 	n_txn = n_auth = n_starttls = 0;
 	memset(&stats, 0, sizeof stats);
-	struct smtp_session *s = smtp_session_create(&events, NULL, &stats);
+	struct smtp_session *s = smtp_session_create(&events, NULL, &stats, lines);
 	smtp_session_start(s, handshake);
 	return s;
 }
@@ -647,6 +648,7 @@ int main(void)
 {
 	pool_msg[0] = message_create();
 	pool_msg[1] = message_create();
+	lines = smtp_line_pool_create(4);
 	RUN(test_basic_transaction);
 	RUN(test_pipelining);
 	RUN(test_rset_and_mail_flush);
@@ -670,5 +672,6 @@ int main(void)
 	message_destroy(pool_msg[0]);
 	message_destroy(pool_msg[1]);
 	RUN(test_unterminated_long_line_counted);
+	smtp_line_pool_destroy(lines);
 	return TEST_EXIT();
 }
