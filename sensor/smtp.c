@@ -30,6 +30,7 @@
 #include "smtp.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,27 +131,35 @@ _Static_assert(STORE_MAX <= UINT16_MAX, "store lengths are 16 bits");
 struct store {
 	char *buf;
 	uint16_t cap;
+	uint16_t used;                  /* the sum of len[] */
 	uint16_t len[SL_COUNT];
 };
 
 /* --- line carries ----------------------------------------------------------------
  *
  * A line that lies whole in a segment is read where it lies. Only a line the
- * segment cuts is carried to the next one: in the session's own
- * SMTP_CARRY_INLINE bytes, or once it outgrows them in a LINE_KEEP-byte
- * buffer from the line pool, given back when the line ends. */
+ * segment cuts is carried to the next one, in a buffer from the line pool
+ * (SMTP_CARRY_SMALL bytes, a LINE_KEEP-byte one once it outgrows that),
+ * given back when the line ends. Few lines are cut at any moment (at most
+ * 428 of 113,337 sessions at once in the 100k-session benchmark), so a
+ * buffer in every session would mostly sit idle. */
 #define LINE_KEEP ((size_t)SMTP_LINE_MAX + 1) /* bytes of a line kept: the bound and a CR */
 
 struct carry {
-	uint16_t len;        /* bytes kept (in the inline buffer, or in big) */
+	uint16_t len;        /* bytes kept in buf */
 	uint16_t seen;       /* bytes of the line so far, LINE_KEEP + 1 at most */
 	bool cr;             /* the last of them was a CR */
-	char *big;           /* a pooled buffer, or NULL */
+	bool big;            /* buf has LINE_KEEP bytes, else SMTP_CARRY_SMALL */
+	char *buf;           /* a pooled buffer while a line is carried, else NULL */
+};
+
+struct line_list {
+	uint32_t max, made, nfree;
+	char **free;         /* nfree buffers, wiped */
 };
 
 struct smtp_line_pool {
-	uint32_t max, made, nfree;
-	char **free;         /* nfree buffers, wiped */
+	struct line_list small, big;
 };
 
 struct txn {
@@ -198,7 +207,7 @@ struct smtp_session {
 	uint16_t reply_code;
 	struct pending reply_for;       /* what the open reply answers */
 	uint32_t gen;
-	struct carry cl, sl;            /* partial lines of the client, the server */
+	struct carry cl, sl;            /* cut lines of the client, the server */
 	uint64_t bytes_seen;
 	uint64_t bdat_left;
 
@@ -223,7 +232,6 @@ struct smtp_session {
 	uint8_t mech;                   /* enum auth_mech */
 
 	struct pending q_inline[Q_INLINE];
-	char cl_inline[SMTP_CARRY_INLINE], sl_inline[SMTP_CARRY_INLINE];
 };
 
 /* Overwrite a secret so the compiler cannot drop the store as dead. */
@@ -241,21 +249,34 @@ static void held(struct smtp_session *s, int64_t delta)
 		s->stats->store_peak = s->stats->store_bytes;
 }
 
+/* Where slot k starts: summed from the nearer end (the transaction's
+ * slots, the busy ones, are at the back). */
 static size_t slot_off(const struct store *st, enum slot k)
 {
 	size_t o = 0;
-	for (unsigned i = 0; i < (unsigned)k; i++)
-		o += st->len[i];
+	if (k > SL_COUNT / 2) {
+		o = st->used;
+		for (unsigned i = k; i < SL_COUNT; i++)
+			o -= st->len[i];
+	} else {
+		for (unsigned i = 0; i < (unsigned)k; i++)
+			o += st->len[i];
+	}
 	return o;
 }
 
-/* Capacity classes: 2^k - 8 bytes fill glibc's 2^k-byte chunks, from 56 up
- * to STORE_MAX. */
+/* Capacity classes, each about a fifth larger than the one before (56, 72,
+ * 88, 104, 120, 152, 184, 232, 280, ... STORE_MAX): a store is then mostly
+ * used (starting at 120 bytes saves 3 in 4 reallocs but costs 1.7 MB at
+ * 113k sessions), and grows a few times in a session at most, per command.
+ * c - 8 bytes fill one of glibc's c-byte chunks (c a multiple of 16). */
 static size_t store_class(size_t need)
 {
 	size_t c = 64;
-	while (c - 8 < need)
-		c *= 2;
+	while (c - 8 < need) {
+		size_t step = c / 4 & ~(size_t)15;
+		c += step > 16 ? step : 16;
+	}
 	return c - 8 < STORE_MAX ? c - 8 : STORE_MAX;
 }
 
@@ -263,7 +284,7 @@ static size_t store_class(size_t need)
  * only on ENOMEM, or past STORE_MAX, which the slots' bounds rule out. */
 static bool store_reserve(struct smtp_session *s, struct store *st, size_t extra)
 {
-	size_t need = slot_off(st, SL_COUNT) + extra;
+	size_t need = st->used + extra;
 	if (need <= st->cap)
 		return true;
 	if (need > STORE_MAX)
@@ -294,8 +315,9 @@ static char *slot_resize(struct store *st, enum slot k, size_t n)
 	if (n == st->len[k])
 		return st->buf + slot_off(st, k);
 	size_t off = slot_off(st, k);
-	size_t tail = slot_off(st, SL_COUNT) - off - st->len[k];
+	size_t tail = st->used - off - st->len[k];
 	memmove(st->buf + off + n, st->buf + off + st->len[k], tail);
+	st->used = (uint16_t)(st->used + n - st->len[k]);
 	st->len[k] = (uint16_t)n;
 	return st->buf + off;
 }
@@ -343,15 +365,27 @@ static struct store *txn_store(struct smtp_session *s, struct txn *t)
 
 /* --- the line pool ------------------------------------------------------------ */
 
-struct smtp_line_pool *smtp_line_pool_create(uint32_t max)
+static int line_list_init(struct line_list *l, uint32_t max)
+{
+	l->max = max;
+	l->free = calloc(max ? max : 1, sizeof *l->free);
+	return l->free ? 0 : -ENOMEM;
+}
+
+static void line_list_finish(struct line_list *l)
+{
+	for (uint32_t i = 0; i < l->nfree; i++)
+		free(l->free[i]);
+	free(l->free);
+}
+
+struct smtp_line_pool *smtp_line_pool_create(uint32_t small, uint32_t big)
 {
 	struct smtp_line_pool *p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
-	p->max = max;
-	p->free = calloc(max ? max : 1, sizeof *p->free);
-	if (!p->free) {
-		free(p);
+	if (line_list_init(&p->small, small) < 0 || line_list_init(&p->big, big) < 0) {
+		smtp_line_pool_destroy(p);
 		return NULL;
 	}
 	return p;
@@ -361,44 +395,54 @@ void smtp_line_pool_destroy(struct smtp_line_pool *p)
 {
 	if (!p)
 		return;
-	for (uint32_t i = 0; i < p->nfree; i++)
-		free(p->free[i]);
-	free(p->free);
+	line_list_finish(&p->small);
+	line_list_finish(&p->big);
 	free(p);
 }
 
 void smtp_line_pool_memory(const struct smtp_line_pool *p,
 			   void (*fn)(void *arg, const void *b, size_t n), void *arg)
 {
-	for (uint32_t i = 0; p && i < p->nfree; i++)
-		fn(arg, p->free[i], LINE_KEEP);
+	for (uint32_t i = 0; p && i < p->small.nfree; i++)
+		fn(arg, p->small.free[i], SMTP_CARRY_SMALL);
+	for (uint32_t i = 0; p && i < p->big.nfree; i++)
+		fn(arg, p->big.free[i], LINE_KEEP);
 }
 
-static char *line_take(struct smtp_session *s)
+/* A recycled buffer, or a new one while the list is under its bound. */
+static char *line_take(struct smtp_session *s, bool big)
 {
-	struct smtp_line_pool *p = s->lines;
-	char *b = NULL;
-	if (!p)
+	if (!s->lines)
 		return NULL;
-	if (p->nfree) {
-		b = p->free[--p->nfree];
-	} else if (p->made < p->max) {
-		b = malloc(LINE_KEEP);
+	struct line_list *l = big ? &s->lines->big : &s->lines->small;
+	char *b = NULL;
+	if (l->nfree) {
+		b = l->free[--l->nfree];
+	} else if (l->made < l->max) {
+		b = malloc(big ? LINE_KEEP : SMTP_CARRY_SMALL);
 		if (b)
-			p->made++;
+			l->made++;
 	}
-	if (b && ++s->stats->line_buffers > s->stats->line_buffers_peak)
-		s->stats->line_buffers_peak = s->stats->line_buffers;
+	if (!b)
+		return NULL;
+	uint64_t *n = big ? &s->stats->line_bufs_big : &s->stats->line_bufs_small;
+	uint64_t *peak = big ? &s->stats->line_bufs_big_peak : &s->stats->line_bufs_small_peak;
+	if (++*n > *peak)
+		*peak = *n;
 	return b;
 }
 
 /* A pooled buffer may have held an AUTH line: wiped before anyone else
  * can have it. */
-static void line_give(struct smtp_session *s, char *b, size_t used)
+static void line_give(struct smtp_session *s, char *b, bool big, size_t used)
 {
+	struct line_list *l = big ? &s->lines->big : &s->lines->small;
 	wipe(b, used);
-	s->lines->free[s->lines->nfree++] = b;
-	s->stats->line_buffers--;
+	l->free[l->nfree++] = b;
+	if (big)
+		s->stats->line_bufs_big--;
+	else
+		s->stats->line_bufs_small--;
 }
 
 /* --- small helpers --------------------------------------------------------- */
@@ -501,6 +545,7 @@ static void txn_open(struct smtp_session *s, uint64_t ts)
 	struct message *keep = s->t.msg;
 	memset(&s->t, 0, sizeof s->t);
 	s->t.msg = keep;
+	s->st.used = (uint16_t)slot_off(&s->st, SL_MAILFROM);
 	for (unsigned k = SL_MAILFROM; k < SL_COUNT; k++)
 		s->st.len[k] = 0; /* the capacity stays for this record */
 	s->t.open = true;
@@ -604,7 +649,7 @@ static bool closing_make(struct smtp_session *s)
 	if (!c)
 		return false;
 	memset(&c->st, 0, sizeof c->st);
-	size_t off = slot_off(&s->st, SL_MAILFROM), n = slot_off(&s->st, SL_COUNT) - off;
+	size_t off = slot_off(&s->st, SL_MAILFROM), n = s->st.used - off;
 	if (n) {
 		c->st.buf = malloc(store_class(n));
 		if (!c->st.buf) {
@@ -613,6 +658,7 @@ static bool closing_make(struct smtp_session *s)
 		}
 		c->st.cap = (uint16_t)store_class(n);
 		memcpy(c->st.buf, s->st.buf + off, n);
+		c->st.used = (uint16_t)n;
 		for (unsigned k = SL_MAILFROM; k < SL_COUNT; k++)
 			c->st.len[k] = s->st.len[k];
 	}
@@ -780,7 +826,8 @@ static bool kv_value(const unsigned char *d, size_t n, const char *key, char sep
 }
 
 /* One base64 AUTH response (initial or answer): take the user name out,
- * then wipe the decoded bytes; the caller wipes the line. */
+ * then wipe the decoded bytes. The line itself is the segment's, or a
+ * carried copy that is wiped when its buffer goes back to the pool. */
 static void auth_response(struct smtp_session *s, const char *b64, size_t n)
 {
 	unsigned char d[SMTP_LINE_MAX];
@@ -1126,8 +1173,8 @@ static bool auth_expects_answer_blind(const struct smtp_session *s)
 	return false;
 }
 
-/* One client line: where it lies in the segment, or carried (then the
- * caller wipes it after: AUTH secrets, and anything else). */
+/* One client line: where it lies in the segment, or in a carry buffer
+ * (wiped when it goes back: AUTH secrets, and anything else). */
 static void client_line(struct smtp_session *s, const char *line, size_t n, uint64_t ts)
 {
 	switch ((enum smtp_state)s->state) {
@@ -1366,17 +1413,11 @@ static void server_line(struct smtp_session *s, const char *line, size_t n, uint
 
 /* --- byte streams ----------------------------------------------------------------- */
 
-static char *carry_buf(struct smtp_session *s, struct carry *c)
-{
-	if (c->big)
-		return c->big;
-	return c == &s->cl ? s->cl_inline : s->sl_inline;
-}
-
 /* Append the k bytes p of a line that the segment cuts. Up to LINE_KEEP
- * bytes are kept: inline, then in a pooled buffer taken when the inline one
- * is full (per line, not per segment). With none free, the line keeps what
- * fits inline; once cut, nothing more of it is kept, so it never has a hole. */
+ * bytes are kept, in a small pooled buffer, then in a whole-line one taken
+ * when the small one is full (per line, not per segment). With none free,
+ * the line keeps what fits in what it has; once cut, nothing more of it is
+ * kept, so it never has a hole. */
 static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p, size_t k)
 {
 	if (!k)
@@ -1396,34 +1437,37 @@ static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p,
 		return; /* already cut */
 	size_t room = LINE_KEEP - c->len;
 	size_t keep = k < room ? k : room;
-	if (!keep)
-		return;
-	char *small = carry_buf(s, c);
-	if (!c->big && c->len + keep > SMTP_CARRY_INLINE) {
-		c->big = line_take(s);
-		if (c->big) {
-			memcpy(c->big, small, c->len);
-			wipe(small, c->len);
-		} else {
-			keep = SMTP_CARRY_INLINE - c->len;
+	size_t cap = !c->buf ? 0 : c->big ? LINE_KEEP : SMTP_CARRY_SMALL;
+	if (c->len + keep > cap) {
+		bool big = c->len + keep > SMTP_CARRY_SMALL;
+		char *b = line_take(s, big);
+		if (!b && big && !c->buf) {
+			big = false; /* no whole-line buffer: keep what a small one holds */
+			b = line_take(s, false);
 		}
+		if (b) {
+			if (c->buf) {
+				memcpy(b, c->buf, c->len);
+				line_give(s, c->buf, c->big, c->len);
+			}
+			c->buf = b;
+			c->big = big;
+			cap = big ? LINE_KEEP : SMTP_CARRY_SMALL;
+		}
+		if (c->len + keep > cap)
+			keep = cap - c->len;
 	}
-	memcpy(carry_buf(s, c) + c->len, p, keep);
+	if (keep)
+		memcpy(c->buf + c->len, p, keep);
 	c->len = (uint16_t)(c->len + keep);
 }
 
-/* The carried line was read (or lost): a pooled buffer goes back wiped; the
- * inline one is wiped when it may hold a secret (a client line). */
-static void carry_clear(struct smtp_session *s, struct carry *c, bool secret)
+/* The carried line was read (or lost): its buffer goes back, wiped. */
+static void carry_clear(struct smtp_session *s, struct carry *c)
 {
-	if (c->big) {
-		line_give(s, c->big, c->len);
-		c->big = NULL;
-	} else if (secret) {
-		wipe(carry_buf(s, c), c->len);
-	}
-	c->len = c->seen = 0;
-	c->cr = false;
+	if (c->buf)
+		line_give(s, c->buf, c->big, c->len);
+	memset(c, 0, sizeof *c);
 }
 
 /* Take bytes up to and including '\n'. Returns the bytes consumed. When a
@@ -1453,7 +1497,7 @@ static size_t take_line(struct smtp_session *s, struct carry *c, const uint8_t *
 		seen = c->seen;
 		kept = c->len;
 		cr = c->cr;
-		*line = carry_buf(s, c);
+		*line = c->buf ? c->buf : "";
 	}
 	size_t eff = SMTP_LINE_MAX; /* past LINE_KEEP: counted when passed */
 	if (seen <= LINE_KEEP) {
@@ -1571,7 +1615,7 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 			if (line) {
 				client_line(s, line, len, ts);
 				if (s->cl.seen)
-					carry_clear(s, &s->cl, true);
+					carry_clear(s, &s->cl);
 			}
 			break;
 		}
@@ -1591,7 +1635,7 @@ static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint
 		if (line) {
 			server_line(s, line, len, ts);
 			if (s->sl.seen)
-				carry_clear(s, &s->sl, false);
+				carry_clear(s, &s->sl);
 		}
 		p += used;
 		n -= used;
@@ -1623,8 +1667,8 @@ static void release_memory(struct smtp_session *s)
 	}
 	store_free(s, &s->st);
 	q_free(s);
-	carry_clear(s, &s->cl, true);
-	carry_clear(s, &s->sl, false);
+	carry_clear(s, &s->cl);
+	carry_clear(s, &s->sl);
 }
 
 void smtp_session_destroy(struct smtp_session *s)
@@ -1693,7 +1737,7 @@ void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t t
 	s->reply_open = false;
 	s->reply_for.cmd = CMD_NONE;
 	s->bdat_left = 0;
-	carry_clear(s, from_client ? &s->cl : &s->sl, from_client);
+	carry_clear(s, from_client ? &s->cl : &s->sl);
 	s->state = s->state == ST_PROXY ? ST_NOT_SMTP : ST_AFTER_GAP;
 }
 
@@ -1712,9 +1756,14 @@ size_t smtp_session_sizeof(void)
 	return sizeof(struct smtp_session);
 }
 
+static size_t carry_bytes(const struct carry *c)
+{
+	return !c->buf ? 0 : c->big ? LINE_KEEP : SMTP_CARRY_SMALL;
+}
+
 size_t smtp_session_bytes(const struct smtp_session *s)
 {
-	return sizeof *s + s->heap + (s->cl.big ? LINE_KEEP : 0) + (s->sl.big ? LINE_KEEP : 0);
+	return sizeof *s + s->heap + carry_bytes(&s->cl) + carry_bytes(&s->sl);
 }
 
 void smtp_session_memory(const struct smtp_session *s,
@@ -1730,10 +1779,10 @@ void smtp_session_memory(const struct smtp_session *s,
 		if (s->closing->st.buf)
 			fn(arg, s->closing->st.buf, s->closing->st.cap);
 	}
-	if (s->cl.big)
-		fn(arg, s->cl.big, LINE_KEEP);
-	if (s->sl.big)
-		fn(arg, s->sl.big, LINE_KEEP);
+	if (s->cl.buf)
+		fn(arg, s->cl.buf, carry_bytes(&s->cl));
+	if (s->sl.buf)
+		fn(arg, s->sl.buf, carry_bytes(&s->sl));
 }
 
 bool smtp_in_tls(const struct smtp_session *s)

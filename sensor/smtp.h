@@ -17,10 +17,11 @@
  * small struct (smtp_session_sizeof()), a string store that grows by size
  * classes up to the sum of the bounds below and keeps its capacity from one
  * transaction to the next, a command queue that grows past a few entries
- * only for pipelining clients, and, only while TCP has cut a line longer
- * than SMTP_CARRY_INLINE, a line buffer borrowed from a struct
- * smtp_line_pool. Allocation happens per command or per transaction at
- * most, never per segment; smtp_end() and smtp_session_reset() free it all.
+ * only for pipelining clients, and, only while TCP has cut a line, a buffer
+ * borrowed from a struct smtp_line_pool (most segments end at a line end:
+ * a line that lies whole in one is read where it lies). Allocation happens
+ * per command or per transaction at most, never per segment; smtp_end()
+ * and smtp_session_reset() free it all.
  *
  * States (the explicit machine of STYLE.md 7; see smtp.c for the diagram):
  * COMMANDS -> DATA_CONTENT (after 354) -> COMMANDS; COMMANDS -> BDAT_CHUNK;
@@ -48,9 +49,9 @@
 #define SMTP_USER_MAX      256  /* bytes of an AUTH user name kept */
 #define SMTP_REPLY_LINES_MAX 64 /* lines of one multi-line reply looked at */
 #define SMTP_RCPT_ARENA    4096 /* bytes of kept recipient addresses per transaction */
-#define SMTP_CARRY_INLINE  64   /* bytes of a cut line a session carries itself
-                                 * (a command or a reply line); a longer one
-                                 * borrows a line buffer from the pool */
+#define SMTP_CARRY_SMALL   120  /* bytes of a small carry buffer: a command or a
+                                 * reply line; a cut line longer than that
+                                 * moves to a whole-line buffer */
 
 enum smtp_auth_outcome {
 	SMTP_AUTH_SUCCESS,  /* 235 */
@@ -108,7 +109,7 @@ struct smtp_stats {
 	uint64_t sessions;
 	uint64_t transactions;
 	uint64_t lines_too_long;     /* lines cut at SMTP_LINE_MAX */
-	uint64_t lines_no_buffer;    /* lines cut at SMTP_CARRY_INLINE: the line pool was empty */
+	uint64_t lines_no_buffer;    /* lines cut short: no pooled buffer was free */
 	uint64_t pending_overflow;   /* commands dropped past SMTP_PENDING_MAX */
 	uint64_t rcpt_over_keep;     /* recipients beyond SMTP_RCPT_KEEP_MAX */
 	uint64_t unmatched_replies;  /* replies with no command waiting */
@@ -120,27 +121,32 @@ struct smtp_stats {
 	uint64_t no_message_parser;  /* msg_acquire returned NULL */
 	/* Memory of the sessions beyond their structs: string stores, grown
 	 * command queues and closing records, in bytes now and at most; and
-	 * pooled line buffers (SMTP_LINE_MAX + 1 bytes each) lent now and at most. */
+	 * pooled carry buffers lent now and at most, small ones
+	 * (SMTP_CARRY_SMALL bytes) and whole-line ones (SMTP_LINE_MAX + 1). */
 	uint64_t store_bytes, store_peak;
-	uint64_t line_buffers, line_buffers_peak;
+	uint64_t line_bufs_small, line_bufs_small_peak;
+	uint64_t line_bufs_big, line_bufs_big_peak;
 };
 
-/* Line buffers for lines that TCP cuts past SMTP_CARRY_INLINE bytes, shared
- * by the sessions of one sensor (one thread). Buffers are made on first need,
- * at most max of them, and recycled, wiped, when their line ends. When none
- * is free the line is cut at SMTP_CARRY_INLINE and counted (lines_no_buffer).
+/* Buffers for the lines that TCP cuts, shared by the sessions of one sensor
+ * (one thread): a cut line is carried in a small buffer, and in a
+ * whole-line one once it outgrows that. A session holds at most one per
+ * direction, and only until the line ends. Buffers are made on first need,
+ * at most small and big of each kind, and recycled, wiped. When none is
+ * free the line keeps what fits in what it has (nothing without a small
+ * one) and is counted (lines_no_buffer): two small buffers per session
+ * means a line is never cut for want of a small one.
  * Destroy it after every session that uses it. */
 struct smtp_line_pool;
 
 /* Returns NULL on ENOMEM. */
-struct smtp_line_pool *smtp_line_pool_create(uint32_t max);
+struct smtp_line_pool *smtp_line_pool_create(uint32_t small, uint32_t big);
 void smtp_line_pool_destroy(struct smtp_line_pool *p);
 
 struct smtp_session;
 
 /* Allocate a session. ev, stats and lines must outlive it; lines may be
- * NULL (then every cut line is kept to SMTP_CARRY_INLINE bytes). Returns
- * NULL on ENOMEM. */
+ * NULL (then nothing of a cut line is kept). Returns NULL on ENOMEM. */
 struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
 					 struct smtp_stats *stats, struct smtp_line_pool *lines);
 void smtp_session_destroy(struct smtp_session *s);

@@ -348,10 +348,12 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	t->fctx = calloc(cfg->flows.max_flows, sizeof *t->fctx);
 	t->cls = classifier_create(cfg->max_classifying);
 	t->reasm = reasm_pool_create(cfg->reasm_buffers);
-	/* A line buffer is lent only while TCP has cut a long line (smtp.h):
-	 * one for every eight sessions is far more than traffic needs, and
-	 * bounds what slow long lines can take to 128 B a session. */
-	t->lines = smtp_line_pool_create(cfg->max_sessions / 8 + 1);
+	/* Carry buffers are lent only while TCP has cut a line (smtp.h): two
+	 * small ones per session, so that none goes without, and a whole-line
+	 * one per eight sessions, far more than traffic needs (one at a time
+	 * for 114k sessions in the benchmark), bounding what slow long lines
+	 * can take to 128 B a session. */
+	t->lines = smtp_line_pool_create(2 * cfg->max_sessions, cfg->max_sessions / 8 + 1);
 	if (!t->fctx || !t->cls || !t->reasm || !t->lines ||
 	    pool_init(&t->sessions, cfg->max_sessions) < 0 ||
 	    pool_init(&t->messages, cfg->max_messages) < 0) {

@@ -648,7 +648,7 @@ int main(void)
 {
 	pool_msg[0] = message_create();
 	pool_msg[1] = message_create();
-	lines = smtp_line_pool_create(4);
+	lines = smtp_line_pool_create(2, 2);
 	RUN(test_basic_transaction);
 	RUN(test_pipelining);
 	RUN(test_rset_and_mail_flush);

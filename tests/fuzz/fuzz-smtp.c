@@ -48,7 +48,7 @@ static struct {
 	struct dump d;
 	bool check_json;             /* first run only: the second must match it */
 	struct smtp_session *s;      /* one session, reset per run as the tracker's pool does */
-	struct smtp_line_pool *lines; /* two buffers: one per direction, never short */
+	struct smtp_line_pool *lines; /* two of each size: one per direction, never short */
 	struct smtp_stats stats;
 } st;
 
@@ -224,7 +224,8 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 	smtp_end(s, ts + 1);
 	pool_check_empty();
 	FUZZ_CHECK(smtp_session_bytes(s) == smtp_session_sizeof());
-	FUZZ_CHECK(st.stats.store_bytes == 0 && st.stats.line_buffers == 0);
+	FUZZ_CHECK(st.stats.store_bytes == 0 && st.stats.line_bufs_small == 0 &&
+		   st.stats.line_bufs_big == 0);
 	FUZZ_CHECK(st.stats.lines_no_buffer == 0);
 	dump_stats(&st.d, &st.stats);
 	*out = st.d;
@@ -247,7 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!st.m[0]) {
 		st.m[0] = message_create();
 		st.m[1] = message_create();
-		st.lines = smtp_line_pool_create(2);
+		st.lines = smtp_line_pool_create(2, 2);
 		st.s = smtp_session_create(&events, NULL, &st.stats, st.lines);
 		FUZZ_CHECK(st.m[0] && st.m[1] && st.lines && st.s);
 		atexit(cleanup);
