@@ -39,7 +39,6 @@
 #define SMTP_VIOLATION_WINDOW 10240 /* non-reply server lines before this many bytes
                                      * mean "not SMTP" (as Zeek's DPD does) */
 #define SMTP_BDAT_ARG_MAX 25    /* digits + " LAST" */
-#define SMTP_MECH_MAX 24        /* an AUTH mechanism name and its NUL */
 
 enum smtp_state {
 	ST_PROXY,      /* HTTP CONNECT preamble of an open proxy */
@@ -123,7 +122,7 @@ enum slot {
 };
 
 /* Every slot at its bound: the store never needs more. */
-#define STORE_MAX (SMTP_HELO_MAX + 1 + 2 * SMTP_MECH_MAX + 2 * (SMTP_USER_MAX + 1) + \
+#define STORE_MAX (SMTP_HELO_MAX + 1 + 2 * (SMTP_MECH_MAX + 1) + 2 * (SMTP_USER_MAX + 1) + \
 		   SMTP_PATH_MAX + 1 + SMTP_RCPT_ARENA + 2 * SMTP_RCPT_KEEP_MAX + \
 		   SMTP_REPLY_MAX + 1)
 _Static_assert(STORE_MAX <= UINT16_MAX, "store lengths are 16 bits");
@@ -895,7 +894,7 @@ static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, ui
 		s->stats->auth_failures++;
 	if (outcome == SMTP_AUTH_SUCCESS) {
 		/* Copied out first: setting a slot moves the slots after it. */
-		char user[SMTP_USER_MAX + 1] = "", mech[SMTP_MECH_MAX] = "";
+		char user[SMTP_USER_MAX + 1] = "", mech[SMTP_MECH_MAX + 1] = "";
 		if (s->auth_have_user)
 			memcpy(user, slot_str(&s->st, SL_TRY_USER), s->st.len[SL_TRY_USER]);
 		if (s->st.len[SL_MECH])
@@ -1032,8 +1031,8 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t n)
 	size_t m = 0;
 	while (m < n && arg[m] != ' ')
 		m++;
-	char mech[SMTP_MECH_MAX];
-	size_t ml = m < sizeof mech - 1 ? m : sizeof mech - 1;
+	char mech[SMTP_MECH_MAX + 1];
+	size_t ml = m < SMTP_MECH_MAX ? m : SMTP_MECH_MAX;
 	for (size_t i = 0; i < ml; i++)
 		mech[i] = (char)toupper((unsigned char)arg[i]);
 	mech[ml] = 0;

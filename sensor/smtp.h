@@ -47,6 +47,7 @@
 #define SMTP_HELO_MAX      255
 #define SMTP_REPLY_MAX     512  /* bytes of last_reply kept */
 #define SMTP_USER_MAX      256  /* bytes of an AUTH user name kept */
+#define SMTP_MECH_MAX      23   /* bytes of an AUTH mechanism name kept */
 #define SMTP_REPLY_LINES_MAX 64 /* lines of one multi-line reply looked at */
 #define SMTP_RCPT_ARENA    4096 /* bytes of kept recipient addresses per transaction */
 #define SMTP_CARRY_SMALL   120  /* bytes of a small carry buffer: a command or a

@@ -61,7 +61,7 @@ static void on_txn(void *ctx, const struct smtp_txn *t)
 	dump_f(d, "txn ts=%llu depth=%u\n", (unsigned long long)t->ts_us, t->trans_depth);
 	dump_str(d, "helo", t->helo, SMTP_HELO_MAX);
 	dump_str(d, "auth_user", t->auth_user, SMTP_USER_MAX);
-	dump_str(d, "auth_mech", t->auth_mech, 23);
+	dump_str(d, "auth_mech", t->auth_mech, SMTP_MECH_MAX);
 	dump_str(d, "mailfrom", t->mailfrom, SMTP_PATH_MAX);
 	FUZZ_CHECK(t->n_rcpt <= SMTP_RCPT_KEEP_MAX);
 	FUZZ_CHECK(t->n_rcpt <= t->rcpt_total);
@@ -104,7 +104,7 @@ static void on_auth(void *ctx, const struct smtp_auth_event *a)
 {
 	(void)ctx;
 	FUZZ_CHECK(a->mech != NULL);
-	dump_str(&st.d, "auth_mech", a->mech, 23);
+	dump_str(&st.d, "auth_mech", a->mech, SMTP_MECH_MAX);
 	dump_str(&st.d, "auth_user", a->user, SMTP_USER_MAX);
 	dump_f(&st.d, "auth outcome=%d code=%u\n", (int)a->outcome, a->code);
 }
