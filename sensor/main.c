@@ -286,6 +286,14 @@ static void print_summary(struct sensor *s)
 	if (s->records)
 		fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n", s->records_written,
 			output_path(s->records));
+	if (ts.sessions_peak)
+		fprintf(stderr,
+			"relaywatch: memory: at most %" PRIu64 " SMTP sessions (%zu B each) with %.1f MB"
+			" of strings and queues, %" PRIu64 " + %" PRIu64 " line buffers (%d B, %d B)"
+			" and %" PRIu64 " message parsers at once\n",
+			ts.sessions_peak, smtp_session_sizeof(), (double)ts.smtp->store_peak / 1e6,
+			ts.smtp->line_bufs_small_peak, ts.smtp->line_bufs_big_peak, SMTP_CARRY_SMALL,
+			SMTP_LINE_MAX + 1, ts.messages_peak);
 	const struct reasm_stats *rs = ts.reasm;
 	if (rs->overlap_conflicts || rs->ooo_overflows || rs->out_of_window || rs->pool_exhausted)
 		fprintf(stderr,
@@ -302,15 +310,16 @@ static void print_summary(struct sensor *s)
 			ts.bytes_replaced);
 	if (ts.reasm->gaps || ts.smtp->lines_too_long || ts.smtp->pending_overflow ||
 	    ts.smtp->rcpt_over_keep || ts.sessions_exhausted || ts.messages_exhausted ||
-	    s->records_overflow)
+	    s->records_overflow || ts.smtp->lines_no_buffer)
 		fprintf(stderr,
 			"relaywatch: degraded: %" PRIu64 " gaps (%" PRIu64 " bytes), %" PRIu64
 			" long lines, %" PRIu64 " pipeline overflows, %" PRIu64
 			" recipients not kept, %" PRIu64 " sessions and %" PRIu64
-			" messages over their pools, %" PRIu64 " records too large\n",
+			" messages over their pools, %" PRIu64 " records too large, %" PRIu64
+			" lines cut for want of a line buffer\n",
 			ts.reasm->gaps, ts.reasm->gap_bytes, ts.smtp->lines_too_long,
 			ts.smtp->pending_overflow, ts.smtp->rcpt_over_keep, ts.sessions_exhausted,
-			ts.messages_exhausted, s->records_overflow);
+			ts.messages_exhausted, s->records_overflow, ts.smtp->lines_no_buffer);
 }
 
 static void set_health(struct sensor *s)

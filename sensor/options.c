@@ -79,7 +79,7 @@ static const struct opt_def defs[] = {
 	  86400, "300",
 	  "a flow with no packet for this long (packet time) ends", NULL },
 	{ "sensor", "max_sessions", "max-sessions", 0, "N", OT_UINT, O(max_sessions), 1, 1 << 24,
-	  "65536", "SMTP sessions parsed at once (about 10 KB each)", NULL },
+	  "65536", "SMTP sessions parsed at once (about 0.5 KB each)", NULL },
 	{ "sensor", "max_messages", "max-messages", 0, "N", OT_UINT, O(max_messages), 1, 1 << 20,
 	  "1024", "message header blocks parsed at once (about 80 KB each)", NULL },
 	{ "sensor", "stats_interval", "stats-interval", 0, "DURATION", OT_SECONDS,

@@ -30,12 +30,12 @@
 #include "smtp.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define SMTP_RCPT_ARENA  4096   /* bytes of kept recipient addresses per transaction */
 #define SMTP_VIOLATION_WINDOW 10240 /* non-reply server lines before this many bytes
                                      * mean "not SMTP" (as Zeek's DPD does) */
 #define SMTP_BDAT_ARG_MAX 25    /* digits + " LAST" */
@@ -71,18 +71,25 @@ enum cmd {
 
 #define PEND_BDAT_LAST 0x01
 
+/* A command waiting for its reply: 4 bytes. The generation only has to tell
+ * the open record from the closing one and from records already written:
+ * between a command and its reply fewer than 2 * SMTP_PENDING_MAX + 2
+ * records can open (each one needs a MAIL queued behind the command or an
+ * end-of-data reply before it), far fewer than 2^20. */
+#define GEN_BITS 20
+#define GEN_MAX ((1u << GEN_BITS) - 1)
 struct pending {
-	uint8_t cmd;
-	uint8_t flags;
-	uint16_t rcpt;       /* RCPT: kept index + 1, 0 if not kept */
-	uint32_t gen;        /* record generation the command belongs to */
+	unsigned cmd : 4;    /* enum cmd */
+	unsigned flags : 1;
+	unsigned rcpt : 7;   /* RCPT: kept index + 1, 0 if not kept */
+	unsigned gen : GEN_BITS; /* record generation the command belongs to, 0: none */
 };
+_Static_assert(CMD_UNKNOWN < 16 && SMTP_RCPT_KEEP_MAX < 128 && SMTP_PENDING_MAX <= 255,
+	       "struct pending's fields are too narrow");
 
-struct linebuf {
-	uint32_t len;
-	bool overflow;       /* this line was longer than SMTP_LINE_MAX */
-	char buf[SMTP_LINE_MAX + 2]; /* the line, its CR, a NUL: read only up to len */
-};
+/* The queue lives in the session for up to Q_INLINE commands; a client that
+ * pipelines more gets a heap array, doubled up to SMTP_PENDING_MAX. */
+#define Q_INLINE 8
 
 /* What a content byte means at this point of a DATA line (dot-stuffing). */
 enum dot_state { DOT_LINE_START, DOT_MID, DOT_SEEN, DOT_SEEN_CR };
@@ -92,85 +99,138 @@ enum auth_mech {
 	MECH_SCRAM,
 };
 
-struct txn {
-	bool open;
-	bool active;         /* client activity: MAIL FROM, RCPT TO, STARTTLS */
-	uint32_t gen;
-	uint64_t ts_us;
-	unsigned depth;
-	bool has_mailfrom;
-	char mailfrom[SMTP_PATH_MAX + 1];
-	bool rcpt_seen;
-	unsigned n_rcpt, rcpt_total, rcpt_accepted, rcpt_rejected;
-	uint16_t rcpt_off[SMTP_RCPT_KEEP_MAX];
-	uint16_t rcpt_code[SMTP_RCPT_KEEP_MAX];
-	uint32_t arena_used;
-	bool has_last_reply;
-	char last_reply[SMTP_REPLY_MAX + 1];
-	bool tls;
-	bool data_seen, data_done;
-	uint16_t data_code;
-	uint64_t size;
-	unsigned gaps;
-	bool replies_seen;
-	bool awaiting_end_reply;  /* "." or BDAT LAST sent, its reply not seen */
-	struct message *msg;
-	/* Last: txn_open() clears everything before it (the arena is only
-	 * read up to arena_used). */
-	char arena[SMTP_RCPT_ARENA];
+/* --- the string store ---------------------------------------------------------
+ *
+ * Every string a session keeps lies in one heap block, slot after slot in
+ * this order, each slot as long as its content (0: absent; a string counts
+ * its NUL). Changing a slot moves the slots after it, so the ones that change
+ * most often come last: last_reply changes with every reply line, a
+ * recipient is appended per RCPT, the rest once per transaction or AUTH.
+ * The slots from SL_MAILFROM on are the open transaction's: emptied when the
+ * next one opens, the capacity kept. */
+enum slot {
+	SL_HELO,        /* HELO/EHLO argument */
+	SL_AUTH_MECH,   /* the authenticated identity: mechanism */
+	SL_AUTH_USER,   /*   and user name */
+	SL_MECH,        /* the AUTH in progress: mechanism, upper-case */
+	SL_TRY_USER,    /*   and the user name it carries */
+	SL_MAILFROM,    /* first slot of the transaction */
+	SL_RCPT,        /* kept recipients, NUL-terminated one after the other */
+	SL_RCPT_CODE,   /* their reply codes, a uint16_t each (unaligned) */
+	SL_REPLY,       /* last_reply */
+	SL_COUNT
 };
 
+/* Every slot at its bound: the store never needs more. */
+#define STORE_MAX (SMTP_HELO_MAX + 1 + 2 * (SMTP_MECH_MAX + 1) + 2 * (SMTP_USER_MAX + 1) + \
+		   SMTP_PATH_MAX + 1 + SMTP_RCPT_ARENA + 2 * SMTP_RCPT_KEEP_MAX + \
+		   SMTP_REPLY_MAX + 1)
+_Static_assert(STORE_MAX <= UINT16_MAX, "store lengths are 16 bits");
+
+struct store {
+	char *buf;
+	uint16_t cap;
+	uint16_t used;                  /* the sum of len[] */
+	uint16_t len[SL_COUNT];
+};
+
+/* --- line carries ----------------------------------------------------------------
+ *
+ * A line that lies whole in a segment is read where it lies. Only a line the
+ * segment cuts is carried to the next one, in a buffer from the line pool
+ * (SMTP_CARRY_SMALL bytes, a LINE_KEEP-byte one once it outgrows that),
+ * given back when the line ends. Few lines are cut at any moment (at most
+ * 428 of 113,337 sessions at once in the 100k-session benchmark), so a
+ * buffer in every session would mostly sit idle. */
+#define LINE_KEEP ((size_t)SMTP_LINE_MAX + 1) /* bytes of a line kept: the bound and a CR */
+
+struct carry {
+	uint16_t len;        /* bytes kept in buf */
+	uint16_t seen;       /* bytes of the line so far, LINE_KEEP + 1 at most */
+	bool cr;             /* the last of them was a CR */
+	bool big;            /* buf has LINE_KEEP bytes, else SMTP_CARRY_SMALL */
+	char *buf;           /* a pooled buffer while a line is carried, else NULL */
+};
+
+struct line_list {
+	uint32_t max, made, nfree;
+	char **free;         /* nfree buffers, wiped */
+};
+
+struct smtp_line_pool {
+	struct line_list small, big;
+};
+
+struct txn {
+	struct message *msg;
+	uint64_t ts_us;
+	uint64_t size;       /* content bytes */
+	uint32_t gen;
+	unsigned depth;
+	unsigned rcpt_total, rcpt_accepted, rcpt_rejected;
+	unsigned gaps;
+	uint16_t data_code;
+	uint8_t n_rcpt;      /* kept: SMTP_RCPT_KEEP_MAX at most */
+	bool open;
+	bool active;         /* client activity: MAIL FROM, RCPT TO, STARTTLS */
+	bool tls;
+	bool data_seen, data_done;
+	bool replies_seen;
+	bool awaiting_end_reply;  /* "." or BDAT LAST sent, its reply not seen */
+};
+
+/* A transaction whose end of data was sent and whose reply has not come
+ * yet, while the client already pipelined the next MAIL FROM (RFC 2920): it
+ * waits here for that reply, with its own strings (the transaction slots of
+ * its store). Allocated when that happens (per message, never per packet). */
+struct closing {
+	struct txn t;
+	struct store st;
+};
+
+/* Enums are kept in bytes here; switches cast them back, so that the
+ * compiler still finds a missing case (STYLE.md 7). */
 struct smtp_session {
+	/* Read for every segment: the states and the carries, in the first
+	 * cache line. */
+	uint8_t state;                  /* enum smtp_state */
+	uint8_t dot;                    /* enum dot_state */
+	bool server_seen;
+	bool smtp_seen;                 /* a valid reply or a known command was seen */
+	bool replies_seen;              /* a valid reply line was seen */
+	bool reply_open;                /* inside a multi-line reply */
+	bool bdat_last;
+	bool mail_command_seen;         /* HELO/EHLO, MAIL, RCPT or AUTH from the client */
+	uint8_t q_head, q_len, q_cap;   /* q_cap: entries of q_heap */
+	bool proxy_client_done, proxy_server_200, proxy_server_done;
+	uint16_t reply_code;
+	struct pending reply_for;       /* what the open reply answers */
+	uint32_t gen;
+	struct carry cl, sl;            /* cut lines of the client, the server */
+	uint64_t bytes_seen;
+	uint64_t bdat_left;
+
+	/* The open record's scalars; its strings are in st. */
+	struct txn t;
+
 	const struct smtp_events *ev;
 	void *ctx;
 	struct smtp_stats *stats;
-	enum smtp_state state;
-
-	struct pending q[SMTP_PENDING_MAX];
-	unsigned q_head, q_len;
-
-	bool replies_seen;              /* a valid reply line was seen */
-	bool server_seen;
-	bool smtp_seen;                 /* a valid reply or a known command was seen */
-	bool mail_command_seen;         /* HELO/EHLO, MAIL, RCPT or AUTH from the client */
-	uint64_t bytes_seen;
-	bool proxy_client_done, proxy_server_200, proxy_server_done;
-	bool reply_open;                /* inside a multi-line reply */
-	uint16_t reply_code;
-	struct pending reply_for;       /* what the open reply answers */
-
-	enum dot_state dot;
-	uint64_t bdat_left;
-	bool bdat_last;
-
+	struct smtp_line_pool *lines;
+	struct closing *closing;
+	struct pending *q_heap;         /* NULL while the queue is in q_inline */
+	struct store st;
+	uint32_t heap;                  /* bytes held beyond the struct, but line buffers */
 	unsigned messages_transferred;
-	bool has_helo;
-	char helo[SMTP_HELO_MAX + 1];
 
 	/* AUTH in progress */
 	bool auth_active;
-	enum auth_mech mech;
-	char mech_name[24];
-	unsigned auth_answers;
 	bool auth_have_user;
-	char auth_try_user[SMTP_USER_MAX + 1];
-	/* authenticated identity of the session */
-	bool auth_ok;
-	char auth_user[SMTP_USER_MAX + 1];
-	char auth_mech[24];
+	bool auth_ok;                   /* the session is authenticated */
+	uint8_t auth_answers;           /* saturates: only 0, 1 and 2 are told apart */
+	uint8_t mech;                   /* enum auth_mech */
 
-	/* A transaction whose end of data was sent and whose reply has not
-	 * come yet, while the client already pipelined the next MAIL FROM
-	 * (RFC 2920): it waits here for that reply. Allocated when that
-	 * happens (per message, never per packet), NULL otherwise. */
-	struct txn *closing;
-	uint32_t gen;
-
-	/* The open record, then, last, the large buffers, which are read only up to their lengths:
-	 * smtp_session_reset() clears what comes before them (txn.arena is
-	 * last in struct txn for the same reason). */
-	struct txn t;
-	struct linebuf cl, sl;          /* partial lines carried between segments */
+	struct pending q_inline[Q_INLINE];
 };
 
 /* Overwrite a secret so the compiler cannot drop the store as dead. */
@@ -179,15 +239,212 @@ static void wipe(void *p, size_t n)
 	explicit_bzero(p, n);
 }
 
-/* --- small helpers --------------------------------------------------------- */
-
-static void copy_bounded(char *dst, size_t dstsz, const char *src, size_t n)
+/* Bytes held beyond the struct change by delta. */
+static void held(struct smtp_session *s, int64_t delta)
 {
-	if (n >= dstsz)
-		n = dstsz - 1;
-	memcpy(dst, src, n);
-	dst[n] = 0;
+	s->heap = (uint32_t)((int64_t)s->heap + delta);
+	s->stats->store_bytes = (uint64_t)((int64_t)s->stats->store_bytes + delta);
+	if (s->stats->store_bytes > s->stats->store_peak)
+		s->stats->store_peak = s->stats->store_bytes;
 }
+
+/* Where slot k starts: summed from the nearer end (the transaction's
+ * slots, the busy ones, are at the back). */
+static size_t slot_off(const struct store *st, enum slot k)
+{
+	size_t o = 0;
+	if (k > SL_COUNT / 2) {
+		o = st->used;
+		for (unsigned i = k; i < SL_COUNT; i++)
+			o -= st->len[i];
+	} else {
+		for (unsigned i = 0; i < (unsigned)k; i++)
+			o += st->len[i];
+	}
+	return o;
+}
+
+/* Capacity classes, each about a fifth larger than the one before (56, 72,
+ * 88, 104, 120, 152, 184, 232, 280, ... STORE_MAX): a store is then mostly
+ * used (starting at 120 bytes saves 3 in 4 reallocs but costs 1.7 MB at
+ * 113k sessions), and grows a few times in a session at most, per command.
+ * c - 8 bytes fill one of glibc's c-byte chunks (c a multiple of 16). */
+static size_t store_class(size_t need)
+{
+	size_t c = 64;
+	while (c - 8 < need) {
+		size_t step = c / 4 & ~(size_t)15;
+		c += step > 16 ? step : 16;
+	}
+	return c - 8 < STORE_MAX ? c - 8 : STORE_MAX;
+}
+
+/* Room for extra more bytes. Grows by a class (per command at most); fails
+ * only on ENOMEM, or past STORE_MAX, which the slots' bounds rule out. */
+static bool store_reserve(struct smtp_session *s, struct store *st, size_t extra)
+{
+	size_t need = st->used + extra;
+	if (need <= st->cap)
+		return true;
+	if (need > STORE_MAX)
+		return false;
+	size_t cap = store_class(need);
+	char *b = realloc(st->buf, cap);
+	if (!b)
+		return false;
+	held(s, (int64_t)cap - st->cap);
+	st->buf = b;
+	st->cap = (uint16_t)cap;
+	return true;
+}
+
+static void store_free(struct smtp_session *s, struct store *st)
+{
+	if (st->buf) {
+		free(st->buf);
+		held(s, -(int64_t)st->cap);
+	}
+	memset(st, 0, sizeof *st);
+}
+
+/* Make slot k n bytes long, moving the slots after it; the room must be
+ * reserved. Returns its start. */
+static char *slot_resize(struct store *st, enum slot k, size_t n)
+{
+	if (n == st->len[k])
+		return st->buf + slot_off(st, k);
+	size_t off = slot_off(st, k);
+	size_t tail = st->used - off - st->len[k];
+	memmove(st->buf + off + n, st->buf + off + st->len[k], tail);
+	st->used = (uint16_t)(st->used + n - st->len[k]);
+	st->len[k] = (uint16_t)n;
+	return st->buf + off;
+}
+
+/* Slot k becomes n bytes of undefined content: returns its start, or NULL
+ * (out of memory) with the slot empty. */
+static char *slot_put(struct smtp_session *s, struct store *st, enum slot k, size_t n)
+{
+	if (n > st->len[k] && !store_reserve(s, st, n - st->len[k])) {
+		if (st->len[k])
+			slot_resize(st, k, 0);
+		return NULL;
+	}
+	return slot_resize(st, k, n);
+}
+
+/* Slot k becomes the string src[0..n). */
+static void slot_set(struct smtp_session *s, struct store *st, enum slot k, const char *src,
+		     size_t n)
+{
+	char *d = slot_put(s, st, k, n + 1);
+	if (d) {
+		memcpy(d, src, n);
+		d[n] = 0;
+	}
+}
+
+static void slot_clear(struct store *st, enum slot k)
+{
+	if (st->len[k])
+		slot_resize(st, k, 0);
+}
+
+/* The string in slot k, NULL if absent. */
+static const char *slot_str(const struct store *st, enum slot k)
+{
+	return st->len[k] ? st->buf + slot_off(st, k) : NULL;
+}
+
+/* The store of record t: the session's for the open one. */
+static struct store *txn_store(struct smtp_session *s, struct txn *t)
+{
+	return t == &s->t ? &s->st : &s->closing->st;
+}
+
+/* --- the line pool ------------------------------------------------------------ */
+
+static int line_list_init(struct line_list *l, uint32_t max)
+{
+	l->max = max;
+	l->free = calloc(max ? max : 1, sizeof *l->free);
+	return l->free ? 0 : -ENOMEM;
+}
+
+static void line_list_finish(struct line_list *l)
+{
+	for (uint32_t i = 0; i < l->nfree; i++)
+		free(l->free[i]);
+	free(l->free);
+}
+
+struct smtp_line_pool *smtp_line_pool_create(uint32_t small, uint32_t big)
+{
+	struct smtp_line_pool *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	if (line_list_init(&p->small, small) < 0 || line_list_init(&p->big, big) < 0) {
+		smtp_line_pool_destroy(p);
+		return NULL;
+	}
+	return p;
+}
+
+void smtp_line_pool_destroy(struct smtp_line_pool *p)
+{
+	if (!p)
+		return;
+	line_list_finish(&p->small);
+	line_list_finish(&p->big);
+	free(p);
+}
+
+void smtp_line_pool_memory(const struct smtp_line_pool *p,
+			   void (*fn)(void *arg, const void *b, size_t n), void *arg)
+{
+	for (uint32_t i = 0; p && i < p->small.nfree; i++)
+		fn(arg, p->small.free[i], SMTP_CARRY_SMALL);
+	for (uint32_t i = 0; p && i < p->big.nfree; i++)
+		fn(arg, p->big.free[i], LINE_KEEP);
+}
+
+/* A recycled buffer, or a new one while the list is under its bound. */
+static char *line_take(struct smtp_session *s, bool big)
+{
+	if (!s->lines)
+		return NULL;
+	struct line_list *l = big ? &s->lines->big : &s->lines->small;
+	char *b = NULL;
+	if (l->nfree) {
+		b = l->free[--l->nfree];
+	} else if (l->made < l->max) {
+		b = malloc(big ? LINE_KEEP : SMTP_CARRY_SMALL);
+		if (b)
+			l->made++;
+	}
+	if (!b)
+		return NULL;
+	uint64_t *n = big ? &s->stats->line_bufs_big : &s->stats->line_bufs_small;
+	uint64_t *peak = big ? &s->stats->line_bufs_big_peak : &s->stats->line_bufs_small_peak;
+	if (++*n > *peak)
+		*peak = *n;
+	return b;
+}
+
+/* A pooled buffer may have held an AUTH line: wiped before anyone else
+ * can have it. */
+static void line_give(struct smtp_session *s, char *b, bool big, size_t used)
+{
+	struct line_list *l = big ? &s->lines->big : &s->lines->small;
+	wipe(b, used);
+	l->free[l->nfree++] = b;
+	if (big)
+		s->stats->line_bufs_big--;
+	else
+		s->stats->line_bufs_small--;
+}
+
+/* --- small helpers --------------------------------------------------------- */
 
 static int b64val(unsigned char c)
 {
@@ -285,14 +542,18 @@ static void txn_open(struct smtp_session *s, uint64_t ts)
 	if (s->t.open)
 		return;
 	struct message *keep = s->t.msg;
-	memset(&s->t, 0, offsetof(struct txn, arena));
+	memset(&s->t, 0, sizeof s->t);
 	s->t.msg = keep;
+	s->st.used = (uint16_t)slot_off(&s->st, SL_MAILFROM);
+	for (unsigned k = SL_MAILFROM; k < SL_COUNT; k++)
+		s->st.len[k] = 0; /* the capacity stays for this record */
 	s->t.open = true;
-	s->t.gen = ++s->gen;
+	s->gen = s->gen >= GEN_MAX ? 1 : s->gen + 1; /* 0 means no record */
+	s->t.gen = s->gen;
 	s->t.ts_us = ts;
 	/* Zeek's rule (messages completed + 1), counting a closing message
 	 * whose reply is still on its way as completed. */
-	s->t.depth = s->messages_transferred + 1 + (s->closing && s->closing->open ? 1 : 0);
+	s->t.depth = s->messages_transferred + 1 + (s->closing && s->closing->t.open ? 1 : 0);
 }
 
 static void release_message(struct smtp_session *s, struct txn *t)
@@ -317,24 +578,32 @@ static void txn_activity(struct smtp_session *s, uint64_t ts)
 static void txn_write(struct smtp_session *s, struct txn *t)
 {
 	if (t->open && t->active) {
+		const struct store *st = txn_store(s, t);
 		struct smtp_txn out;
 		memset(&out, 0, sizeof out);
 		out.ts_us = t->ts_us;
 		out.trans_depth = t->depth;
-		out.helo = s->has_helo ? s->helo : NULL;
+		out.helo = slot_str(&s->st, SL_HELO);
 		out.auth_ok = s->auth_ok;
-		out.auth_user = s->auth_ok ? s->auth_user : NULL;
-		out.auth_mech = s->auth_ok ? s->auth_mech : NULL;
-		out.mailfrom = t->has_mailfrom ? t->mailfrom : NULL;
+		if (s->auth_ok) {
+			const char *u = slot_str(&s->st, SL_AUTH_USER);
+			const char *m = slot_str(&s->st, SL_AUTH_MECH);
+			out.auth_user = u ? u : "";
+			out.auth_mech = m ? m : "";
+		}
+		out.mailfrom = slot_str(st, SL_MAILFROM);
+		const char *r = slot_str(st, SL_RCPT);
+		const char *code = slot_str(st, SL_RCPT_CODE);
 		for (unsigned i = 0; i < t->n_rcpt; i++) {
-			out.rcpt[i] = t->arena + t->rcpt_off[i];
-			out.rcpt_code[i] = t->rcpt_code[i];
+			out.rcpt[i] = r;
+			r += strlen(r) + 1;
+			memcpy(&out.rcpt_code[i], code + 2 * i, 2);
 		}
 		out.n_rcpt = t->n_rcpt;
 		out.rcpt_total = t->rcpt_total;
 		out.rcpt_accepted = t->rcpt_accepted;
 		out.rcpt_rejected = t->rcpt_rejected;
-		out.last_reply = t->has_last_reply ? t->last_reply : NULL;
+		out.last_reply = slot_str(st, SL_REPLY);
 		out.tls = t->tls;
 		out.data_seen = t->data_seen;
 		out.data_done = t->data_done;
@@ -354,14 +623,48 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 	t->open = false;
 }
 
+static void closing_free(struct smtp_session *s)
+{
+	store_free(s, &s->closing->st);
+	free(s->closing);
+	s->closing = NULL;
+	held(s, -(int64_t)sizeof(struct closing));
+}
+
 /* Write and free the closing record, if any. */
 static void closing_write(struct smtp_session *s)
 {
 	if (!s->closing)
 		return;
-	txn_write(s, s->closing);
-	free(s->closing);
-	s->closing = NULL;
+	txn_write(s, &s->closing->t);
+	closing_free(s);
+}
+
+/* The open record becomes the closing one, with a copy of its strings
+ * (the session's store keeps its capacity for the next record). */
+static bool closing_make(struct smtp_session *s)
+{
+	struct closing *c = malloc(sizeof *c);
+	if (!c)
+		return false;
+	memset(&c->st, 0, sizeof c->st);
+	size_t off = slot_off(&s->st, SL_MAILFROM), n = s->st.used - off;
+	if (n) {
+		c->st.buf = malloc(store_class(n));
+		if (!c->st.buf) {
+			free(c);
+			return false;
+		}
+		c->st.cap = (uint16_t)store_class(n);
+		memcpy(c->st.buf, s->st.buf + off, n);
+		c->st.used = (uint16_t)n;
+		for (unsigned k = SL_MAILFROM; k < SL_COUNT; k++)
+			c->st.len[k] = s->st.len[k];
+	}
+	c->t = s->t;
+	s->closing = c;
+	held(s, (int64_t)(sizeof *c + c->st.cap));
+	return true;
 }
 
 /* Write the open record (and one still closing before it). */
@@ -403,16 +706,59 @@ static void feed_content(struct smtp_session *s, const uint8_t *p, size_t n)
 
 /* --- the pending-command queue ------------------------------------------------ */
 
-static void push_cmd(struct smtp_session *s, uint8_t cmd, uint8_t flags, uint16_t rcpt)
+static unsigned q_capacity(const struct smtp_session *s)
 {
-	if (s->q_len == SMTP_PENDING_MAX) {
+	return s->q_heap ? s->q_cap : Q_INLINE;
+}
+
+/* Twice the room, up to SMTP_PENDING_MAX (a pipelining client, per command
+ * at most); false when at the bound or out of memory. */
+static bool q_grow(struct smtp_session *s)
+{
+	unsigned cap = q_capacity(s);
+	if (cap >= SMTP_PENDING_MAX)
+		return false;
+	unsigned ncap = cap * 2 < SMTP_PENDING_MAX ? cap * 2 : SMTP_PENDING_MAX;
+	struct pending *q = malloc(ncap * sizeof *q);
+	if (!q)
+		return false;
+	const struct pending *old = s->q_heap ? s->q_heap : s->q_inline;
+	for (unsigned i = 0; i < s->q_len; i++)
+		q[i] = old[(s->q_head + i) % cap];
+	if (s->q_heap) {
+		free(s->q_heap);
+		held(s, -(int64_t)(cap * sizeof *q));
+	}
+	s->q_heap = q;
+	s->q_cap = (uint8_t)ncap;
+	s->q_head = 0;
+	held(s, (int64_t)(ncap * sizeof *q));
+	return true;
+}
+
+static void q_free(struct smtp_session *s)
+{
+	if (s->q_heap) {
+		free(s->q_heap);
+		held(s, -(int64_t)(s->q_cap * sizeof *s->q_heap));
+		s->q_heap = NULL;
+	}
+	s->q_head = s->q_len = s->q_cap = 0;
+}
+
+static void push_cmd(struct smtp_session *s, enum cmd cmd, unsigned flags, unsigned rcpt)
+{
+	unsigned cap = q_capacity(s);
+	if (s->q_len == cap && !q_grow(s)) {
 		/* A client that never reads replies (or a one-sided capture): drop
 		 * the oldest, count it, and keep going. */
-		s->q_head = (s->q_head + 1) % SMTP_PENDING_MAX;
+		s->q_head = (uint8_t)((s->q_head + 1) % cap);
 		s->q_len--;
 		s->stats->pending_overflow++;
 	}
-	struct pending *e = &s->q[(s->q_head + s->q_len) % SMTP_PENDING_MAX];
+	cap = q_capacity(s);
+	struct pending *q = s->q_heap ? s->q_heap : s->q_inline;
+	struct pending *e = &q[(s->q_head + s->q_len) % cap];
 	e->cmd = cmd;
 	e->flags = flags;
 	e->rcpt = rcpt;
@@ -424,8 +770,9 @@ static struct pending pop_cmd(struct smtp_session *s)
 {
 	struct pending e = { CMD_NONE, 0, 0, 0 };
 	if (s->q_len) {
-		e = s->q[s->q_head];
-		s->q_head = (s->q_head + 1) % SMTP_PENDING_MAX;
+		const struct pending *q = s->q_heap ? s->q_heap : s->q_inline;
+		e = q[s->q_head];
+		s->q_head = (uint8_t)((s->q_head + 1) % q_capacity(s));
 		s->q_len--;
 	}
 	return e;
@@ -446,14 +793,15 @@ static enum auth_mech mech_of(const char *m)
 
 static void set_try_user(struct smtp_session *s, const char *u, size_t n)
 {
+	char name[SMTP_USER_MAX] = "";
 	size_t o = 0;
 	for (size_t i = 0; i < n && o < SMTP_USER_MAX; i++) {
 		unsigned char c = (unsigned char)u[i];
 		if (c >= 0x20 && c != 0x7f) /* no control bytes from the wire in a name */
-			s->auth_try_user[o++] = (char)c;
+			name[o++] = (char)c;
 	}
-	s->auth_try_user[o] = 0;
-	s->auth_have_user = o > 0;
+	slot_set(s, &s->st, SL_TRY_USER, name, o);
+	s->auth_have_user = o > 0 && s->st.len[SL_TRY_USER];
 }
 
 /* Value of "key=" in a list separated by sep (XOAUTH2, OAUTHBEARER, SCRAM). */
@@ -477,15 +825,18 @@ static bool kv_value(const unsigned char *d, size_t n, const char *key, char sep
 }
 
 /* One base64 AUTH response (initial or answer): take the user name out,
- * then wipe the decoded bytes; the caller wipes the line. */
+ * then wipe the decoded bytes. The line itself is the segment's, or a
+ * carried copy that is wiped when its buffer goes back to the pool. */
 static void auth_response(struct smtp_session *s, const char *b64, size_t n)
 {
 	unsigned char d[SMTP_LINE_MAX];
 	size_t dn = b64decode(b64, n, d, sizeof d);
 	const unsigned char *v;
 	size_t vn;
-	unsigned answer = s->auth_answers++;
-	switch (s->mech) {
+	unsigned answer = s->auth_answers;
+	if (s->auth_answers < UINT8_MAX)
+		s->auth_answers++;
+	switch ((enum auth_mech)s->mech) {
 	case MECH_PLAIN: {
 		/* RFC 4616: [authzid] NUL authcid NUL passwd */
 		unsigned char *a = memchr(d, 0, dn);
@@ -542,16 +893,22 @@ static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, ui
 	if (outcome == SMTP_AUTH_FAILURE)
 		s->stats->auth_failures++;
 	if (outcome == SMTP_AUTH_SUCCESS) {
+		/* Copied out first: setting a slot moves the slots after it. */
+		char user[SMTP_USER_MAX + 1] = "", mech[SMTP_MECH_MAX + 1] = "";
+		if (s->auth_have_user)
+			memcpy(user, slot_str(&s->st, SL_TRY_USER), s->st.len[SL_TRY_USER]);
+		if (s->st.len[SL_MECH])
+			memcpy(mech, slot_str(&s->st, SL_MECH), s->st.len[SL_MECH]);
 		s->auth_ok = true;
-		snprintf(s->auth_user, sizeof s->auth_user, "%s",
-			 s->auth_have_user ? s->auth_try_user : "");
-		snprintf(s->auth_mech, sizeof s->auth_mech, "%s", s->mech_name);
+		slot_set(s, &s->st, SL_AUTH_USER, user, strlen(user));
+		slot_set(s, &s->st, SL_AUTH_MECH, mech, strlen(mech));
 	}
 	if (s->ev->auth) {
+		const char *mech = slot_str(&s->st, SL_MECH);
 		struct smtp_auth_event a = {
 			.ts_us = ts,
-			.mech = s->mech_name,
-			.user = s->auth_have_user ? s->auth_try_user : NULL,
+			.mech = mech ? mech : "",
+			.user = s->auth_have_user ? slot_str(&s->st, SL_TRY_USER) : NULL,
 			.outcome = outcome,
 			.code = code,
 		};
@@ -626,9 +983,7 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t n, uint64_t
 		/* Pipelined after the end of data: the message still waits for
 		 * its reply, which will close it. */
 		closing_write(s);
-		s->closing = malloc(sizeof *s->closing);
-		if (s->closing) {
-			memcpy(s->closing, &s->t, sizeof s->t);
+		if (closing_make(s)) {
 			s->t.open = false;
 			s->t.msg = NULL;
 		} else {
@@ -638,8 +993,10 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t n, uint64_t
 		txn_flush(s); /* ended without its "." reply (RSET, rejection, one-sided) */
 	}
 	txn_activity(s, ts);
+	char path[SMTP_PATH_MAX + 1];
 	size_t pos = 0;
-	s->t.has_mailfrom = next_email(arg, n, &pos, s->t.mailfrom, sizeof s->t.mailfrom);
+	if (next_email(arg, n, &pos, path, sizeof path))
+		slot_set(s, &s->st, SL_MAILFROM, path, strlen(path));
 }
 
 static uint16_t cmd_rcpt(struct smtp_session *s, const char *arg, size_t n, uint64_t ts)
@@ -648,7 +1005,7 @@ static uint16_t cmd_rcpt(struct smtp_session *s, const char *arg, size_t n, uint
 		return 0;
 	txn_activity(s, ts);
 	struct txn *t = &s->t;
-	t->rcpt_seen = true;
+	struct store *st = &s->st;
 	t->rcpt_total++;
 	/* Keep the first address of the argument (the forward-path; ESMTP
 	 * parameters such as ORCPT repeat it). */
@@ -656,34 +1013,38 @@ static uint16_t cmd_rcpt(struct smtp_session *s, const char *arg, size_t n, uint
 	size_t pos = 0;
 	if (!next_email(arg, n, &pos, addr, sizeof addr))
 		return 0;
-	size_t len = strlen(addr) + 1;
-	if (t->n_rcpt >= SMTP_RCPT_KEEP_MAX || t->arena_used + len > SMTP_RCPT_ARENA) {
+	size_t len = strlen(addr) + 1, used = st->len[SL_RCPT];
+	if (t->n_rcpt >= SMTP_RCPT_KEEP_MAX || used + len > SMTP_RCPT_ARENA) {
 		s->stats->rcpt_over_keep++;
 		return 0;
 	}
-	memcpy(t->arena + t->arena_used, addr, len);
-	t->rcpt_off[t->n_rcpt] = (uint16_t)t->arena_used;
-	t->rcpt_code[t->n_rcpt] = 0;
-	t->arena_used += (uint32_t)len;
+	if (!store_reserve(s, st, len + 2))
+		return 0; /* out of memory: not kept */
+	memcpy(slot_resize(st, SL_RCPT, used + len) + used, addr, len);
+	memset(slot_resize(st, SL_RCPT_CODE, 2u * t->n_rcpt + 2) + 2 * t->n_rcpt, 0, 2);
 	return (uint16_t)++t->n_rcpt;
 }
 
-static void cmd_auth(struct smtp_session *s, char *arg, size_t n)
+static void cmd_auth(struct smtp_session *s, const char *arg, size_t n)
 {
 	/* "AUTH" SP mechanism [SP initial-response] (RFC 4954 §4) */
 	size_t m = 0;
 	while (m < n && arg[m] != ' ')
 		m++;
-	copy_bounded(s->mech_name, sizeof s->mech_name, arg, m);
-	for (char *c = s->mech_name; *c; c++)
-		*c = (char)toupper((unsigned char)*c);
-	s->mech = mech_of(s->mech_name);
+	char mech[SMTP_MECH_MAX + 1];
+	size_t ml = m < SMTP_MECH_MAX ? m : SMTP_MECH_MAX;
+	for (size_t i = 0; i < ml; i++)
+		mech[i] = (char)toupper((unsigned char)arg[i]);
+	mech[ml] = 0;
+	ml = strlen(mech); /* a NUL from the wire ends the name */
+	slot_set(s, &s->st, SL_MECH, mech, ml);
+	s->mech = mech_of(mech);
 	s->auth_active = true;
 	s->auth_answers = 0;
 	s->auth_have_user = false;
-	s->auth_try_user[0] = 0;
+	slot_clear(&s->st, SL_TRY_USER);
 	if (m < n) {
-		char *ir = arg + m + 1;
+		const char *ir = arg + m + 1;
 		size_t irn = n - m - 1;
 		/* RFC 4954 §4: "=" is an empty initial response. The initial
 		 * response is not an answer to a 334, except that SCRAM's
@@ -695,7 +1056,7 @@ static void cmd_auth(struct smtp_session *s, char *arg, size_t n)
 	}
 }
 
-static void client_command(struct smtp_session *s, char *line, size_t n, uint64_t ts)
+static void client_command(struct smtp_session *s, const char *line, size_t n, uint64_t ts)
 {
 	/* The command word runs from the start of the line to the first blank
 	 * (RFC 5321 §4.1.1); the argument is the rest after blanks. */
@@ -703,20 +1064,19 @@ static void client_command(struct smtp_session *s, char *line, size_t n, uint64_
 	while (w < n && line[w] != ' ' && line[w] != '\t')
 		w++;
 	enum cmd c = cmd_of(line, w);
-	char *arg = line + w;
+	const char *arg = line + w;
 	size_t an = n - w;
 	while (an && (*arg == ' ' || *arg == '\t')) {
 		arg++;
 		an--;
 	}
-	uint16_t rcpt = 0;
-	uint8_t flags = 0;
+	unsigned rcpt = 0;
+	unsigned flags = 0;
 	if (c != CMD_UNKNOWN)
 		s->smtp_seen = true;
 	switch (c) {
 	case CMD_HELO:
-		copy_bounded(s->helo, sizeof s->helo, arg, an);
-		s->has_helo = true;
+		slot_set(s, &s->st, SL_HELO, arg, an < SMTP_HELO_MAX ? an : SMTP_HELO_MAX);
 		s->mail_command_seen = true;
 		break;
 	case CMD_MAIL:
@@ -775,12 +1135,13 @@ static void client_command(struct smtp_session *s, char *line, size_t n, uint64_
 	case CMD_AUTH_ANSWER:
 		break; /* never parsed from a line */
 	}
-	push_cmd(s, (uint8_t)c, flags, rcpt);
+	push_cmd(s, c, flags, rcpt);
 }
 
 /* A line answering a 334 (or, with no server side visible, an AUTH that
  * still expects answers). Never a command, whatever it looks like. */
-static void client_auth_answer(struct smtp_session *s, char *line, size_t n, uint64_t ts)
+static void client_auth_answer(struct smtp_session *s, const char *line, size_t n,
+			       uint64_t ts)
 {
 	push_cmd(s, CMD_AUTH_ANSWER, 0, 0);
 	if (n == 1 && line[0] == '*') {
@@ -795,7 +1156,7 @@ static bool auth_expects_answer_blind(const struct smtp_session *s)
 {
 	if (!s->auth_active || s->server_seen)
 		return false;
-	switch (s->mech) {
+	switch ((enum auth_mech)s->mech) {
 	case MECH_LOGIN:
 		return s->auth_answers < (s->auth_have_user ? 1u : 2u);
 	case MECH_PLAIN:
@@ -811,9 +1172,11 @@ static bool auth_expects_answer_blind(const struct smtp_session *s)
 	return false;
 }
 
-static void client_line(struct smtp_session *s, char *line, size_t n, uint64_t ts)
+/* One client line: where it lies in the segment, or in a carry buffer
+ * (wiped when it goes back: AUTH secrets, and anything else). */
+static void client_line(struct smtp_session *s, const char *line, size_t n, uint64_t ts)
 {
-	switch (s->state) {
+	switch ((enum smtp_state)s->state) {
 	case ST_PROXY:
 		if (!s->proxy_client_done) {
 			if (n == 0)
@@ -840,7 +1203,6 @@ static void client_line(struct smtp_session *s, char *line, size_t n, uint64_t t
 	case ST_NOT_SMTP:
 		break; /* not line-based: handled by the caller */
 	}
-	wipe(line, n); /* AUTH secrets, and anything else, gone from the buffer */
 }
 
 /* --- server replies ----------------------------------------------------------- */
@@ -849,20 +1211,27 @@ static void client_line(struct smtp_session *s, char *line, size_t n, uint64_t t
  * reply, else the open one. */
 static struct txn *reply_txn(struct smtp_session *s, const struct pending *p)
 {
-	if (s->closing && p->cmd != CMD_NONE && p->gen == s->closing->gen)
-		return s->closing;
+	if (s->closing && p->cmd != CMD_NONE && p->gen == s->closing->t.gen)
+		return &s->closing->t;
 	return &s->t;
 }
 
-static void set_last_reply(struct txn *t, uint16_t code, const char *msg, size_t n)
+/* "250 message", the message cut to fit SMTP_REPLY_MAX. Per reply line: the
+ * store grows only when a reply is longer than every one before it. */
+static void set_last_reply(struct smtp_session *s, struct txn *t, uint16_t code, const char *msg,
+			   size_t n)
 {
-	char *o = t->last_reply;
-	o[0] = (char)('0' + code / 100);
-	o[1] = (char)('0' + code / 10 % 10);
-	o[2] = (char)('0' + code % 10);
-	o[3] = ' ';
-	copy_bounded(o + 4, sizeof t->last_reply - 4, msg, n);
-	t->has_last_reply = true;
+	if (n > SMTP_REPLY_MAX - 4)
+		n = SMTP_REPLY_MAX - 4;
+	char *o = slot_put(s, txn_store(s, t), SL_REPLY, 4 + n + 1);
+	if (o) {
+		o[0] = (char)('0' + code / 100);
+		o[1] = (char)('0' + code / 10 % 10);
+		o[2] = (char)('0' + code % 10);
+		o[3] = ' ';
+		memcpy(o + 4, msg, n);
+		o[4 + n] = 0;
+	}
 	t->replies_seen = true;
 }
 
@@ -875,8 +1244,10 @@ static void rcpt_reply(struct smtp_session *s, const struct pending *p, uint16_t
 		t->rcpt_accepted++;
 	else if (code >= 400)
 		t->rcpt_rejected++;
-	if (p->rcpt && p->rcpt <= t->n_rcpt)
-		t->rcpt_code[p->rcpt - 1] = code;
+	if (p->rcpt && p->rcpt <= t->n_rcpt) {
+		struct store *st = txn_store(s, t);
+		memcpy(st->buf + slot_off(st, SL_RCPT_CODE) + 2 * (p->rcpt - 1u), &code, 2);
+	}
 }
 
 /* The first line of a reply: pair it with the oldest pending command and
@@ -958,7 +1329,7 @@ static void reply_line_done(struct smtp_session *s, uint16_t code, bool cont)
 	t->data_code = code;
 	t->awaiting_end_reply = false;
 	s->messages_transferred++;
-	if (t == s->closing)
+	if (s->closing && t == &s->closing->t)
 		closing_write(s);
 	else
 		txn_write(s, t);
@@ -1035,42 +1406,112 @@ static void server_line(struct smtp_session *s, const char *line, size_t n, uint
 	struct txn *t = reply_txn(s, &s->reply_for);
 	if (t == &s->t)
 		txn_open(s, ts);
-	set_last_reply(t, code, msg, msgn);
+	set_last_reply(s, t, code, msg, msgn);
 	reply_line_done(s, code, cont);
 }
 
 /* --- byte streams ----------------------------------------------------------------- */
 
-/* Append bytes up to and including '\n' to lb. Returns the bytes consumed;
- * *complete is set when the line ended. The stored line has no CR/LF. */
-static size_t take_line(struct smtp_session *s, struct linebuf *lb, const uint8_t *p, size_t n,
-			bool *complete)
+/* Append the k bytes p of a line that the segment cuts. Up to LINE_KEEP
+ * bytes are kept, in a small pooled buffer, then in a whole-line one taken
+ * when the small one is full (per line, not per segment). With none free,
+ * the line keeps what fits in what it has; once cut, nothing more of it is
+ * kept, so it never has a hole. */
+static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p, size_t k)
+{
+	if (!k)
+		return;
+	size_t before = c->seen;
+	if (before <= LINE_KEEP) {
+		if (k > LINE_KEEP - before) {
+			/* counted when the bound is passed: a line may never end */
+			s->stats->lines_too_long++;
+			c->seen = LINE_KEEP + 1;
+		} else {
+			c->seen = (uint16_t)(before + k);
+		}
+	}
+	c->cr = p[k - 1] == '\r';
+	if (c->len < before)
+		return; /* already cut */
+	size_t room = LINE_KEEP - c->len;
+	size_t keep = k < room ? k : room;
+	size_t cap = !c->buf ? 0 : c->big ? LINE_KEEP : SMTP_CARRY_SMALL;
+	if (c->len + keep > cap) {
+		bool big = c->len + keep > SMTP_CARRY_SMALL;
+		char *b = line_take(s, big);
+		if (!b && big && !c->buf) {
+			big = false; /* no whole-line buffer: keep what a small one holds */
+			b = line_take(s, false);
+		}
+		if (b) {
+			if (c->buf) {
+				memcpy(b, c->buf, c->len);
+				line_give(s, c->buf, c->big, c->len);
+			}
+			c->buf = b;
+			c->big = big;
+			cap = big ? LINE_KEEP : SMTP_CARRY_SMALL;
+		}
+		if (c->len + keep > cap)
+			keep = cap - c->len;
+	}
+	if (keep)
+		memcpy(c->buf + c->len, p, keep);
+	c->len = (uint16_t)(c->len + keep);
+}
+
+/* The carried line was read (or lost): its buffer goes back, wiped. */
+static void carry_clear(struct smtp_session *s, struct carry *c)
+{
+	if (c->buf)
+		line_give(s, c->buf, c->big, c->len);
+	memset(c, 0, sizeof *c);
+}
+
+/* Take bytes up to and including '\n'. Returns the bytes consumed. When a
+ * line ended, *line is set to it, without its CR LF and cut at SMTP_LINE_MAX:
+ * where it lies in p when p holds all of it (the usual case: segments end at
+ * line ends), else in the carry, which the caller clears once it is read. */
+static size_t take_line(struct smtp_session *s, struct carry *c, const uint8_t *p, size_t n,
+			const char **line, size_t *len)
 {
 	const uint8_t *nl = memchr(p, '\n', n);
 	size_t use = nl ? (size_t)(nl - p) : n;
-	size_t room = SMTP_LINE_MAX + 1 - lb->len; /* + 1: the CR of a whole line */
-	if (use > room) {
-		/* counted when the bound is passed: a line may never end */
-		if (!lb->overflow)
+	*line = NULL;
+	if (!nl) {
+		carry_add(s, c, p, use);
+		return n;
+	}
+	size_t seen, kept;
+	bool cr;
+	if (c->seen == 0) {
+		seen = kept = use;
+		cr = use && p[use - 1] == '\r';
+		*line = (const char *)p;
+		if (seen > LINE_KEEP)
 			s->stats->lines_too_long++;
-		lb->overflow = true;
-		use = room;
+	} else {
+		carry_add(s, c, p, use);
+		seen = c->seen;
+		kept = c->len;
+		cr = c->cr;
+		*line = c->buf ? c->buf : "";
 	}
-	memcpy(lb->buf + lb->len, p, use);
-	lb->len += (uint32_t)use;
-	*complete = nl != NULL;
-	if (*complete) {
-		if (lb->len && lb->buf[lb->len - 1] == '\r')
-			lb->len--;
-		if (lb->len > SMTP_LINE_MAX) {
-			lb->len = SMTP_LINE_MAX;
-			if (!lb->overflow)
-				s->stats->lines_too_long++;
-			lb->overflow = true;
+	size_t eff = SMTP_LINE_MAX; /* past LINE_KEEP: counted when passed */
+	if (seen <= LINE_KEEP) {
+		eff = seen - cr;
+		if (eff > SMTP_LINE_MAX) {
+			s->stats->lines_too_long++;
+			eff = SMTP_LINE_MAX;
 		}
-		lb->buf[lb->len] = 0;
 	}
-	return nl ? (size_t)(nl - p) + 1 : n;
+	if (kept < eff) {
+		s->stats->lines_no_buffer++;
+		eff = kept;
+	}
+	*len = eff;
+	return use + 1;
 }
 
 /* DATA content: dot-unstuffing (RFC 5321 §4.5.2) and the "." line that ends
@@ -1080,7 +1521,7 @@ static size_t data_bytes(struct smtp_session *s, const uint8_t *p, size_t n, uin
 {
 	size_t i = 0;
 	while (i < n) {
-		switch (s->dot) {
+		switch ((enum dot_state)s->dot) {
 		case DOT_LINE_START:
 			if (p[i] == '.') {
 				s->dot = DOT_SEEN;
@@ -1145,7 +1586,7 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 {
 	while (n) {
 		size_t used = n;
-		switch (s->state) {
+		switch ((enum smtp_state)s->state) {
 		case ST_DATA:
 			used = data_bytes(s, p, n, ts);
 			break;
@@ -1167,12 +1608,13 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 		case ST_COMMAND:
 		case ST_AUTH:
 		case ST_AFTER_GAP: {
-			bool complete;
-			used = take_line(s, &s->cl, p, n, &complete);
-			if (complete) {
-				client_line(s, s->cl.buf, s->cl.len, ts);
-				s->cl.len = 0;
-				s->cl.overflow = false;
+			const char *line;
+			size_t len;
+			used = take_line(s, &s->cl, p, n, &line, &len);
+			if (line) {
+				client_line(s, line, len, ts);
+				if (s->cl.seen)
+					carry_clear(s, &s->cl);
 			}
 			break;
 		}
@@ -1186,12 +1628,13 @@ static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint
 {
 	s->server_seen = true;
 	while (n && s->state != ST_TLS && s->state != ST_NOT_SMTP) {
-		bool complete;
-		size_t used = take_line(s, &s->sl, p, n, &complete);
-		if (complete) {
-			server_line(s, s->sl.buf, s->sl.len, ts);
-			s->sl.len = 0;
-			s->sl.overflow = false;
+		const char *line;
+		size_t len;
+		size_t used = take_line(s, &s->sl, p, n, &line, &len);
+		if (line) {
+			server_line(s, line, len, ts);
+			if (s->sl.seen)
+				carry_clear(s, &s->sl);
 		}
 		p += used;
 		n -= used;
@@ -1201,15 +1644,30 @@ static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint
 /* --- public API -------------------------------------------------------------------- */
 
 struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
-					 struct smtp_stats *stats)
+					 struct smtp_stats *stats, struct smtp_line_pool *lines)
 {
-	struct smtp_session *s = calloc(1, sizeof *s); /* no message held yet */
+	struct smtp_session *s = calloc(1, sizeof *s); /* nothing held yet */
 	if (!s)
 		return NULL;
 	s->ev = ev;
 	s->stats = stats;
+	s->lines = lines;
 	smtp_session_reset(s, ctx);
 	return s;
+}
+
+/* Everything beyond the struct goes: strings, queue, closing record, line
+ * buffers (wiped). Scalars are left for the caller. */
+static void release_memory(struct smtp_session *s)
+{
+	if (s->closing) {
+		release_message(s, &s->closing->t);
+		closing_free(s);
+	}
+	store_free(s, &s->st);
+	q_free(s);
+	carry_clear(s, &s->cl);
+	carry_clear(s, &s->sl);
 }
 
 void smtp_session_destroy(struct smtp_session *s)
@@ -1217,12 +1675,7 @@ void smtp_session_destroy(struct smtp_session *s)
 	if (!s)
 		return;
 	release_message(s, &s->t);
-	if (s->closing) {
-		release_message(s, s->closing);
-		free(s->closing);
-	}
-	/* secrets are wiped as they are read; the carry buffer once more */
-	wipe(s->cl.buf, sizeof s->cl.buf);
+	release_memory(s);
 	free(s);
 }
 
@@ -1230,18 +1683,13 @@ void smtp_session_reset(struct smtp_session *s, void *ctx)
 {
 	const struct smtp_events *ev = s->ev;
 	struct smtp_stats *stats = s->stats;
+	struct smtp_line_pool *lines = s->lines;
 	release_message(s, &s->t);
-	if (s->closing) {
-		release_message(s, s->closing);
-		free(s->closing);
-	}
-	/* Everything up to the recipient arena and the line buffers, which are
-	 * only read up to their lengths (reset here). */
-	memset(s, 0, offsetof(struct smtp_session, t) + offsetof(struct txn, arena));
-	s->cl.len = s->sl.len = 0;
-	s->cl.overflow = s->sl.overflow = false;
+	release_memory(s);
+	memset(s, 0, sizeof *s);
 	s->ev = ev;
 	s->stats = stats;
+	s->lines = lines;
 	s->ctx = ctx;
 	s->state = ST_COMMAND;
 }
@@ -1288,10 +1736,7 @@ void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t t
 	s->reply_open = false;
 	s->reply_for.cmd = CMD_NONE;
 	s->bdat_left = 0;
-	struct linebuf *lb = from_client ? &s->cl : &s->sl;
-	wipe(lb->buf, lb->len);
-	lb->len = 0;
-	lb->overflow = false;
+	carry_clear(s, from_client ? &s->cl : &s->sl);
 	s->state = s->state == ST_PROXY ? ST_NOT_SMTP : ST_AFTER_GAP;
 }
 
@@ -1302,12 +1747,41 @@ void smtp_end(struct smtp_session *s, uint64_t ts_us)
 	if (s->state == ST_DATA || s->state == ST_BDAT)
 		end_data(s);
 	txn_flush(s);
-	wipe(s->cl.buf, sizeof s->cl.buf);
+	release_memory(s);
 }
 
 size_t smtp_session_sizeof(void)
 {
 	return sizeof(struct smtp_session);
+}
+
+static size_t carry_bytes(const struct carry *c)
+{
+	return !c->buf ? 0 : c->big ? LINE_KEEP : SMTP_CARRY_SMALL;
+}
+
+size_t smtp_session_bytes(const struct smtp_session *s)
+{
+	return sizeof *s + s->heap + carry_bytes(&s->cl) + carry_bytes(&s->sl);
+}
+
+void smtp_session_memory(const struct smtp_session *s,
+			 void (*fn)(void *arg, const void *p, size_t n), void *arg)
+{
+	fn(arg, s, sizeof *s);
+	if (s->st.buf)
+		fn(arg, s->st.buf, s->st.cap);
+	if (s->q_heap)
+		fn(arg, s->q_heap, s->q_cap * sizeof *s->q_heap);
+	if (s->closing) {
+		fn(arg, s->closing, sizeof *s->closing);
+		if (s->closing->st.buf)
+			fn(arg, s->closing->st.buf, s->closing->st.cap);
+	}
+	if (s->cl.buf)
+		fn(arg, s->cl.buf, carry_bytes(&s->cl));
+	if (s->sl.buf)
+		fn(arg, s->sl.buf, carry_bytes(&s->sl));
 }
 
 bool smtp_in_tls(const struct smtp_session *s)

@@ -8,9 +8,20 @@
  * Results come out as events through struct smtp_events; every pointer in an
  * event is borrowed and valid only until the callback returns.
  *
- * Secrets: AUTH PLAIN/LOGIN passwords are wiped in the line buffer as soon
- * as the user name is taken out; CRAM-MD5 digests and XOAUTH2 tokens too.
- * Nothing the parser stores or emits holds a secret.
+ * Secrets: AUTH PLAIN/LOGIN passwords are wiped as soon as the user name is
+ * taken out (the decoded bytes, and a client line wherever the parser copied
+ * it: its carry, a pooled line buffer before it goes back); CRAM-MD5 digests
+ * and XOAUTH2 tokens too. Nothing the parser stores or emits holds a secret.
+ *
+ * Memory follows what a session holds (STYLE.md 5 bounds every piece): a
+ * small struct (smtp_session_sizeof()), a string store that grows by size
+ * classes up to the sum of the bounds below and keeps its capacity from one
+ * transaction to the next, a command queue that grows past a few entries
+ * only for pipelining clients, and, only while TCP has cut a line, a buffer
+ * borrowed from a struct smtp_line_pool (most segments end at a line end:
+ * a line that lies whole in one is read where it lies). Allocation happens
+ * per command or per transaction at most, never per segment; smtp_end()
+ * and smtp_session_reset() free it all.
  *
  * States (the explicit machine of STYLE.md 7; see smtp.c for the diagram):
  * COMMANDS -> DATA_CONTENT (after 354) -> COMMANDS; COMMANDS -> BDAT_CHUNK;
@@ -36,7 +47,12 @@
 #define SMTP_HELO_MAX      255
 #define SMTP_REPLY_MAX     512  /* bytes of last_reply kept */
 #define SMTP_USER_MAX      256  /* bytes of an AUTH user name kept */
+#define SMTP_MECH_MAX      23   /* bytes of an AUTH mechanism name kept */
 #define SMTP_REPLY_LINES_MAX 64 /* lines of one multi-line reply looked at */
+#define SMTP_RCPT_ARENA    4096 /* bytes of kept recipient addresses per transaction */
+#define SMTP_CARRY_SMALL   120  /* bytes of a small carry buffer: a command or a
+                                 * reply line; a cut line longer than that
+                                 * moves to a whole-line buffer */
 
 enum smtp_auth_outcome {
 	SMTP_AUTH_SUCCESS,  /* 235 */
@@ -94,6 +110,7 @@ struct smtp_stats {
 	uint64_t sessions;
 	uint64_t transactions;
 	uint64_t lines_too_long;     /* lines cut at SMTP_LINE_MAX */
+	uint64_t lines_no_buffer;    /* lines cut short: no pooled buffer was free */
 	uint64_t pending_overflow;   /* commands dropped past SMTP_PENDING_MAX */
 	uint64_t rcpt_over_keep;     /* recipients beyond SMTP_RCPT_KEEP_MAX */
 	uint64_t unmatched_replies;  /* replies with no command waiting */
@@ -103,16 +120,40 @@ struct smtp_stats {
 	uint64_t auth_attempts, auth_failures;
 	uint64_t starttls;
 	uint64_t no_message_parser;  /* msg_acquire returned NULL */
+	/* Memory of the sessions beyond their structs: string stores, grown
+	 * command queues and closing records, in bytes now and at most; and
+	 * pooled carry buffers lent now and at most, small ones
+	 * (SMTP_CARRY_SMALL bytes) and whole-line ones (SMTP_LINE_MAX + 1). */
+	uint64_t store_bytes, store_peak;
+	uint64_t line_bufs_small, line_bufs_small_peak;
+	uint64_t line_bufs_big, line_bufs_big_peak;
 };
+
+/* Buffers for the lines that TCP cuts, shared by the sessions of one sensor
+ * (one thread): a cut line is carried in a small buffer, and in a
+ * whole-line one once it outgrows that. A session holds at most one per
+ * direction, and only until the line ends. Buffers are made on first need,
+ * at most small and big of each kind, and recycled, wiped. When none is
+ * free the line keeps what fits in what it has (nothing without a small
+ * one) and is counted (lines_no_buffer): two small buffers per session
+ * means a line is never cut for want of a small one.
+ * Destroy it after every session that uses it. */
+struct smtp_line_pool;
+
+/* Returns NULL on ENOMEM. */
+struct smtp_line_pool *smtp_line_pool_create(uint32_t small, uint32_t big);
+void smtp_line_pool_destroy(struct smtp_line_pool *p);
 
 struct smtp_session;
 
-/* Allocate a session. ev and stats must outlive it. Returns NULL on ENOMEM. */
+/* Allocate a session. ev, stats and lines must outlive it; lines may be
+ * NULL (then nothing of a cut line is kept). Returns NULL on ENOMEM. */
 struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
-					 struct smtp_stats *stats);
+					 struct smtp_stats *stats, struct smtp_line_pool *lines);
 void smtp_session_destroy(struct smtp_session *s);
 
-/* Make a used session new again (for pools). */
+/* Make a used session new again (for pools): what it held beyond its
+ * struct is freed, a borrowed line buffer given back. */
 void smtp_session_reset(struct smtp_session *s, void *ctx);
 
 /* Call once before the first byte. With the TCP handshake captured, the
@@ -124,14 +165,24 @@ void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, si
 void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t ts_us);
 
 /* Connection over: a pending transaction is reported, a message parser
- * handed back. The session can then be destroyed or reset. */
+ * handed back, the session's memory beyond its struct freed. The session
+ * can then be destroyed or reset. */
 void smtp_end(struct smtp_session *s, uint64_t ts_us);
 
 bool smtp_in_tls(const struct smtp_session *s);
 
-/* Bytes of one session, for memory accounting and for the test that scans a
- * session's memory for secrets. */
+/* Bytes of a session's struct, and of everything it holds now (struct,
+ * store, queue, closing record, borrowed line buffers). */
 size_t smtp_session_sizeof(void);
+size_t smtp_session_bytes(const struct smtp_session *s);
+
+/* Every block of memory a session holds (its struct included), and every
+ * free buffer of a pool: for the tests that look for secrets in them. */
+void smtp_session_memory(const struct smtp_session *s,
+			 void (*fn)(void *arg, const void *p, size_t n), void *arg);
+void smtp_line_pool_memory(const struct smtp_line_pool *p,
+			   void (*fn)(void *arg, const void *p, size_t n), void *arg);
+
 /* True once the session shows SMTP: a HELO/EHLO, MAIL or RCPT from the
  * client, answered by a reply when the server side is visible. Used when
  * nDPI names a mail flow otherwise (it guesses by port, client ports

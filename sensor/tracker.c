@@ -47,6 +47,7 @@ struct tracker {
 	struct classifier *cls;
 	struct reasm_pool *reasm;
 	struct pool sessions, messages;
+	struct smtp_line_pool *lines;
 	struct smtp_events smtp_ev;
 	struct smtp_stats smtp_stats;
 	uint64_t encrypted_sessions;
@@ -209,7 +210,7 @@ static void session_attach(struct tracker *t, struct flow_ctx *c)
 	bool make;
 	struct smtp_session *s = pool_take(&t->sessions, &make);
 	if (make) {
-		s = smtp_session_create(&t->smtp_ev, t, &t->smtp_stats);
+		s = smtp_session_create(&t->smtp_ev, t, &t->smtp_stats, t->lines);
 		if (s)
 			pool_made(&t->sessions);
 		else
@@ -239,6 +240,7 @@ static void session_detach(struct tracker *t, struct flow *f, struct flow_ctx *c
 		}
 		smtp_end(c->smtp, f->last_us);
 	}
+	smtp_session_reset(c->smtp, t); /* what it held goes now, not at its next use */
 	pool_give(&t->sessions, c->smtp);
 	c->smtp = NULL;
 	if (!flush)
@@ -346,7 +348,14 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	t->fctx = calloc(cfg->flows.max_flows, sizeof *t->fctx);
 	t->cls = classifier_create(cfg->max_classifying);
 	t->reasm = reasm_pool_create(cfg->reasm_buffers);
-	if (!t->fctx || !t->cls || !t->reasm || pool_init(&t->sessions, cfg->max_sessions) < 0 ||
+	/* Carry buffers are lent only while TCP has cut a line (smtp.h): two
+	 * small ones per session, so that none goes without, and a whole-line
+	 * one per eight sessions, far more than traffic needs (one at a time
+	 * for 114k sessions in the benchmark), bounding what slow long lines
+	 * can take to 128 B a session. */
+	t->lines = smtp_line_pool_create(2 * cfg->max_sessions, cfg->max_sessions / 8 + 1);
+	if (!t->fctx || !t->cls || !t->reasm || !t->lines ||
+	    pool_init(&t->sessions, cfg->max_sessions) < 0 ||
 	    pool_init(&t->messages, cfg->max_messages) < 0) {
 		snprintf(err, errsz, "cannot initialise the tracker (nDPI or memory)");
 		goto out_free;
@@ -368,6 +377,7 @@ void tracker_destroy(struct tracker *t)
 		smtp_session_destroy(t->sessions.items[i]);
 	for (uint32_t i = 0; i < t->messages.nfree; i++)
 		message_destroy(t->messages.items[i]);
+	smtp_line_pool_destroy(t->lines);
 	free(t->sessions.items);
 	free(t->messages.items);
 	classifier_destroy(t->cls);

@@ -9,7 +9,8 @@
  *
  * Memory is bounded by the config: flows, SMTP sessions, message parsers,
  * nDPI states and out-of-order buffers each come from a capped pool, all
- * sized up front or grown once and recycled, so packets never allocate. */
+ * sized up front or grown once and recycled, so packets never allocate; so
+ * do the buffers that carry cut SMTP lines (smtp.h). */
 #pragma once
 
 #include <stdbool.h>

@@ -1,7 +1,8 @@
 /* test-smtp.c — sensor/smtp.c fed strings, no pcap and no Redis
  * (STYLE.md 6): pairing, pipelining, DATA/BDAT, AUTH and secrets, STARTTLS,
- * gaps, one-sided sessions, open proxies, and every bound at the limit and
- * one past it. */
+ * gaps, one-sided sessions, open proxies, every bound at the limit and one
+ * past it, and the session's memory: lines carried in pooled buffers, the
+ * store and the queue growing to their bounds, secrets wiped everywhere. */
 #include "testlib.h"
 
 #include "smtp.h"
@@ -12,7 +13,8 @@
 struct seen_txn {
 	unsigned depth;
 	char helo[300], mailfrom[400], rcpt[8][400], last_reply[600], subject[600], from[600];
-	char auth_user[300];
+	char auth_user[300], auth_mech[32];
+	uint16_t rcpt_code[SMTP_RCPT_KEEP_MAX];
 	unsigned n_rcpt, rcpt_total, rcpt_accepted, rcpt_rejected;
 	bool tls, data_done, has_msg;
 	uint16_t data_code;
@@ -29,6 +31,7 @@ static unsigned n_starttls;
 static struct smtp_stats stats;
 static struct message *pool_msg[2];
 static bool msg_taken[2];
+static struct smtp_line_pool *lines; /* never short for one session at a time */
 
 static void cp(char *dst, size_t n, const char *src)
 {
@@ -47,12 +50,15 @@ static void on_txn(void *ctx, const struct smtp_txn *t)
 	cp(s->mailfrom, sizeof s->mailfrom, t->mailfrom);
 	for (unsigned i = 0; i < t->n_rcpt && i < 8; i++)
 		cp(s->rcpt[i], sizeof s->rcpt[i], t->rcpt[i]);
+	for (unsigned i = 0; i < t->n_rcpt; i++)
+		s->rcpt_code[i] = t->rcpt_code[i];
 	s->n_rcpt = t->n_rcpt;
 	s->rcpt_total = t->rcpt_total;
 	s->rcpt_accepted = t->rcpt_accepted;
 	s->rcpt_rejected = t->rcpt_rejected;
 	cp(s->last_reply, sizeof s->last_reply, t->last_reply);
 	cp(s->auth_user, sizeof s->auth_user, t->auth_user);
+	cp(s->auth_mech, sizeof s->auth_mech, t->auth_mech);
 	s->tls = t->tls;
 	s->data_done = t->data_done;
 	s->data_code = t->data_code;
@@ -105,13 +111,18 @@ static void release(void *ctx, struct message *m)
 
 static const struct smtp_events events = { on_txn, on_auth, on_starttls, acquire, release };
 
-static struct smtp_session *start(bool handshake)
+static struct smtp_session *start_with(bool handshake, struct smtp_line_pool *pool)
 {
 	n_txn = n_auth = n_starttls = 0;
 	memset(&stats, 0, sizeof stats);
-	struct smtp_session *s = smtp_session_create(&events, NULL, &stats);
+	struct smtp_session *s = smtp_session_create(&events, NULL, &stats, pool);
 	smtp_session_start(s, handshake);
 	return s;
+}
+
+static struct smtp_session *start(bool handshake)
+{
+	return start_with(handshake, lines);
 }
 
 static void C(struct smtp_session *s, const char *text)
@@ -349,6 +360,30 @@ static bool mem_has(const void *hay, size_t n, const char *needle)
 	return memmem(hay, n, needle, strlen(needle)) != NULL;
 }
 
+struct scan {
+	const char *needle;
+	bool found;
+};
+
+static void scan_block(void *arg, const void *p, size_t n)
+{
+	struct scan *sc = arg;
+	if (mem_has(p, n, sc->needle))
+		sc->found = true;
+}
+
+/* Is needle anywhere in what the session holds, or in a free buffer of the
+ * line pool? */
+static bool session_has(const struct smtp_session *s, const char *needle)
+{
+	struct scan sc = { needle, false };
+	if (!needle[0])
+		return false;
+	smtp_session_memory(s, scan_block, &sc);
+	smtp_line_pool_memory(lines, scan_block, &sc);
+	return sc.found;
+}
+
 static void test_auth_forms(void)
 {
 	/* base64 of "\0alice@pref.example.jp\0Pa55-gold-PLAIN" etc. */
@@ -392,8 +427,8 @@ static void test_auth_forms(void)
 		C(s, "MAIL FROM:<x@pref.example.jp>\r\n");
 		S(s, "250 ok\r\n");
 		if (k->secret[0]) {
-			CHECK(!mem_has(s, smtp_session_sizeof(), k->secret));
-			CHECK(!mem_has(s, smtp_session_sizeof(), k->wire));
+			CHECK(!session_has(s, k->secret));
+			CHECK(!session_has(s, k->wire));
 		}
 		finish(s);
 		CHECK_INT(n_auth, 1);
@@ -414,7 +449,7 @@ static void test_auth_one_sided(void)
 	 * are still recognised, and the password is never taken as a command. */
 	struct smtp_session *s = start(true);
 	C(s, "EHLO c\r\nAUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0LXB3\r\nMAIL FROM:<alice@x>\r\nRCPT TO:<b@y>\r\n");
-	CHECK(!mem_has(s, smtp_session_sizeof(), "c2VjcmV0LXB3"));
+	CHECK(!session_has(s, "c2VjcmV0LXB3"));
 	finish(s);
 	CHECK_INT(n_auth, 1);
 	CHECK_STR(auth_users[0], "alice");
@@ -643,10 +678,401 @@ static void test_unterminated_long_line_counted(void)
 	CHECK_INT(stats.lines_too_long, 1);
 }
 
+/* --- memory: carried lines, the store, the queue -------------------------- */
+
+/* What the session holds beyond its struct. */
+static size_t held(const struct smtp_session *s)
+{
+	return smtp_session_bytes(s) - smtp_session_sizeof();
+}
+
+static void b64(const unsigned char *in, size_t n, char *out)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+			     (i + 2 < n ? in[i + 2] : 0);
+		out[o++] = tab[v >> 18 & 63];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? tab[v & 63] : '=';
+	}
+	out[o] = 0;
+}
+
+/* Feed all of text but its last byte one byte per segment. */
+static void feed_bytes_but_last(struct smtp_session *s, bool client, const char *text)
+{
+	size_t n = strlen(text);
+	for (size_t i = 0; i + 1 < n; i++)
+		smtp_feed(s, client, (const uint8_t *)text + i, 1, 1);
+}
+
+/* A command and a reply longer than a small carry buffer, one byte per
+ * segment: each moves to a whole-line buffer, which goes back when the line
+ * ends, and the record is the one the unsplit session writes. A line that
+ * lies whole in its segment borrows nothing. */
+static void test_line_split_every_byte(void)
+{
+	static char mail[400], reply[400];
+	snprintf(mail, sizeof mail, "MAIL FROM:<sender@example.org> SIZE=1000 ENVID=%0250d\r\n", 7);
+	snprintf(reply, sizeof reply, "250 2.1.0 %0200d sender ok\r\n", 3);
+	CHECK(strlen(mail) > SMTP_CARRY_SMALL && strlen(reply) > SMTP_CARRY_SMALL);
+	for (int split = 0; split <= 1; split++) {
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		C(s, "EHLO c\r\n");
+		S(s, "250 mx\r\n");
+		if (split) {
+			feed_bytes_but_last(s, true, mail);
+			CHECK_INT(stats.line_bufs_big, 1);   /* mid-line: one lent */
+			CHECK_INT(stats.line_bufs_small, 0); /* the small one went back */
+			CHECK(held(s) >= SMTP_LINE_MAX + 1);
+			C(s, "\n");
+			CHECK_INT(stats.line_bufs_big, 0);
+			feed_bytes_but_last(s, false, reply);
+			CHECK_INT(stats.line_bufs_big, 1);
+			S(s, "\n");
+		} else {
+			C(s, mail);
+			S(s, reply);
+		}
+		CHECK_INT(stats.line_bufs_big + stats.line_bufs_small, 0);
+		CHECK_INT(stats.line_bufs_big_peak, split);
+		CHECK_INT(stats.line_bufs_small_peak, split);
+		C(s, "RCPT TO:<b@example.net>\r\n");
+		S(s, "250 ok\r\n");
+		finish(s);
+		CHECK_INT(stats.lines_no_buffer, 0);
+		CHECK_INT(n_txn, 1);
+		CHECK_STR(txns[0].mailfrom, "sender@example.org");
+		CHECK_INT(txns[0].rcpt_accepted, 1);
+		CHECK_INT(stats.unmatched_replies, 0);
+	}
+	/* The bound holds one byte at a time as it does whole: a line of
+	 * SMTP_LINE_MAX bytes is whole, one more is cut and counted once. */
+	static char line[SMTP_LINE_MAX + 8];
+	for (int extra = 0; extra <= 1; extra++) {
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		size_t n = SMTP_LINE_MAX + (size_t)extra;
+		memcpy(line, "NOOP ", 5);
+		memset(line + 5, 'a', n - 5);
+		memcpy(line + n, "\r\n", 3);
+		feed_split(s, true, line, 1);
+		C(s, "MAIL FROM:<a@x>\r\n");
+		S(s, "250 noop\r\n250 ok\r\n");
+		finish(s);
+		CHECK_INT(stats.lines_too_long, extra);
+		CHECK_INT(stats.lines_no_buffer, 0);
+		CHECK_INT(n_txn, 1);
+		CHECK_STR(txns[0].last_reply, "250 ok");
+	}
+}
+
+/* No whole-line buffer free: a cut line keeps what its small buffer holds
+ * (command and path come first) and is counted; a line that lies whole in
+ * its segment needs no buffer at all. With no buffer of any kind a cut line
+ * keeps nothing, and is counted; the session goes on. */
+static void test_line_pool_empty(void)
+{
+	struct smtp_line_pool *small_only = smtp_line_pool_create(2, 0);
+	static char rcpt[400];
+	snprintf(rcpt, sizeof rcpt, "RCPT TO:<rcpt@example.net> ORCPT=rfc822;%0200d\r\n", 5);
+	struct smtp_session *s = start_with(true, small_only);
+	S(s, "220 mx\r\n");
+	C(s, "MAIL FROM:<a@x.jp> ENVID=0000000000000000000000000000000000000000000000000000000000"
+	     "00000000000000000000000000000000000000000000000000000000000000000000000000000\r\n");
+	CHECK_INT(stats.lines_no_buffer, 0); /* whole in its segment */
+	S(s, "250 ok\r\n");
+	feed_split(s, true, rcpt, 1);
+	S(s, "250 ok\r\n");
+	finish(s);
+	CHECK_INT(stats.lines_no_buffer, 1);
+	CHECK_INT(stats.lines_too_long, 0);
+	CHECK_INT(stats.line_bufs_small_peak, 1);
+	CHECK_INT(stats.line_bufs_big_peak, 0);
+	CHECK_INT(n_txn, 1);
+	CHECK_STR(txns[0].mailfrom, "a@x.jp");
+	CHECK_STR(txns[0].rcpt[0], "rcpt@example.net");
+	CHECK_INT(txns[0].rcpt_accepted, 1);
+
+	/* The first piece carried is already longer than a small buffer. */
+	s = start_with(true, small_only);
+	S(s, "220 mx\r\n");
+	C(s, "MAIL FROM:<a@x.jp>\r\n");
+	smtp_feed(s, true, (const uint8_t *)rcpt, 150, 1);
+	C(s, rcpt + 150);
+	S(s, "250 ok\r\n250 ok\r\n");
+	finish(s);
+	CHECK_INT(stats.lines_no_buffer, 1);
+	CHECK_INT(n_txn, 1);
+	CHECK_STR(txns[0].rcpt[0], "rcpt@example.net");
+
+	/* A line once cut keeps nothing more, even when a buffer frees up
+	 * before it ends: it never has a hole. Session b holds the only
+	 * whole-line buffer while a's reply is cut, then gives it back. */
+	struct smtp_line_pool *one_big = smtp_line_pool_create(4, 1);
+	static char head[201];
+	snprintf(head, sizeof head, "250 %0196d", 0);
+	s = start_with(true, one_big);
+	struct smtp_session *b = smtp_session_create(&events, NULL, &stats, one_big);
+	smtp_session_start(b, true);
+	S(s, "220 mx\r\n");
+	C(s, "MAIL FROM:<a@x.jp>\r\n");
+	S(b, head);
+	S(s, head);
+	S(b, "\r\n");
+	CHECK_INT(stats.line_bufs_big, 0);
+	S(s, "TAIL\r\n");
+	finish(s);
+	smtp_end(b, 2000);
+	smtp_session_destroy(b);
+	CHECK_INT(stats.lines_no_buffer, 1);
+	CHECK_INT(n_txn, 1);
+	CHECK_INT(strlen(txns[0].last_reply), SMTP_CARRY_SMALL);
+	CHECK(strncmp(txns[0].last_reply, head, SMTP_CARRY_SMALL) == 0);
+	smtp_line_pool_destroy(one_big);
+
+	/* Past SMTP_LINE_MAX and cut for want of a buffer: counted once each. */
+	static char longline[2000 + 3];
+	memset(longline, 'A', 2000);
+	memcpy(longline + 2000, "\r\n", 3);
+	s = start_with(true, small_only);
+	feed_split(s, true, longline, 100);
+	C(s, "MAIL FROM:<a@x.jp>\r\n");
+	finish(s);
+	CHECK_INT(stats.lines_too_long, 1);
+	CHECK_INT(stats.lines_no_buffer, 1);
+	CHECK_INT(n_txn, 1);
+	smtp_line_pool_destroy(small_only);
+
+	s = start_with(true, NULL);
+	S(s, "220 mx\r\n");
+	C(s, "MAIL FROM:<a@x.jp>\r\n");
+	feed_split(s, true, "RCPT TO:<b@y.org>\r\n", 5); /* kept nothing */
+	C(s, "RCPT TO:<c@y.org>\r\n");
+	S(s, "250 ok\r\n500 what\r\n250 ok\r\n");
+	finish(s);
+	CHECK_INT(stats.lines_no_buffer, 1);
+	CHECK_INT(n_txn, 1);
+	CHECK_INT(txns[0].rcpt_total, 1);
+	CHECK_STR(txns[0].rcpt[0], "c@y.org");
+	CHECK_INT(txns[0].rcpt_accepted, 1);
+	CHECK_STR(txns[0].last_reply, "250 ok");
+}
+
+/* Every string at its bound at once: the store grows class by class to the
+ * sum of the bounds and no further, keeps that capacity for the next
+ * transaction, and is freed with the session. */
+static void test_store_to_its_bound(void)
+{
+	const size_t store_max = SMTP_HELO_MAX + 1 + 2 * (SMTP_MECH_MAX + 1) +
+				 2 * (SMTP_USER_MAX + 1) + SMTP_PATH_MAX + 1 + SMTP_RCPT_ARENA +
+				 2 * SMTP_RCPT_KEEP_MAX + SMTP_REPLY_MAX + 1;
+	static char line[2048], helo[SMTP_HELO_MAX + 1], user[SMTP_USER_MAX + 1];
+	static char path[SMTP_PATH_MAX + 1], wire[1024], reply[SMTP_REPLY_MAX + 100];
+	static unsigned char sasl[512];
+	const char *mech = "SCRAM-SHA-256-PLUS-XYZW";
+	CHECK_INT(strlen(mech), SMTP_MECH_MAX);
+
+	struct smtp_session *s = start(true);
+	CHECK_INT(held(s), 0);
+	S(s, "220 mx\r\n");
+	memset(helo, 'h', SMTP_HELO_MAX);
+	snprintf(line, sizeof line, "EHLO %s\r\n", helo);
+	C(s, line);
+	S(s, "250 mx\r\n");
+	/* SCRAM's client-first message carries the user (RFC 5802) */
+	memset(user, 'u', SMTP_USER_MAX);
+	int sn = snprintf((char *)sasl, sizeof sasl, "n,,n=%s,r=nonce", user);
+	b64(sasl, (size_t)sn, wire);
+	snprintf(line, sizeof line, "AUTH %s %s\r\n", mech, wire);
+	C(s, line);
+	S(s, "235 2.7.0 ok\r\n");
+	memset(path, 'p', 64);
+	path[64] = '@';
+	memset(path + 65, 'd', SMTP_PATH_MAX - 65);
+	snprintf(line, sizeof line, "MAIL FROM:<%s>\r\n", path);
+	C(s, line);
+	S(s, "250 ok\r\n");
+	/* 100 recipients that fill the arena exactly: 96 of 40 bytes and 4 of
+	 * 39, each with its NUL */
+	size_t last = held(s);
+	unsigned grew = 0;
+	for (int i = 0; i < SMTP_RCPT_KEEP_MAX; i++) {
+		snprintf(line, sizeof line, "RCPT TO:<r%03d@%0*d>\r\n", i, i < 96 ? 35 : 34, 0);
+		C(s, line);
+		S(s, i % 2 ? "251 ok\r\n" : "250 ok\r\n");
+		CHECK(held(s) >= last);
+		grew += held(s) > last;
+		last = held(s);
+	}
+	CHECK(grew >= 5); /* class by class, per command */
+	memcpy(reply, "250 ", 4);
+	memset(reply + 4, 'r', SMTP_REPLY_MAX + 50);
+	memcpy(reply + 4 + SMTP_REPLY_MAX + 50, "\r\n", 3);
+	C(s, "NOOP\r\n");
+	S(s, reply);
+	CHECK_INT(held(s), store_max);
+	/* One more recipient is over the bound and costs nothing. */
+	C(s, "RCPT TO:<over@example.org>\r\n");
+	S(s, "250 ok\r\n");
+	CHECK_INT(stats.rcpt_over_keep, 1);
+	CHECK_INT(held(s), store_max);
+	/* The next transaction starts empty in the same store. */
+	C(s, "MAIL FROM:<second@example.org>\r\n");
+	S(s, "250 ok\r\n");
+	C(s, "RCPT TO:<x@example.net>\r\n");
+	S(s, "250 ok\r\n");
+	CHECK_INT(held(s), store_max);
+	CHECK_INT(n_txn, 1);
+	struct seen_txn *t = &txns[0];
+	CHECK_STR(t->helo, helo);
+	CHECK_STR(t->auth_user, user);
+	CHECK_STR(t->auth_mech, mech);
+	CHECK_STR(t->mailfrom, path);
+	CHECK_INT(t->n_rcpt, SMTP_RCPT_KEEP_MAX);
+	CHECK_INT(t->rcpt_total, SMTP_RCPT_KEEP_MAX + 1);
+	snprintf(line, sizeof line, "r000@%035d", 0);
+	CHECK_STR(t->rcpt[0], line);
+	CHECK_INT(t->rcpt_code[0], 250);
+	CHECK_INT(t->rcpt_code[SMTP_RCPT_KEEP_MAX - 1], 251);
+	CHECK_STR(t->last_reply, "250 ok");
+	smtp_end(s, 2000);
+	CHECK_INT(held(s), 0);
+	CHECK_INT(stats.store_bytes, 0);
+	CHECK(stats.store_peak >= store_max);
+	smtp_session_destroy(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_STR(txns[1].mailfrom, "second@example.org");
+	CHECK_INT(txns[1].n_rcpt, 1);
+	CHECK_STR(txns[1].rcpt[0], "x@example.net");
+	CHECK_STR(txns[1].auth_user, user);
+}
+
+/* 100 RCPTs in one segment, then their 100 replies in one: the queue grows
+ * from its few inline entries to SMTP_PENDING_MAX without dropping any,
+ * every reply pairs with its recipient, and the queue goes with the
+ * session. */
+static void test_pipelined_100_rcpts(void)
+{
+	static char batch[SMTP_RCPT_KEEP_MAX * 40], replies[SMTP_RCPT_KEEP_MAX * 20];
+	CHECK_INT(SMTP_RCPT_KEEP_MAX, SMTP_PENDING_MAX); /* the batch is both bounds */
+	struct smtp_session *s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "EHLO c\r\n");
+	S(s, "250-mx\r\n250 PIPELINING\r\n");
+	C(s, "MAIL FROM:<bulk@x.jp>\r\n");
+	S(s, "250 ok\r\n");
+	size_t b = 0, r = 0;
+	unsigned rejected = 0;
+	for (int i = 0; i < SMTP_RCPT_KEEP_MAX; i++) {
+		b += (size_t)sprintf(batch + b, "RCPT TO:<r%d@d%d.example>\r\n", i, i);
+		r += (size_t)sprintf(replies + r, "%s\r\n", i % 7 == 3 ? "550 5.1.1 no" : "250 2.1.5 ok");
+		rejected += i % 7 == 3;
+	}
+	size_t before = held(s);
+	C(s, batch);
+	CHECK(held(s) >= before + SMTP_PENDING_MAX * 4); /* 4-byte entries, all there */
+	CHECK_INT(stats.pending_overflow, 0);
+	S(s, replies);
+	C(s, "DATA\r\n");
+	S(s, "354 go\r\n");
+	C(s, "Subject: bulk\r\n\r\nx\r\n.\r\n");
+	S(s, "250 queued\r\n");
+	C(s, "QUIT\r\n");
+	S(s, "221 bye\r\n");
+	CHECK_INT(stats.unmatched_replies, 0);
+	CHECK_INT(n_txn, 1);
+	struct seen_txn *t = &txns[0];
+	CHECK_INT(t->rcpt_total, SMTP_RCPT_KEEP_MAX);
+	CHECK_INT(t->n_rcpt, SMTP_RCPT_KEEP_MAX);
+	CHECK_INT(t->rcpt_rejected, rejected);
+	CHECK_INT(t->rcpt_accepted, SMTP_RCPT_KEEP_MAX - rejected);
+	for (int i = 0; i < SMTP_RCPT_KEEP_MAX; i++)
+		CHECK_INT(t->rcpt_code[i], i % 7 == 3 ? 550 : 250);
+	CHECK_STR(t->rcpt[7], "r7@d7.example");
+	CHECK_STR(t->subject, "bulk");
+	CHECK_STR(t->last_reply, "250 queued");
+	finish(s);
+	CHECK_INT(n_txn, 1);
+	CHECK_INT(stats.store_bytes, 0); /* finish ended it: nothing held */
+}
+
+/* AUTH lines cut by TCP are carried in pooled buffers: when the line ends,
+ * is lost in a gap, or the connection ends before it does, nothing of the
+ * secret is left in the session or in the pool's free buffers. */
+static void test_carried_secret_wiped(void)
+{
+	static char line[1200], wire[1100];
+	static unsigned char sasl[800];
+	const char *pw = "Pa55-carried-secret";
+	/* a long authzid: the line outgrows the small buffer */
+	memset(sasl, 'z', 400);
+	size_t n = 400;
+	sasl[n++] = 0;
+	memcpy(sasl + n, "alice@pref.example.jp", 21);
+	n += 21;
+	sasl[n++] = 0;
+	memcpy(sasl + n, pw, strlen(pw));
+	n += strlen(pw);
+	b64(sasl, n, wire);
+	const char *tail = wire + strlen(wire) - 24; /* the password, encoded */
+	snprintf(line, sizeof line, "AUTH PLAIN %s\r\n", wire);
+	for (size_t step = 1; step <= 64; step *= 8) {
+		struct smtp_session *s = start(true);
+		S(s, "220 mx\r\n");
+		C(s, "EHLO c\r\n");
+		S(s, "250 AUTH PLAIN LOGIN\r\n");
+		feed_bytes_but_last(s, true, line);
+		CHECK(session_has(s, tail)); /* carried: the scan does see it */
+		C(s, "\n");
+		CHECK(!session_has(s, tail));
+		CHECK(!session_has(s, pw));
+		CHECK_INT(stats.line_bufs_big_peak, 1);
+		S(s, "235 ok\r\n");
+		CHECK_INT(n_auth, 1);
+		CHECK_STR(auth_users[0], "alice@pref.example.jp");
+
+		/* LOGIN: the password line alone, cut in pieces */
+		C(s, "AUTH LOGIN\r\n");
+		S(s, "334 VXNlcm5hbWU6\r\n");
+		C(s, "Ym9i\r\n");
+		S(s, "334 UGFzc3dvcmQ6\r\n");
+		feed_split(s, true, "c2VjcmV0LWxvZ2luLXB3\r\n", step);
+		CHECK(!session_has(s, "c2VjcmV0LWxvZ2luLXB3"));
+		CHECK(!session_has(s, "secret-login-pw"));
+		S(s, "235 ok\r\n");
+
+		/* a gap inside an AUTH line */
+		C(s, "AUTH PLAIN ");
+		C(s, wire);
+		CHECK(session_has(s, tail));
+		smtp_gap(s, true, 100, 1);
+		CHECK(!session_has(s, tail));
+		S(s, "535 no\r\n");
+
+		/* the connection ends inside one */
+		C(s, "AUTH PLAIN ");
+		C(s, wire);
+		CHECK(session_has(s, tail));
+		smtp_end(s, 2000);
+		CHECK(!session_has(s, tail));
+		CHECK_INT(held(s), 0);
+		CHECK_INT(stats.line_bufs_small + stats.line_bufs_big, 0);
+		smtp_session_destroy(s);
+		CHECK(!msg_taken[0] && !msg_taken[1]);
+	}
+}
+
 int main(void)
 {
 	pool_msg[0] = message_create();
 	pool_msg[1] = message_create();
+	lines = smtp_line_pool_create(2, 2);
 	RUN(test_basic_transaction);
 	RUN(test_pipelining);
 	RUN(test_rset_and_mail_flush);
@@ -667,8 +1093,14 @@ int main(void)
 	RUN(test_rcpt_bound);
 	RUN(test_address_forms);
 	RUN(test_client_before_banner);
+	RUN(test_line_split_every_byte);
+	RUN(test_line_pool_empty);
+	RUN(test_store_to_its_bound);
+	RUN(test_pipelined_100_rcpts);
+	RUN(test_carried_secret_wiped);
 	message_destroy(pool_msg[0]);
 	message_destroy(pool_msg[1]);
 	RUN(test_unterminated_long_line_counted);
+	smtp_line_pool_destroy(lines);
 	return TEST_EXIT();
 }

@@ -16,12 +16,14 @@
  *     data   the bytes of that direction
  *
  * One session is created once and made new with smtp_session_reset() for
- * every run, as the tracker's session pool does (creating and wiping 9 KB
- * twice per input cost a third of the time).
+ * every run, as the tracker's session pool does (when a session was 9 KB,
+ * creating and wiping it twice per input cost a third of the time).
  *
  * Oracles: the sanitizers; the bounds of smtp.h and message.h on every
  * emitted string; the record of every transaction serialises into JSON that
- * jansson accepts; the message pool is handed back on smtp_end(); and the
+ * jansson accepts; the message pool is handed back on smtp_end(), and so is
+ * every byte the session held beyond its struct (line buffers included:
+ * with one per direction no line is ever cut for lack of one); and the
  * differential one: smtp.h promises any split of the bytes gives the same
  * result, so the session is run twice — chunks fed whole, then each chunk
  * cut at pseudo-random points — and the event dumps must be equal. */
@@ -46,6 +48,7 @@ static struct {
 	struct dump d;
 	bool check_json;             /* first run only: the second must match it */
 	struct smtp_session *s;      /* one session, reset per run as the tracker's pool does */
+	struct smtp_line_pool *lines; /* two of each size: one per direction, never short */
 	struct smtp_stats stats;
 } st;
 
@@ -58,7 +61,7 @@ static void on_txn(void *ctx, const struct smtp_txn *t)
 	dump_f(d, "txn ts=%llu depth=%u\n", (unsigned long long)t->ts_us, t->trans_depth);
 	dump_str(d, "helo", t->helo, SMTP_HELO_MAX);
 	dump_str(d, "auth_user", t->auth_user, SMTP_USER_MAX);
-	dump_str(d, "auth_mech", t->auth_mech, 23);
+	dump_str(d, "auth_mech", t->auth_mech, SMTP_MECH_MAX);
 	dump_str(d, "mailfrom", t->mailfrom, SMTP_PATH_MAX);
 	FUZZ_CHECK(t->n_rcpt <= SMTP_RCPT_KEEP_MAX);
 	FUZZ_CHECK(t->n_rcpt <= t->rcpt_total);
@@ -101,7 +104,7 @@ static void on_auth(void *ctx, const struct smtp_auth_event *a)
 {
 	(void)ctx;
 	FUZZ_CHECK(a->mech != NULL);
-	dump_str(&st.d, "auth_mech", a->mech, 23);
+	dump_str(&st.d, "auth_mech", a->mech, SMTP_MECH_MAX);
 	dump_str(&st.d, "auth_user", a->user, SMTP_USER_MAX);
 	dump_f(&st.d, "auth outcome=%d code=%u\n", (int)a->outcome, a->code);
 }
@@ -206,6 +209,7 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 		if (ctl & 0x10) {
 			smtp_end(s, ts);
 			pool_check_empty();
+			FUZZ_CHECK(smtp_session_bytes(s) == smtp_session_sizeof());
 			smtp_session_reset(s, NULL);
 			smtp_session_start(s, opt & 1);
 			dump_f(&st.d, "-- end\n");
@@ -219,6 +223,10 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 	}
 	smtp_end(s, ts + 1);
 	pool_check_empty();
+	FUZZ_CHECK(smtp_session_bytes(s) == smtp_session_sizeof());
+	FUZZ_CHECK(st.stats.store_bytes == 0 && st.stats.line_bufs_small == 0 &&
+		   st.stats.line_bufs_big == 0);
+	FUZZ_CHECK(st.stats.lines_no_buffer == 0);
 	dump_stats(&st.d, &st.stats);
 	*out = st.d;
 	memset(&st.d, 0, sizeof st.d);
@@ -227,6 +235,7 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 static void cleanup(void)
 {
 	smtp_session_destroy(st.s);
+	smtp_line_pool_destroy(st.lines);
 	message_destroy(st.m[0]);
 	message_destroy(st.m[1]);
 	rfc2047_cleanup();
@@ -239,8 +248,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!st.m[0]) {
 		st.m[0] = message_create();
 		st.m[1] = message_create();
-		st.s = smtp_session_create(&events, NULL, &st.stats);
-		FUZZ_CHECK(st.m[0] && st.m[1] && st.s);
+		st.lines = smtp_line_pool_create(2, 2);
+		st.s = smtp_session_create(&events, NULL, &st.stats, st.lines);
+		FUZZ_CHECK(st.m[0] && st.m[1] && st.lines && st.s);
 		atexit(cleanup);
 	}
 	struct dump whole, split;
