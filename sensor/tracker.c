@@ -47,6 +47,7 @@ struct tracker {
 	struct classifier *cls;
 	struct reasm_pool *reasm;
 	struct pool sessions, messages;
+	struct message_workspaces *workspaces; /* shared by the messages' header blocks */
 	struct smtp_events smtp_ev;
 	struct smtp_stats smtp_stats;
 	uint64_t encrypted_sessions;
@@ -70,6 +71,7 @@ void tracker_config_defaults(struct tracker_config *cfg)
 	cfg->flows.lru_slack_us = FLOW_DEFAULT_LRU_SLACK_US;
 	cfg->max_sessions = TRACKER_SESSIONS_DEFAULT;
 	cfg->max_messages = TRACKER_MESSAGES_DEFAULT;
+	cfg->max_workspaces = TRACKER_WORKSPACES_DEFAULT;
 	cfg->max_classifying = CLASSIFY_POOL_DEFAULT;
 	cfg->reasm_buffers = REASM_POOL_DEFAULT;
 }
@@ -157,7 +159,7 @@ static struct message *msg_acquire(void *ctx)
 	bool make;
 	struct message *m = pool_take(&t->messages, &make);
 	if (make) {
-		m = message_create();
+		m = message_create(t->workspaces);
 		if (m)
 			pool_made(&t->messages);
 		else
@@ -171,8 +173,10 @@ static struct message *msg_acquire(void *ctx)
 static void msg_release(void *ctx, struct message *m)
 {
 	struct tracker *t = ctx;
-	if (m)
+	if (m) {
+		message_reset(m); /* its values are freed now, not at its next use */
 		pool_give(&t->messages, m);
+	}
 }
 
 /* --- reassembly sink ------------------------------------------------------ */
@@ -346,7 +350,9 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	t->fctx = calloc(cfg->flows.max_flows, sizeof *t->fctx);
 	t->cls = classifier_create(cfg->max_classifying);
 	t->reasm = reasm_pool_create(cfg->reasm_buffers);
-	if (!t->fctx || !t->cls || !t->reasm || pool_init(&t->sessions, cfg->max_sessions) < 0 ||
+	t->workspaces = message_workspaces_create(cfg->max_workspaces);
+	if (!t->fctx || !t->cls || !t->reasm || !t->workspaces ||
+	    pool_init(&t->sessions, cfg->max_sessions) < 0 ||
 	    pool_init(&t->messages, cfg->max_messages) < 0) {
 		snprintf(err, errsz, "cannot initialise the tracker (nDPI or memory)");
 		goto out_free;
@@ -370,6 +376,7 @@ void tracker_destroy(struct tracker *t)
 		message_destroy(t->messages.items[i]);
 	free(t->sessions.items);
 	free(t->messages.items);
+	message_workspaces_destroy(t->workspaces);
 	classifier_destroy(t->cls);
 	reasm_pool_destroy(t->reasm);
 	free(t->fctx);
@@ -451,8 +458,14 @@ void tracker_get_stats(const struct tracker *t, struct tracker_stats *out)
 	out->sessions_active = t->sessions.in_use;
 	out->sessions_peak = t->sessions.peak;
 	out->sessions_exhausted = t->sessions.exhausted;
+	struct message_workspaces_stats ws;
+	message_workspaces_get_stats(t->workspaces, &ws);
 	out->messages_peak = t->messages.peak;
-	out->messages_exhausted = t->messages.exhausted;
+	/* without a workspace a message's headers are not parsed either */
+	out->messages_exhausted = t->messages.exhausted + ws.headers_skipped;
+	out->workspaces_in_use = ws.in_use;
+	out->workspaces_peak = ws.peak;
+	out->parts_skipped = ws.parts_skipped;
 	out->encrypted_sessions = t->encrypted_sessions;
 	out->msgs_headers_oversized = t->msgs_headers_oversized;
 	out->fields_truncated = t->fields_truncated;

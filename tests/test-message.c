@@ -108,12 +108,12 @@ static void feed_split(struct message *m, const char *s, size_t len, size_t spli
 static struct message *parse_at(const char *s, size_t len, int line)
 {
 	static const size_t splits[] = { 1, 2, 3, 7, 64 };
-	struct message *ref = message_create();
+	struct message *ref = message_create(NULL);
 
 	message_feed(ref, s, len);
 	message_finish(ref);
 	for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++) {
-		struct message *m = message_create();
+		struct message *m = message_create(NULL);
 		feed_split(m, s, len, splits[i]);
 		message_finish(m);
 		if (!info_same(message_info(ref), message_info(m))) {
@@ -396,7 +396,7 @@ static void test_multipart_without_boundary(void)
 
 static void test_gap_in_headers(void)
 {
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const struct message_info *in = message_info(m);
 	static const char a[] = "Subject: =?UTF-8?B?5pel5pys?=\r\nFrom: a@x.jp\r\nTo: parti";
 	static const char b[] = "al@y.jp\r\nDate: lost\r\n\r\nbody\r\n";
@@ -433,7 +433,7 @@ static void test_gap_in_body(void)
 		"Content-Disposition: attachment; filena";
 	static const char part_tail[] = "me=lost.zip\r\n\r\nxx\r\n--b\r\n"
 		"Content-Type: text/plain; name=kept.txt\r\n\r\n--b--\r\n";
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const struct message_info *in = message_info(m);
 
 	message_feed(m, head, sizeof head - 1);
@@ -459,7 +459,7 @@ static void test_gap_in_body(void)
 static void test_reset_and_done(void)
 {
 	static const char msg[] = "Subject: one\r\n\r\n";
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const struct message_info *in = message_info(m);
 
 	message_feed(m, msg, sizeof msg - 1);
@@ -793,7 +793,7 @@ static void test_long_body_lines(void)
 /* F4: a NUL (decoded, or raw in the line) must not hide the rest of a value. */
 static void test_nul_does_not_cut_subject(void)
 {
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const char a[] = "Subject: =?utf-8?q?=00?=#$%&'kdf!!?@@ZQ\r\n\r\nx\r\n";
 	message_feed(m, a, sizeof a - 1);
 	message_finish(m);

@@ -645,8 +645,8 @@ static void test_unterminated_long_line_counted(void)
 
 int main(void)
 {
-	pool_msg[0] = message_create();
-	pool_msg[1] = message_create();
+	pool_msg[0] = message_create(NULL);
+	pool_msg[1] = message_create(NULL);
 	RUN(test_basic_transaction);
 	RUN(test_pipelining);
 	RUN(test_rset_and_mail_flush);

@@ -194,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	if (!msg) {
-		msg = message_create();
+		msg = message_create(NULL);
 		FUZZ_CHECK(msg != NULL);
 	}
 	uint64_t rng = 0x9e3779b97f4a7c15ull * ((uint64_t)data[0] + 1);

@@ -237,8 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (!st.m[0]) {
-		st.m[0] = message_create();
-		st.m[1] = message_create();
+		st.m[0] = message_create(NULL);
+		st.m[1] = message_create(NULL);
 		st.s = smtp_session_create(&events, NULL, &st.stats);
 		FUZZ_CHECK(st.m[0] && st.m[1] && st.s);
 		atexit(cleanup);
