@@ -25,7 +25,9 @@
 #include "smtp.h"
 
 #define TRACKER_SESSIONS_DEFAULT 65536u /* SMTP sessions parsed at once */
-#define TRACKER_MESSAGES_DEFAULT 1024u  /* messages under way at once */
+/* Messages under way at once (DATA to the end of the transaction): a few
+ * hundred bytes each in the body, so one per session is affordable. */
+#define TRACKER_MESSAGES_DEFAULT 65536u
 /* Header blocks parsed at once (message.h workspaces, about 36 KB each):
  * most end in the segment they began in, so a few serve many sessions. */
 #define TRACKER_WORKSPACES_DEFAULT 128u
