@@ -131,6 +131,7 @@ struct part {
 /* Everything a header block needs while it is read; pooled. */
 struct workspace {
 	struct workspace *next;   /* in the pool's free list */
+	bool for_part;            /* held by a MIME part's block */
 
 	/* the header field being unfolded */
 	bool field_active;
@@ -154,6 +155,8 @@ struct workspace {
 
 struct message_workspaces {
 	uint32_t max;
+	uint32_t parts_max;       /* at most this many held by MIME part blocks */
+	uint32_t parts_in_use;
 	struct workspace *free;
 	struct message_workspaces_stats st;
 };
@@ -228,16 +231,21 @@ static void part_reset(struct part *p)
 
 /* A workspace for the header block starting now (top: the top-level one).
  * None free and none more to make: the block is read only for its end,
- * and that is counted. */
+ * and that is counted. MIME part blocks get at most parts_max: a part
+ * header cut by a segment boundary holds its workspace until the next
+ * segment of that flow, which may be seconds away, and those must not
+ * starve the top-level blocks that give the message its values. */
 static void block_begin(struct message *m, bool top)
 {
 	struct message_workspaces *p = m->pool;
-	struct workspace *w = p->free;
+	struct workspace *w = NULL;
 
-	if (w) {
-		p->free = w->next;
-	} else if (p->st.made < p->max && (w = malloc(sizeof *w)) != NULL) {
-		p->st.made++;   /* malloc: pages are touched only as they are used */
+	if (top || p->parts_in_use < p->parts_max) {
+		w = p->free;
+		if (w)
+			p->free = w->next;
+		else if (p->st.made < p->max && (w = malloc(sizeof *w)) != NULL)
+			p->st.made++;   /* malloc: pages are touched only as used */
 	}
 	if (!w) {
 		m->block_skipped = true;
@@ -252,6 +260,8 @@ static void block_begin(struct message *m, bool top)
 	}
 	if (++p->st.in_use > p->st.peak)
 		p->st.peak = p->st.in_use;
+	w->for_part = !top;
+	p->parts_in_use += w->for_part;
 	w->field_active = false;
 	w->field_cut = false;
 	w->line_is_cont = false;
@@ -276,6 +286,7 @@ static void block_end(struct message *m)
 	w->next = m->pool->free;
 	m->pool->free = w;
 	m->pool->st.in_use--;
+	m->pool->parts_in_use -= w->for_part;
 	m->ws = NULL;
 }
 
@@ -1073,8 +1084,10 @@ struct message_workspaces *message_workspaces_create(uint32_t max)
 {
 	struct message_workspaces *p = calloc(1, sizeof *p);
 
-	if (p)
+	if (p) {
 		p->max = max;
+		p->parts_max = max - max / 4;   /* a quarter kept for top-level blocks */
+	}
 	return p;
 }
 

@@ -88,8 +88,9 @@ struct message_info {
 	unsigned long gaps;               /* message_gap() calls */
 	unsigned long decode_replaced;    /* bytes replaced by U+FFFD while decoding */
 
-	/* header blocks not parsed because the workspace pool was empty (or
-	 * memory ran out): counted, the message goes on */
+	/* header blocks not parsed because the workspace pool was empty (for
+	 * a part: or its share of the pool in use; or memory ran out):
+	 * counted, the message goes on */
 	bool headers_skipped;             /* the top-level block: every header value is
 					   * NULL, no attachment is known; size and
 					   * header_bytes are still counted */
@@ -104,15 +105,18 @@ struct message_info {
  * first need, up to `max`, and recycled. A message takes one when the first
  * byte of a header block arrives and gives it back when the block ends, so
  * the pool needs to be as large as the number of header blocks read at once
- * (most fit in one TCP segment), not the number of messages under way. */
+ * (most fit in one TCP segment), not the number of messages under way.
+ * MIME part blocks may hold at most max - max/4 of them: the rest is kept
+ * for top-level blocks, which give a message its values. */
 struct message_workspaces;
 
 struct message_workspaces_stats {
 	uint64_t made;             /* workspaces allocated, at most max */
 	uint64_t in_use, peak;
 	uint64_t headers_skipped;  /* top-level header blocks not parsed (pool empty) */
-	uint64_t parts_skipped;    /* MIME part header blocks not parsed (pool empty),
-				    * and names or boundaries not stored (no memory) */
+	uint64_t parts_skipped;    /* MIME part header blocks not parsed (pool empty
+				    * or their share in use), and names or
+				    * boundaries not stored (no memory) */
 };
 
 /* NULL if out of memory. */
