@@ -1,7 +1,7 @@
 /* fuzz-smtp.c — libFuzzer target: both directions of one SMTP session into
  * smtp_feed()/smtp_gap()/smtp_end(), with real message parsers from a pool
- * of one or two (as the tracker's pool), and every transaction turned into a
- * record and JSON as relaywatch does.
+ * of one or two (as the tracker's pool) sharing one header workspace, and
+ * every transaction turned into a record and JSON as relaywatch does.
  *
  * Input format (tests/fuzz/README.md; make-seeds.py writes it from pcaps):
  *
@@ -21,10 +21,11 @@
  *
  * Oracles: the sanitizers; the bounds of smtp.h and message.h on every
  * emitted string; the record of every transaction serialises into JSON that
- * jansson accepts; the message pool is handed back on smtp_end(); and the
- * differential one: smtp.h promises any split of the bytes gives the same
- * result, so the session is run twice — chunks fed whole, then each chunk
- * cut at pseudo-random points — and the event dumps must be equal. */
+ * jansson accepts; the message pool and the workspace are handed back on
+ * smtp_end(); and the differential one: smtp.h promises any split of the
+ * bytes gives the same result, so the session is run twice — chunks fed
+ * whole, then each chunk cut at pseudo-random points — and the event dumps
+ * must be equal. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ static const uint64_t gap_len[8] = { 0, 1, 2, 7, 100, 1000, 65536, (1ull << 32) 
 
 static struct {
 	struct message *m[2];
+	struct message_workspaces *ws; /* one: a session reads one header block at a time */
 	bool taken[2];
 	unsigned size;
 	struct dump d;
@@ -131,6 +133,7 @@ static void release(void *ctx, struct message *m)
 		if (m == st.m[i]) {
 			FUZZ_CHECK(st.taken[i]);
 			st.taken[i] = false;
+			message_reset(m); /* as the tracker does: its workspace goes back */
 			return;
 		}
 	FUZZ_CHECK(!"released a parser that is not from the pool");
@@ -156,6 +159,10 @@ static void pool_check_empty(void)
 {
 	for (unsigned i = 0; i < st.size; i++)
 		FUZZ_CHECK(!st.taken[i]);
+	struct message_workspaces_stats ws;
+	message_workspaces_get_stats(st.ws, &ws);
+	FUZZ_CHECK(ws.in_use == 0);
+	FUZZ_CHECK(ws.made <= 1);
 }
 
 /* Feed one chunk, whole or cut at pseudo-random points. */
@@ -229,6 +236,7 @@ static void cleanup(void)
 	smtp_session_destroy(st.s);
 	message_destroy(st.m[0]);
 	message_destroy(st.m[1]);
+	message_workspaces_destroy(st.ws);
 	rfc2047_cleanup();
 }
 
@@ -237,8 +245,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (!st.m[0]) {
-		st.m[0] = message_create(NULL);
-		st.m[1] = message_create(NULL);
+		st.ws = message_workspaces_create(1);
+		FUZZ_CHECK(st.ws != NULL);
+		st.m[0] = message_create(st.ws);
+		st.m[1] = message_create(st.ws);
 		st.s = smtp_session_create(&events, NULL, &st.stats);
 		FUZZ_CHECK(st.m[0] && st.m[1] && st.s);
 		atexit(cleanup);
