@@ -320,6 +320,11 @@ static void print_summary(struct sensor *s)
 			ts.reasm->gaps, ts.reasm->gap_bytes, ts.smtp->lines_too_long,
 			ts.smtp->pending_overflow, ts.smtp->rcpt_over_keep, ts.sessions_exhausted,
 			ts.messages_exhausted, s->records_overflow, ts.smtp->lines_no_buffer);
+	if (ts.parts_skipped)
+		fprintf(stderr,
+			"relaywatch: %" PRIu64 " MIME part header blocks not parsed (attachment "
+			"names lost): no header workspace was free, %" PRIu64 " in use at most\n",
+			ts.parts_skipped, ts.workspaces_peak);
 }
 
 static void set_health(struct sensor *s)
@@ -406,6 +411,7 @@ static struct tracker *make_tracker(struct sensor *s)
 	tc.flows.idle_timeout_us = (uint64_t)(s->opt.flow_timeout * 1e6);
 	tc.max_sessions = (uint32_t)s->opt.max_sessions;
 	tc.max_messages = (uint32_t)s->opt.max_messages;
+	tc.max_workspaces = (uint32_t)s->opt.max_workspaces;
 	struct tracker_events ev = {
 		.record = on_record,
 		.auth = on_auth,

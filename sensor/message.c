@@ -24,8 +24,18 @@
  * A CR is held back until the next byte shows whether it ends the line, so
  * CRLF (and a boundary) may be split anywhere between two feeds.
  *
- * All storage is inside struct message: values are copied into an arena
- * sized for the bound of every kept field, so it can never overflow. */
+ * Memory. A header block (HEADERS, PART_HEADERS) is parsed in a workspace
+ * taken from the shared pool at its first byte and given back at its end:
+ * the field buffer, an arena sized for every kept field at its bound (so it
+ * can never overflow), the decoding buffers, the part being read. At the
+ * end of the top-level block the kept values are copied into one block
+ * sized for them; attachment names go into small blocks as they come; the
+ * open boundaries and the current body line's first bytes live in a block
+ * sized for the boundaries followed, made at the first one. Strings shown by
+ * message_info() are never moved. Without a workspace (pool empty) a header
+ * block is only read for its end: the top level's values, or a part's
+ * names, are lost and counted; the boundaries already open are still
+ * followed. */
 #include "message.h"
 
 #include <stdio.h>
@@ -93,6 +103,17 @@ static const struct field_def {
 
 /* Every kept field at its bound, plus NULs: 10 short ones and To, Cc. */
 #define ARENA_SIZE (10 * (MESSAGE_FIELD_MAX + 1) + 2 * (MESSAGE_ADDRLIST_MAX + 1))
+/* Top-level values kept: the slots before SLOT_CONTENT_TYPE. */
+#define SLOTS_KEPT SLOT_CONTENT_TYPE
+/* Attachment names are stored in blocks of at least this many bytes. */
+#define NAMES_BLOCK_MIN 128
+
+/* The compact body-phase state counts in small integers. */
+_Static_assert(BODY_LINE_KEEP <= UINT8_MAX && MESSAGE_MIME_DEPTH_MAX <= UINT8_MAX,
+	       "bl_len and depth are uint8_t");
+_Static_assert(MESSAGE_BOUNDARY_MAX <= UINT8_MAX &&
+	       MESSAGE_MIME_DEPTH_MAX * MESSAGE_BOUNDARY_MAX <= UINT16_MAX,
+	       "struct mime's lengths and offsets");
 
 /* The part whose header block is being read (the top level is a part too). */
 struct part {
@@ -107,42 +128,74 @@ struct part {
 	bool filename_cut, ctname_cut; /* raw value over PARAM_RAW_MAX */
 };
 
-struct message {
-	struct message_info info;
-	enum msg_state state;
-
-	/* line state shared by all states */
-	bool line_start;        /* next byte begins a line */
-	bool cr;                /* a CR is held back */
-	bool skip_line;         /* after a gap: ignore up to the next LF */
+/* Everything a header block needs while it is read; pooled. */
+struct workspace {
+	struct workspace *next;   /* in the pool's free list */
+	bool for_part;            /* held by a MIME part's block */
 
 	/* the header field being unfolded */
 	bool field_active;
-	bool field_cut;         /* longer than MESSAGE_LINE_MAX */
-	bool line_is_cont;      /* current line is a continuation */
+	bool field_cut;           /* longer than MESSAGE_LINE_MAX */
+	bool line_is_cont;        /* current line is a continuation */
 	size_t field_len;
 	size_t field_line_start;  /* field_len when the current line began */
 	unsigned nfields;         /* top-level fields looked at */
 	char field[MESSAGE_LINE_MAX + 1];
 
-	/* kept top-level values */
-	const char *x_mailer, *user_agent;
+	/* top-level values until the block ends */
+	const char *val[SLOTS_KEPT];
 	size_t arena_len;
 	char arena[ARENA_SIZE];
-	bool decoded;
 	char subject[MESSAGE_SUBJECT_MAX + 1];
 	char from_decoded[3 * MESSAGE_FIELD_MAX + 1];
 
-	/* MIME */
 	struct part part;
-	unsigned depth;           /* boundaries followed */
-	size_t blen[MESSAGE_MIME_DEPTH_MAX];
-	char bnd[MESSAGE_MIME_DEPTH_MAX][MESSAGE_BOUNDARY_MAX + 1];
-	size_t bl_len;            /* body line: first BODY_LINE_KEEP bytes */
-	bool bl_tail;             /* non-white bytes past BODY_LINE_KEEP */
-	char bl[BODY_LINE_KEEP];
-	char attach[MESSAGE_ATTACH_KEEP_MAX][MESSAGE_ATTACH_NAME_MAX + 1];
 	char param_raw[PARAM_RAW_MAX];
+};
+
+struct message_workspaces {
+	uint32_t max;
+	uint32_t parts_max;       /* at most this many held by MIME part blocks */
+	uint32_t parts_in_use;
+	struct workspace *free;
+	struct message_workspaces_stats st;
+};
+
+/* Open multiparts (RFC 2046 §5.1), made when the first one is followed and
+ * grown as deeper ones are; freed when the outermost closes. */
+struct mime {
+	uint16_t cap;                          /* bytes in bnd[] */
+	uint16_t boff[MESSAGE_MIME_DEPTH_MAX]; /* where each boundary starts in bnd[] */
+	uint8_t blen[MESSAGE_MIME_DEPTH_MAX];
+	char bl[BODY_LINE_KEEP];               /* first bytes of the current line */
+	char bnd[];                            /* boundaries, outermost first, no NULs */
+};
+
+/* Kept strings: filled from the front, never moved, freed at reset. */
+struct strblock {
+	struct strblock *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct message {
+	struct message_info info;
+	struct message_workspaces *pool;
+	bool own_pool;            /* made by message_create(NULL) */
+	enum msg_state state;
+
+	/* line state shared by all states */
+	bool line_start;          /* next byte begins a line */
+	bool cr;                  /* a CR is held back */
+	bool skip_line;           /* after a gap: ignore up to the next LF */
+	bool block_skipped;       /* this header block found no workspace */
+	uint8_t depth;            /* boundaries followed */
+	uint8_t bl_len;           /* body line bytes in mime->bl */
+	bool bl_tail;             /* non-white bytes past BODY_LINE_KEEP */
+
+	struct workspace *ws;     /* while a header block is read, else NULL */
+	struct mime *mime;        /* NULL while depth is 0 */
+	struct strblock *strs;    /* values and names */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -152,20 +205,152 @@ static bool is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* Copy a value into the arena, cut at `max` (counted). */
+/* Copy a value into the workspace's arena, cut at `max` (counted). */
 static const char *arena_store(struct message *m, const char *v, size_t n, size_t max)
 {
+	struct workspace *w = m->ws;
 	size_t len = utf8_cut(v, n, max);
-	char *dst = m->arena + m->arena_len;
+	char *dst = w->arena + w->arena_len;
 
 	if (len < n)
 		m->info.truncated_fields++;
-	if (len + 1 > sizeof m->arena - m->arena_len)
+	if (len + 1 > sizeof w->arena - w->arena_len)
 		return NULL; /* cannot happen: ARENA_SIZE covers every slot */
 	memcpy(dst, v, len);
 	dst[len] = '\0';
-	m->arena_len += len + 1;
+	w->arena_len += len + 1;
 	return dst;
+}
+
+/* ---- memory: workspaces, kept strings, open boundaries ----------------- */
+
+static void part_reset(struct part *p)
+{
+	memset(p, 0, sizeof *p);
+}
+
+/* A workspace for the header block starting now (top: the top-level one).
+ * None free and none more to make: the block is read only for its end,
+ * and that is counted. MIME part blocks get at most parts_max: a part
+ * header cut by a segment boundary holds its workspace until the next
+ * segment of that flow, which may be seconds away, and those must not
+ * starve the top-level blocks that give the message its values. */
+static void block_begin(struct message *m, bool top)
+{
+	struct message_workspaces *p = m->pool;
+	struct workspace *w = NULL;
+
+	if (top || p->parts_in_use < p->parts_max) {
+		w = p->free;
+		if (w)
+			p->free = w->next;
+		else if (p->st.made < p->max && (w = malloc(sizeof *w)) != NULL)
+			p->st.made++;   /* malloc: pages are touched only as used */
+	}
+	if (!w) {
+		m->block_skipped = true;
+		if (top) {
+			m->info.headers_skipped = true;
+			p->st.headers_skipped++;
+		} else {
+			m->info.parts_skipped++;
+			p->st.parts_skipped++;
+		}
+		return;
+	}
+	if (++p->st.in_use > p->st.peak)
+		p->st.peak = p->st.in_use;
+	w->for_part = !top;
+	p->parts_in_use += w->for_part;
+	w->field_active = false;
+	w->field_cut = false;
+	w->line_is_cont = false;
+	w->field_len = 0;
+	w->field_line_start = 0;
+	w->nfields = 0;
+	for (size_t i = 0; i < SLOTS_KEPT; i++)
+		w->val[i] = NULL;
+	w->arena_len = 0;
+	part_reset(&w->part);
+	m->ws = w;
+}
+
+/* The header block is over: its workspace goes back to the pool. */
+static void block_end(struct message *m)
+{
+	struct workspace *w = m->ws;
+
+	m->block_skipped = false;
+	if (!w)
+		return;
+	w->next = m->pool->free;
+	m->pool->free = w;
+	m->pool->st.in_use--;
+	m->pool->parts_in_use -= w->for_part;
+	m->ws = NULL;
+}
+
+/* n bytes that stay where they are until message_reset(): from the newest
+ * block if it has room, else from a new one of at least `min` bytes. NULL
+ * if out of memory. */
+static char *strs_alloc(struct message *m, size_t n, size_t min)
+{
+	struct strblock *b = m->strs;
+
+	if (!b || b->cap - b->used < n) {
+		size_t cap = n > min ? n : min;
+		b = malloc(sizeof *b + cap);
+		if (!b)
+			return NULL;
+		b->next = m->strs;
+		b->used = 0;
+		b->cap = cap;
+		m->strs = b;
+	}
+	b->used += n;
+	return b->data + b->used - n;
+}
+
+static void strs_free(struct message *m)
+{
+	while (m->strs) {
+		struct strblock *b = m->strs;
+		m->strs = b->next;
+		free(b);
+	}
+}
+
+/* Follow one more multipart: push its boundary. False if out of memory. */
+static bool mime_push(struct message *m, const char *b, size_t len)
+{
+	struct mime *x = m->mime;
+	size_t off = m->depth ? (size_t)x->boff[m->depth - 1] + x->blen[m->depth - 1] : 0;
+
+	if (!x || x->cap < off + len) {
+		/* grow by doubling: a few times per message at most */
+		size_t cap = x ? 2 * (size_t)x->cap : 64;
+		if (cap < off + len)
+			cap = off + len;
+		if (cap > MESSAGE_MIME_DEPTH_MAX * MESSAGE_BOUNDARY_MAX)
+			cap = MESSAGE_MIME_DEPTH_MAX * MESSAGE_BOUNDARY_MAX;
+		x = realloc(x, sizeof *x + cap);
+		if (!x)
+			return false;   /* the old block, if any, is still m->mime */
+		x->cap = (uint16_t)cap;
+		m->mime = x;
+	}
+	memcpy(x->bnd + off, b, len);
+	x->boff[m->depth] = (uint16_t)off;
+	x->blen[m->depth] = (uint8_t)len;
+	m->depth++;
+	return true;
+}
+
+static void mime_free(struct message *m)
+{
+	free(m->mime);
+	m->mime = NULL;
+	m->depth = 0;
 }
 
 /* ---- parameters (RFC 2045 §5.1, RFC 2231) ------------------------------ */
@@ -362,7 +547,7 @@ static bool param_assemble(const char *v, size_t vlen, const char *name, struct 
 static bool param_decoded(struct message *m, const char *v, size_t vlen, const char *name,
 			  char *out, size_t outsz, unsigned long *replaced, bool *cut)
 {
-	struct raw r = { m->param_raw, 0, sizeof m->param_raw, false };
+	struct raw r = { m->ws->param_raw, 0, sizeof m->ws->param_raw, false };
 	struct rfc2047_stats st = { 0, 0, 0, 0 };
 	char charset[RFC2047_CHARSET_MAX + 1];
 
@@ -379,16 +564,11 @@ static bool param_decoded(struct message *m, const char *v, size_t vlen, const c
 
 /* ---- MIME parts -------------------------------------------------------- */
 
-static void part_reset(struct part *p)
-{
-	memset(p, 0, sizeof *p);
-}
-
 /* RFC 2045 §5.1 Content-Type: multipart/x; boundary=...; name=... */
 static void part_content_type(struct message *m, const char *v, size_t n)
 {
-	struct part *p = &m->part;
-	struct raw r = { m->param_raw, 0, sizeof m->param_raw, false };
+	struct part *p = &m->ws->part;
+	struct raw r = { m->ws->param_raw, 0, sizeof m->ws->param_raw, false };
 	char charset[RFC2047_CHARSET_MAX + 1];
 
 	p->have_ct = true;
@@ -408,7 +588,7 @@ static void part_content_type(struct message *m, const char *v, size_t n)
 /* RFC 2183 Content-Disposition: attachment; filename=... */
 static void part_disposition(struct message *m, const char *v, size_t n)
 {
-	struct part *p = &m->part;
+	struct part *p = &m->ws->part;
 
 	p->have_cd = true;
 	param_decoded(m, v, n, "filename", p->filename, sizeof p->filename,
@@ -427,17 +607,22 @@ static void attachment_add(struct message *m, const char *name, bool raw_cut,
 		return;
 	if (len < n || raw_cut)
 		in->truncated_fields++;
-	memcpy(m->attach[in->n_attachments], name, len);
-	m->attach[in->n_attachments][len] = '\0';
-	in->attachments[in->n_attachments] = m->attach[in->n_attachments];
-	in->n_attachments++;
+	char *dst = strs_alloc(m, len + 1, NAMES_BLOCK_MIN);
+	if (!dst) {
+		in->parts_skipped++;   /* out of memory: the name is lost */
+		m->pool->st.parts_skipped++;
+		return;
+	}
+	memcpy(dst, name, len);
+	dst[len] = '\0';
+	in->attachments[in->n_attachments++] = dst;
 }
 
 /* The header block of the current part is over. A named leaf part is an
  * attachment; a multipart one with a body is followed (RFC 2046 §5.1). */
 static void part_end(struct message *m, bool has_body)
 {
-	struct part *p = &m->part;
+	struct part *p = &m->ws->part;
 
 	if (!p->multipart) {
 		if (p->filename[0])
@@ -454,52 +639,17 @@ static void part_end(struct message *m, bool has_body)
 		return;   /* multipart without a boundary: nothing to follow */
 	} else if (m->depth == MESSAGE_MIME_DEPTH_MAX) {
 		m->info.mime_depth_over++;
-	} else {
-		memcpy(m->bnd[m->depth], p->boundary, p->boundary_len);
-		m->blen[m->depth] = p->boundary_len;
-		m->depth++;
+	} else if (!mime_push(m, p->boundary, p->boundary_len)) {
+		m->info.parts_skipped++;   /* out of memory: not followed */
+		m->pool->st.parts_skipped++;
 	}
 }
 
 /* ---- header fields ----------------------------------------------------- */
 
-static const char **slot_ptr(struct message *m, enum slot s)
-{
-	switch (s) {
-	case SLOT_FROM:
-		return &m->info.from;
-	case SLOT_TO:
-		return &m->info.to;
-	case SLOT_CC:
-		return &m->info.cc;
-	case SLOT_REPLY_TO:
-		return &m->info.reply_to;
-	case SLOT_SUBJECT:
-		return &m->info.subject_raw;
-	case SLOT_DATE:
-		return &m->info.date;
-	case SLOT_MESSAGE_ID:
-		return &m->info.message_id;
-	case SLOT_IN_REPLY_TO:
-		return &m->info.in_reply_to;
-	case SLOT_REFERENCES:
-		return &m->info.references;
-	case SLOT_X_MAILER:
-		return &m->x_mailer;
-	case SLOT_USER_AGENT:
-		return &m->user_agent;
-	case SLOT_X_ORIGINATING_IP:
-		return &m->info.x_originating_ip;
-	case SLOT_CONTENT_TYPE:
-	case SLOT_CONTENT_DISPOSITION:
-		break;
-	}
-	return NULL;
-}
-
 static void field_mime(struct message *m, enum slot s, const char *v, size_t n)
 {
-	bool seen = s == SLOT_CONTENT_TYPE ? m->part.have_ct : m->part.have_cd;
+	bool seen = s == SLOT_CONTENT_TYPE ? m->ws->part.have_ct : m->ws->part.have_cd;
 
 	if (seen) {
 		m->info.duplicates++;
@@ -522,7 +672,7 @@ static void field_store(struct message *m, const struct field_def *d, const char
 	}
 	if (m->state != MSG_HEADERS)
 		return;   /* part headers: only the MIME fields matter */
-	dst = slot_ptr(m, d->slot);
+	dst = &m->ws->val[d->slot];
 	if (*dst) {
 		m->info.duplicates++;   /* RFC 5322 §3.6: the first one wins */
 		return;
@@ -530,21 +680,24 @@ static void field_store(struct message *m, const struct field_def *d, const char
 	*dst = arena_store(m, v, n, d->max);
 }
 
-/* The unfolded field in m->field is complete: split "Name: value" (RFC 5322
+/* The unfolded field in the workspace is complete: split "Name: value" (RFC 5322
  * §2.2, obsolete WSP before the colon allowed) and keep what matters. */
 static void field_dispatch(struct message *m)
 {
-	const char *f = m->field, *colon, *v, *end = m->field + m->field_len;
+	struct workspace *w = m->ws;
+	const char *f, *colon, *v, *end;
 	size_t nlen;
 
-	if (!m->field_active)
+	if (!w || !w->field_active)
 		return;
-	m->field_active = false;
-	if (m->state == MSG_HEADERS && ++m->nfields > MESSAGE_HEADER_COUNT_MAX)
+	w->field_active = false;
+	if (m->state == MSG_HEADERS && ++w->nfields > MESSAGE_HEADER_COUNT_MAX)
 		m->info.header_count_over++; /* counted; the field is still read */
-	if (m->field_cut)
+	if (w->field_cut)
 		m->info.truncated_fields++;
-	colon = memchr(f, ':', m->field_len);
+	f = w->field;
+	end = w->field + w->field_len;
+	colon = memchr(f, ':', w->field_len);
 	if (!colon)
 		return;   /* not a header field */
 	nlen = (size_t)(colon - f);
@@ -565,8 +718,14 @@ static void field_dispatch(struct message *m)
 	}
 }
 
+/* One byte of a header line (none without a workspace: the block is only
+ * read for its end). */
 static void field_put(struct message *m, char c)
 {
+	struct workspace *w = m->ws;
+
+	if (!w)
+		return;
 	if (c == '\0') {
 		/* Values are C strings: a raw NUL would cut the rest of the field
 		 * (and hide it from the fingerprints). It is shown as U+FFFD. */
@@ -576,63 +735,123 @@ static void field_put(struct message *m, char c)
 		field_put(m, '\xbd');
 		return;
 	}
-	if (m->field_len < MESSAGE_LINE_MAX)
-		m->field[m->field_len++] = c;
+	if (w->field_len < MESSAGE_LINE_MAX)
+		w->field[w->field_len++] = c;
 	else
-		m->field_cut = true;
+		w->field_cut = true;
 }
 
 /* First byte of a header line: a continuation, or the start of a field. */
 static void header_line_begin(struct message *m, bool continuation)
 {
-	if (continuation && m->field_active) {
-		m->line_is_cont = true;
-		m->field_line_start = m->field_len;
+	struct workspace *w = m->ws;
+
+	if (!w)
+		return;
+	if (continuation && w->field_active) {
+		w->line_is_cont = true;
+		w->field_line_start = w->field_len;
 		return;
 	}
 	field_dispatch(m);
-	m->field_active = true;
-	m->field_cut = false;
-	m->field_len = 0;
-	m->field_line_start = 0;
-	m->line_is_cont = false;
+	w->field_active = true;
+	w->field_cut = false;
+	w->field_len = 0;
+	w->field_line_start = 0;
+	w->line_is_cont = false;
 }
 
 /* Forget the header line in progress (gap, limit, boundary line). */
 static void header_line_drop(struct message *m)
 {
-	if (m->line_start)
+	struct workspace *w = m->ws;
+
+	if (m->line_start || !w)
 		return;
-	if (m->line_is_cont) {
-		m->field_len = m->field_line_start;
-		m->field_cut = true;    /* a continuation is lost */
+	if (w->line_is_cont) {
+		w->field_len = w->field_line_start;
+		w->field_cut = true;    /* a continuation is lost */
 	} else {
-		m->field_active = false;
+		w->field_active = false;
 	}
 }
 
 /* ---- top level --------------------------------------------------------- */
 
-static void decode_fields(struct message *m)
+/* Keep one string in block *pp; return where it went. */
+static const char *keep(char **pp, const char *v, size_t len)
 {
+	char *dst = *pp;
+
+	memcpy(dst, v, len + 1);
+	*pp += len + 1;
+	return dst;
+}
+
+/* The top-level block is over: decode Subject and From (RFC 2047), then
+ * copy every value kept into one block sized for them, so that the
+ * workspace can go back to the pool. A decoded value equal to the raw one
+ * is the same string. */
+static void values_keep(struct message *m)
+{
+	struct workspace *w = m->ws;
 	struct message_info *in = &m->info;
 	struct rfc2047_stats st = { 0, 0, 0, 0 };
+	const char **dst[SLOTS_KEPT] = {
+		[SLOT_FROM] = &in->from,
+		[SLOT_TO] = &in->to,
+		[SLOT_CC] = &in->cc,
+		[SLOT_REPLY_TO] = &in->reply_to,
+		[SLOT_SUBJECT] = &in->subject_raw,
+		[SLOT_DATE] = &in->date,
+		[SLOT_MESSAGE_ID] = &in->message_id,
+		[SLOT_IN_REPLY_TO] = &in->in_reply_to,
+		[SLOT_REFERENCES] = &in->references,
+		[SLOT_X_MAILER] = NULL,     /* one of these two is user_agent */
+		[SLOT_USER_AGENT] = NULL,
+		[SLOT_X_ORIGINATING_IP] = &in->x_originating_ip,
+	};
+	const char *raw_subject = w->val[SLOT_SUBJECT], *raw_from = w->val[SLOT_FROM];
+	const char *ua = w->val[SLOT_X_MAILER] ? w->val[SLOT_X_MAILER] : w->val[SLOT_USER_AGENT];
+	size_t len[SLOTS_KEPT] = { 0 }, ua_len = 0, subj_len = 0, fromd_len = 0, total = 0;
+	bool subj_same = true, from_same = true;
+	char *p;
 
-	if (m->decoded)
-		return;
-	m->decoded = true;
-	in->user_agent = m->x_mailer ? m->x_mailer : m->user_agent;
-	if (in->subject_raw) {
-		rfc2047_decode(in->subject_raw, strlen(in->subject_raw), m->subject,
-			       sizeof m->subject, &st);
-		in->subject = m->subject;
+	if (raw_subject) {
+		subj_len = rfc2047_decode(raw_subject, strlen(raw_subject), w->subject,
+					  sizeof w->subject, &st);
+		subj_same = strcmp(w->subject, raw_subject) == 0;
+		total += subj_same ? 0 : subj_len + 1;
 	}
-	if (in->from) {
-		rfc2047_decode(in->from, strlen(in->from), m->from_decoded,
-			       sizeof m->from_decoded, &st);
-		in->from_decoded = m->from_decoded;
+	if (raw_from) {
+		fromd_len = rfc2047_decode(raw_from, strlen(raw_from), w->from_decoded,
+					   sizeof w->from_decoded, &st);
+		from_same = strcmp(w->from_decoded, raw_from) == 0;
+		total += from_same ? 0 : fromd_len + 1;
 	}
 	in->decode_replaced += st.replaced;
+	for (size_t i = 0; i < SLOTS_KEPT; i++)
+		if (dst[i] && w->val[i])
+			total += (len[i] = strlen(w->val[i])) + 1;
+	if (ua)
+		total += (ua_len = strlen(ua)) + 1;
+	if (total == 0)
+		return;
+	p = strs_alloc(m, total, 0);
+	if (!p) {
+		in->headers_skipped = true;   /* out of memory: the values are lost */
+		m->pool->st.headers_skipped++;
+		return;
+	}
+	for (size_t i = 0; i < SLOTS_KEPT; i++)
+		if (dst[i] && w->val[i])
+			*dst[i] = keep(&p, w->val[i], len[i]);
+	if (ua)
+		in->user_agent = keep(&p, ua, ua_len);
+	if (raw_subject)
+		in->subject = subj_same ? in->subject_raw : keep(&p, w->subject, subj_len);
+	if (raw_from)
+		in->from_decoded = from_same ? in->from : keep(&p, w->from_decoded, fromd_len);
 }
 
 static void line_reset(struct message *m)
@@ -648,9 +867,11 @@ static void top_headers_end(struct message *m, bool blank_line)
 {
 	field_dispatch(m);
 	m->info.headers_done = blank_line;
-	decode_fields(m);
-	part_end(m, true);
-	part_reset(&m->part);
+	if (m->ws) {
+		values_keep(m);
+		part_end(m, true);
+	}
+	block_end(m);
 	m->state = MSG_BODY;
 	line_reset(m);
 }
@@ -658,8 +879,9 @@ static void top_headers_end(struct message *m, bool blank_line)
 static void part_headers_end(struct message *m, bool has_body)
 {
 	field_dispatch(m);
-	part_end(m, has_body);
-	part_reset(&m->part);
+	if (m->ws)
+		part_end(m, has_body);
+	block_end(m);
 	m->state = MSG_BODY;
 }
 
@@ -705,6 +927,8 @@ static void header_byte(struct message *m, char c)
 
 static const char *feed_top_headers(struct message *m, const char *p, const char *end)
 {
+	if (!m->ws && !m->block_skipped)
+		block_begin(m, true);
 	while (p < end && m->state == MSG_HEADERS) {
 		char c = *p++;
 
@@ -717,33 +941,36 @@ static const char *feed_top_headers(struct message *m, const char *p, const char
 
 /* ---- boundaries and body ----------------------------------------------- */
 
+/* Keep the first bytes of a body line (depth > 0: the mime block exists). */
 static void bl_put(struct message *m, const char *s, size_t n)
 {
-	size_t room = sizeof m->bl - m->bl_len, k = n < room ? n : room;
+	size_t room = sizeof m->mime->bl - m->bl_len, k = n < room ? n : room;
 
-	memcpy(m->bl + m->bl_len, s, k);
-	m->bl_len += k;
+	memcpy(m->mime->bl + m->bl_len, s, k);
+	m->bl_len = (uint8_t)(m->bl_len + k);
 	for (size_t i = k; i < n && !m->bl_tail; i++)
 		m->bl_tail = !(is_wsp(s[i]) || s[i] == '\r');
 }
 
 /* Is the line in bl a boundary of an open multipart? Sets *level (index
- * into bnd) and *close. RFC 2046 §5.1.1: "--" boundary ["--"] LWSP*. */
-static bool bl_boundary(struct message *m, unsigned *level, bool *close)
+ * into the open boundaries) and *close. RFC 2046 §5.1.1: "--" boundary
+ * ["--"] LWSP*. */
+static bool bl_boundary(const struct message *m, unsigned *level, bool *close)
 {
 	size_t n = m->bl_len;
+	const struct mime *x = m->mime;
 
-	if (m->depth == 0 || m->bl_tail || n < 3 || m->bl[0] != '-' || m->bl[1] != '-')
+	if (m->depth == 0 || m->bl_tail || n < 3 || x->bl[0] != '-' || x->bl[1] != '-')
 		return false;
-	while (n > 2 && (is_wsp(m->bl[n - 1]) || m->bl[n - 1] == '\r'))
+	while (n > 2 && (is_wsp(x->bl[n - 1]) || x->bl[n - 1] == '\r'))
 		n--;
 	for (unsigned i = m->depth; i-- > 0;) {
-		size_t bl = m->blen[i];
-		if (n < 2 + bl || memcmp(m->bl + 2, m->bnd[i], bl) != 0)
+		size_t bl = x->blen[i];
+		if (n < 2 + bl || memcmp(x->bl + 2, x->bnd + x->boff[i], bl) != 0)
 			continue;
 		if (n == 2 + bl) {
 			*close = false;
-		} else if (n == 4 + bl && m->bl[2 + bl] == '-' && m->bl[3 + bl] == '-') {
+		} else if (n == 4 + bl && x->bl[2 + bl] == '-' && x->bl[3 + bl] == '-') {
 			*close = true;
 		} else {
 			continue;
@@ -755,18 +982,19 @@ static bool bl_boundary(struct message *m, unsigned *level, bool *close)
 }
 
 /* A delimiter opens the next part of that multipart; a close delimiter
- * ends it. Either way the multiparts nested inside it are over. */
+ * ends it. Either way the multiparts nested inside it are over. The next
+ * part's header block takes a workspace at its first byte. */
 static void boundary_hit(struct message *m, unsigned level, bool close)
 {
 	if (m->state == MSG_PART_HEADERS) {
 		header_line_drop(m);        /* the boundary line itself */
 		part_headers_end(m, false); /* a part without a blank line */
 	}
-	m->depth = close ? level : level + 1;
-	part_reset(&m->part);
+	m->depth = (uint8_t)(close ? level : level + 1);
 	m->state = close ? MSG_BODY : MSG_PART_HEADERS;
-	m->field_active = false;
 	line_reset(m);
+	if (m->depth == 0)
+		mime_free(m);   /* the outermost closed: nothing can open again */
 }
 
 /* End of a body line (LF seen). */
@@ -782,9 +1010,9 @@ static void body_lf(struct message *m)
 
 static const char *feed_body(struct message *m, const char *p, const char *end)
 {
-	if (m->depth == 0)
-		return end;   /* no open multipart: nothing left to find */
 	while (p < end && m->state == MSG_BODY) {
+		if (m->depth == 0)
+			return end;   /* no open multipart: nothing left to find */
 		/* RFC 2046 §5.1.1: a boundary line starts with "--"; any other
 		 * line (base64, text) is passed over without being looked at. */
 		if (m->bl_len == 0 && !m->skip_line && *p != '-')
@@ -827,6 +1055,8 @@ static const char *feed_body(struct message *m, const char *p, const char *end)
 
 static const char *feed_part_headers(struct message *m, const char *p, const char *end)
 {
+	if (!m->ws && !m->block_skipped)
+		block_begin(m, false);
 	while (p < end && m->state == MSG_PART_HEADERS) {
 		char c = *p++;
 		unsigned level;
@@ -835,7 +1065,7 @@ static const char *feed_part_headers(struct message *m, const char *p, const cha
 		/* a part's header block may be cut short by the next boundary */
 		if (c == '\n' && bl_boundary(m, &level, &close)) {
 			boundary_hit(m, level, close);
-			continue;
+			return p;   /* the next block begins afresh */
 		}
 		if (c == '\n') {
 			m->bl_len = 0;
@@ -850,38 +1080,83 @@ static const char *feed_part_headers(struct message *m, const char *p, const cha
 
 /* ---- public ------------------------------------------------------------ */
 
-struct message *message_create(void)
+struct message_workspaces *message_workspaces_create(uint32_t max)
+{
+	struct message_workspaces *p = calloc(1, sizeof *p);
+
+	if (p) {
+		p->max = max;
+		p->parts_max = max - max / 4;   /* a quarter kept for top-level blocks */
+	}
+	return p;
+}
+
+void message_workspaces_destroy(struct message_workspaces *p)
+{
+	if (!p)
+		return;
+	while (p->free) {
+		struct workspace *w = p->free;
+		p->free = w->next;
+		free(w);
+	}
+	free(p);
+}
+
+void message_workspaces_get_stats(const struct message_workspaces *p,
+				  struct message_workspaces_stats *out)
+{
+	*out = p->st;
+}
+
+struct message *message_create(struct message_workspaces *pool)
 {
 	struct message *m = calloc(1, sizeof *m);
 
-	if (m)
-		message_reset(m);
+	if (!m)
+		return NULL;
+	if (!pool) {
+		pool = message_workspaces_create(1);
+		if (!pool) {
+			free(m);
+			return NULL;
+		}
+		m->own_pool = true;
+	}
+	m->pool = pool;
+	message_reset(m);
 	return m;
 }
 
 void message_destroy(struct message *m)
 {
+	if (!m)
+		return;
+	message_reset(m);
+	if (m->own_pool)
+		message_workspaces_destroy(m->pool);
 	free(m);
 }
 
 void message_reset(struct message *m)
 {
+	block_end(m);
+	strs_free(m);
+	mime_free(m);
 	memset(&m->info, 0, sizeof m->info);
 	m->state = MSG_HEADERS;
 	m->skip_line = false;
-	m->field_active = false;
-	m->field_cut = false;
-	m->line_is_cont = false;
-	m->field_len = 0;
-	m->field_line_start = 0;
-	m->nfields = 0;
-	m->x_mailer = NULL;
-	m->user_agent = NULL;
-	m->arena_len = 0;
-	m->decoded = false;
-	m->depth = 0;
-	part_reset(&m->part);
 	line_reset(m);
+}
+
+size_t message_sizeof(void)
+{
+	return sizeof(struct message);
+}
+
+size_t message_workspace_sizeof(void)
+{
+	return sizeof(struct workspace);
 }
 
 void message_feed(struct message *m, const char *data, size_t len)
@@ -950,7 +1225,6 @@ void message_finish(struct message *m)
 	case MSG_DONE:
 		return;
 	}
-	decode_fields(m);
 	m->state = MSG_DONE;
 }
 

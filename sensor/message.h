@@ -6,10 +6,21 @@
  * header blocks of MIME parts (for attachment names). Bodies are scanned for
  * MIME boundaries only, never copied.
  *
- * Ownership: message_create() allocates one parser with all its storage
- * (no allocation afterwards); message_destroy() frees it (NULL is fine).
- * message_info() returns a pointer into the parser, valid until the next
- * message_reset() / message_destroy(). */
+ * Memory: the big state (the unfolding buffer, the values of a header block
+ * being read, the decoding buffers: about 36 KB) is a workspace, held only
+ * while a header block is read and shared through a bounded pool
+ * (struct message_workspaces). When the top-level block ends, the values
+ * kept are copied into one allocation sized for them; in the body a message
+ * keeps only what finding boundaries needs (the open boundaries, the first
+ * bytes of the current line) and the attachment names, so a message whose
+ * body takes minutes costs a few hundred bytes, not a workspace.
+ *
+ * Ownership: message_create() allocates a parser; it allocates its values,
+ * open boundaries and names once per message (never per feed) and frees
+ * them at message_reset() / message_destroy() (NULL is fine). message_info()
+ * returns a pointer into the parser; every string it shows stays valid until
+ * the next message_reset() / message_destroy(). Single-threaded: a pool and
+ * the messages using it belong to one thread. */
 #pragma once
 
 #include <stdbool.h>
@@ -35,9 +46,9 @@
  * whitespace kept), whitespace after the colon and at the end removed, and
  * truncated to the bound without cutting a UTF-8 sequence (counted in
  * `truncated_fields`). NULL when the header was absent. For repeated
- * headers, the first one wins (counted in `duplicates`). `subject`,
- * `from_decoded` and `user_agent` are set when the header block ends (blank
- * line, gap, or message_finish()).
+ * headers, the first one wins (counted in `duplicates`). They are set when
+ * the top-level header block ends (blank line, gap, or message_finish()),
+ * `subject`, `from_decoded` and `user_agent` included.
  *
  * An attachment is a non-multipart part (or a single-part message) with a
  * file name: Content-Disposition filename, else Content-Type name, RFC 2231
@@ -76,13 +87,52 @@ struct message_info {
 	unsigned long boundary_too_long;  /* multipart boundary over MESSAGE_BOUNDARY_MAX (not followed) */
 	unsigned long gaps;               /* message_gap() calls */
 	unsigned long decode_replaced;    /* bytes replaced by U+FFFD while decoding */
+
+	/* header blocks not parsed because the workspace pool was empty (for
+	 * a part: or its share of the pool in use; or memory ran out):
+	 * counted, the message goes on */
+	bool headers_skipped;             /* the top-level block: every header value is
+					   * NULL, no attachment is known; size and
+					   * header_bytes are still counted */
+	unsigned long parts_skipped;      /* MIME part blocks: their names are not known
+					   * and a multipart in them is not followed;
+					   * the open boundaries still are. Also an
+					   * attachment name or boundary that could not
+					   * be stored for want of memory. */
 };
+
+/* A bounded pool of workspaces shared by messages. A workspace is made on
+ * first need, up to `max`, and recycled. A message takes one when the first
+ * byte of a header block arrives and gives it back when the block ends, so
+ * the pool needs to be as large as the number of header blocks read at once
+ * (most fit in one TCP segment), not the number of messages under way.
+ * MIME part blocks may hold at most max - max/4 of them: the rest is kept
+ * for top-level blocks, which give a message its values. */
+struct message_workspaces;
+
+struct message_workspaces_stats {
+	uint64_t made;             /* workspaces allocated, at most max */
+	uint64_t in_use, peak;
+	uint64_t headers_skipped;  /* top-level header blocks not parsed (pool empty) */
+	uint64_t parts_skipped;    /* MIME part header blocks not parsed (pool empty
+				    * or their share in use), and names or
+				    * boundaries not stored (no memory) */
+};
+
+/* NULL if out of memory. */
+struct message_workspaces *message_workspaces_create(uint32_t max);
+/* Destroy every message that uses the pool first. NULL is fine. */
+void message_workspaces_destroy(struct message_workspaces *w);
+void message_workspaces_get_stats(const struct message_workspaces *w,
+				  struct message_workspaces_stats *out);
 
 struct message;
 
-/* NULL if out of memory. Decoding may open iconv descriptors, which
- * rfc2047.c allocates once per charset for the process lifetime. */
-struct message *message_create(void);
+/* A parser whose workspaces come from `pool`, which must outlive it; with
+ * NULL, from a pool of one of its own (tests, tools). NULL if out of
+ * memory. Decoding may open iconv descriptors, which rfc2047.c allocates
+ * once per charset for the process lifetime. */
+struct message *message_create(struct message_workspaces *pool);
 void message_destroy(struct message *m);
 
 /* Forget the previous message; start parsing a new one. */
@@ -101,3 +151,8 @@ void message_gap(struct message *m, uint64_t len);
 void message_finish(struct message *m);
 
 const struct message_info *message_info(const struct message *m);
+
+/* Bytes of a parser without its values, and of one workspace: for memory
+ * accounting and the tests that keep them small. */
+size_t message_sizeof(void);
+size_t message_workspace_sizeof(void);

@@ -80,8 +80,11 @@ static const struct opt_def defs[] = {
 	  "a flow with no packet for this long (packet time) ends", NULL },
 	{ "sensor", "max_sessions", "max-sessions", 0, "N", OT_UINT, O(max_sessions), 1, 1 << 24,
 	  "65536", "SMTP sessions parsed at once (about 0.5 KB each)", NULL },
-	{ "sensor", "max_messages", "max-messages", 0, "N", OT_UINT, O(max_messages), 1, 1 << 20,
-	  "1024", "message header blocks parsed at once (about 80 KB each)", NULL },
+	{ "sensor", "max_messages", "max-messages", 0, "N", OT_UINT, O(max_messages), 1, 1 << 24,
+	  "65536", "messages under way at once (a few hundred bytes each in the body)", NULL },
+	{ "sensor", "max_header_workspaces", "max-header-workspaces", 0, "N", OT_UINT,
+	  O(max_workspaces), 1, 1 << 20, "128",
+	  "message header blocks parsed at once (about 36 KB each)", NULL },
 	{ "sensor", "stats_interval", "stats-interval", 0, "DURATION", OT_SECONDS,
 	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files",
 	  "print capture and processing rates to stderr this often", NULL },
@@ -140,7 +143,8 @@ static void set_defaults(struct rw_options *o)
 	o->max_flows = 262144;
 	o->flow_timeout = 300;
 	o->max_sessions = 65536;
-	o->max_messages = 1024;
+	o->max_messages = 65536;
+	o->max_workspaces = 128;
 	o->stats_interval = -1; /* auto: 60 s live, off for files */
 	o->flush_interval = 1;
 	o->max_pending = 600000;

@@ -38,6 +38,7 @@ struct rw_options {
 	double flow_timeout;
 	uint64_t max_sessions;
 	uint64_t max_messages;
+	uint64_t max_workspaces;
 	double stats_interval;    /* 0 = off */
 	/* outputs */
 	char *records;            /* --records FILE|- */

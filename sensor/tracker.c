@@ -48,6 +48,7 @@ struct tracker {
 	struct reasm_pool *reasm;
 	struct pool sessions, messages;
 	struct smtp_line_pool *lines;
+	struct message_workspaces *workspaces; /* shared by the messages' header blocks */
 	struct smtp_events smtp_ev;
 	struct smtp_stats smtp_stats;
 	uint64_t encrypted_sessions;
@@ -71,6 +72,7 @@ void tracker_config_defaults(struct tracker_config *cfg)
 	cfg->flows.lru_slack_us = FLOW_DEFAULT_LRU_SLACK_US;
 	cfg->max_sessions = TRACKER_SESSIONS_DEFAULT;
 	cfg->max_messages = TRACKER_MESSAGES_DEFAULT;
+	cfg->max_workspaces = TRACKER_WORKSPACES_DEFAULT;
 	cfg->max_classifying = CLASSIFY_POOL_DEFAULT;
 	cfg->reasm_buffers = REASM_POOL_DEFAULT;
 }
@@ -158,7 +160,7 @@ static struct message *msg_acquire(void *ctx)
 	bool make;
 	struct message *m = pool_take(&t->messages, &make);
 	if (make) {
-		m = message_create();
+		m = message_create(t->workspaces);
 		if (m)
 			pool_made(&t->messages);
 		else
@@ -172,8 +174,10 @@ static struct message *msg_acquire(void *ctx)
 static void msg_release(void *ctx, struct message *m)
 {
 	struct tracker *t = ctx;
-	if (m)
+	if (m) {
+		message_reset(m); /* its values are freed now, not at its next use */
 		pool_give(&t->messages, m);
+	}
 }
 
 /* --- reassembly sink ------------------------------------------------------ */
@@ -354,7 +358,8 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	 * for 114k sessions in the benchmark), bounding what slow long lines
 	 * can take to 128 B a session. */
 	t->lines = smtp_line_pool_create(2 * cfg->max_sessions, cfg->max_sessions / 8 + 1);
-	if (!t->fctx || !t->cls || !t->reasm || !t->lines ||
+	t->workspaces = message_workspaces_create(cfg->max_workspaces);
+	if (!t->fctx || !t->cls || !t->reasm || !t->lines || !t->workspaces ||
 	    pool_init(&t->sessions, cfg->max_sessions) < 0 ||
 	    pool_init(&t->messages, cfg->max_messages) < 0) {
 		snprintf(err, errsz, "cannot initialise the tracker (nDPI or memory)");
@@ -380,6 +385,7 @@ void tracker_destroy(struct tracker *t)
 	smtp_line_pool_destroy(t->lines);
 	free(t->sessions.items);
 	free(t->messages.items);
+	message_workspaces_destroy(t->workspaces);
 	classifier_destroy(t->cls);
 	reasm_pool_destroy(t->reasm);
 	free(t->fctx);
@@ -461,8 +467,14 @@ void tracker_get_stats(const struct tracker *t, struct tracker_stats *out)
 	out->sessions_active = t->sessions.in_use;
 	out->sessions_peak = t->sessions.peak;
 	out->sessions_exhausted = t->sessions.exhausted;
+	struct message_workspaces_stats ws;
+	message_workspaces_get_stats(t->workspaces, &ws);
 	out->messages_peak = t->messages.peak;
-	out->messages_exhausted = t->messages.exhausted;
+	/* without a workspace a message's headers are not parsed either */
+	out->messages_exhausted = t->messages.exhausted + ws.headers_skipped;
+	out->workspaces_in_use = ws.in_use;
+	out->workspaces_peak = ws.peak;
+	out->parts_skipped = ws.parts_skipped;
 	out->encrypted_sessions = t->encrypted_sessions;
 	out->msgs_headers_oversized = t->msgs_headers_oversized;
 	out->fields_truncated = t->fields_truncated;

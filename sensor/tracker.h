@@ -8,9 +8,10 @@
  * in an event is borrowed until the callback returns.
  *
  * Memory is bounded by the config: flows, SMTP sessions, message parsers,
- * nDPI states and out-of-order buffers each come from a capped pool, all
- * sized up front or grown once and recycled, so packets never allocate; so
- * do the buffers that carry cut SMTP lines (smtp.h). */
+ * their header workspaces, nDPI states and out-of-order buffers each come
+ * from a capped pool, all sized up front or grown once and recycled, so
+ * packets never allocate; so do the buffers that carry cut SMTP lines
+ * (smtp.h). */
 #pragma once
 
 #include <stdbool.h>
@@ -25,12 +26,18 @@
 #include "smtp.h"
 
 #define TRACKER_SESSIONS_DEFAULT 65536u /* SMTP sessions parsed at once */
-#define TRACKER_MESSAGES_DEFAULT 1024u  /* messages whose headers are parsed at once */
+/* Messages under way at once (DATA to the end of the transaction): a few
+ * hundred bytes each in the body, so one per session is affordable. */
+#define TRACKER_MESSAGES_DEFAULT 65536u
+/* Header blocks parsed at once (message.h workspaces, about 36 KB each):
+ * most end in the segment they began in, so a few serve many sessions. */
+#define TRACKER_WORKSPACES_DEFAULT 128u
 
 struct tracker_config {
 	struct flow_table_config flows;
 	uint32_t max_sessions;
 	uint32_t max_messages;
+	uint32_t max_workspaces;
 	uint32_t max_classifying;
 	uint32_t reasm_buffers;
 };
@@ -69,7 +76,10 @@ struct tracker_stats {
 	const struct classify_stats *classify;
 	const struct smtp_stats *smtp;
 	uint64_t sessions_active, sessions_peak, sessions_exhausted;
-	uint64_t messages_peak, messages_exhausted;
+	uint64_t messages_peak;
+	uint64_t messages_exhausted;  /* no parser, or no workspace for the header block */
+	uint64_t workspaces_in_use, workspaces_peak;
+	uint64_t parts_skipped;       /* MIME part header blocks without a workspace */
 	uint64_t encrypted_sessions;
 	/* bound hits inside messages (sensor/message.h), summed per message */
 	uint64_t msgs_headers_oversized;  /* over MESSAGE_HEADER_BYTES_MAX or _COUNT_MAX */

@@ -51,7 +51,7 @@ static inline struct rw_record *fixture_build(struct fixture *fx, const char *cl
 	fx->txn.data_code = 250;
 	fx->txn.last_reply = "250 ok";
 	if (!fx->msg)
-		fx->msg = message_create();
+		fx->msg = message_create(NULL);
 	message_reset(fx->msg);
 	message_feed(fx->msg, headers, strlen(headers));
 	message_feed(fx->msg, "\r\nbody\r\n", 8);

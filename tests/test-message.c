@@ -108,12 +108,12 @@ static void feed_split(struct message *m, const char *s, size_t len, size_t spli
 static struct message *parse_at(const char *s, size_t len, int line)
 {
 	static const size_t splits[] = { 1, 2, 3, 7, 64 };
-	struct message *ref = message_create();
+	struct message *ref = message_create(NULL);
 
 	message_feed(ref, s, len);
 	message_finish(ref);
 	for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++) {
-		struct message *m = message_create();
+		struct message *m = message_create(NULL);
 		feed_split(m, s, len, splits[i]);
 		message_finish(m);
 		if (!info_same(message_info(ref), message_info(m))) {
@@ -396,7 +396,7 @@ static void test_multipart_without_boundary(void)
 
 static void test_gap_in_headers(void)
 {
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const struct message_info *in = message_info(m);
 	static const char a[] = "Subject: =?UTF-8?B?5pel5pys?=\r\nFrom: a@x.jp\r\nTo: parti";
 	static const char b[] = "al@y.jp\r\nDate: lost\r\n\r\nbody\r\n";
@@ -433,7 +433,7 @@ static void test_gap_in_body(void)
 		"Content-Disposition: attachment; filena";
 	static const char part_tail[] = "me=lost.zip\r\n\r\nxx\r\n--b\r\n"
 		"Content-Type: text/plain; name=kept.txt\r\n\r\n--b--\r\n";
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const struct message_info *in = message_info(m);
 
 	message_feed(m, head, sizeof head - 1);
@@ -459,7 +459,7 @@ static void test_gap_in_body(void)
 static void test_reset_and_done(void)
 {
 	static const char msg[] = "Subject: one\r\n\r\n";
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const struct message_info *in = message_info(m);
 
 	message_feed(m, msg, sizeof msg - 1);
@@ -793,7 +793,7 @@ static void test_long_body_lines(void)
 /* F4: a NUL (decoded, or raw in the line) must not hide the rest of a value. */
 static void test_nul_does_not_cut_subject(void)
 {
-	struct message *m = message_create();
+	struct message *m = message_create(NULL);
 	const char a[] = "Subject: =?utf-8?q?=00?=#$%&'kdf!!?@@ZQ\r\n\r\nx\r\n";
 	message_feed(m, a, sizeof a - 1);
 	message_finish(m);
@@ -806,6 +806,335 @@ static void test_nul_does_not_cut_subject(void)
 	message_destroy(m);
 }
 
+/* ---- shared workspaces ------------------------------------------------- */
+
+static void feed_str(struct message *m, const char *s)
+{
+	message_feed(m, s, strlen(s));
+}
+
+static struct message_workspaces_stats ws_stats(const struct message_workspaces *w)
+{
+	struct message_workspaces_stats st;
+
+	message_workspaces_get_stats(w, &st);
+	return st;
+}
+
+/* The workspace goes back to the pool when the top-level block ends; the
+ * values kept stay intact while another message reuses (and overwrites)
+ * it, through the body and after message_finish(). */
+static void test_values_outlive_workspace(void)
+{
+	struct message_workspaces *pool = message_workspaces_create(1);
+	struct message *a = message_create(pool), *b = message_create(pool);
+	const struct message_info *ia = message_info(a), *ib = message_info(b);
+	struct mbuf big = { 0 };
+
+	feed_str(a, "From: =?UTF-8?B?5pel5pys?= <a@x.jp>\r\n"
+		    "To: t@y.jp,\r\n u@y.jp\r\n"
+		    "Subject: =?UTF-8?B?5pel5pys?=\r\n"
+		    "X-Mailer: M1\r\n"
+		    "Content-Type: multipart/mixed; boundary=q\r\n");
+	CHECK_INT(ws_stats(pool).in_use, 1);
+	CHECK(ia->subject == NULL);       /* values appear when the block ends */
+	feed_str(a, "\r\npreamble\r\n");
+	CHECK_INT(ws_stats(pool).in_use, 0);
+
+	/* b takes the same workspace and overwrites where a's values were */
+	mb_str(&big, "From: ");
+	mb_rep(&big, 'f', MESSAGE_FIELD_MAX);
+	mb_str(&big, "\r\nTo: ");
+	mb_rep(&big, 't', MESSAGE_ADDRLIST_MAX);
+	mb_str(&big, "\r\nSubject: ");
+	mb_rep(&big, 's', MESSAGE_FIELD_MAX);
+	mb_str(&big, "\r\nUser-Agent: U2\r\n\r\n");
+	message_feed(b, big.p, big.len);
+	CHECK_INT(ws_stats(pool).made, 1);
+	CHECK_INT(ws_stats(pool).in_use, 0);
+	CHECK_INT(strlen(ib->subject), MESSAGE_FIELD_MAX);
+	CHECK(ib->subject == ib->subject_raw);   /* nothing to decode: one copy */
+	CHECK(ib->from_decoded == ib->from);
+	CHECK_STR(ib->user_agent, "U2");
+
+	CHECK_STR(ia->from, "=?UTF-8?B?5pel5pys?= <a@x.jp>");
+	CHECK_STR(ia->from_decoded, "日本 <a@x.jp>");
+	CHECK_STR(ia->to, "t@y.jp, u@y.jp");
+	CHECK_STR(ia->subject_raw, "=?UTF-8?B?5pel5pys?=");
+	CHECK_STR(ia->subject, "日本");
+	CHECK_STR(ia->user_agent, "M1");
+	CHECK(ia->headers_done);
+
+	feed_str(a, "--q\r\nContent-Disposition: attachment; filename=a.zip\r\n\r\nUEsDBA==\r\n"
+		    "--q\r\nContent-Type: text/plain; name=b.txt\r\n\r\nx\r\n--q--\r\n");
+	message_finish(a);
+	message_finish(b);
+	CHECK_INT(ws_stats(pool).in_use, 0);
+	CHECK_INT(ia->n_attachments, 2);
+	CHECK_STR(ia->attachments[0], "a.zip");
+	CHECK_STR(ia->attachments[1], "b.txt");
+	CHECK_STR(ia->subject, "日本");
+	CHECK_STR(ia->to, "t@y.jp, u@y.jp");
+	CHECK_INT(ia->parts_skipped, 0);
+	CHECK(!ia->headers_skipped);
+
+	/* what a message holds in its body is small next to a workspace */
+	CHECK(message_sizeof() <= 512);
+	CHECK(message_workspace_sizeof() > 16 * message_sizeof());
+	message_destroy(a);
+	message_destroy(b);
+	message_workspaces_destroy(pool);
+	mb_free(&big);
+}
+
+/* Header blocks that find the pool empty are counted and read only for
+ * their end: a part's name is lost, a multipart in it is not followed, but
+ * the boundaries already open still are, and later parts are parsed as
+ * soon as a workspace is free again. A top-level block without one gives a
+ * message without header values, as a missing parser did. */
+static void test_pool_empty(void)
+{
+	struct message_workspaces *pool = message_workspaces_create(1);
+	struct message *m = message_create(pool), *hold = message_create(pool);
+	struct message *t = message_create(pool);
+	const struct message_info *in = message_info(m), *it = message_info(t);
+	static const char top[] =
+		"Subject: s\r\n"
+		"Content-Type: multipart/mixed; boundary=outer\r\n"
+		"\r\n";
+	static const char tmsg[] =
+		"Subject: x\r\n"
+		"Content-Type: multipart/mixed; boundary=b\r\n"
+		"\r\n"
+		"--b\r\n"
+		"Content-Disposition: attachment; filename=x.zip\r\n"
+		"\r\n"
+		"--b--\r\n";
+	size_t total = 0;
+
+	feed_str(m, top);
+	total += strlen(top);
+	feed_str(hold, "Subject: holding the only workspace\r\n");
+	CHECK_INT(ws_stats(pool).in_use, 1);
+
+	/* a named leaf, then a multipart: both without a workspace */
+	static const char skipped[] =
+		"preamble\r\n"
+		"--outer\r\n"
+		"Content-Disposition: attachment; filename=lost.zip\r\n"
+		"\r\n"
+		"UEsDBA==\r\n"
+		"--outer\r\n"
+		"Content-Type: multipart/alternative; boundary=inner\r\n"
+		"\r\n"
+		"--inner\r\n"
+		"Content-Disposition: attachment; filename=inner.zip\r\n"
+		"\r\n"
+		"--inner--\r\n";
+	feed_str(m, skipped);
+	total += strlen(skipped);
+	CHECK_INT(in->parts_skipped, 2);
+
+	/* a top-level block without a workspace */
+	feed_str(t, tmsg);
+	message_finish(t);
+	CHECK(it->headers_skipped);
+	CHECK(it->subject == NULL && it->subject_raw == NULL);
+	CHECK(it->headers_done);
+	CHECK_INT(it->header_bytes, strstr(tmsg, "--b") - tmsg);
+	CHECK_INT(it->size, strlen(tmsg));
+	CHECK_INT(it->attachments_total, 0);
+
+	/* the holder's block ends: the workspace is free for the next part */
+	feed_str(hold, "\r\nbody\r\n");
+	CHECK_INT(ws_stats(pool).in_use, 0);
+	static const char later[] =
+		"--outer\r\n"
+		"Content-Type: text/plain; name=kept.txt\r\n"
+		"\r\n"
+		"text\r\n"
+		"--outer--\r\n"
+		"--outer\r\n"                       /* after the close: not a boundary */
+		"Content-Disposition: attachment; filename=after-close.zip\r\n"
+		"\r\n";
+	feed_str(m, later);
+	total += strlen(later);
+	message_finish(m);
+	message_finish(hold);
+	CHECK_INT(in->parts_skipped, 2);
+	CHECK_INT(in->attachments_total, 1);
+	CHECK_INT(in->n_attachments, 1);
+	CHECK_STR(in->attachments[0], "kept.txt");
+	CHECK_STR(in->subject, "s");
+	CHECK(!in->headers_skipped);
+	CHECK_INT(in->size, total);
+	CHECK_STR(message_info(hold)->subject, "holding the only workspace");
+	CHECK_INT(ws_stats(pool).parts_skipped, 2);
+	CHECK_INT(ws_stats(pool).headers_skipped, 1);
+	CHECK_INT(ws_stats(pool).in_use, 0);
+
+	/* the same message with a workspace free is parsed in full */
+	message_reset(t);
+	feed_str(t, tmsg);
+	message_finish(t);
+	CHECK(!it->headers_skipped);
+	CHECK_STR(it->subject, "x");
+	CHECK_INT(it->n_attachments, 1);
+	CHECK_STR(it->attachments[0], "x.zip");
+
+	/* a pool of none: nothing parsed, everything counted, nothing breaks */
+	struct message_workspaces *none = message_workspaces_create(0);
+	struct message *z = message_create(none);
+	feed_str(z, tmsg);
+	message_finish(z);
+	CHECK(message_info(z)->headers_skipped);
+	CHECK_INT(message_info(z)->size, strlen(tmsg));
+	message_destroy(z);
+	message_workspaces_destroy(none);
+
+	message_destroy(m);
+	message_destroy(hold);
+	message_destroy(t);
+	message_workspaces_destroy(pool);
+}
+
+/* MIME part blocks may hold three quarters of the pool, not the last
+ * quarter: part headers waiting for their next segment must not keep the
+ * next message from its values. */
+static void test_parts_share(void)
+{
+	struct message_workspaces *pool = message_workspaces_create(4);
+	struct message *p[4], *top = message_create(pool);
+	static const char head[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\nContent-Disposition: attachment; filena";   /* cut here */
+
+	for (int i = 0; i < 4; i++) {
+		p[i] = message_create(pool);
+		feed_str(p[i], head);
+	}
+	CHECK_INT(ws_stats(pool).in_use, 3);
+	CHECK_INT(message_info(p[3])->parts_skipped, 1);
+	feed_str(top, "Subject: still parsed\r\n\r\n");
+	CHECK_STR(message_info(top)->subject, "still parsed");
+	CHECK(!message_info(top)->headers_skipped);
+	CHECK_INT(ws_stats(pool).peak, 4);
+	for (int i = 0; i < 4; i++) {
+		feed_str(p[i], "me=p.zip\r\n\r\n--b--\r\n");
+		message_finish(p[i]);
+		CHECK_INT(message_info(p[i])->n_attachments, i < 3);
+		message_destroy(p[i]);
+	}
+	CHECK_INT(ws_stats(pool).in_use, 0);
+	CHECK_INT(ws_stats(pool).parts_skipped, 1);
+	message_destroy(top);
+	message_workspaces_destroy(pool);
+}
+
+#define MANY 2000
+
+/* Message i of test_many_in_body(): headers, a text part of a length that
+ * depends on i, an attachment whose part header block is `pad` bytes
+ * longer, base64, the close. */
+static void many_msg(struct mbuf *b, unsigned i, size_t pad)
+{
+	mb_fmt(b, "From: u%u@x.jp\r\nSubject: =?UTF-8?Q?message_%u?=\r\n"
+		  "Content-Type: multipart/mixed; boundary=\"bnd-%u\"\r\n\r\n", i, i, i);
+	mb_fmt(b, "--bnd-%u\r\nContent-Type: text/plain\r\n\r\nhello %u ", i, i);
+	mb_rep(b, 'h', i % 401);   /* the next block starts anywhere in a turn */
+	mb_str(b, "\r\n");
+	mb_fmt(b, "--bnd-%u\r\nContent-Type: application/pdf\r\nX-Pad: ", i);
+	mb_rep(b, 'p', pad);
+	mb_fmt(b, "\r\nContent-Disposition: attachment; filename=\"f%u.pdf\"\r\n\r\n", i);
+	for (unsigned k = 0; k < 20; k++)
+		mb_str(b, "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\r\n");
+	mb_fmt(b, "--bnd-%u--\r\n", i);
+}
+
+/* Thousands of messages in their bodies at once, a pool of two workspaces.
+ * Fed in turns of whole header blocks, every one is parsed and the pool is
+ * never short; fed in 16- or 256-byte turns, part header blocks overlap,
+ * some find the pool empty, and each of those is counted once while every
+ * message's own boundaries, size and top-level values stay right. */
+static void test_many_in_body(void)
+{
+	struct message_workspaces *pool = message_workspaces_create(2);
+	static struct message *m[MANY];
+	static struct mbuf b[MANY];
+	size_t head[MANY], off[MANY];
+
+	for (unsigned i = 0; i < MANY; i++) {
+		m[i] = message_create(pool);
+		many_msg(&b[i], i, i % 7 * 3);
+		head[i] = (size_t)(strstr(b[i].p, "\r\n\r\n") - b[i].p) + 4;
+	}
+	static const size_t turns[] = { 0, 16, 256 };
+	for (size_t pass = 0; pass < sizeof turns / sizeof turns[0]; pass++) {
+		size_t turn = turns[pass];
+		unsigned long skipped = 0;
+		bool left = true;
+
+		for (unsigned i = 0; i < MANY; i++) {
+			message_reset(m[i]);
+			message_feed(m[i], b[i].p, head[i]);   /* every top block whole */
+			off[i] = head[i];
+		}
+		CHECK_INT(ws_stats(pool).in_use, 0);
+		while (left) {
+			left = false;
+			for (unsigned i = 0; i < MANY; i++) {
+				size_t n = b[i].len - off[i];
+				if (turn && n > turn) {
+					n = turn;
+				} else if (!turn) {
+					/* up to the end of the next header block */
+					const char *e = strstr(b[i].p + off[i], "\r\n\r\n");
+					if (e)
+						n = (size_t)(e + 4 - (b[i].p + off[i]));
+				}
+				message_feed(m[i], b[i].p + off[i], n);
+				off[i] += n;
+				left |= off[i] < b[i].len;
+				CHECK(ws_stats(pool).in_use <= 2);
+			}
+		}
+		for (unsigned i = 0; i < MANY; i++) {
+			const struct message_info *in = message_info(m[i]);
+			char want[32];
+
+			message_finish(m[i]);
+			snprintf(want, sizeof want, "message %u", i);
+			CHECK_STR(in->subject, want);
+			CHECK(!in->headers_skipped);
+			CHECK_INT(in->size, b[i].len);
+			/* two part blocks: the text's, the attachment's */
+			CHECK(in->parts_skipped <= 2);
+			CHECK_INT(in->attachments_total, in->n_attachments);
+			CHECK(in->n_attachments == 1 || in->parts_skipped >= 1);
+			if (in->n_attachments) {
+				snprintf(want, sizeof want, "f%u.pdf", i);
+				CHECK_STR(in->attachments[0], want);
+			}
+			skipped += in->parts_skipped;
+			if (!turn)
+				CHECK_INT(in->n_attachments, 1);
+		}
+		CHECK_INT(ws_stats(pool).in_use, 0);
+		CHECK_INT(ws_stats(pool).made, turn ? 2 : 1);  /* whole blocks: one is enough */
+		if (turn)
+			CHECK(skipped > 0);   /* the test does reach the empty pool */
+		else
+			CHECK_INT(skipped, 0);
+		fprintf(stderr, "  %zu-byte turns: %lu part header blocks skipped, %u messages\n",
+			turn, skipped, MANY);
+	}
+	CHECK_INT(ws_stats(pool).peak, 2);
+	for (unsigned i = 0; i < MANY; i++) {
+		message_destroy(m[i]);
+		mb_free(&b[i]);
+	}
+	message_workspaces_destroy(pool);
+}
 
 int main(void)
 {
@@ -833,5 +1162,9 @@ int main(void)
 	RUN(test_long_body_lines);
 	rfc2047_cleanup();
 	RUN(test_nul_does_not_cut_subject);
+	RUN(test_values_outlive_workspace);
+	RUN(test_pool_empty);
+	RUN(test_parts_share);
+	RUN(test_many_in_body);
 	return TEST_EXIT();
 }

@@ -1070,8 +1070,8 @@ static void test_carried_secret_wiped(void)
 
 int main(void)
 {
-	pool_msg[0] = message_create();
-	pool_msg[1] = message_create();
+	pool_msg[0] = message_create(NULL);
+	pool_msg[1] = message_create(NULL);
 	lines = smtp_line_pool_create(2, 2);
 	RUN(test_basic_transaction);
 	RUN(test_pipelining);

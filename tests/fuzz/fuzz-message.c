@@ -13,6 +13,10 @@
  * Oracles: the sanitizers; message.h's bounds and UTF-8 promises on every
  * field; size == bytes fed (+ gap); the parse is the same whether the content
  * comes whole or in pieces (message.h: "any split, including mid-CRLF");
+ * with the one workspace of a shared pool taken away at pseudo-random
+ * moments, what is parsed agrees with the whole parse (top-level values all
+ * or nothing, attachment names a subsequence, sizes equal) and the
+ * workspace always comes back;
  * rfc2047.h's output contract: NUL-terminated, valid UTF-8, and a smaller
  * buffer gets a prefix of the full result; address.h's bounds and that the
  * claimed spoof address is lower case. */
@@ -31,6 +35,9 @@
 static const uint64_t gap_len[4] = { 0, 1, 100, 70000 };
 
 static struct message *msg;
+/* run_contended(): a message and a holder sharing one workspace */
+static struct message_workspaces *shared;
+static struct message *cmsg, *holder;
 
 static void feed_split(struct message *m, const char *p, size_t n, uint64_t *rng)
 {
@@ -189,13 +196,95 @@ static void run(const char *c, size_t n, int mode, uint64_t rng, uint64_t gap,
 	dump_message_info(d, mi);
 }
 
+static bool str_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The content in pieces again, while a holder takes the only workspace
+ * before some pieces (a header block of its own that has not ended) and
+ * lets it go before others: some of cmsg's header blocks find the pool
+ * empty. Compared with the whole parse `ref`. */
+static void run_contended(const char *c, size_t n, uint64_t rng,
+			  const struct message_info *ref)
+{
+	message_reset(cmsg);
+	message_reset(holder);
+	while (n) {
+		uint32_t r = fuzz_rand(&rng);
+		size_t k = (r & 3) == 0 ? 1 + (r >> 2) % 200 : 1 + (r >> 2) % 3;
+		if (k > n)
+			k = n;
+		switch (r >> 29) {
+		case 0:
+		case 1:
+			message_reset(holder);
+			message_feed(holder, "X-Hold: y", 9); /* takes it if free */
+			break;
+		case 2:
+			message_reset(holder);  /* gives it back */
+			break;
+		default:
+			break;
+		}
+		message_feed(cmsg, c, k);
+		c += k;
+		n -= k;
+	}
+	message_finish(cmsg);
+	message_reset(holder);
+
+	const struct message_info *mi = message_info(cmsg);
+	struct message_workspaces_stats st;
+	message_workspaces_get_stats(shared, &st);
+	FUZZ_CHECK(st.in_use == 0);
+	FUZZ_CHECK(st.made <= 1);
+	FUZZ_CHECK(mi->size == ref->size);
+	FUZZ_CHECK(mi->header_bytes == ref->header_bytes);
+	FUZZ_CHECK(mi->headers_done == ref->headers_done);
+	const char *const a[] = { mi->from, mi->to, mi->cc, mi->reply_to, mi->subject_raw,
+				  mi->subject, mi->from_decoded, mi->date, mi->message_id,
+				  mi->in_reply_to, mi->references, mi->user_agent,
+				  mi->x_originating_ip };
+	const char *const b[] = { ref->from, ref->to, ref->cc, ref->reply_to, ref->subject_raw,
+				  ref->subject, ref->from_decoded, ref->date, ref->message_id,
+				  ref->in_reply_to, ref->references, ref->user_agent,
+				  ref->x_originating_ip };
+	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+		FUZZ_CHECK(mi->headers_skipped ? a[i] == NULL : str_same(a[i], b[i]));
+	/* a skipped block loses its name and the subtree under it, no more */
+	FUZZ_CHECK(mi->attachments_total <= ref->attachments_total);
+	if (mi->headers_skipped)
+		FUZZ_CHECK(mi->attachments_total == 0);
+	if (ref->attachments_total <= MESSAGE_ATTACH_KEEP_MAX) {
+		unsigned j = 0;
+		for (unsigned i = 0; i < mi->n_attachments; i++) {
+			while (j < ref->n_attachments && !str_same(mi->attachments[i],
+								   ref->attachments[j]))
+				j++;
+			if (j == ref->n_attachments) {
+				fprintf(stderr, "attachment [%s] is not in the whole parse\n",
+					mi->attachments[i]);
+				FUZZ_CHECK(!"names a subsequence of the whole parse's");
+			}
+			j++;
+		}
+	}
+	if (!mi->headers_skipped && !mi->parts_skipped)
+		FUZZ_CHECK(mi->attachments_total == ref->attachments_total);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
 	if (!msg) {
-		msg = message_create();
-		FUZZ_CHECK(msg != NULL);
+		msg = message_create(NULL);
+		shared = message_workspaces_create(1);
+		FUZZ_CHECK(msg != NULL && shared != NULL);
+		cmsg = message_create(shared);
+		holder = message_create(shared);
+		FUZZ_CHECK(cmsg != NULL && holder != NULL);
 	}
 	uint64_t rng = 0x9e3779b97f4a7c15ull * ((uint64_t)data[0] + 1);
 	unsigned gapsel = data[1] & 3;
@@ -212,6 +301,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Header values as the parser kept them (from the whole feed). */
 	run(c, n, 0, rng, 0, &gapped);
 	const struct message_info *mi = message_info(msg);
+	run_contended(c, n, rng, mi);
 	const char *vals[] = { mi->from, mi->to, mi->cc, mi->reply_to, mi->subject_raw };
 	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
 		if (vals[i]) {

@@ -47,13 +47,14 @@ static const int dlts[] = {
 	DECODE_DLT_LINUX_SLL, DECODE_DLT_IPV4, DECODE_DLT_IPV6, DECODE_DLT_LINUX_SLL2,
 };
 
-/* max_flows, max_sessions, max_messages, max_classifying, reasm_buffers */
-static const uint32_t bounds[][5] = {
-	{ 4, 2, 1, 2, 1 },
-	{ 1, 1, 1, 1, 1 },
-	{ 16, 8, 2, 8, 4 },
-	{ 8, 1, 1, 8, 2 },
-	{ 3, 3, 3, 1, 8 },
+/* max_flows, max_sessions, max_messages, max_classifying, reasm_buffers,
+ * max_workspaces */
+static const uint32_t bounds[][6] = {
+	{ 4, 2, 1, 2, 1, 1 },
+	{ 1, 1, 1, 1, 1, 1 },
+	{ 16, 8, 2, 8, 4, 1 },
+	{ 8, 1, 1, 8, 2, 2 },
+	{ 3, 3, 3, 1, 8, 1 },
 };
 
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
@@ -154,6 +155,7 @@ static struct tracker *get_tracker(size_t bi)
 	cfg.max_messages = b[2];
 	cfg.max_classifying = b[3];
 	cfg.reasm_buffers = b[4];
+	cfg.max_workspaces = b[5];
 	struct tracker_events ev = { on_record, on_auth, on_session, on_flow_end };
 	char err[256];
 	trackers[bi] = tracker_create(&cfg, &ev, NULL, err, sizeof err);
@@ -222,6 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(st.sessions_active <= b[1]);
 		FUZZ_CHECK(st.reasm->pool_in_use <= b[4]);
 		FUZZ_CHECK(st.classify->pool_in_use <= b[3]);
+		FUZZ_CHECK(st.workspaces_in_use <= b[5]);
 	}
 	if (ts > clock_us)
 		clock_us = ts;
@@ -232,6 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(st.sessions_active == 0);
 	FUZZ_CHECK(st.reasm->pool_in_use == 0);
 	FUZZ_CHECK(st.classify->pool_in_use == 0);
+	FUZZ_CHECK(st.workspaces_in_use == 0);
 	if (fresh) {
 		tracker_destroy(t);
 		trackers[bi] = NULL;

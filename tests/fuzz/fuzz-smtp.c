@@ -1,7 +1,7 @@
 /* fuzz-smtp.c — libFuzzer target: both directions of one SMTP session into
  * smtp_feed()/smtp_gap()/smtp_end(), with real message parsers from a pool
- * of one or two (as the tracker's pool), and every transaction turned into a
- * record and JSON as relaywatch does.
+ * of one or two (as the tracker's pool) sharing one header workspace, and
+ * every transaction turned into a record and JSON as relaywatch does.
  *
  * Input format (tests/fuzz/README.md; make-seeds.py writes it from pcaps):
  *
@@ -21,12 +21,13 @@
  *
  * Oracles: the sanitizers; the bounds of smtp.h and message.h on every
  * emitted string; the record of every transaction serialises into JSON that
- * jansson accepts; the message pool is handed back on smtp_end(), and so is
- * every byte the session held beyond its struct (line buffers included:
- * with one per direction no line is ever cut for lack of one); and the
- * differential one: smtp.h promises any split of the bytes gives the same
- * result, so the session is run twice — chunks fed whole, then each chunk
- * cut at pseudo-random points — and the event dumps must be equal. */
+ * jansson accepts; the message pool and the header workspace are handed
+ * back on smtp_end(), and so is every byte the session held beyond its
+ * struct (line buffers included: with one per direction no line is ever cut
+ * for lack of one); and the differential one: smtp.h promises any split of
+ * the bytes gives the same result, so the session is run twice — chunks fed
+ * whole, then each chunk cut at pseudo-random points — and the event dumps
+ * must be equal. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static const uint64_t gap_len[8] = { 0, 1, 2, 7, 100, 1000, 65536, (1ull << 32) 
 
 static struct {
 	struct message *m[2];
+	struct message_workspaces *ws; /* one: a session reads one header block at a time */
 	bool taken[2];
 	unsigned size;
 	struct dump d;
@@ -134,6 +136,7 @@ static void release(void *ctx, struct message *m)
 		if (m == st.m[i]) {
 			FUZZ_CHECK(st.taken[i]);
 			st.taken[i] = false;
+			message_reset(m); /* as the tracker does: its workspace goes back */
 			return;
 		}
 	FUZZ_CHECK(!"released a parser that is not from the pool");
@@ -159,6 +162,10 @@ static void pool_check_empty(void)
 {
 	for (unsigned i = 0; i < st.size; i++)
 		FUZZ_CHECK(!st.taken[i]);
+	struct message_workspaces_stats ws;
+	message_workspaces_get_stats(st.ws, &ws);
+	FUZZ_CHECK(ws.in_use == 0);
+	FUZZ_CHECK(ws.made <= 1);
 }
 
 /* Feed one chunk, whole or cut at pseudo-random points. */
@@ -238,6 +245,7 @@ static void cleanup(void)
 	smtp_line_pool_destroy(st.lines);
 	message_destroy(st.m[0]);
 	message_destroy(st.m[1]);
+	message_workspaces_destroy(st.ws);
 	rfc2047_cleanup();
 }
 
@@ -246,8 +254,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (!st.m[0]) {
-		st.m[0] = message_create();
-		st.m[1] = message_create();
+		st.ws = message_workspaces_create(1);
+		FUZZ_CHECK(st.ws != NULL);
+		st.m[0] = message_create(st.ws);
+		st.m[1] = message_create(st.ws);
 		st.lines = smtp_line_pool_create(2, 2);
 		st.s = smtp_session_create(&events, NULL, &st.stats, st.lines);
 		FUZZ_CHECK(st.m[0] && st.m[1] && st.lines && st.s);

@@ -100,6 +100,7 @@ static void dump_message_info(struct dump *d, const struct message_info *mi)
 	       "replaced=%lu\n", mi->header_bytes_over, mi->header_count_over,
 	       mi->truncated_fields, mi->duplicates, mi->mime_depth_over,
 	       mi->boundary_too_long, mi->gaps, mi->decode_replaced);
+	dump_f(d, "skipped: headers=%d parts=%lu\n", mi->headers_skipped, mi->parts_skipped);
 }
 
 static void dump_compare(const struct dump *a, const struct dump *b, const char *what)
