@@ -356,7 +356,6 @@ static void tick_counters(struct sensor *s, uint64_t now_us)
 	counters_tick(s->ctr, now_us);
 }
 
-
 /* --- packets ------------------------------------------------------------------- */
 
 static void on_packet(void *ctx, const struct capture_packet *cp)

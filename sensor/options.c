@@ -64,7 +64,7 @@ static const struct opt_def defs[] = {
 	{ NULL, NULL, "read", 'r', "FILE", OT_STR, O(read_file), 0, 0, NULL,
 	  "read packets from a pcap or pcapng file ('-' = stdin)", NULL },
 	{ "sensor", "interface", "interface", 'i', "IFACE", OT_STR, O(iface), 0, 0, NULL,
-	  "capture live from IFACE (promiscuous, immediate mode)", NULL },
+	  "capture live from IFACE (promiscuous, TPACKET_V3 ring, 20 ms latency at most)", NULL },
 	{ "sensor", "filter", "filter", 'f', "BPF", OT_STR, O(filter), 0, 0, CAPTURE_DEFAULT_FILTER,
 	  "capture filter, also applied inside 802.1Q/QinQ tags; '' = all", NULL },
 	{ "sensor", "name", "sensor-name", 0, "NAME", OT_STR, O(sensor_name), 0, 0, "(host name)",

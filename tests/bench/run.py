@@ -308,7 +308,7 @@ def rss_run(a, rw, workdir):
     path, summ = capture(workdir, "conc%d" % c, args)
     pin = pin_prefix(0, not a.no_pin)
     res = measure([rw, "-r", path, "--redis", "none", "--records", "/dev/null",
-                   "--stats-interval", "0.25"], pin)
+                   "--max-sessions", str(a.rss_max_sessions), "--stats-interval", "0.25"], pin)
     check(res, "relaywatch (rss)")
     info = parse_relaywatch(res["stderr"])
     peak_flows = peak_sessions = 0
@@ -452,6 +452,8 @@ def main():
     p.add_argument("--slice", type=float, default=0.1, help="tshark's share of the capture")
     p.add_argument("--no-pin", action="store_true", help="do not pin to core 0")
     p.add_argument("--rss-concurrency", type=int, default=100000)
+    p.add_argument("--rss-max-sessions", type=int, default=262144,
+                   help="--max-sessions of the RSS run: every session parsed [262144]")
     p.add_argument("--rates", default="1000,10000,100000")
     p.add_argument("--rate-seconds", type=float, default=2.0,
                    help="seconds of messages in each rate capture [2]")
