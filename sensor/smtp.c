@@ -207,7 +207,8 @@ struct smtp_session {
 	struct pending reply_for;       /* what the open reply answers */
 	uint32_t gen;
 	struct carry cl, sl;            /* cut lines of the client, the server */
-	uint64_t bytes_seen;
+	uint64_t bytes_seen;            /* bytes read, counted up to the end of the line
+					 * being read: the same whatever the split */
 	uint64_t bdat_left;
 
 	/* The open record's scalars; its strings are in st. */
@@ -1589,9 +1590,11 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 		switch ((enum smtp_state)s->state) {
 		case ST_DATA:
 			used = data_bytes(s, p, n, ts);
+			s->bytes_seen += used;
 			break;
 		case ST_BDAT: {
 			used = n < s->bdat_left ? n : (size_t)s->bdat_left;
+			s->bytes_seen += used;
 			feed_content(s, p, used);
 			s->bdat_left -= used;
 			if (s->bdat_left == 0) {
@@ -1611,6 +1614,7 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 			const char *line;
 			size_t len;
 			used = take_line(s, &s->cl, p, n, &line, &len);
+			s->bytes_seen += used;
 			if (line) {
 				client_line(s, line, len, ts);
 				if (s->cl.seen)
@@ -1631,6 +1635,7 @@ static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint
 		const char *line;
 		size_t len;
 		size_t used = take_line(s, &s->sl, p, n, &line, &len);
+		s->bytes_seen += used; /* before the line is read: the same for any split */
 		if (line) {
 			server_line(s, line, len, ts);
 			if (s->sl.seen)
@@ -1710,7 +1715,6 @@ void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, si
 	if (s->bytes_seen == 0 && from_client && len >= 8 && !memcmp(data, "CONNECT ", 8) &&
 	    s->state == ST_COMMAND && !s->smtp_seen)
 		s->state = ST_PROXY; /* an open proxy carrying SMTP: skip to the tunnel */
-	s->bytes_seen += len;
 	if (from_client)
 		feed_client(s, data, len, ts_us);
 	else

@@ -570,6 +570,22 @@ static void test_not_smtp(void)
 	C(s, "MAIL FROM:<a@b>\r\n");
 	finish(s);
 	CHECK_INT(n_txn, 0);
+
+	/* Early garbage is judged by where its line ends, not by how much the
+	 * segment carrying it holds: a 12 KB first segment whose first line is
+	 * not a reply is refuted as its pieces would be (found by fuzz-smtp:
+	 * the window was counted per segment). */
+	static char big[12 * 1024 + 1];
+	memcpy(big, "HTTP/1.1 400 Bad Request\r\n", 26);
+	for (size_t i = 26; i + 8 <= sizeof big - 1; i += 8)
+		memcpy(big + i, "250 ok\r\n", 8);
+	for (int split = 0; split <= 1; split++) {
+		s = start(true);
+		feed_split(s, false, big, split ? 5 : sizeof big);
+		CHECK(smtp_failed(s));
+		CHECK_INT(stats.bad_replies, 1);
+		finish(s);
+	}
 }
 
 static void test_line_bound(void)
