@@ -695,8 +695,7 @@ int main(int argc, char **argv)
 			usage();
 			return CLI_EXIT_OK;
 		case 'V':
-			printf(PROG " %s (hiredis %d.%d.%d, jansson %s)\n", RW_VERSION, HIREDIS_MAJOR,
-			       HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
+			cli_print_version(PROG);
 			return CLI_EXIT_OK;
 		case OPT_JSON:
 			a->json = true;

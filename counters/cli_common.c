@@ -10,6 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "rw-config.h"
+
 void cli_redis_init(struct cli_redis *o)
 {
 	memset(o, 0, sizeof *o);
@@ -65,6 +70,12 @@ bool cli_color_wanted(int fd, bool no_color_flag)
 		return false;
 	const char *term = getenv("TERM");
 	return !(term && !strcmp(term, "dumb"));
+}
+
+void cli_print_version(const char *prog)
+{
+	printf("%s %s (hiredis %d.%d.%d, jansson %s)\n", prog, RW_VERSION, HIREDIS_MAJOR,
+	       HIREDIS_MINOR, HIREDIS_PATCH, JANSSON_VERSION);
 }
 
 int cli_usage_error(const char *prog, const char *fmt, ...)

@@ -79,6 +79,9 @@ int cli_redis_target(const struct cli_redis *o, struct redis_target *t, char *er
  * (no-color.org), TERM not "dumb". */
 bool cli_color_wanted(int fd, bool no_color_flag);
 
+/* --version: "PROG VERSION (hiredis X.Y.Z, jansson V)" on stdout. */
+void cli_print_version(const char *prog);
+
 /* "PROG: message (try --help)" on stderr; returns CLI_EXIT_USAGE. */
 __attribute__((format(printf, 2, 3)))
 int cli_usage_error(const char *prog, const char *fmt, ...);
