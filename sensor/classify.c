@@ -152,9 +152,11 @@ enum classify_verdict classify_packet(struct classifier *c, struct classify_stat
 {
 	if (s->verdict != CLASSIFY_UNDECIDED)
 		return s->verdict;
-	/* A bare ACK tells nDPI nothing it needs (it tracks the handshake's
-	 * SYNs and the payload): half the packets of a bulk transfer. */
-	if (p->payload_len == 0 && !(p->flags & (TCP_SYN | TCP_FIN | TCP_RST)))
+	/* nDPI decides on payload; packets without any (the handshake, bare
+	 * ACKs: half the packets of a bulk transfer) would only make it hold
+	 * its state longer. Its state is taken at the first payload byte, so
+	 * a flow waiting for its banner costs nothing here. */
+	if (p->payload_len == 0)
 		return CLASSIFY_UNDECIDED;
 	if (!s->nf) {
 		s->nf = nf_get(c);
@@ -179,6 +181,18 @@ enum classify_verdict classify_packet(struct classifier *c, struct classify_stat
 	count(c, v);
 	nf_put(c, s);
 	return v;
+}
+
+void classify_settle(struct classifier *c, struct classify_state *s, enum classify_verdict v)
+{
+	if (s->verdict != CLASSIFY_UNDECIDED)
+		return;
+	if (v == CLASSIFY_SMTP)
+		s->master = s->app = NDPI_PROTOCOL_MAIL_SMTP;
+	s->verdict = (uint8_t)v;
+	count(c, v);
+	c->stats.settled_by_parser++;
+	nf_put(c, s);
 }
 
 void classify_release(struct classifier *c, struct classify_state *s)

@@ -1,9 +1,12 @@
 /* classify.h — which application protocol a TCP flow carries (nDPI 4.2).
  *
- * Every new flow goes through nDPI until nDPI decides or gives up after
- * CLASSIFY_PKTS_MAX packets. nDPI's per-flow state (688 bytes in 4.2) is taken
- * from a capped pool only while a flow is undecided and returned at once after
- * the decision, so memory follows flows-being-classified, not flows.
+ * Every new flow's payload packets go through nDPI until nDPI decides, gives
+ * up after CLASSIFY_PKTS_MAX packets, or the caller settles the flow with
+ * what it proved itself. nDPI's per-flow state (688 bytes in 4.2, and 2 KB
+ * more that its TLS dissector allocates on the first payload) is taken from a
+ * capped pool at the first payload byte and returned at once after the
+ * decision, so memory follows flows-being-classified, not flows. When the
+ * pool is empty a flow is classified by its ports (counted).
  *
  * struct classify_state lives in caller memory; classify_release() must be
  * called when the flow ends. */
@@ -36,6 +39,7 @@ struct classify_state {
 struct classify_stats {
 	uint64_t flows_smtp, flows_tls, flows_tunnel, flows_other, flows_unknown;
 	uint64_t pool_exhausted;     /* flows that could not get nDPI state */
+	uint64_t settled_by_parser;  /* of the verdicts, given by classify_settle() */
 	uint64_t pool_in_use, pool_peak;
 };
 
@@ -50,6 +54,12 @@ void classifier_destroy(struct classifier *c);
  * When no nDPI state can be had, the verdict falls back to the ports. */
 enum classify_verdict classify_packet(struct classifier *c, struct classify_state *s,
 				      const struct packet *p);
+
+/* The caller proved the protocol itself (the SMTP parser saw a greeting
+ * and a mail command, what nDPI's SMTP dissector waits for too): take
+ * verdict v, with nDPI's protocol id for it, and give nDPI's state back now.
+ * A decided flow is left as it is. */
+void classify_settle(struct classifier *c, struct classify_state *s, enum classify_verdict v);
 
 /* Stop classifying (e.g. the flow ended): nDPI state back to the pool. The
  * verdict and protocol ids are kept. */

@@ -320,6 +320,22 @@ static void print_summary(struct sensor *s)
 			ts.reasm->gaps, ts.reasm->gap_bytes, ts.smtp->lines_too_long,
 			ts.smtp->pending_overflow, ts.smtp->rcpt_over_keep, ts.sessions_exhausted,
 			ts.messages_exhausted, s->records_overflow, ts.smtp->lines_no_buffer);
+	const struct classify_stats *cl = ts.classify;
+	uint64_t classified = cl->flows_smtp + cl->flows_tls + cl->flows_tunnel + cl->flows_other +
+			      cl->flows_unknown;
+	if (classified)
+		fprintf(stderr,
+			"relaywatch: flows classified: %" PRIu64 " SMTP (%" PRIu64
+			" settled by the SMTP parser), %" PRIu64 " TLS, %" PRIu64 " HTTP CONNECT, %"
+			PRIu64 " other, %" PRIu64 " unknown; at most %" PRIu64
+			" under nDPI at once\n",
+			cl->flows_smtp, cl->settled_by_parser, cl->flows_tls,
+			cl->flows_tunnel, cl->flows_other, cl->flows_unknown, cl->pool_peak);
+	if (cl->pool_exhausted)
+		fprintf(stderr,
+			"relaywatch: degraded: %" PRIu64 " flows classified by their ports alone: "
+			"%" PRIu64 " were under nDPI already (--max-classifying)\n",
+			cl->pool_exhausted, cl->pool_peak);
 	if (ts.parts_skipped)
 		fprintf(stderr,
 			"relaywatch: %" PRIu64 " MIME part header blocks not parsed (attachment "
@@ -409,6 +425,7 @@ static struct tracker *make_tracker(struct sensor *s)
 	tc.flows.max_flows = (uint32_t)s->opt.max_flows;
 	tc.flows.idle_timeout_us = (uint64_t)(s->opt.flow_timeout * 1e6);
 	tc.max_sessions = (uint32_t)s->opt.max_sessions;
+	tc.max_classifying = (uint32_t)s->opt.max_classifying;
 	tc.max_messages = (uint32_t)s->opt.max_messages;
 	tc.max_workspaces = (uint32_t)s->opt.max_workspaces;
 	struct tracker_events ev = {

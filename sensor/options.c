@@ -18,6 +18,7 @@
 #include <pcap/pcap.h>
 
 #include "capture.h"
+#include "classify.h"
 #include "netlist.h"
 #include "rw-config.h"
 
@@ -80,6 +81,10 @@ static const struct opt_def defs[] = {
 	  "a flow with no packet for this long (packet time) ends", NULL },
 	{ "sensor", "max_sessions", "max-sessions", 0, "N", OT_UINT, O(max_sessions), 1, 1 << 24,
 	  "65536", "SMTP sessions parsed at once (about 0.5 KB each)", NULL },
+	{ "sensor", "max_classifying", "max-classifying", 0, "N", OT_UINT, O(max_classifying), 1,
+	  1 << 24, "16384",
+	  "flows under nDPI at once, from their first payload byte to its verdict (about "
+	  "2.7 KB each); past it a flow is classified by its ports (counted)", NULL },
 	{ "sensor", "max_messages", "max-messages", 0, "N", OT_UINT, O(max_messages), 1, 1 << 24,
 	  "65536", "messages under way at once (a few hundred bytes each in the body)", NULL },
 	{ "sensor", "max_header_workspaces", "max-header-workspaces", 0, "N", OT_UINT,
@@ -143,6 +148,7 @@ static void set_defaults(struct rw_options *o)
 	o->max_flows = 262144;
 	o->flow_timeout = 300;
 	o->max_sessions = 65536;
+	o->max_classifying = CLASSIFY_POOL_DEFAULT;
 	o->max_messages = 65536;
 	o->max_workspaces = 128;
 	o->stats_interval = -1; /* auto: 60 s live, off for files */

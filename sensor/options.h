@@ -37,6 +37,7 @@ struct rw_options {
 	uint64_t max_flows;
 	double flow_timeout;
 	uint64_t max_sessions;
+	uint64_t max_classifying;
 	uint64_t max_messages;
 	uint64_t max_workspaces;
 	double stats_interval;    /* 0 = off */

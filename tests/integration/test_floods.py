@@ -50,12 +50,12 @@ import floods  # noqa: E402
 
 MB = 1024  # ru_maxrss is in KiB
 MAX_FLOWS = 65536
-CLASSIFY_POOL = 16384       # CLASSIFY_POOL_DEFAULT in sensor/classify.h
 RCPT_KEEP_MAX = 100         # SMTP_RCPT_KEEP_MAX in sensor/smtp.h
 FIELD_MAX = 1024            # MESSAGE_FIELD_MAX in sensor/message.h
 ADDRLIST_MAX = 4096         # MESSAGE_ADDRLIST_MAX
 BUDGET_KB = {
-    "syn_flood": (MAX_FLOWS * 512 + min(MAX_FLOWS, CLASSIFY_POOL) * 1024) // 1024 + 4 * MB,
+    # a flow record each; a SYN carries no payload, so no nDPI state
+    "syn_flood": MAX_FLOWS * 512 // 1024 + 4 * MB,
     "endless_line": 8 * MB,
     "big_headers": 8 * MB,
     "many_rcpts": 8 * MB,
