@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
 #include <ndpi/ndpi_api.h>
 
 struct classifier {
@@ -183,12 +185,33 @@ enum classify_verdict classify_packet(struct classifier *c, struct classify_stat
 	return v;
 }
 
-void classify_settle(struct classifier *c, struct classify_state *s, enum classify_verdict v)
+/* nDPI's guess from its list of networks ("Google" for 173.194.0.0/16):
+ * what it would add as the application protocol (SMTP.Google). IPv4 only,
+ * as in nDPI 4.2. */
+static uint16_t network_guess(struct classifier *c, const struct packet *p)
+{
+	if (p->v6)
+		return NDPI_PROTOCOL_UNKNOWN;
+	struct in_addr a;
+	memcpy(&a.s_addr, p->src, 4);
+	uint16_t id = ndpi_network_ptree_match(c->ndpi, &a);
+	if (id == NDPI_PROTOCOL_UNKNOWN) {
+		memcpy(&a.s_addr, p->dst, 4);
+		id = ndpi_network_ptree_match(c->ndpi, &a);
+	}
+	return id;
+}
+
+void classify_settle(struct classifier *c, struct classify_state *s, enum classify_verdict v,
+		     const struct packet *p)
 {
 	if (s->verdict != CLASSIFY_UNDECIDED)
 		return;
-	if (v == CLASSIFY_SMTP)
-		s->master = s->app = NDPI_PROTOCOL_MAIL_SMTP;
+	if (v == CLASSIFY_SMTP) {
+		uint16_t net = network_guess(c, p);
+		s->master = NDPI_PROTOCOL_MAIL_SMTP;
+		s->app = net != NDPI_PROTOCOL_UNKNOWN ? net : NDPI_PROTOCOL_MAIL_SMTP;
+	}
 	s->verdict = (uint8_t)v;
 	count(c, v);
 	c->stats.settled_by_parser++;

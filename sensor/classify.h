@@ -57,9 +57,12 @@ enum classify_verdict classify_packet(struct classifier *c, struct classify_stat
 
 /* The caller proved the protocol itself (the SMTP parser saw a greeting
  * and a mail command, what nDPI's SMTP dissector waits for too): take
- * verdict v, with nDPI's protocol id for it, and give nDPI's state back now.
- * A decided flow is left as it is. */
-void classify_settle(struct classifier *c, struct classify_state *s, enum classify_verdict v);
+ * verdict v, named as nDPI would name it (its protocol id, and the owner of
+ * the addresses of packet p when nDPI knows their network: SMTP.Google), and
+ * give nDPI's state back now, if the flow had any. A decided flow is left as
+ * it is. */
+void classify_settle(struct classifier *c, struct classify_state *s, enum classify_verdict v,
+		     const struct packet *p);
 
 /* Stop classifying (e.g. the flow ended): nDPI state back to the pool. The
  * verdict and protocol ids are kept. */

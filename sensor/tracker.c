@@ -2,16 +2,23 @@
  *
  * A flow's application state:
  *
+ *   GREETED --parser: a mail command--> SMTP
+ *     ^  \--other payload--> UNDECIDED (nDPI from that packet on)
+ *     | first payload is the server's "220"
  *   UNDECIDED --nDPI: SMTP / HTTP CONNECT--> SMTP --STARTTLS accepted--> ENCRYPTED
  *       |  |  \--parser: greeting and mail command--> SMTP
  *       |  \--nDPI: SMTPS / TLS on a mail port--> ENCRYPTED
  *       \--nDPI: other, or gave up on a non-SMTP stream--> IGNORED
  *
- * While UNDECIDED the stream is already reassembled and parsed
+ * While undecided the stream is already reassembled and parsed
  * speculatively, so nothing is lost while nDPI makes up its mind (it needs the
  * banner, the first command and its reply). The parser settles SMTP itself
- * once it has seen the greeting and a mail command: one packet sooner, and
- * every clear-text session gives its nDPI state back a round trip earlier.
+ * once it has seen the greeting and a mail command, which is what nDPI's SMTP
+ * dissector looks for too. A session that opens the usual way (the server's
+ * 220, then EHLO) is therefore settled by the parser without nDPI: nDPI's
+ * state is 2.7 KB a flow from the first payload to its verdict, and on a
+ * mail server's span port nearly every flow is such a session. nDPI names
+ * everything else: TLS, proxies, and whatever does not greet like SMTP.
  * ENCRYPTED and IGNORED flows are only counted by the flow table. */
 #include "tracker.h"
 
@@ -20,7 +27,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum app_state { APP_UNDECIDED = 0, APP_SMTP, APP_ENCRYPTED, APP_IGNORED };
+enum app_state {
+	APP_UNDECIDED = 0, /* nDPI reads the payload, the parser too */
+	APP_GREETED,       /* the server spoke first, "220": only the parser reads */
+	APP_SMTP, APP_ENCRYPTED, APP_IGNORED
+};
+
+/* A server's first payload that opens like an SMTP greeting: "220 " or "220-"
+ * (RFC 5321 4.2), or a bare "220" line. */
+static bool greeting(const struct packet *p, enum flow_dir dir)
+{
+	return dir == FLOW_DIR_RESP && p->payload_len >= 4 && memcmp(p->payload, "220", 3) == 0 &&
+	       (p->payload[3] == ' ' || p->payload[3] == '-' || p->payload[3] == '\r');
+}
 
 struct flow_ctx {
 	struct reasm_dir rd[2];
@@ -419,16 +438,22 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	set_current(t, f, c, p->ts_us);
 
 	/* A parser from the first payload on, while undecided or once SMTP
-	 * (nDPI's pool was full and the port decided). */
+	 * (nDPI's pool was full and the port decided). A first payload that is
+	 * the server's SMTP greeting goes to the parser alone: the client's
+	 * first command, in the next packet, most likely settles the flow
+	 * without nDPI (nor its 2.7 KB per flow) ever being involved. */
 	if ((c->app == APP_UNDECIDED || c->app == APP_SMTP) && p->payload_wire_len > 0 &&
-	    !c->smtp && !c->parsed)
+	    !c->smtp && !c->parsed) {
+		if (c->app == APP_UNDECIDED && greeting(p, dir))
+			c->app = APP_GREETED;
 		session_attach(t, c);
+	}
 	if (c->app == APP_UNDECIDED) {
 		apply_verdict(t, f, c, classify_packet(t->cls, &c->cls, p), p->ts_us);
 		/* A decision may have switched flows' contexts through callbacks. */
 		set_current(t, f, c, p->ts_us);
 	}
-	if ((c->app == APP_UNDECIDED || c->app == APP_SMTP) && c->smtp) {
+	if ((c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) && c->smtp) {
 		struct reasm_sink sink = { sink_data, sink_gap, t };
 		/* The ACK first, as Zeek does: a hole the peer acknowledged is a
 		 * gap before this packet's own payload is read. */
@@ -444,9 +469,19 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 		/* The parser saw a greeting and a mail command: that is SMTP, as
 		 * sure as nDPI would say one reply later, and nDPI's state (2.7 KB
 		 * with its TLS buffer) goes back now. */
-		if (c->app == APP_UNDECIDED && c->smtp && smtp_looks_like_smtp(c->smtp)) {
-			classify_settle(t->cls, &c->cls, CLASSIFY_SMTP);
+		if ((c->app == APP_UNDECIDED || c->app == APP_GREETED) && c->smtp &&
+		    smtp_looks_like_smtp(c->smtp)) {
+			classify_settle(t->cls, &c->cls, CLASSIFY_SMTP, p);
 			apply_verdict(t, f, c, CLASSIFY_SMTP, p->ts_us);
+		} else if (c->app == APP_GREETED && p->payload_wire_len > 0 &&
+			   !greeting(p, dir)) {
+			/* Payload after the greeting that did not prove SMTP (an FTP
+			 * "USER", a client that never speaks): nDPI from here on. It
+			 * missed the greeting; its verdict, or at worst the ports,
+			 * still decide, and the parser goes on reading meanwhile. */
+			c->app = APP_UNDECIDED;
+			apply_verdict(t, f, c, classify_packet(t->cls, &c->cls, p), p->ts_us);
+			set_current(t, f, c, p->ts_us);
 		}
 	}
 	/* Both sides said FIN, or one said RST: the conversation is over, the

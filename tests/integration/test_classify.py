@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Who decides what a flow carries, and what that costs (sensor/classify.h).
+"""Who decides what a flow carries, and what that costs (sensor/classify.h,
+the state machine at the top of sensor/tracker.c).
 
-Built with tests/flood/pcapw.py: four clear-text SMTP sessions whose packets
-interleave (every handshake, then every banner, then every EHLO), three on
-port 25 and one on port 2626, plus ten port-25 connection attempts that
-never get past their SYN (a scan, or a flood's first second).
+Captures built with tests/flood/pcapw.py: four clear-text SMTP sessions
+whose packets interleave (every handshake, then every greeting, then every
+EHLO), three on port 25 and one on port 2626, plus ten port-25 connection
+attempts that never get past their SYN. Run with -f tcp (all ports).
 
-  - nDPI's state (688 B + its 2 KB TLS buffer) is taken at a flow's first
-    payload byte, not at its SYN: the SYN-only flows never hold one, so at
-    most 4 flows are under nDPI at once, not 14;
-  - the SMTP parser settles SMTP itself once it has seen the greeting and a
-    mail command, on any port, and the flow is named "SMTP" as nDPI would;
-  - with --max-classifying 3 the last flow to send payload (port 2626)
-    finds the pool empty: it is classified by its ports (unknown: not a
-    mail port, so not parsed), the summary says so in a "degraded" line,
-    and the three port-25 sessions are still parsed."""
+  greeted: the servers greet with "220". The parser reads the greeting
+    alone and settles SMTP at the EHLO, on any port, naming the flow "SMTP"
+    as nDPI would; nDPI's state (688 B + its 2 KB TLS buffer) is never
+    taken: at most 0 flows under nDPI at once (before: 14, SYNs included).
+  rejected: the servers greet with "554" (a rejecting greeting, then 503
+    to EHLO). nDPI reads from that first payload byte, never from the SYN,
+    and the parser still settles at the EHLO: at most 4 flows under nDPI
+    at once, not 14. With --max-classifying 3 the last flow to send payload
+    (port 2626) finds the pool empty: it is classified by its ports
+    (unknown: not a mail port, so not parsed), the summary says so in a
+    "degraded" line, and the port-25 sessions are parsed as before."""
 import json
 import os
 import re
@@ -35,7 +38,7 @@ DEGRADED = re.compile(r"relaywatch: degraded: (\d+) flows classified by their po
 T0 = 1700000000 * 1000000
 
 
-def build(path):
+def build(path, greeting):
     lw = floods.ListWriter()
     servers = [("198.51.100.25", 25)] * 3 + [("198.51.100.26", 2626)]
     sessions = [pcapw.TcpSession(lw, ("192.0.2.%d" % (10 + i), 40000 + i), srv,
@@ -47,13 +50,16 @@ def build(path):
     for s in sessions:
         s.handshake()
     for s in sessions:
-        s.server(b"220 mx.example.jp ESMTP\r\n")
+        s.server(greeting)
     for s in sessions:
         s.client(b"EHLO client.example\r\n")
     for i, s in enumerate(sessions):
-        s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
-        floods.transaction(s, b"alice%d@example.jp" % i, [b"bob@example.net"],
-                           floods.message(b"hello %d" % i), helo=False)
+        if greeting.startswith(b"220"):
+            s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+            floods.transaction(s, b"alice%d@example.jp" % i, [b"bob@example.net"],
+                               floods.message(b"hello %d" % i), helo=False)
+        else:
+            s.server(b"503 5.5.1 Error: send QUIT\r\n")
         s.client(b"QUIT\r\n")
         s.server(b"221 bye\r\n")
         s.close()
@@ -74,42 +80,56 @@ def run(pcap, tmp, *extra):
     return p.stderr, records, flows
 
 
+def classified(c, what, err):
+    m = CLASSIFIED.search(err)
+    c.true("%s: the summary has the classification line:\n%s" % (what, err), m)
+    return dict(zip(("smtp", "settled", "tls", "tunnel", "other", "unknown", "peak"),
+                    map(int, m.groups()))) if m else {}
+
+
 def main():
     c = rwtest.Checker()
+    odd_key = ("198.51.100.26", 2626, "192.0.2.13")
     with tempfile.TemporaryDirectory() as tmp:
-        pcap = os.path.join(tmp, "interleaved.pcap")
-        build(pcap)
-
+        pcap = os.path.join(tmp, "greeted.pcap")
+        build(pcap, b"220 mx.example.jp ESMTP\r\n")
         err, records, flows = run(pcap, tmp)
-        m = CLASSIFIED.search(err)
-        if c.true("summary has the classification line:\n" + err, m):
-            smtp, settled, tls, tunnel, other, unknown, peak = map(int, m.groups())
-            c.eq("4 SMTP flows", smtp, 4)
-            c.eq("all 4 settled by the parser (nDPI would need one more reply)", settled, 4)
-            c.eq("at most 4 flows under nDPI: the 10 SYN-only flows held no state", peak, 4)
-        c.true("no degraded line by default", not DEGRADED.search(err))
-        c.eq("4 records", len(records), 4)
-        odd = flows.get(("198.51.100.26", 2626, "192.0.2.13"))
-        if c.true("the port-2626 flow is in --flows", odd):
-            c.eq("port 2626: named SMTP", odd["proto"], "SMTP")
-            c.eq("port 2626: verdict", odd["verdict"], "smtp")
-            c.true("port 2626: parsed", odd["smtp_parsed"])
-        c.eq("port 2626: its record", sorted(r["resp_p"] for r in records), [25, 25, 25, 2626])
+        k = classified(c, "greeted", err)
+        c.eq("greeted: 4 SMTP flows", k.get("smtp"), 4)
+        c.eq("greeted: all 4 settled by the parser", k.get("settled"), 4)
+        c.eq("greeted: no flow ever under nDPI", k.get("peak"), 0)
+        c.true("greeted: no degraded line", not DEGRADED.search(err))
+        c.eq("greeted: a record per session", sorted(r["resp_p"] for r in records),
+             [25, 25, 25, 2626])
+        odd = flows.get(odd_key)
+        if c.true("greeted: the port-2626 flow is in --flows", odd):
+            c.eq("greeted: port 2626 named SMTP", odd["proto"], "SMTP")
+            c.eq("greeted: port 2626 verdict", odd["verdict"], "smtp")
+            c.true("greeted: port 2626 parsed", odd["smtp_parsed"])
+
+        pcap = os.path.join(tmp, "rejected.pcap")
+        build(pcap, b"554 5.7.1 mx.example.jp: no service for you\r\n")
+        err, records, flows = run(pcap, tmp)
+        k = classified(c, "rejected", err)
+        c.eq("rejected: 4 SMTP flows", k.get("smtp"), 4)
+        c.eq("rejected: all 4 settled by the parser", k.get("settled"), 4)
+        c.eq("rejected: at most 4 under nDPI (the SYN-only flows held none)", k.get("peak"), 4)
+        c.true("rejected: no degraded line", not DEGRADED.search(err))
+        c.eq("rejected: every session parsed", sum(f["smtp_parsed"] for f in flows.values()), 4)
 
         err, records, flows = run(pcap, tmp, "--max-classifying", "3")
-        m = CLASSIFIED.search(err)
-        if c.true("--max-classifying 3: classification line", m):
-            c.eq("--max-classifying 3: peak", int(m.group(7)), 3)
-            c.eq("--max-classifying 3: 3 SMTP", int(m.group(1)), 3)
-            c.eq("--max-classifying 3: 1 unknown", int(m.group(6)), 1)
+        k = classified(c, "--max-classifying 3", err)
+        c.eq("--max-classifying 3: peak", k.get("peak"), 3)
+        c.eq("--max-classifying 3: 3 SMTP", k.get("smtp"), 3)
+        c.eq("--max-classifying 3: 1 unknown", k.get("unknown"), 1)
         d = DEGRADED.search(err)
-        if c.true("--max-classifying 3: degraded line:\n" + err, d):
+        if c.true("--max-classifying 3: a degraded line:\n" + err, d):
             c.eq("--max-classifying 3: one flow by its ports", int(d.group(1)), 1)
-        c.eq("--max-classifying 3: the port-25 sessions still parsed",
-             sorted(r["resp_p"] for r in records), [25, 25, 25])
-        odd = flows.get(("198.51.100.26", 2626, "192.0.2.13"))
+        odd = flows.get(odd_key)
         if c.true("--max-classifying 3: the port-2626 flow is in --flows", odd):
             c.eq("--max-classifying 3: port 2626 not parsed", odd["smtp_parsed"], False)
+        c.eq("--max-classifying 3: the port-25 sessions still parsed",
+             sum(f["smtp_parsed"] for k2, f in flows.items() if k2[1] == 25), 3)
     c.done()
 
 
