@@ -137,34 +137,47 @@ void flow_table_destroy(struct flow_table *t)
 	free(t);
 }
 
-static void make_key(const struct packet *p, struct flow_key *k, bool *src_is_a)
+/* The bucket of a connection, the same from either end: its two endpoints
+ * hashed in a canonical order (the lower address, then port, first). */
+struct hkey {
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+	uint32_t v6;          /* and no padding: hashed as bytes */
+};
+
+static uint32_t bucket_of(const struct flow_table *t, bool v6, const uint8_t *h1, uint16_t p1,
+			  const uint8_t *h2, uint16_t p2)
 {
-	memset(k, 0, sizeof *k);
-	size_t n = p->v6 ? 16 : 4;
-	int c = memcmp(p->src, p->dst, n);
-	*src_is_a = c < 0 || (c == 0 && p->sport <= p->dport);
-	if (*src_is_a) {
-		memcpy(k->a, p->src, n);
-		memcpy(k->b, p->dst, n);
-		k->pa = p->sport;
-		k->pb = p->dport;
-	} else {
-		memcpy(k->a, p->dst, n);
-		memcpy(k->b, p->src, n);
-		k->pa = p->dport;
-		k->pb = p->sport;
+	struct hkey k;
+	memset(&k, 0, sizeof k);
+	size_t n = v6 ? 16 : 4;
+	int c = memcmp(h1, h2, n);
+	if (c > 0 || (c == 0 && p1 > p2)) {
+		const uint8_t *h = h1;
+		uint16_t p = p1;
+		h1 = h2, p1 = p2, h2 = h, p2 = p;
 	}
-	k->v6 = p->v6;
+	memcpy(k.a, h1, n);
+	memcpy(k.b, h2, n);
+	k.pa = p1;
+	k.pb = p2;
+	k.v6 = v6;
+	return (uint32_t)XXH3_64bits_withSeed(&k, sizeof k, t->seed) & t->bucket_mask;
 }
 
-static uint32_t bucket_of(const struct flow_table *t, const struct flow_key *k)
+static uint32_t bucket_of_flow(const struct flow_table *t, const struct flow *f)
 {
-	return (uint32_t)XXH3_64bits_withSeed(k, sizeof *k, t->seed) & t->bucket_mask;
+	return bucket_of(t, f->v6, f->orig_h, f->orig_p, f->resp_h, f->resp_p);
+}
+
+static uint32_t bucket_of_packet(const struct flow_table *t, const struct packet *p)
+{
+	return bucket_of(t, p->v6, p->src, p->sport, p->dst, p->dport);
 }
 
 static void chain_remove(struct flow_table *t, struct flow *f)
 {
-	uint32_t *pp = &t->buckets[bucket_of(t, &f->key)];
+	uint32_t *pp = &t->buckets[bucket_of_flow(t, f)];
 	uint32_t me = link_of(t, f);
 	while (*pp && *pp != me)
 		pp = &at(t, *pp)->hnext;
@@ -239,12 +252,10 @@ static bool src_is_orig(const struct packet *p)
 	return true;
 }
 
-static struct flow *create_flow(struct flow_table *t, const struct packet *p,
-				const struct flow_key *k, uint32_t bucket)
+static struct flow *create_flow(struct flow_table *t, const struct packet *p, uint32_t bucket)
 {
 	struct flow *f = alloc_slot(t);
 	/* Eviction may have emptied our bucket's chain head: re-read it below. */
-	f->key = *k;
 	f->in_use = true;
 	f->v6 = p->v6;
 	f->vlan = p->vlan;
@@ -266,39 +277,45 @@ static struct flow *create_flow(struct flow_table *t, const struct packet *p,
 	return f;
 }
 
-static struct flow *find(struct flow_table *t, const struct flow_key *k, uint32_t bucket)
-{
-	for (struct flow *f = at(t, t->buckets[bucket]); f; f = at(t, f->hnext))
-		if (memcmp(&f->key, k, sizeof *k) == 0)
-			return f;
-	return NULL;
-}
-
-static bool is_from_orig(const struct flow *f, const struct packet *p)
+/* The flow of packet p in the chain, and the packet's direction in it. */
+static struct flow *find(struct flow_table *t, const struct packet *p, uint32_t bucket,
+			 enum flow_dir *dir)
 {
 	size_t n = p->v6 ? 16 : 4;
-	return p->sport == f->orig_p && memcmp(p->src, f->orig_h, n) == 0 &&
-	       (p->dport != f->resp_p || memcmp(p->dst, f->resp_h, n) == 0);
+	for (struct flow *f = at(t, t->buckets[bucket]); f; f = at(t, f->hnext)) {
+		if (f->v6 != p->v6)
+			continue;
+		if (p->sport == f->orig_p && p->dport == f->resp_p &&
+		    memcmp(p->src, f->orig_h, n) == 0 && memcmp(p->dst, f->resp_h, n) == 0) {
+			*dir = FLOW_DIR_ORIG;
+			return f;
+		}
+		if (p->sport == f->resp_p && p->dport == f->orig_p &&
+		    memcmp(p->src, f->resp_h, n) == 0 && memcmp(p->dst, f->orig_h, n) == 0) {
+			*dir = FLOW_DIR_RESP;
+			return f;
+		}
+	}
+	return NULL;
 }
 
 struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 			       enum flow_dir *dir, bool *created)
 {
-	struct flow_key k;
-	bool src_a;
-	make_key(p, &k, &src_a);
-	uint32_t bucket = bucket_of(t, &k);
-	struct flow *f = find(t, &k, bucket);
+	uint32_t bucket = bucket_of_packet(t, p);
+	enum flow_dir d = FLOW_DIR_ORIG;
+	struct flow *f = find(t, p, bucket, &d);
 	*created = false;
 	if (f && f->list == LIST_CLOSING && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		end_flow(t, f, FLOW_END_REUSED); /* the port pair is being reused */
 		f = NULL;
 	}
 	if (!f) {
-		f = create_flow(t, p, &k, bucket);
+		f = create_flow(t, p, bucket);
 		*created = true;
+		d = p->sport == f->orig_p && memcmp(p->src, f->orig_h, p->v6 ? 16 : 4) == 0 ?
+		    FLOW_DIR_ORIG : FLOW_DIR_RESP;
 	}
-	enum flow_dir d = is_from_orig(f, p) ? FLOW_DIR_ORIG : FLOW_DIR_RESP;
 	*dir = d;
 	f->last_us = p->ts_us > f->last_us ? p->ts_us : f->last_us;
 	f->pkts[d]++;

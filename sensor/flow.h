@@ -28,33 +28,31 @@ enum flow_end_reason {
 	FLOW_END_SHUTDOWN,  /* end of capture or exit */
 };
 
-struct flow_key {
-	uint8_t a[16], b[16];
-	uint16_t pa, pb;
-	uint8_t v6;
-	uint8_t pad[3];     /* always zero: keys are hashed and compared as bytes */
-};
-
 struct flow {
 	/* Read-only outside flow.c. orig is the side that opened the connection
-	 * (sent the SYN), or our best guess when the handshake was not seen. */
+	 * (sent the SYN), or our best guess when the handshake was not seen.
+	 * The addresses and ports are also the key (flow.c matches a packet
+	 * against them in either direction): the first 64 bytes hold what a
+	 * lookup reads. IPv4 addresses take the first 4 bytes, the rest zero. */
 	uint8_t orig_h[16], resp_h[16];
 	uint16_t orig_p, resp_p;
 	bool v6;
 	bool handshake_seen;
 	uint16_t vlan;
+	uint8_t flags_seen[2];     /* OR of TCP flags per direction */
+
+	/* Private to flow.c. */
+	uint8_t list;
+	bool in_use;
+	uint32_t hnext, prev, next; /* index + 1; 0 = none */
+
+	/* Read-only outside flow.c. */
 	uint64_t first_us, last_us;
 	uint64_t serial;           /* creation order in this process */
 	uint64_t pkts[2];          /* [FLOW_DIR_ORIG], [FLOW_DIR_RESP] */
 	uint64_t bytes[2];         /* TCP payload bytes on the wire */
-	uint8_t flags_seen[2];     /* OR of TCP flags per direction */
 
-	/* Private to flow.c. */
-	struct flow_key key;
-	uint32_t hnext, prev, next; /* index + 1; 0 = none */
-	uint64_t placed_us;         /* last_us when last put at its list's tail */
-	uint8_t list;
-	bool in_use;
+	uint64_t placed_us;         /* private: last_us when last put at its list's tail */
 };
 
 struct flow_table_config {
