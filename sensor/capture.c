@@ -14,8 +14,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* libpcap reads a file through stdio, by default with a buffer of the file
+ * system's block size (4 KB): 563,140 read() calls for the 2.26 GB benchmark
+ * capture, 0.6 s of system time. 64 KB: 35,000 calls, 0.25 s. Larger is
+ * slower again (128 KB and 1 MB: 1.3 s of system time), as the buffer no
+ * longer stays in the L2 cache between refills while the frames are being
+ * worked on. */
+#define FILE_BUFFER (64u * 1024)
+
 struct capture {
 	pcap_t *pcap;
+	char *file_buf;     /* the stdio buffer of a file being read; freed after pcap_close */
 	bool live;
 	double speedup;
 	int dlt;
@@ -120,9 +129,20 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 	c->speedup = cfg->speedup;
 	if (cfg->file) {
 		char ebuf[PCAP_ERRBUF_SIZE] = "";
-		c->pcap = pcap_open_offline_with_tstamp_precision(cfg->file,
-								   PCAP_TSTAMP_PRECISION_MICRO, ebuf);
+		bool std_in = strcmp(cfg->file, "-") == 0;
+		FILE *fp = std_in ? stdin : fopen(cfg->file, "rb");
+		if (!fp) {
+			snprintf(err, errsz, "%s: %s", cfg->file, strerror(errno));
+			goto out_free;
+		}
+		c->file_buf = malloc(FILE_BUFFER);
+		if (c->file_buf)
+			setvbuf(fp, c->file_buf, _IOFBF, FILE_BUFFER); /* before the first read */
+		/* On success the pcap_t owns fp (pcap_close closes it). */
+		c->pcap = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO,
+								    ebuf);
 		if (!c->pcap) {
+			fclose(fp); /* not taken on failure; stdin too, as we stop here */
 			/* libpcap names the file in some messages, not in others */
 			if (!strncmp(ebuf, cfg->file, strlen(cfg->file)))
 				snprintf(err, errsz, "%s", ebuf);
@@ -144,6 +164,7 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 out_close_pcap:
 	pcap_close(c->pcap);
 out_free:
+	free(c->file_buf);
 	free(c);
 	return NULL;
 }
@@ -152,7 +173,8 @@ void capture_close(struct capture *c)
 {
 	if (!c)
 		return;
-	pcap_close(c->pcap);
+	pcap_close(c->pcap); /* closes the file, which stops using file_buf */
+	free(c->file_buf);
 	free(c);
 }
 
