@@ -1616,6 +1616,15 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 			used = take_line(s, &s->cl, p, n, &line, &len);
 			s->bytes_seen += used;
 			if (line) {
+				/* The first line of the stream (no byte before it either
+				 * way), whatever the segments that carried it, is an HTTP
+				 * CONNECT: an open proxy carrying SMTP; skip to the tunnel.
+				 * The line is the request's first. */
+				uint64_t line_bytes = s->cl.seen ? (uint64_t)s->cl.seen + 1 : used;
+				if (s->state == ST_COMMAND && !s->smtp_seen &&
+				    s->bytes_seen == line_bytes && len >= 8 &&
+				    memcmp(line, "CONNECT ", 8) == 0)
+					s->state = ST_PROXY;
 				client_line(s, line, len, ts);
 				if (s->cl.seen)
 					carry_clear(s, &s->cl);
@@ -1712,9 +1721,6 @@ void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, si
 {
 	if (len == 0)
 		return;
-	if (s->bytes_seen == 0 && from_client && len >= 8 && !memcmp(data, "CONNECT ", 8) &&
-	    s->state == ST_COMMAND && !s->smtp_seen)
-		s->state = ST_PROXY; /* an open proxy carrying SMTP: skip to the tunnel */
 	if (from_client)
 		feed_client(s, data, len, ts_us);
 	else
