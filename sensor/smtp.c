@@ -1616,10 +1616,10 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 			used = take_line(s, &s->cl, p, n, &line, &len);
 			s->bytes_seen += used;
 			if (line) {
-				/* The first line of the stream (no byte before it either
-				 * way), whatever the segments that carried it, is an HTTP
-				 * CONNECT: an open proxy carrying SMTP; skip to the tunnel.
-				 * The line is the request's first. */
+				/* When the stream's first line (no byte before it either
+				 * way, however the segments cut it) is an HTTP CONNECT
+				 * request, this is an open proxy carrying SMTP: skip to
+				 * the tunnel; this line is the request's first. */
 				uint64_t line_bytes = s->cl.seen ? (uint64_t)s->cl.seen + 1 : used;
 				if (s->state == ST_COMMAND && !s->smtp_seen &&
 				    s->bytes_seen == line_bytes && len >= 8 &&
