@@ -712,6 +712,12 @@ static unsigned q_capacity(const struct smtp_session *s)
 	return s->q_heap ? s->q_cap : Q_INLINE;
 }
 
+/* The queue's entries: inline, or on the heap once it grew. */
+static struct pending *q_entries(struct smtp_session *s)
+{
+	return s->q_heap ? s->q_heap : s->q_inline;
+}
+
 /* Twice the room, up to SMTP_PENDING_MAX (a pipelining client, per command
  * at most); false when at the bound or out of memory. */
 static bool q_grow(struct smtp_session *s)
@@ -723,7 +729,7 @@ static bool q_grow(struct smtp_session *s)
 	struct pending *q = malloc(ncap * sizeof *q);
 	if (!q)
 		return false;
-	const struct pending *old = s->q_heap ? s->q_heap : s->q_inline;
+	const struct pending *old = q_entries(s);
 	for (unsigned i = 0; i < s->q_len; i++)
 		q[i] = old[(s->q_head + i) % cap];
 	if (s->q_heap) {
@@ -758,8 +764,7 @@ static void push_cmd(struct smtp_session *s, enum cmd cmd, unsigned flags, unsig
 		s->stats->pending_overflow++;
 	}
 	cap = q_capacity(s);
-	struct pending *q = s->q_heap ? s->q_heap : s->q_inline;
-	struct pending *e = &q[(s->q_head + s->q_len) % cap];
+	struct pending *e = &q_entries(s)[(s->q_head + s->q_len) % cap];
 	e->cmd = cmd;
 	e->flags = flags;
 	e->rcpt = rcpt;
@@ -771,8 +776,7 @@ static struct pending pop_cmd(struct smtp_session *s)
 {
 	struct pending e = { CMD_NONE, 0, 0, 0 };
 	if (s->q_len) {
-		const struct pending *q = s->q_heap ? s->q_heap : s->q_inline;
-		e = q[s->q_head];
+		e = q_entries(s)[s->q_head];
 		s->q_head = (uint8_t)((s->q_head + 1) % q_capacity(s));
 		s->q_len--;
 	}
@@ -1413,6 +1417,12 @@ static void server_line(struct smtp_session *s, const char *line, size_t n, uint
 
 /* --- byte streams ----------------------------------------------------------------- */
 
+/* Bytes of the buffer a carry holds. */
+static size_t carry_bytes(const struct carry *c)
+{
+	return !c->buf ? 0 : c->big ? LINE_KEEP : SMTP_CARRY_SMALL;
+}
+
 /* Append the k bytes p of a line that the segment cuts. Up to LINE_KEEP
  * bytes are kept, in a small pooled buffer, then in a whole-line one taken
  * when the small one is full (per line, not per segment). With none free,
@@ -1437,7 +1447,7 @@ static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p,
 		return; /* already cut */
 	size_t room = LINE_KEEP - c->len;
 	size_t keep = k < room ? k : room;
-	size_t cap = !c->buf ? 0 : c->big ? LINE_KEEP : SMTP_CARRY_SMALL;
+	size_t cap = carry_bytes(c);
 	if (c->len + keep > cap) {
 		bool big = c->len + keep > SMTP_CARRY_SMALL;
 		char *b = line_take(s, big);
@@ -1452,7 +1462,7 @@ static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p,
 			}
 			c->buf = b;
 			c->big = big;
-			cap = big ? LINE_KEEP : SMTP_CARRY_SMALL;
+			cap = carry_bytes(c);
 		}
 		if (c->len + keep > cap)
 			keep = cap - c->len;
@@ -1763,11 +1773,6 @@ void smtp_end(struct smtp_session *s, uint64_t ts_us)
 size_t smtp_session_sizeof(void)
 {
 	return sizeof(struct smtp_session);
-}
-
-static size_t carry_bytes(const struct carry *c)
-{
-	return !c->buf ? 0 : c->big ? LINE_KEEP : SMTP_CARRY_SMALL;
 }
 
 size_t smtp_session_bytes(const struct smtp_session *s)
