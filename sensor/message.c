@@ -229,6 +229,19 @@ static void part_reset(struct part *p)
 	memset(p, 0, sizeof *p);
 }
 
+/* A header block (top: the top-level one) or a value of it is lost to a
+ * missing workspace or to memory: counted in the message and in the pool. */
+static void count_skipped(struct message *m, bool top)
+{
+	if (top) {
+		m->info.headers_skipped = true;
+		m->pool->st.headers_skipped++;
+	} else {
+		m->info.parts_skipped++;
+		m->pool->st.parts_skipped++;
+	}
+}
+
 /* A workspace for the header block starting now (top: the top-level one).
  * None free and none more to make: the block is read only for its end,
  * and that is counted. MIME part blocks get at most parts_max: a part
@@ -249,13 +262,7 @@ static void block_begin(struct message *m, bool top)
 	}
 	if (!w) {
 		m->block_skipped = true;
-		if (top) {
-			m->info.headers_skipped = true;
-			p->st.headers_skipped++;
-		} else {
-			m->info.parts_skipped++;
-			p->st.parts_skipped++;
-		}
+		count_skipped(m, top);
 		return;
 	}
 	if (++p->st.in_use > p->st.peak)
@@ -609,8 +616,7 @@ static void attachment_add(struct message *m, const char *name, bool raw_cut,
 		in->truncated_fields++;
 	char *dst = strs_alloc(m, len + 1, NAMES_BLOCK_MIN);
 	if (!dst) {
-		in->parts_skipped++;   /* out of memory: the name is lost */
-		m->pool->st.parts_skipped++;
+		count_skipped(m, false);   /* out of memory: the name is lost */
 		return;
 	}
 	memcpy(dst, name, len);
@@ -640,8 +646,7 @@ static void part_end(struct message *m, bool has_body)
 	} else if (m->depth == MESSAGE_MIME_DEPTH_MAX) {
 		m->info.mime_depth_over++;
 	} else if (!mime_push(m, p->boundary, p->boundary_len)) {
-		m->info.parts_skipped++;   /* out of memory: not followed */
-		m->pool->st.parts_skipped++;
+		count_skipped(m, false);   /* out of memory: not followed */
 	}
 }
 
@@ -839,8 +844,7 @@ static void values_keep(struct message *m)
 		return;
 	p = strs_alloc(m, total, 0);
 	if (!p) {
-		in->headers_skipped = true;   /* out of memory: the values are lost */
-		m->pool->st.headers_skipped++;
+		count_skipped(m, true);   /* out of memory: the values are lost */
 		return;
 	}
 	for (size_t i = 0; i < SLOTS_KEPT; i++)
