@@ -313,6 +313,8 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 	if (!f) {
 		f = create_flow(t, p, bucket);
 		*created = true;
+		/* As find() will match the flow's later packets (orig first): not
+		 * from src_is_orig(), which differs for a connection to itself. */
 		d = p->sport == f->orig_p && memcmp(p->src, f->orig_h, p->v6 ? 16 : 4) == 0 ?
 		    FLOW_DIR_ORIG : FLOW_DIR_RESP;
 	}

@@ -321,6 +321,15 @@ static void apply_verdict(struct tracker *t, struct flow *f, struct flow_ctx *c,
 	}
 }
 
+/* Packet p to nDPI, and its verdict applied. */
+static void classify(struct tracker *t, struct flow *f, struct flow_ctx *c,
+		     const struct packet *p)
+{
+	apply_verdict(t, f, c, classify_packet(t->cls, &c->cls, p), p->ts_us);
+	/* A decision may have switched flows' contexts through callbacks. */
+	set_current(t, f, c, p->ts_us);
+}
+
 /* --- flows ---------------------------------------------------------------- */
 
 static void on_flow_end(void *ctx, struct flow *f, uint32_t idx, enum flow_end_reason why)
@@ -448,11 +457,8 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 			c->app = APP_GREETED;
 		session_attach(t, c);
 	}
-	if (c->app == APP_UNDECIDED) {
-		apply_verdict(t, f, c, classify_packet(t->cls, &c->cls, p), p->ts_us);
-		/* A decision may have switched flows' contexts through callbacks. */
-		set_current(t, f, c, p->ts_us);
-	}
+	if (c->app == APP_UNDECIDED)
+		classify(t, f, c, p);
 	if ((c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) && c->smtp) {
 		struct reasm_sink sink = { sink_data, sink_gap, t };
 		/* The ACK first, as Zeek does: a hole the peer acknowledged is a
@@ -480,8 +486,7 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 			 * missed the greeting; its verdict, or at worst the ports,
 			 * still decide, and the parser goes on reading meanwhile. */
 			c->app = APP_UNDECIDED;
-			apply_verdict(t, f, c, classify_packet(t->cls, &c->cls, p), p->ts_us);
-			set_current(t, f, c, p->ts_us);
+			classify(t, f, c, p);
 		}
 	}
 	/* Both sides said FIN, or one said RST: the conversation is over, the
