@@ -42,16 +42,12 @@ static const char *const field_names[F_COUNT] = {
 	"auth_ok", "sessions", "tls_sessions", "tls_bytes",
 };
 static const char *const hll_names[H_COUNT] = { "rcpt", "rdom", "acct", "tried" };
-/* flush.lua's mode for a whole-window read: the distinct counts asked for
- * are those a view of that type is documented to carry (counters.h);
- * a multi-key PFCOUNT is the costliest thing the script does. */
-static const char *const dist_modes1[ENT_TYPE_COUNT] = {
-	[ENT_ACCOUNT] = "1:rdom", [ENT_CLIENT] = "1:tried,acct", [ENT_FP] = "1:acct",
-	[ENT_SHAPE] = "1:acct", [ENT_DOMAIN] = "1:rdom",
-};
-static const char *const dist_modes2[ENT_TYPE_COUNT] = {
-	[ENT_ACCOUNT] = "2:rdom", [ENT_CLIENT] = "2:tried,acct", [ENT_FP] = "2:acct",
-	[ENT_SHAPE] = "2:acct", [ENT_DOMAIN] = "2:rdom",
+/* The distinct counts flush.lua is asked for on a whole-window read
+ * ("MODE:kinds"): those a view of that type is documented to carry
+ * (counters.h); a multi-key PFCOUNT is the costliest thing the script does. */
+static const char *const dist_kinds[ENT_TYPE_COUNT] = {
+	[ENT_ACCOUNT] = "rdom", [ENT_CLIENT] = "tried,acct", [ENT_FP] = "acct",
+	[ENT_SHAPE] = "acct", [ENT_DOMAIN] = "rdom",
 };
 static const char *const type_tags[ENT_TYPE_COUNT] = { "acct", "ip", "fp", "shape", "dom" };
 static const char *const type_names[ENT_TYPE_COUNT] = {
@@ -1113,8 +1109,10 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		cb_fmt(b, "%" PRIu64, bt->seq);
 		cb_fmt(b, "%.6f", now);
 		cb_fmt(b, "%u", d->minute);
-		cb_str(b, d->mode == 2 ? dist_modes2[d->ent->type]
-				       : d->mode == 1 ? dist_modes1[d->ent->type] : "0");
+		if (d->mode)
+			cb_fmt(b, "%u:%s", (unsigned)d->mode, dist_kinds[d->ent->type]);
+		else
+			cb_str(b, "0");
 		cb_str(b, d->sample && d->mode ? d->sample : ""); /* once a minute is plenty */
 		int nf_at = b->argc;
 		cb_str(b, "0");
