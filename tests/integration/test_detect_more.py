@@ -11,6 +11,7 @@
   and three newsletters within ten minutes (180 recipients: over the 100
   floor, under 10x its baseline) raise nothing — while the same three from
   an account without history raise account_burst at the crossing message.
+- an alert names the client addresses behind its entity, IPv4 and IPv6.
   The history is made by shifting the real capture in time (editcap).
 """
 import json
@@ -62,6 +63,13 @@ def test_tuned_rules(c, tmp):
         # at the default thresholds nothing fires
         p, alerts = alerts_of(["-r", os.path.join(CAPS, cap)], tmp)
         c.eq("%s: no alert at the defaults" % cap, alerts, [])
+    # an IPv6 client's address comes back out of the track whole
+    p, alerts = alerts_of(["-r", os.path.join(CAPS, "ipv6.pcap"), "--rule",
+                           "account_burst.rcpts_10m=1", "--rule",
+                           "fingerprint_burst.msgs_10m=1"], tmp)
+    c.eq("ipv6.pcap: the client address in both alerts",
+         [(a["rule"], a["client_ips"]) for a in alerts],
+         [("account_burst", "2001:db8:2::15"), ("fingerprint_burst", "2001:db8:2::15")])
     # a rule turned off
     p, alerts = alerts_of(["-r", os.path.join(SCEN, "emotet-reply.pcap"), "--rule",
                            "display_spoof.enabled=no"], tmp)
@@ -115,6 +123,9 @@ def test_dedup_and_escalation(c, tmp):
         c.eq("account_burst: first at 50, escalated at the doubled value",
              [(a["value"], a["extra"].get("escalated", False)) for a in ab],
              [(51.0, False), (103.0, True)])
+        # the rule engine keeps the addresses behind an entity (binary, per track)
+        c.eq("account_burst names the account's usual client and the attacker",
+             [a["client_ips"] for a in ab], ["10.1.2.15,198.51.100.23"] * 2)
         stream = redis.cli("XRANGE", "rw:alerts", "-", "+")
         c.true("the escalated alert reached the stream", "escalated" in stream)
 
