@@ -107,6 +107,8 @@ static const struct field_def {
 #define SLOTS_KEPT SLOT_CONTENT_TYPE
 /* Attachment names are stored in blocks of at least this many bytes. */
 #define NAMES_BLOCK_MIN 128
+/* the table of kept attachment names, with room to align it */
+#define ATTACH_TABLE_BYTES (MESSAGE_ATTACH_KEEP_MAX * sizeof(const char *) + sizeof(void *) - 1)
 
 /* The compact body-phase state counts in small integers. */
 _Static_assert(BODY_LINE_KEEP <= UINT8_MAX && MESSAGE_MIME_DEPTH_MAX <= UINT8_MAX,
@@ -200,6 +202,12 @@ struct message {
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* The info's 32-bit counters saturate rather than wrap. */
+static void count_add(uint32_t *c, uint64_t n)
+{
+	*c = n >= UINT32_MAX - *c ? UINT32_MAX : *c + (uint32_t)n;
+}
+
 static bool is_wsp(char c)
 {
 	return c == ' ' || c == '\t';
@@ -213,7 +221,7 @@ static const char *arena_store(struct message *m, const char *v, size_t n, size_
 	char *dst = w->arena + w->arena_len;
 
 	if (len < n)
-		m->info.truncated_fields++;
+		count_add(&m->info.truncated_fields, 1);
 	if (len + 1 > sizeof w->arena - w->arena_len)
 		return NULL; /* cannot happen: ARENA_SIZE covers every slot */
 	memcpy(dst, v, len);
@@ -237,7 +245,7 @@ static void count_skipped(struct message *m, bool top)
 		m->info.headers_skipped = true;
 		m->pool->st.headers_skipped++;
 	} else {
-		m->info.parts_skipped++;
+		count_add(&m->info.parts_skipped, 1);
 		m->pool->st.parts_skipped++;
 	}
 }
@@ -608,12 +616,22 @@ static void attachment_add(struct message *m, const char *name, bool raw_cut,
 	struct message_info *in = &m->info;
 	size_t n = strlen(name), len = utf8_cut(name, n, MESSAGE_ATTACH_NAME_MAX);
 
-	in->attachments_total++;
-	in->decode_replaced += replaced;
+	count_add(&in->attachments_total, 1);
+	count_add(&in->decode_replaced, replaced);
 	if (in->n_attachments == MESSAGE_ATTACH_KEEP_MAX)
 		return;
 	if (len < n || raw_cut)
-		in->truncated_fields++;
+		count_add(&in->truncated_fields, 1);
+	if (!in->attachments) {
+		/* the table, pointer-aligned in the names' block */
+		char *t = strs_alloc(m, ATTACH_TABLE_BYTES, NAMES_BLOCK_MIN);
+		if (!t) {
+			count_skipped(m, false);   /* out of memory: the name is lost */
+			return;
+		}
+		in->attachments = (const char **)(((uintptr_t)t + sizeof(void *) - 1) &
+						  ~(uintptr_t)(sizeof(void *) - 1));
+	}
 	char *dst = strs_alloc(m, len + 1, NAMES_BLOCK_MIN);
 	if (!dst) {
 		count_skipped(m, false);   /* out of memory: the name is lost */
@@ -640,11 +658,11 @@ static void part_end(struct message *m, bool has_body)
 	if (!has_body)
 		return;
 	if (p->boundary_too_long) {
-		m->info.boundary_too_long++;
+		count_add(&m->info.boundary_too_long, 1);
 	} else if (p->boundary_len == 0) {
 		return;   /* multipart without a boundary: nothing to follow */
 	} else if (m->depth == MESSAGE_MIME_DEPTH_MAX) {
-		m->info.mime_depth_over++;
+		count_add(&m->info.mime_depth_over, 1);
 	} else if (!mime_push(m, p->boundary, p->boundary_len)) {
 		count_skipped(m, false);   /* out of memory: not followed */
 	}
@@ -657,7 +675,7 @@ static void field_mime(struct message *m, enum slot s, const char *v, size_t n)
 	bool seen = s == SLOT_CONTENT_TYPE ? m->ws->part.have_ct : m->ws->part.have_cd;
 
 	if (seen) {
-		m->info.duplicates++;
+		count_add(&m->info.duplicates, 1);
 		return;
 	}
 	if (s == SLOT_CONTENT_TYPE)
@@ -679,7 +697,7 @@ static void field_store(struct message *m, const struct field_def *d, const char
 		return;   /* part headers: only the MIME fields matter */
 	dst = &m->ws->val[d->slot];
 	if (*dst) {
-		m->info.duplicates++;   /* RFC 5322 §3.6: the first one wins */
+		count_add(&m->info.duplicates, 1);   /* RFC 5322 §3.6: the first one wins */
 		return;
 	}
 	*dst = arena_store(m, v, n, d->max);
@@ -697,9 +715,9 @@ static void field_dispatch(struct message *m)
 		return;
 	w->field_active = false;
 	if (m->state == MSG_HEADERS && ++w->nfields > MESSAGE_HEADER_COUNT_MAX)
-		m->info.header_count_over++; /* counted; the field is still read */
+		count_add(&m->info.header_count_over, 1); /* counted; the field is still read */
 	if (w->field_cut)
-		m->info.truncated_fields++;
+		count_add(&m->info.truncated_fields, 1);
 	f = w->field;
 	end = w->field + w->field_len;
 	colon = memchr(f, ':', w->field_len);
@@ -734,7 +752,7 @@ static void field_put(struct message *m, char c)
 	if (c == '\0') {
 		/* Values are C strings: a raw NUL would cut the rest of the field
 		 * (and hide it from the fingerprints). It is shown as U+FFFD. */
-		m->info.decode_replaced++;
+		count_add(&m->info.decode_replaced, 1);
 		field_put(m, '\xef');
 		field_put(m, '\xbf');
 		field_put(m, '\xbd');
@@ -834,7 +852,7 @@ static void values_keep(struct message *m)
 		from_same = strcmp(w->from_decoded, raw_from) == 0;
 		total += from_same ? 0 : fromd_len + 1;
 	}
-	in->decode_replaced += st.replaced;
+	count_add(&in->decode_replaced, st.replaced);
 	for (size_t i = 0; i < SLOTS_KEPT; i++)
 		if (dst[i] && w->val[i])
 			total += (len[i] = strlen(w->val[i])) + 1;
@@ -1189,7 +1207,7 @@ void message_feed(struct message *m, const char *data, size_t len)
 
 void message_gap(struct message *m, uint64_t len)
 {
-	m->info.gaps++;
+	count_add(&m->info.gaps, 1);
 	m->info.size += len;
 	switch (m->state) {
 	case MSG_HEADERS:

@@ -171,6 +171,7 @@ static void test_headers(void)
 	CHECK_INT(in->header_bytes, strstr(msg, "Body") - msg);
 	CHECK_INT(in->size, sizeof msg - 1);
 	CHECK_INT(in->n_attachments, 0);
+	CHECK(in->attachments == NULL);   /* the names' table is made at the first name */
 	CHECK_INT(in->truncated_fields, 0);
 	message_destroy(m);
 }
@@ -878,8 +879,10 @@ static void test_values_outlive_workspace(void)
 	CHECK_INT(ia->parts_skipped, 0);
 	CHECK(!ia->headers_skipped);
 
-	/* what a message holds in its body is small next to a workspace */
-	CHECK(message_sizeof() <= 512);
+	/* what a message holds in its body is small next to a workspace, and
+	 * within its budget: one per message being received (30,452 at once in
+	 * the 100k-session benchmark) */
+	CHECK(message_sizeof() <= 240);
 	CHECK(message_workspace_sizeof() > 16 * message_sizeof());
 	message_destroy(a);
 	message_destroy(b);
