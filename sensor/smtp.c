@@ -919,6 +919,12 @@ static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, ui
 		};
 		s->ev->auth(s->ctx, &a);
 	}
+	/* The attempt is over: its slots are not kept for the session's life
+	 * (what succeeded was copied above), so the transactions reuse their
+	 * room in the store. */
+	slot_clear(&s->st, SL_MECH);
+	slot_clear(&s->st, SL_TRY_USER);
+	s->auth_have_user = false;
 }
 
 /* --- client commands ------------------------------------------------------------ */

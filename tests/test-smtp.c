@@ -930,7 +930,14 @@ static void test_store_to_its_bound(void)
 	memcpy(reply + 4 + SMTP_REPLY_MAX + 50, "\r\n", 3);
 	C(s, "NOOP\r\n");
 	S(s, reply);
+	/* The AUTH attempt's own slots went when it succeeded: a second
+	 * attempt (refused) fills them again, and with them every slot. */
+	CHECK(held(s) < store_max);
+	snprintf(line, sizeof line, "AUTH %s %s\r\n", mech, wire);
+	C(s, line);
 	CHECK_INT(held(s), store_max);
+	S(s, "535 5.7.8 no\r\n");
+	CHECK_INT(held(s), store_max);     /* the room is kept for the next use */
 	/* One more recipient is over the bound and costs nothing. */
 	C(s, "RCPT TO:<over@example.org>\r\n");
 	S(s, "250 ok\r\n");
