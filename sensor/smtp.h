@@ -146,15 +146,24 @@ void smtp_line_pool_destroy(struct smtp_line_pool *p);
 
 struct smtp_session;
 
-/* Allocate a session. ev, stats and lines must outlive it; lines may be
- * NULL (then nothing of a cut line is kept). Returns NULL on ENOMEM. */
-struct smtp_session *smtp_session_create(const struct smtp_events *ev, void *ctx,
-					 struct smtp_stats *stats, struct smtp_line_pool *lines);
+/* What the sessions of one sensor share: the callbacks and their context,
+ * the counters, the line pool (NULL: nothing of a cut line is kept). A
+ * session keeps one pointer to it rather than four: 24 bytes in each of
+ * the 113k sessions open at once in the benchmark. It must outlive them. */
+struct smtp_env {
+	const struct smtp_events *ev;
+	void *ctx;
+	struct smtp_stats *stats;
+	struct smtp_line_pool *lines;
+};
+
+/* Allocate a session. Returns NULL on ENOMEM. */
+struct smtp_session *smtp_session_create(const struct smtp_env *env);
 void smtp_session_destroy(struct smtp_session *s);
 
 /* Make a used session new again (for pools): what it held beyond its
  * struct is freed, a borrowed line buffer given back. */
-void smtp_session_reset(struct smtp_session *s, void *ctx);
+void smtp_session_reset(struct smtp_session *s);
 
 /* Call once before the first byte. With the TCP handshake captured, the
  * first server reply is the banner even if the client speaks first. */

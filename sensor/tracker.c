@@ -73,6 +73,7 @@ struct tracker {
 	struct message_workspaces *workspaces; /* shared by the messages' header blocks */
 	struct smtp_events smtp_ev;
 	struct smtp_stats smtp_stats;
+	struct smtp_env smtp_env;      /* the three above and the tracker, for every session */
 	uint64_t encrypted_sessions;
 	uint64_t msgs_headers_oversized, fields_truncated, mime_over, bytes_replaced;
 	uint64_t last_expire_us;
@@ -236,13 +237,13 @@ static void session_attach(struct tracker *t, struct flow_ctx *c)
 	bool make;
 	struct smtp_session *s = pool_take(&t->sessions, &make);
 	if (make) {
-		s = smtp_session_create(&t->smtp_ev, t, &t->smtp_stats, t->lines);
+		s = smtp_session_create(&t->smtp_env);
 		if (s)
 			pool_made(&t->sessions);
 		else
 			t->sessions.exhausted++;
 	} else if (s) {
-		smtp_session_reset(s, t);
+		smtp_session_reset(s);
 	}
 	if (!s) {
 		c->app = APP_IGNORED; /* over the bound: counted, flow only accounted */
@@ -266,7 +267,7 @@ static void session_detach(struct tracker *t, struct flow *f, struct flow_ctx *c
 		}
 		smtp_end(c->smtp, f->last_us);
 	}
-	smtp_session_reset(c->smtp, t); /* what it held goes now, not at its next use */
+	smtp_session_reset(c->smtp); /* what it held goes now, not at its next use */
 	pool_give(&t->sessions, c->smtp);
 	c->smtp = NULL;
 	if (!flush)
@@ -390,6 +391,7 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	 * can take to 128 B a session. */
 	t->lines = smtp_line_pool_create(2 * cfg->max_sessions, cfg->max_sessions / 8 + 1);
 	t->workspaces = message_workspaces_create(cfg->max_workspaces);
+	t->smtp_env = (struct smtp_env){ &t->smtp_ev, t, &t->smtp_stats, t->lines };
 	if (!t->fctx || !t->cls || !t->reasm || !t->lines || !t->workspaces ||
 	    pool_init(&t->sessions, cfg->max_sessions) < 0 ||
 	    pool_init(&t->messages, cfg->max_messages) < 0) {

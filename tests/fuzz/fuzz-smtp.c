@@ -52,6 +52,7 @@ static struct {
 	struct smtp_session *s;      /* one session, reset per run as the tracker's pool does */
 	struct smtp_line_pool *lines; /* two of each size: one per direction, never short */
 	struct smtp_stats stats;
+	struct smtp_env env;
 } st;
 
 static char json[RECORD_JSON_MAX];
@@ -197,7 +198,7 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 	st.size = opt & 2 ? 1 : 2;
 	st.check_json = !split;
 	struct smtp_session *s = st.s;
-	smtp_session_reset(s, NULL);
+	smtp_session_reset(s);
 	smtp_session_start(s, opt & 1);
 
 	uint64_t ts = 1700000000ull * 1000000;
@@ -217,7 +218,7 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 			smtp_end(s, ts);
 			pool_check_empty();
 			FUZZ_CHECK(smtp_session_bytes(s) == smtp_session_sizeof());
-			smtp_session_reset(s, NULL);
+			smtp_session_reset(s);
 			smtp_session_start(s, opt & 1);
 			dump_f(&st.d, "-- end\n");
 		}
@@ -259,7 +260,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		st.m[0] = message_create(st.ws);
 		st.m[1] = message_create(st.ws);
 		st.lines = smtp_line_pool_create(2, 2);
-		st.s = smtp_session_create(&events, NULL, &st.stats, st.lines);
+		st.env = (struct smtp_env){ &events, NULL, &st.stats, st.lines };
+		st.s = smtp_session_create(&st.env);
 		FUZZ_CHECK(st.m[0] && st.m[1] && st.lines && st.s);
 		atexit(cleanup);
 	}
