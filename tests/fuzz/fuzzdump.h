@@ -96,11 +96,11 @@ static void dump_message_info(struct dump *d, const struct message_info *mi)
 	dump_f(d, "attachments_total=%u header_bytes=%llu size=%llu headers_done=%d\n",
 	       mi->attachments_total, (unsigned long long)mi->header_bytes,
 	       (unsigned long long)mi->size, mi->headers_done);
-	dump_f(d, "over: bytes=%lu count=%lu truncated=%lu dup=%lu depth=%lu bnd=%lu gaps=%lu "
-	       "replaced=%lu\n", mi->header_bytes_over, mi->header_count_over,
+	dump_f(d, "over: bytes=%llu count=%u truncated=%u dup=%u depth=%u bnd=%u gaps=%u "
+	       "replaced=%u\n", (unsigned long long)mi->header_bytes_over, mi->header_count_over,
 	       mi->truncated_fields, mi->duplicates, mi->mime_depth_over,
 	       mi->boundary_too_long, mi->gaps, mi->decode_replaced);
-	dump_f(d, "skipped: headers=%d parts=%lu\n", mi->headers_skipped, mi->parts_skipped);
+	dump_f(d, "skipped: headers=%d parts=%u\n", mi->headers_skipped, mi->parts_skipped);
 }
 
 static void dump_compare(const struct dump *a, const struct dump *b, const char *what)
