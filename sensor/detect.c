@@ -182,7 +182,7 @@ int detect_config_load(struct detect_config *dc, const struct rw_options *o, cha
  * 544 bytes, 8.9 MB, with 64-bit member hashes and times and addresses kept
  * as text). A member is known by 32 bits of its hash: two of an entity's
  * sixteen collide once in ~2^28 sets, and then one member is counted too
- * few. Times are whole seconds, rounded up, so a member stays in the
+ * few. Times are whole seconds, the next one up, so a member stays in the
  * window up to a second longer, never shorter. Addresses are kept binary,
  * IPv4 in the first 4 bytes. */
 struct track {
@@ -196,10 +196,12 @@ struct track {
 };
 _Static_assert(sizeof(struct track) == 248, "a track is 248 bytes");
 
-/* now (µs) as the seconds kept in a track, rounded up. */
+/* now (µs) as the seconds kept in a track: the next whole second, so never
+ * earlier than now and never 0 (0 marks a free slot, even for a capture
+ * stamped at the epoch). */
 static uint32_t track_s(uint64_t now)
 {
-	return (uint32_t)((now + 999999) / 1000000);
+	return (uint32_t)(now / 1000000 + 1);
 }
 
 /* A time kept in a track lies in the 10 minutes before now. */
