@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "address.h"
+#include "decode.h"
 #include "jsonw.h"
 
 struct param_def {
@@ -281,36 +282,34 @@ static unsigned track_count(const struct track *t, uint64_t now)
 	return n;
 }
 
-/* Remember the client address ip (text, as in a record). */
-static void track_ip(struct track *t, const char *ip, uint64_t now)
+/* Remember a client address (binary, as in a record: IPv4 in the first 4
+ * bytes, the rest zero). */
+static void track_ip(struct track *t, bool v6, const uint8_t addr[16], uint64_t now)
 {
-	uint8_t a[16] = {0};
-	bool v6 = strchr(ip, ':') != NULL;
-	if (inet_pton(v6 ? AF_INET6 : AF_INET, ip, a) != 1)
-		return;  /* not from our decoder: nothing to remember */
 	int slot = 0;
 	for (int i = 0; i < TRACK_IPS; i++) {
-		if (t->ipt[i] && !memcmp(t->ip[i], a, 16) && (t->ip_v6 >> i & 1) == v6) {
+		if (t->ipt[i] && !memcmp(t->ip[i], addr, 16) && (t->ip_v6 >> i & 1) == v6) {
 			t->ipt[i] = track_s(now);
 			return;
 		}
 		if (t->ipt[i] < t->ipt[slot])
 			slot = i;
 	}
-	memcpy(t->ip[slot], a, 16);
+	memcpy(t->ip[slot], addr, 16);
 	t->ip_v6 = (uint8_t)((t->ip_v6 & ~(1u << slot)) | (unsigned)v6 << slot);
 	t->ipt[slot] = track_s(now);
 }
 
-/* The addresses seen in the last 10 minutes, comma-separated. */
+/* The addresses seen in the last 10 minutes, comma-separated, written as
+ * the records write them. */
 static void track_ips_text(const struct track *t, uint64_t now, char *out, size_t outsz)
 {
 	out[0] = 0;
 	for (int i = 0; i < TRACK_IPS; i++) {
 		char ip[INET6_ADDRSTRLEN];
-		if (!track_recent(t->ipt[i], now) ||
-		    !inet_ntop(t->ip_v6 >> i & 1 ? AF_INET6 : AF_INET, t->ip[i], ip, sizeof ip))
+		if (!track_recent(t->ipt[i], now))
 			continue;
+		decode_addr_str(t->ip_v6 >> i & 1, t->ip[i], ip, sizeof ip);
 		if (out[0])
 			strncat(out, ",", outsz - strlen(out) - 1);
 		strncat(out, ip, outsz - strlen(out) - 1);
@@ -695,15 +694,15 @@ void detect_record(struct detect *d, const struct rw_record *r)
 	uint64_t now = r->ts_us;
 	/* keep the small exact sets up to date first */
 	struct track *ct = track_get(d, hkey(ENT_CLIENT, r->orig_h, NULL), now);
-	track_ip(ct, r->orig_h, now);
+	track_ip(ct, r->v6, r->orig_addr, now);
 	struct track *at = NULL, *ft = NULL;
 	if (r->account[0]) {
 		at = track_get(d, hkey(ENT_ACCOUNT, r->account, NULL), now);
-		track_ip(at, r->orig_h, now);
+		track_ip(at, r->v6, r->orig_addr, now);
 	}
 	if (r->has_subject) {
 		ft = track_get(d, hkey(ENT_FP, r->fingerprint, NULL), now);
-		track_ip(ft, r->orig_h, now);
+		track_ip(ft, r->v6, r->orig_addr, now);
 		if (r->account[0])
 			track_member(ft, r->account, now);
 	}
