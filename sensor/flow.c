@@ -209,11 +209,16 @@ static void end_flow(struct flow_table *t, struct flow *f, enum flow_end_reason 
 	t->stats.active--;
 }
 
-/* Oldest embryonic flow first: a SYN flood must not push out live sessions. */
+/* The oldest embryonic flow first: a SYN flood must not push out live
+ * sessions. Then the oldest closing one: both FINs or a RST were seen, its
+ * session has already been written, and only late retransmissions are lost.
+ * An established flow, the least recently active, only when neither is left. */
 static void evict_one(struct flow_table *t)
 {
-	for (int l = 0; l < LIST_COUNT; l++) {
-		struct flow *victim = at(t, t->lists[l].head);
+	static const uint8_t order[] = { LIST_EMBRYONIC, LIST_CLOSING, LIST_ESTABLISHED };
+	_Static_assert(sizeof order == LIST_COUNT, "every list is tried");
+	for (size_t i = 0; i < sizeof order; i++) {
+		struct flow *victim = at(t, t->lists[order[i]].head);
 		if (victim) {
 			end_flow(t, victim, FLOW_END_EVICTED);
 			return;

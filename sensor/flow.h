@@ -4,7 +4,8 @@
  * live in one array allocated at create time: looking up, creating and ending
  * flows never allocates. Memory is bounded by max_flows; when the table is
  * full the oldest flow is evicted, embryonic flows (no payload seen, e.g. a
- * SYN flood) before established ones, and the eviction is counted.
+ * SYN flood) first, then closed ones (FIN both ways or RST), established
+ * ones last, and the eviction is counted.
  * Time is packet time: flows expire by idle timeout as packets advance the
  * clock (flow_table_expire), and soon after FIN from both sides or RST.
  *

@@ -111,6 +111,42 @@ static void test_bound_and_eviction_order(void)
 	flow_table_destroy(t);
 }
 
+static void test_eviction_prefers_closed_flows(void)
+{
+	/* No embryonic flow left: a closed one (RST seen) goes before the least
+	 * recently active established one, which may still be a live session. */
+	const uint32_t max = 4;
+	struct flow_table *t = make(max);
+	enum flow_dir dir;
+	bool created;
+	struct packet old = pkt(1, 1000, 2, 25, TCP_ACK, 100, 1);   /* established, idle longest */
+	flow_table_packet(t, &old, &dir, &created);
+	struct packet c1 = pkt(1, 1001, 2, 25, TCP_ACK, 100, 2);
+	flow_table_packet(t, &c1, &dir, &created);
+	struct packet rst = pkt(2, 25, 1, 1001, TCP_RST, 0, 3);     /* 1001 is closing now */
+	flow_table_packet(t, &rst, &dir, &created);
+	for (uint16_t i = 2; i < max; i++) {
+		struct packet p = pkt(1, (uint16_t)(1000 + i), 2, 25, TCP_ACK, 100, 3 + i);
+		flow_table_packet(t, &p, &dir, &created);
+	}
+	CHECK_INT(flow_table_stats(t)->active, max);
+	struct packet extra = pkt(1, 2000, 2, 25, TCP_SYN, 0, 100);
+	flow_table_packet(t, &extra, &dir, &created);
+	CHECK_INT(ended[FLOW_END_EVICTED], 1);
+	CHECK_INT(last_ended.orig_p, 1001);
+	CHECK_INT(flow_table_stats(t)->evicted_embryonic, 0);
+	/* Nothing embryonic or closing left but the new SYN: the SYN goes next,
+	 * then the established flow idle longest. */
+	struct packet extra2 = pkt(1, 2001, 2, 25, TCP_ACK, 10, 101);
+	flow_table_packet(t, &extra2, &dir, &created);
+	CHECK_INT(last_ended.orig_p, 2000);
+	struct packet extra3 = pkt(1, 2002, 2, 25, TCP_ACK, 10, 102);
+	flow_table_packet(t, &extra3, &dir, &created);
+	CHECK_INT(ended[FLOW_END_EVICTED], 3);
+	CHECK_INT(last_ended.orig_p, 1000);
+	flow_table_destroy(t);
+}
+
 static void test_expiry_in_packet_time(void)
 {
 	struct flow_table *t = make(16);
@@ -222,6 +258,7 @@ int main(void)
 	RUN(test_both_directions_one_flow);
 	RUN(test_who_opened);
 	RUN(test_bound_and_eviction_order);
+	RUN(test_eviction_prefers_closed_flows);
 	RUN(test_expiry_in_packet_time);
 	RUN(test_fin_rst_and_reuse);
 	RUN(test_many_flows_recycle);
