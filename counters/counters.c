@@ -1226,6 +1226,13 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		cb_str(b, "flows"); cb_fmt(b, "%" PRIu64, h->flows);
 		cb_str(b, "flows_evicted"); cb_fmt(b, "%" PRIu64, h->flows_evicted);
 		cb_str(b, "records"); cb_fmt(b, "%" PRIu64, h->records);
+		cb_str(b, "sessions"); cb_fmt(b, "%" PRIu64, h->sessions);
+		if (h->rss_bytes) {
+			cb_str(b, "rss_bytes"); cb_fmt(b, "%" PRIu64, h->rss_bytes);
+		}
+		if (h->rss_peak_bytes) {
+			cb_str(b, "rss_peak_bytes"); cb_fmt(b, "%" PRIu64, h->rss_peak_bytes);
+		}
 		cb_str(b, "pending"); cb_fmt(b, "%" PRIu64, bt->pending_snapshot);
 		cb_str(b, "pending_dropped"); cb_fmt(b, "%" PRIu64, c->st.events_dropped);
 		cb_str(b, "alerts_pending"); cb_fmt(b, "%" PRIu64, c->st.alerts_pending);

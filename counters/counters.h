@@ -93,6 +93,8 @@ struct counters_alert {
 struct counters_health {
 	uint64_t packets_received, packets_dropped, packets_if_dropped;
 	uint64_t flows, flows_evicted, records;
+	uint64_t sessions;                  /* SMTP sessions parsed now */
+	uint64_t rss_bytes, rss_peak_bytes; /* resident memory now, at most; 0: not known */
 };
 
 struct counters_stats {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -224,6 +225,45 @@ static void on_alert(void *ctx, const struct counters_alert *a)
 
 /* --- stats ------------------------------------------------------------------- */
 
+/* The process's resident memory now and at its peak, in bytes (0: not
+ * known), for the stats line and the health hash: what an operator holds
+ * against the host's budget (tests/bench/README.md says what makes it up).
+ * Read at most once a second of the wall clock: flushes follow packet time,
+ * which a file replays far faster than that. */
+static void process_memory(uint64_t *rss, uint64_t *peak)
+{
+	static uint64_t last_us, last_rss, last_peak;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	uint64_t now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	if (last_us && now_us - last_us < 1000000u) {
+		*rss = last_rss;
+		*peak = last_peak;
+		return;
+	}
+	last_us = now_us;
+	*rss = *peak = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+	if (f) {
+		unsigned long size, resident;
+		long page = sysconf(_SC_PAGESIZE);
+		if (fscanf(f, "%lu %lu", &size, &resident) == 2 && page > 0)
+			*rss = (uint64_t)resident * (uint64_t)page;
+		fclose(f);
+	}
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss > 0)
+		*peak = (uint64_t)ru.ru_maxrss * 1024; /* Linux counts it in KiB */
+	/* The kernel updates its high-water mark lazily: never report a peak
+	 * below a value seen. */
+	if (*peak < *rss)
+		*peak = *rss;
+	if (*peak < last_peak)
+		*peak = last_peak;
+	last_rss = *rss;
+	last_peak = *peak;
+}
+
 static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 {
 	struct capture_stats cs;
@@ -233,15 +273,17 @@ static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 	/* transactions parsed, whether or not --records writes them */
 	uint64_t pkts = cs.seen, txns = ts.smtp->transactions;
 	double dt = interval > 0 ? interval : 1;
+	uint64_t rss, rss_peak;
+	process_memory(&rss, &rss_peak);
 	fprintf(stderr,
 		"relaywatch: stats packets=%" PRIu64 " pps=%.0f received=%" PRIu64
 		" dropped=%" PRIu64 " if_dropped=%" PRIu64 " flows=%" PRIu64
 		" evicted=%" PRIu64 " sessions=%" PRIu64 " transactions=%" PRIu64
-		" tps=%.1f gaps=%" PRIu64 "\n",
+		" tps=%.1f gaps=%" PRIu64 " rss_mb=%.1f\n",
 		pkts, (double)(pkts - s->stats_prev_packets) / dt, cs.received, cs.dropped,
 		cs.if_dropped, ts.flows->active, ts.flows->ended_evicted, ts.sessions_active,
 		ts.smtp->transactions, (double)(txns - s->stats_prev_txns) / dt,
-		ts.reasm->gaps);
+		ts.reasm->gaps, (double)rss / (1024 * 1024));
 	s->stats_prev_packets = pkts;
 	s->stats_prev_txns = txns;
 	(void)now_us;
@@ -356,7 +398,9 @@ static void set_health(struct sensor *s)
 		.flows = ts.flows->active,
 		.flows_evicted = ts.flows->ended_evicted,
 		.records = ts.smtp->transactions,
+		.sessions = ts.sessions_active,
 	};
+	process_memory(&h.rss_bytes, &h.rss_peak_bytes);
 	counters_set_health(s->ctr, &h);
 }
 

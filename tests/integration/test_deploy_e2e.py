@@ -310,6 +310,11 @@ def main():
               health.get("pending_dropped")), (1.0, float(totals["msgs"]), 0.0, 0.0))
         c.true("sensor health: flush latency measured (%r)" % health.get("flush_latency_ms"),
                health.get("flush_latency_ms") is not None)
+        rss, peak = health.get("rss_bytes"), health.get("rss_peak_bytes")
+        c.true("sensor health: resident memory now and at most, 1 MB <= now <= peak < 1 GB "
+               "(%r, %r)" % (rss, peak), rss and peak and 2**20 <= rss <= peak < 2**30)
+        c.true("sensor health: SMTP sessions open reported (%r)" % health.get("sessions"),
+               health.get("sessions") is not None)
         version = rwtest.run(["--version"]).stdout.split()[1]
         c.eq("sensor version", [s["metric"].get("version") for s in api.instant(
             'relaywatch_sensor_info{sensor="%s"}' % SENSOR, T)], [version])

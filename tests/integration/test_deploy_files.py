@@ -404,6 +404,8 @@ def test_grafana(c):
             ("alert-stream lag", "relaywatch_stream_lag"),
             ("pcap drops", "packets_dropped"),
             ("flush latency", 'field="flush_latency_ms"'),
+            ("sensor memory", 'field="rss_bytes"'),
+            ("SMTP sessions open", 'field="sessions"'),
             ("pending deltas", 'field=~"pending|alerts_pending"'),
             ("Redis reachable", "redis_up")]:
         c.true("dashboard shows %s" % what, needle in allq)

@@ -190,6 +190,14 @@ def flood_syn(c, tmp, baseline):
     c.true("syn_flood: every stats line has flows <= --max-flows (%d lines, max %s)"
            % (len(active), max(active) if active else None),
            all(a <= MAX_FLOWS for a in active))
+    # Each stats line tells the resident memory of that moment: not above
+    # the kernel's peak for the run but by the kernel's own slack (a task's
+    # RSS counter is synced with the peak every 64 page faults: 256 KB) and
+    # %.1f's rounding, never 0: a wrong unit or a /proc slip shows.
+    rss = [float(x) for x in re.findall(r"relaywatch: stats .* rss_mb=([0-9.]+)", r.stderr)]
+    c.true("syn_flood: every stats line has rss_mb, 0 < rss_mb <= peak RSS %.1f MB + 0.5 (%s)"
+           % (r.rss_kb / MB, rss[-3:]),
+           len(rss) == len(active) > 0 and all(0 < x <= r.rss_kb / MB + 0.5 for x in rss))
     # The real session, interleaved in the flood, came through whole.
     c.eq("syn_flood: the real session's flow", len(session_flows), 1)
     if session_flows:
