@@ -75,7 +75,7 @@ static const struct opt_def defs[] = {
 	{ "sensor", "buffer_mb", "buffer-mb", 0, "MB", OT_UINT, O(buffer_mb), 1, 4096, "128",
 	  "kernel capture buffer for -i (mapped into the process: it counts in its RSS)", NULL },
 	{ "sensor", "max_flows", "max-flows", 0, "N", OT_UINT, O(max_flows), 1, 1 << 30, "262144",
-	  "flows tracked at once; when full one is evicted (and counted): a SYN-only one, else a closed one, else the least recently active", NULL },
+	  "flows tracked at once; when full one is evicted (and counted): one with no payload yet, else a closed one, else the least recently active", NULL },
 	{ "sensor", "flow_timeout", "flow-timeout", 0, "DURATION", OT_SECONDS, O(flow_timeout), 1,
 	  86400, "300",
 	  "a flow with no packet for this long (packet time) ends", NULL },
