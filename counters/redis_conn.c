@@ -127,8 +127,17 @@ int redis_target_parse(const char *url, struct redis_target *t, char *err, size_
 		return 0;
 	}
 	if (strncmp(url, "redis://", 8)) {
-		snprintf(err, errsz, "'%.64s' is not a redis://, unix:// URL, 'embedded' or 'none'",
-			 url);
+		/* Name the scheme only: the rest may hold a password (a mistyped
+		 * scheme, or a bare password given where the URL goes). */
+		const char *sep = strstr(url, "://");
+		size_t sl = sep ? (size_t)(sep - url) : 0;
+		if (sl && sl <= 16 && strspn(url, "abcdefghijklmnopqrstuvwxyz"
+					     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") == sl)
+			snprintf(err, errsz, "%.*s:// is not redis:// or unix://; the URL can also be "
+				 "'embedded' or 'none'", (int)sl, url);
+		else
+			snprintf(err, errsz, "not a redis:// or unix:// URL, 'embedded' or 'none' "
+				 "(not repeated here: it may hold a password)");
 		return -EINVAL;
 	}
 	const char *p = url + 8;
@@ -181,13 +190,14 @@ int redis_target_parse(const char *url, struct redis_target *t, char *err, size_
 		memcpy(pb, port, pl);
 		long v = strtol(pb, &end, 10);
 		if (*end || v < 1 || v > 65535) {
-			snprintf(err, errsz, "bad port '%s' in Redis URL", pb);
+			/* not repeated: a password with an unescaped '/' ends up here */
+			snprintf(err, errsz, "bad port in Redis URL (1-65535)");
 			return -EINVAL;
 		}
 		t->port = (int)v;
 	}
 	if (slash && slash[1] && parse_db(slash + 1, &t->db) < 0) {
-		snprintf(err, errsz, "bad database number '%.16s' in Redis URL", slash + 1);
+		snprintf(err, errsz, "bad database number in Redis URL (a whole number, /0 to /65535)");
 		return -EINVAL;
 	}
 	return 0;

@@ -59,6 +59,17 @@ static void test_bad_urls(void)
 	/* the reason never repeats a password */
 	CHECK_INT(redis_target_parse("redis://u:Sekr1t@h:99999", &t, err, sizeof err), -22);
 	CHECK(strstr(err, "Sekr1t") == NULL);
+	/* nor when the scheme is wrong, or a password stands where the URL goes */
+	static const char *leaky[] = { "http://u:Sekr1t@h", "Sekr1t", "redis:/u:Sekr1t@h",
+				       "u:Sekr1t@h:6379", /* an unescaped '/' in the password */
+				       "redis://u:Sek/r1t@h", "redis://u:Sekr1t/x@h" };
+	for (size_t i = 0; i < sizeof leaky / sizeof leaky[0]; i++) {
+		err[0] = 0;
+		CHECK_INT(redis_target_parse(leaky[i], &t, err, sizeof err), -22);
+		CHECK(err[0] != 0 && strstr(err, "Sekr1t") == NULL);
+	}
+	CHECK_INT(redis_target_parse("http://h", &t, err, sizeof err), -22);
+	CHECK(strstr(err, "http://") != NULL); /* the scheme is named */
 }
 
 static void test_password_sources(void)
