@@ -22,6 +22,7 @@
 #include "options.h"
 #include "output.h"
 #include "record.h"
+#include "redis_conn.h"
 #include "rfc2047.h"
 #include "rw-config.h"
 #include "tracker.h"
@@ -571,6 +572,19 @@ int main(int argc, char **argv)
 		logmsg("%s", err);
 		options_free(&s.opt);
 		return 2;
+	}
+	/* A malformed Redis URL is a usage error, told before the capture opens
+	 * (not a runtime one after it). The parsed target may hold a password:
+	 * wiped at once; counters_create() parses it again. */
+	if (strcmp(s.opt.redis_url, "none") && strcmp(s.opt.redis_url, "embedded")) {
+		struct redis_target t;
+		int r = redis_target_parse(s.opt.redis_url, &t, err, sizeof err);
+		redis_target_wipe(&t);
+		if (r < 0) {
+			logmsg("--redis ([redis] url): %s", err);
+			options_free(&s.opt);
+			return 2;
+		}
 	}
 
 	struct capture_config cc = {

@@ -42,6 +42,8 @@ def main():
         (["-r", CAP, "--rule", "account_burst.rcpts_10m=-5"], "out of range"),
         (["-r", CAP, "--local-domains", "not a domain!"], "is not a domain"),
         (["-r", CAP, "--pseudonymize"], "needs a key"),
+        (["-r", CAP, "--redis", "redis://[::1"], "--redis ([redis] url): unterminated"),
+        (["-r", CAP, "--redis", "http://localhost"], "--redis ([redis] url)"),
     ]
     for args, msg in usage:
         p = run(*args)
