@@ -1227,6 +1227,7 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		cb_str(b, "flows_evicted"); cb_fmt(b, "%" PRIu64, h->flows_evicted);
 		cb_str(b, "records"); cb_fmt(b, "%" PRIu64, h->records);
 		cb_str(b, "sessions"); cb_fmt(b, "%" PRIu64, h->sessions);
+		cb_str(b, "sessions_over"); cb_fmt(b, "%" PRIu64, h->sessions_over);
 		if (h->rss_bytes) {
 			cb_str(b, "rss_bytes"); cb_fmt(b, "%" PRIu64, h->rss_bytes);
 		}

@@ -94,6 +94,7 @@ struct counters_health {
 	uint64_t packets_received, packets_dropped, packets_if_dropped;
 	uint64_t flows, flows_evicted, records;
 	uint64_t sessions;                  /* SMTP sessions parsed now */
+	uint64_t sessions_over;             /* not parsed: over --max-sessions (all time) */
 	uint64_t rss_bytes, rss_peak_bytes; /* resident memory now, at most; 0: not known */
 };
 

@@ -400,6 +400,7 @@ static void set_health(struct sensor *s)
 		.flows_evicted = ts.flows->ended_evicted,
 		.records = ts.smtp->transactions,
 		.sessions = ts.sessions_active,
+		.sessions_over = ts.sessions_exhausted,
 	};
 	process_memory(&h.rss_bytes, &h.rss_peak_bytes);
 	counters_set_health(s->ctr, &h);

@@ -223,6 +223,37 @@ def test_outage(c, tmp):
         c.true("outage: nothing lost", "could not be written" not in err)
 
 
+def test_health_bounds(c, tmp):
+    """The health hash tells what the sensor holds and what it could not:
+    with --max-sessions 5 on a capture that opens 40 at once, sessions_over
+    counts the ones left unparsed (Prometheus' RelaywatchSessionsNotParsed)."""
+    cap = os.path.join(tmp, "concurrent.pcap")
+    subprocess.run([sys.executable, os.path.join(rwtest.SOURCE, "tests", "bench", "gen-span.py"),
+                    "--out", cap, "--seed", "3", "--messages", "200", "--rate", "200",
+                    "--concurrency", "40", "--https", "0", "--starttls", "0", "--smtps", "0"],
+                   check=True, capture_output=True)
+    with open(cap + ".json") as f:
+        summ = json.load(f)
+    with rwtest.RedisServer() as redis:
+        p = rwtest.run(["-r", cap, "--redis", redis.url, "--max-sessions", "5",
+                        "--sensor-name", "bounded", "--records", "-"])
+        h = hgetall(redis, "rw:sensor:bounded")
+        over = re.search(r"(\d+) sessions and \d+ messages over their pools", p.stderr)
+        c.true("health: more sessions open than the bound (%s of %d)"
+               % (summ["max_concurrent"], 5), summ["max_concurrent"] > 5)
+        c.true("health: sessions_over > 0 (%r)" % h.get("sessions_over"),
+               int(h.get("sessions_over", 0)) > 0)
+        c.eq("health: sessions_over = the summary's count",
+             h.get("sessions_over"), over.group(1) if over else None)
+        c.eq("health: no session open at the end", h.get("sessions"), "0")
+        nrec = len([l for l in p.stdout.splitlines() if l.strip()])
+        c.true("health: fewer records than transactions (%d of %d)"
+               % (nrec, summ["transactions"]), 0 < nrec < summ["transactions"])
+        c.true("health: resident memory (%r, peak %r)" % (h.get("rss_bytes"),
+                                                          h.get("rss_peak_bytes")),
+               0 < int(h.get("rss_bytes", 0)) <= int(h.get("rss_peak_bytes", 0)))
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,6 +262,7 @@ def main():
         test_embedded(c, tmp)
         test_acl_login(c, tmp)
         test_outage(c, tmp)
+        test_health_bounds(c, tmp)
     c.done()
 
 
