@@ -326,9 +326,18 @@ static void print_summary(struct sensor *s)
 		PRIu64 " encrypted, %" PRIu64 " transactions, %" PRIu64 " alerts\n",
 		ts.flows->created, ts.flows->ended_evicted, ts.smtp->sessions, ts.encrypted_sessions,
 		ts.smtp->transactions, s->alerts_raised);
-	if (s->records)
-		fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n", s->records_written,
-			output_path(s->records));
+	if (s->records) {
+		/* flushed first, so that a full disk is told here and not after
+		 * a count that says all went well */
+		int r = output_flush(s->records);
+		if (r < 0)
+			fprintf(stderr, "relaywatch: %" PRIu64 " records for %s, but writing failed"
+				" (%s): the file is incomplete\n", s->records_written,
+				output_path(s->records), strerror(-r));
+		else
+			fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n",
+				s->records_written, output_path(s->records));
+	}
 	if (ts.sessions_peak)
 		fprintf(stderr,
 			"relaywatch: memory: at most %" PRIu64 " SMTP sessions (%zu B each) with %.1f MB"
@@ -451,6 +460,23 @@ static void on_idle(void *ctx, uint64_t now_us)
 }
 
 /* --- setup ------------------------------------------------------------------------ */
+
+/* Close an output; a write error is told with the output's name and path.
+ * Returns 0, or -1 after a write error. */
+static int close_output(struct output *o, const char *what)
+{
+	if (!o)
+		return 0;
+	char path[256];
+	snprintf(path, sizeof path, "%s", output_path(o));
+	uint64_t lost = output_lost(o);
+	int r = output_close(o);
+	if (r == 0)
+		return 0;
+	logmsg("writing %s to %s failed: %s%s", what, path, strerror(-r),
+	       lost ? " (later lines were dropped)" : "");
+	return -1;
+}
 
 static int open_output(const char *path, struct output **out, const char *what)
 {
@@ -662,11 +688,10 @@ out_close_counters:
 	tracker_destroy(s.trk);
 	detect_destroy(s.det);
 out_close_outputs:
-	if (output_close(s.records) < 0 || output_close(s.flows) < 0 ||
-	    output_close(s.alerts) < 0) {
-		logmsg("writing output failed: %s", strerror(errno));
+	/* every one is closed, whichever failed */
+	if (close_output(s.records, "records") | close_output(s.flows, "flows") |
+	    close_output(s.alerts, "alerts"))
 		status = 1;
-	}
 out_close_capture:
 	signal_capture = NULL;
 	capture_close(s.cap);

@@ -88,6 +88,19 @@ def main():
         p = run("-r", CAP, "-i", "lo", "-c", path)
         c.eq("-r and -i on the command line still conflict", p.returncode, 2)
 
+        # a full disk: told, exit 1, and the other outputs are still written whole
+        if os.path.exists("/dev/full"):
+            flows = os.path.join(tmp, "flows.json")
+            p = run("-r", CAP, "--redis", "none", "--records", "/dev/full", "--flows", flows)
+            c.eq("records to a full disk: exit 1", p.returncode, 1)
+            c.true("records to a full disk: the summary says the file is incomplete (%r)"
+                   % p.stderr[-400:], "/dev/full, but writing failed" in p.stderr and
+                   "records written" not in p.stderr)
+            c.true("records to a full disk: the error names the output",
+                   "writing records to /dev/full failed: No space left" in p.stderr)
+            with open(flows) as f:
+                c.eq("records to a full disk: --flows still written", len(f.readlines()), 1)
+
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
         c.eq("--print-config exits 0", p.returncode, 0)
