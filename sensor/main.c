@@ -29,7 +29,16 @@
 #include "utf8.h"
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reopen_requested; /* SIGHUP: log rotation */
 static struct capture *signal_capture;
+
+/* SIGHUP reopens the output files (logrotate's postrotate, systemctl reload):
+ * done between packets, not in the handler. */
+static void on_hup(int sig)
+{
+	(void)sig;
+	reopen_requested = 1;
+}
 
 /* The first SIGINT/SIGTERM stops the capture and lets pending counters be
  * written (with a deadline); a second one exits at once. */
@@ -429,6 +438,24 @@ static void tick_counters(struct sensor *s, uint64_t now_us)
 
 /* --- packets ------------------------------------------------------------------- */
 
+/* After SIGHUP: every output file opened again (see on_hup). */
+static void maybe_reopen(struct sensor *s)
+{
+	if (!reopen_requested)
+		return;
+	reopen_requested = 0;
+	struct output *outs[] = { s->records, s->flows, s->alerts };
+	static const char *const what[] = { "records", "flows", "alerts" };
+	for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+		int r = output_reopen(outs[i]);
+		if (r < 0)
+			logmsg("cannot reopen the %s output %s: %s (still writing the file it had)",
+			       what[i], output_path(outs[i]), strerror(-r));
+	}
+	if (s->opt.verbose)
+		logmsg("SIGHUP: outputs reopened");
+}
+
 static void on_packet(void *ctx, const struct capture_packet *cp)
 {
 	struct sensor *s = ctx;
@@ -447,6 +474,7 @@ static void on_packet(void *ctx, const struct capture_packet *cp)
 	}
 	tick_counters(s, cp->ts_us);
 	maybe_stats(s);
+	maybe_reopen(s);
 }
 
 static void on_idle(void *ctx, uint64_t now_us)
@@ -457,6 +485,7 @@ static void on_idle(void *ctx, uint64_t now_us)
 	maybe_stats(s);
 	output_flush(s->records);
 	output_flush(s->flows);
+	maybe_reopen(s);
 }
 
 /* --- setup ------------------------------------------------------------------------ */
@@ -665,6 +694,11 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* SA_RESTART: a file read that the signal interrupts goes on (libpcap
+	 * would take a short read for a truncated capture) */
+	struct sigaction hup = { .sa_handler = on_hup, .sa_flags = SA_RESTART };
+	sigemptyset(&hup.sa_mask);
+	sigaction(SIGHUP, &hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (s.opt.verbose)

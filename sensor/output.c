@@ -47,6 +47,22 @@ int output_close(struct output *o)
 	return r;
 }
 
+int output_reopen(struct output *o)
+{
+	if (!o)
+		return 0;
+	output_flush(o);
+	if (o->is_stdout)
+		return 0;
+	FILE *f = fopen(o->path, "a");
+	if (!f)
+		return -errno;
+	fclose(o->f); /* flushed above; an error there was counted */
+	o->f = f;
+	o->err = 0;
+	return 0;
+}
+
 int output_line(struct output *o, const char *s, size_t len)
 {
 	if (o->err) {

@@ -21,6 +21,13 @@ int output_close(struct output *o);
 int output_line(struct output *o, const char *s, size_t len);
 int output_flush(struct output *o);
 
+/* For log rotation: what is buffered goes to the file as it was, then the
+ * path is opened again, appending (a new file when it was moved away). On
+ * failure the old file stays in use and -errno is returned. A remembered
+ * write error is cleared: the new file gets the lines from now on. stdout
+ * is only flushed. NULL is fine. */
+int output_reopen(struct output *o);
+
 const char *output_path(const struct output *o);
 uint64_t output_lines(const struct output *o);
 uint64_t output_lost(const struct output *o);

@@ -54,6 +54,7 @@ COMPOSE = os.path.join(COMPOSE_DIR, "docker-compose.yml")
 SET_PASSWORDS = os.path.join(DEPLOY, "redis", "set-passwords.sh")
 PROM_YML = os.path.join(DEPLOY, "prometheus", "prometheus.yml")
 ALERTS_YML = os.path.join(DEPLOY, "prometheus", "alerts.yml")
+LOGROTATE = os.path.join(DEPLOY, "logrotate", "relaywatch")
 DS_YML = os.path.join(DEPLOY, "grafana", "provisioning", "datasources", "prometheus.yml")
 DASH_YML = os.path.join(DEPLOY, "grafana", "provisioning", "dashboards", "relaywatch.yml")
 DASHBOARD = os.path.join(DEPLOY, "grafana", "dashboards", "relaywatch.json")
@@ -451,6 +452,10 @@ def test_systemd(c, tmp):
     c.true("unit: the Redis password as a credential (%r)" % cred,
            cred and exec_start.find("%d/" + cred[0].split(":")[0]) > 0)
     c.eq("unit: WantedBy", d.get(("Install", "WantedBy")), ["multi-user.target"])
+    c.eq("unit: reload is SIGHUP (the outputs reopened)", S("ExecReload"),
+         ["/bin/kill -HUP $MAINPID"])
+    test_logrotate(c, tmp, S("LogsDirectory"))
+
 
     if not shutil.which("systemd-analyze"):
         print("note: no systemd-analyze; directives checked only")
@@ -484,6 +489,29 @@ def test_systemd(c, tmp):
         c.true("sysusers: creates relaywatch without a login (%r)" % pw,
                p.returncode == 0 and re.search(r"^relaywatch:x:\d+:\d+:[^:]*:[^:]*:"
                                                r"/usr/sbin/nologin$", pw, re.M))
+
+
+def test_logrotate(c, tmp, logs_dir):
+    """deploy/logrotate/relaywatch rotates the files in the unit's
+    LogsDirectory and tells the sensor with a reload (SIGHUP), not
+    copytruncate (which loses the lines written while it copies)."""
+    with open(LOGROTATE) as f:
+        text = f.read()
+    c.true("logrotate: the unit's LogsDirectory (%s)" % logs_dir,
+           logs_dir and ("/var/log/%s/*.json {" % logs_dir[0]) in text)
+    c.true("logrotate: postrotate reloads the unit",
+           re.search(r"postrotate\s+systemctl reload relaywatch\.service", text))
+    c.true("logrotate: no copytruncate", "copytruncate" not in text)
+    if not shutil.which("logrotate"):
+        print("note: no logrotate here; its file checked as text only")
+        return
+    conf = os.path.join(tmp, "logrotate.conf")
+    with open(conf, "w") as f:
+        f.write(text.replace("/var/log/", os.path.join(tmp, "log") + "/"))
+    p = subprocess.run(["logrotate", "--debug", "--state", os.path.join(tmp, "lr.state"), conf],
+                       capture_output=True, text=True)
+    c.eq("logrotate --debug accepts it (%s)" % (p.stdout + p.stderr).strip()[-300:],
+         p.returncode, 0)
 
 
 # --- relaywatch.conf.example ------------------------------------------------------------
@@ -603,7 +631,7 @@ def test_install_deps(c):
     with open(os.path.join(DEPLOY, "install-deps.sh")) as f:
         text = f.read()
     for pkg in ("python3-yaml", "prometheus", "prometheus-redis-exporter", "redis-server",
-                "tcpreplay"):
+                "tcpreplay", "logrotate"):
         c.true("install-deps.sh installs %s" % pkg, re.search(r"(?<![\w-])%s(?![\w-])" % pkg, text))
 
 
