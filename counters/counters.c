@@ -151,6 +151,10 @@ struct delta {
 	struct batch *batch;
 	uint64_t seq;
 	uint32_t minute;
+	/* 1, 2, ...: this entity's deltas in this batch, one per minute it
+	 * touches (a batch can span a minute boundary), in the order they are
+	 * sent; flush.lua applies each (seq, sub) once. */
+	uint32_t sub;
 	uint64_t v[F_COUNT];
 	struct member *members;        /* distinct within the delta */
 	unsigned nmembers;
@@ -436,6 +440,7 @@ static struct delta *delta_for(struct counters *c, struct ent *e, uint32_t minut
 	d->batch = b;
 	d->seq = b->seq;
 	d->minute = minute;
+	d->sub = e->cur && e->cur->seq == b->seq ? e->cur->sub + 1 : 1;
 	if (!e->full_minute || minute + 1 < e->full_minute ||
 	    minute + 1 >= e->full_minute + REFRESH_MIN) {
 		e->full_minute = minute + 1;
@@ -1106,7 +1111,7 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		cb_str(b, d->ent->key);
 		cb_str(b, c->sensor);
 		cb_str(b, c->run);
-		cb_fmt(b, "%" PRIu64, bt->seq);
+		cb_fmt(b, "%" PRIu64 ":%" PRIu32, bt->seq, d->sub);
 		cb_fmt(b, "%.6f", now);
 		cb_fmt(b, "%u", d->minute);
 		if (d->mode)

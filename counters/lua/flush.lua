@@ -3,12 +3,15 @@
 --
 -- KEYS[1]  entity base, e.g. "rw:{acct:alice@pref.example.jp}" (the hash tag
 --          keeps every key of the entity in one cluster slot; see SCHEMA.md)
--- ARGV     sensor, run, seq, now, minute, mode, sample,
+-- ARGV     sensor, run, seq:sub, now, minute, mode, sample,
 --          nf, field1, value1, ..., fieldN, valueN,
 --          nk, kind1, nm1, member..., kind2, nm2, member...
---   sensor/run/seq  make the call idempotent: E:seq[sensor] = "run:seq" of the
---                   last batch applied; a replayed batch (same run, seq <=)
---                   changes nothing and still returns the windows.
+--   sensor/run/seq:sub  make the call idempotent: E:seq[sensor] =
+--                   "run:seq:sub" of the last call applied; a replayed one
+--                   (same run, (seq, sub) not above it) changes nothing and
+--                   still returns the windows. sub numbers the entity's
+--                   calls within batch seq (one per minute it touches: a
+--                   batch can span a minute boundary), in the order sent.
 --   now      packet time (seconds) of the flush: TTLs and windows are
 --            computed from it, never from Redis' clock.
 --   minute   the minute (unix time / 60) the deltas belong to.
@@ -27,7 +30,9 @@
 -- ...} or {} in mode 0, base = {ewma_msgs, ewma_rcpts, ewma_tls_sessions,
 -- hours} or {}.
 local E = KEYS[1]
-local sensor, run, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local sensor, run = ARGV[1], ARGV[2]
+local seq, sub = string.match(ARGV[3], '^(%d+):(%d+)$')
+seq, sub = tonumber(seq), tonumber(sub)
 local now = tonumber(ARGV[4])
 local minute = tonumber(ARGV[5])
 local mode, dkinds = string.match(ARGV[6], '^(%d):?(.*)$')
@@ -47,8 +52,13 @@ end
 local applied = 1
 local last = redis.call('HGET', E .. ':seq', sensor)
 if last then
-  local lrun, lseq = string.match(last, '^(.*):(%d+)$')
-  if lrun == run and tonumber(lseq) >= seq then applied = 0 end
+  local lrun, lseq, lsub = string.match(last, '^(.*):(%d+):(%d+)$')
+  if not lrun then -- written before calls had a sub: one per batch
+    lrun, lseq = string.match(last, '^(.*):(%d+)$')
+    lsub = math.huge
+  end
+  lseq, lsub = tonumber(lseq), tonumber(lsub)
+  if lrun == run and (lseq > seq or (lseq == seq and lsub >= sub)) then applied = 0 end
 end
 
 local i = 8
@@ -95,7 +105,7 @@ if applied == 1 then
       end
     end
   end
-  redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq)
+  redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq .. ':' .. sub)
   if full then redis.call('EXPIRE', E .. ':seq', 90000) end
   if sample ~= '' then
     redis.call('SET', E .. ':sample', sample, 'EX', 86400)

@@ -223,6 +223,28 @@ def test_outage(c, tmp):
         c.true("outage: nothing lost", "could not be written" not in err)
 
 
+def test_minute_boundary(c):
+    """A flush batch (1 s of packet time) that spans a minute boundary holds
+    two deltas of one entity, one per minute; both are applied. The
+    contact-form flood crosses a minute 56 messages in: before the fix the
+    second minute's deltas of every entity of that batch were taken for a
+    replay and dropped (4 of its 18 messages counted)."""
+    f = facts("contact-form-flood")
+    n = f["message_count"]
+    with rwtest.RedisServer() as redis:
+        rwtest.run(["-r", os.path.join(SCEN, "contact-form-flood.pcap"), "--redis", redis.url,
+                    "-q"])
+        c.eq("minute boundary: rw:stats msgs", hgetall(redis, "rw:stats").get("msgs"), str(n))
+        ents = ["rw:{ip:%s}" % ip for ip in f["client_ips"]] + \
+            ["rw:{acct:www-form@pref.example.jp}", "rw:{dom:pref.example.jp}"]
+        c.eq("minute boundary: one client in the facts", len(f["client_ips"]), 1)
+        for ent in ents:
+            minutes = sorted(k for k in redis.keys() if k.startswith(ent + ":c:m:"))
+            for res in ("m", "f", "h"):
+                c.eq("minute boundary: %s messages at resolution %s (%d minutes)"
+                     % (ent, res, len(minutes)), entity_totals(redis, ent, res).get("msgs"), n)
+
+
 def test_health_bounds(c, tmp):
     """The health hash tells what the sensor holds and what it could not:
     with --max-sessions 5 on a capture that opens 40 at once, sessions_over
@@ -263,6 +285,7 @@ def main():
         test_acl_login(c, tmp)
         test_outage(c, tmp)
         test_health_bounds(c, tmp)
+        test_minute_boundary(c)
     c.done()
 
 
