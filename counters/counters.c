@@ -1411,10 +1411,17 @@ static int send_round(struct counters *c, struct cmdbuf *b, struct batch *first,
 		}
 		struct reply_slot *s = &b->slots[i];
 		if (r->type == REDIS_REPLY_ERROR) {
-			if (!strncmp(r->str, "NOSCRIPT", 8))
+			if (!strncmp(r->str, "NOSCRIPT", 8)) {
 				result = -2;
-			else
+			} else {
+				/* Not taken (OOM, READONLY, BUSY, NOPERM...): the round
+				 * is not acknowledged but sent again after a backoff; what
+				 * it did apply is skipped then (every script is
+				 * idempotent per batch, alerts deduplicated). */
 				set_error(c, r->str);
+				if (result == 0)
+					result = -3;
+			}
 		} else if (s->kind == R_FLUSH) {
 			parse_flush(s->d, r);
 		} else if (s->kind == R_ALERT) {
@@ -1430,7 +1437,9 @@ static int send_round(struct counters *c, struct cmdbuf *b, struct batch *first,
 	return result;
 }
 
-/* Wait up to ms, or until woken (a stop request). */
+/* Wait up to ms, or until a stop is requested. The batches cut meanwhile
+ * signal the same condition: they do not cut a backoff short (that made a
+ * sensor retry a Redis that is away at every flush). */
 static void nap(struct counters *c, unsigned ms)
 {
 	struct timespec until;
@@ -1442,7 +1451,10 @@ static void nap(struct counters *c, unsigned ms)
 		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&c->mu);
-	pthread_cond_timedwait(&c->cv, &c->mu, &until);
+	bool stopping = c->stopping;
+	while (c->stopping == stopping &&
+	       pthread_cond_timedwait(&c->cv, &c->mu, &until) != ETIMEDOUT)
+		;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -1526,6 +1538,7 @@ static void *writer_main(void *arg)
 		c->st.commands_sent += (uint64_t)b.ncmds;
 		b.ncmds = 0;
 		if (r == 0) {
+			c->st.failing = false;
 			c->st.round_trips++;
 			c->st.last_flush_latency_ms = (mono_s() - t0) * 1000;
 			acknowledged(c, first, last, alerts);
@@ -1534,10 +1547,13 @@ static void *writer_main(void *arg)
 			continue;
 		}
 		requeue_alerts(c, alerts);
+		c->st.failing = true;
+		c->st.rounds_failed++;
 		bool stopping = c->stopping;
 		double left = c->stop_deadline - mono_s();
 		pthread_mutex_unlock(&c->mu);
-		disconnect(c);
+		if (r != -3)
+			disconnect(c); /* an error reply came over a sound connection */
 		if (stopping && left <= 0)
 			break;
 		/* exponential backoff with jitter (between half and all of it), so

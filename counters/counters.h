@@ -108,6 +108,11 @@ struct counters_stats {
 	uint64_t entities, entities_evicted, entities_refused;
 	double last_flush_latency_ms;
 	bool connected;
+	/* the last round was not taken whole (unreachable, or an error reply:
+	 * OOM, READONLY, BUSY, NOPERM...): its batches and alerts are kept and
+	 * sent again after a backoff; rounds_failed counts such rounds */
+	bool failing;
+	uint64_t rounds_failed;
 	char last_error[256];
 };
 

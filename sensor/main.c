@@ -67,6 +67,8 @@ struct sensor {
 	int dlt;
 	uint64_t decode_counts[DECODE_RESULT_COUNT];
 	uint64_t records_written, records_overflow;
+	bool redis_failing;          /* as last told (watch_redis) */
+	char redis_error[256];
 	uint64_t first_ts_us, last_ts_us;
 	uint64_t next_stats_us, stats_prev_packets, stats_prev_txns;
 	uint64_t wall_start_us;
@@ -424,6 +426,25 @@ static void set_health(struct sensor *s)
 	counters_set_health(s->ctr, &h);
 }
 
+/* Redis trouble is told when it starts, when its reason changes and when it
+ * ends, not only at exit: meanwhile counters and alerts wait in memory
+ * (bounded by --max-pending). Looked at once per flush interval. */
+static void watch_redis(struct sensor *s)
+{
+	struct counters_stats st;
+	counters_get_stats(s->ctr, &st);
+	if (st.failing && (!s->redis_failing || strcmp(st.last_error, s->redis_error))) {
+		logmsg("redis: %s: counters and alerts wait in memory (%" PRIu64 " events, %"
+		       PRIu64 " alerts so far), retrying", st.last_error[0] ? st.last_error :
+		       "unreachable", st.events_pending, st.alerts_pending);
+		snprintf(s->redis_error, sizeof s->redis_error, "%s", st.last_error);
+	} else if (!st.failing && s->redis_failing) {
+		logmsg("redis: writing again");
+		s->redis_error[0] = 0;
+	}
+	s->redis_failing = st.failing;
+}
+
 /* The counters' clock is packet time; health numbers ride along each flush. */
 static void tick_counters(struct sensor *s, uint64_t now_us)
 {
@@ -431,8 +452,10 @@ static void tick_counters(struct sensor *s, uint64_t now_us)
 		return;
 	/* pcap_stats() is a system call: health is taken when a batch is
 	 * about to be cut (and at exit), not per packet */
-	if (counters_cut_due(s->ctr, now_us))
+	if (counters_cut_due(s->ctr, now_us)) {
 		set_health(s);
+		watch_redis(s);
+	}
 	counters_tick(s->ctr, now_us);
 }
 
@@ -575,10 +598,11 @@ static int make_counters(struct sensor *s)
 }
 
 /* Send what is pending; say so if Redis did not take it all. */
-static void close_counters(struct sensor *s)
+/* Returns how many events and alerts Redis never got. */
+static uint64_t close_counters(struct sensor *s)
 {
 	if (!s->ctr)
-		return;
+		return 0;
 	if (s->cap && s->trk)
 		set_health(s); /* for the last batch */
 	struct counters_stats st;
@@ -594,6 +618,10 @@ static void close_counters(struct sensor *s)
 	if (st.events_dropped)
 		logmsg("redis: %" PRIu64 " events were dropped while Redis was away (--max-pending)",
 		       st.events_dropped);
+	if (st.alerts_dropped)
+		logmsg("redis: %" PRIu64 " alerts were not kept while Redis was away (%u at most "
+		       "wait; --alerts-json still has them)", st.alerts_dropped,
+		       COUNTERS_ALERTS_PENDING_MAX);
 	if (!s->opt.quiet && s->trk) {
 		struct tracker_stats ts;
 		tracker_get_stats(s->trk, &ts);
@@ -605,6 +633,7 @@ static void close_counters(struct sensor *s)
 		       msgs ? (double)st.commands_sent / (double)msgs : 0.0, st.batches_sent,
 		       st.reconnects ? st.reconnects - 1 : 0, st.alerts_sent, st.alerts_duplicate);
 	}
+	return lost;
 }
 
 int main(int argc, char **argv)
@@ -718,7 +747,8 @@ int main(int argc, char **argv)
 		print_summary(&s);
 
 out_close_counters:
-	close_counters(&s);
+	if (close_counters(&s) && status == 0)
+		status = 1; /* Redis never got all of it: told above */
 	tracker_destroy(s.trk);
 	detect_destroy(s.det);
 out_close_outputs:

@@ -223,6 +223,47 @@ def test_outage(c, tmp):
         c.true("outage: nothing lost", "could not be written" not in err)
 
 
+def test_error_replies(c, tmp):
+    """A Redis that answers with errors (here READONLY: a replica, as after a
+    failover that left the sensor on the wrong node; OOM, BUSY and NOPERM
+    take the same path) has not taken the batch: it is kept and sent again
+    after a backoff, the trouble is logged while the sensor runs, and once
+    Redis takes writes again everything is there, as from a run without the
+    fault. Before, an error reply counted as acknowledged: the deltas and
+    alerts were dropped without a word and the exit status was 0."""
+    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    conf = conf_file(tmp)
+    tick = ["--flush-interval", "0.05"]
+    with rwtest.RedisServer() as ref:
+        rwtest.run(["-r", pcap, "--redis", ref.url, "-c", conf, "-q"] + tick)
+        want = snapshot(ref)
+    with rwtest.RedisServer() as redis:
+        # a replica of nothing: connects, answers, refuses every write
+        redis.cli("REPLICAOF", "127.0.0.1", str(rwtest.free_port()))
+        sensor = rwtest.Background([rwtest.RELAYWATCH, "-r", pcap, "--redis", redis.url, "-c",
+                                    conf, "--pseudo-realtime=0.1"] + tick)
+        sensor.wait_stderr("the refusal told while running",
+                           lambda e: b"READONLY" in e and b"wait in memory" in e, timeout=60)
+        c.eq("error replies: nothing written while refused",
+             redis.cli("HGET", "rw:stats", "msgs").strip(), "")
+        redis.cli("REPLICAOF", "NO", "ONE")
+        c.eq("error replies: sensor exit status", sensor.wait(timeout=300), 0)
+        err = sensor.stderr().decode(errors="replace")
+        c.true("error replies: the recovery told", "redis: writing again" in err)
+        got = snapshot(redis)
+        c.eq("error replies: rw:stats equal to a run without the fault", got[0], want[0])
+        c.eq("error replies: per-account buckets equal", got[1], want[1])
+        c.eq("error replies: alerts equal", got[2], want[2])
+        c.true("error replies: nothing lost", "could not be written" not in err)
+    with rwtest.RedisServer() as redis:
+        redis.cli("REPLICAOF", "127.0.0.1", str(rwtest.free_port()))
+        p = rwtest.run(["-r", pcap, "--redis", redis.url, "-c", conf, "-q"], check=False)
+        c.eq("refused to the end: exit 1", p.returncode, 1)
+        c.true("refused to the end: what was lost and why (%r)" % p.stderr[-300:],
+               re.search(r"\d+ events and alerts could not be written before exit \(READONLY",
+                         p.stderr))
+
+
 def test_minute_boundary(c):
     """A flush batch (1 s of packet time) that spans a minute boundary holds
     two deltas of one entity, one per minute; both are applied. The
@@ -284,6 +325,7 @@ def main():
         test_embedded(c, tmp)
         test_acl_login(c, tmp)
         test_outage(c, tmp)
+        test_error_replies(c, tmp)
         test_health_bounds(c, tmp)
         test_minute_boundary(c)
     c.done()
