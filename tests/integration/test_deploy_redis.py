@@ -56,11 +56,10 @@ PASSWORDS = {u: "rw-fixture-%s-not-secret" % u
 # the scenarios' network (tests/integration/test_scenarios.py)
 NETWORK = test_scenarios.CONFIG
 
-# detect.c puts raw account names into the alert's `extra` JSON (open_relay
+# detect.c once put raw account names into the alert's `extra` JSON (open_relay
 # "mailfrom", auth_failures "last_user"/"account", random_subject_flood
-# "account") even with pseudonymize = yes. Until that is fixed in C, such a
-# leak is reported as a known failure; when it is gone the test says so and
-# fails, so that this allowance is removed.
+# "account") even with pseudonymize = yes; fixed in 8929f45. Set this to True
+# only to tolerate such a leak again while it is being fixed.
 KNOWN_EXTRA_LEAK = False
 
 
