@@ -687,6 +687,8 @@ int main(int argc, char **argv)
 	const char *since = NULL;
 	int c;
 	opterr = 0;
+	if (cli_check_password_option(PROG, argc, argv))
+		return CLI_EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, ":hV", lopts, NULL)) != -1) {
 		if (cli_redis_option(&a->ro, c, optarg))
 			continue;

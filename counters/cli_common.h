@@ -82,6 +82,12 @@ bool cli_color_wanted(int fd, bool no_color_flag);
 /* --version: "PROG VERSION (hiredis X.Y.Z, jansson V)" on stdout. */
 void cli_print_version(const char *prog);
 
+/* getopt takes unique abbreviations: "--redis-password SECRET" would read the
+ * password as a file name and print it in an error. Returns 0, or, after
+ * saying so (without repeating the value), CLI_EXIT_USAGE when an argument
+ * abbreviates --redis-password-file. Call before getopt_long. */
+int cli_check_password_option(const char *prog, int argc, char **argv);
+
 /* "PROG: message (try --help)" on stderr; returns CLI_EXIT_USAGE. */
 __attribute__((format(printf, 2, 3)))
 int cli_usage_error(const char *prog, const char *fmt, ...);

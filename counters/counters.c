@@ -1627,9 +1627,12 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 	pthread_cond_init(&c->cv, NULL);
 	pthread_cond_init(&c->round_done, NULL);
 
+	int why = EIO;  /* errno at a failure: EINVAL for a configuration error */
 	if (cfg->pseudo_key_file) {
+		why = EINVAL;
 		if (read_key(c, cfg->pseudo_key_file, err, errsz) < 0)
 			goto out_free;
+		why = EIO;
 		c->pseudonymize = true;
 	}
 	uint32_t nb = 1;
@@ -1651,10 +1654,12 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 		if (redis_target_parse(url, &c->target, err, errsz) < 0)
 			goto out_free;
 	} else {
+		why = EINVAL;
 		if (redis_target_parse(cfg->url, &c->target, err, errsz) < 0)
 			goto out_free;
 		if (redis_target_load_password(&c->target, cfg->password_file, err, errsz) < 0)
 			goto out_free;
+		why = EIO;
 	}
 	redis_target_describe(&c->target, c->where, sizeof c->where);
 	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
@@ -1665,6 +1670,7 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 	return c;
 out_free:
 	counters_destroy(c, 0, NULL);
+	errno = why;
 	return NULL;
 }
 

@@ -121,7 +121,8 @@ struct counters;
 /* Parse the URL, read the password, start the embedded server if asked,
  * start the writer thread. The first connection is attempted in the
  * background: an unreachable Redis is not an error. Returns NULL with err set
- * (bad URL, unreadable password file, embedded server failed). */
+ * (bad URL, unreadable password or key file: errno EINVAL; embedded server
+ * failed, no memory: EIO). */
 struct counters *counters_create(const struct counters_config *cfg, char *err, size_t errsz);
 
 /* Send what is pending, waiting at most deadline_s seconds for Redis, then

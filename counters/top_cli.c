@@ -840,6 +840,8 @@ int main(int argc, char **argv)
 	int c;
 	double v;
 	opterr = 0;
+	if (cli_check_password_option(PROG, argc, argv))
+		return CLI_EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, ":hVn:", lopts, NULL)) != -1) {
 		if (cli_redis_option(&a->ro, c, optarg))
 			continue;

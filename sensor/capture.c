@@ -98,7 +98,8 @@ static pcap_t *open_live(const struct capture_config *cfg, char *err, size_t err
 	 * CAPTURE_BLOCK_MS, which bounds the latency (a mail rule does not
 	 * need better). */
 	pcap_set_immediate_mode(p, 0);
-	pcap_set_buffer_size(p, mb * 1024 * 1024);
+	/* libpcap takes an int: options.c bounds mb so that this fits */
+	pcap_set_buffer_size(p, (int)((int64_t)mb * 1024 * 1024));
 	pcap_set_timeout(p, CAPTURE_BLOCK_MS);
 	pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_MICRO);
 	int r = pcap_activate(p);
@@ -157,15 +158,19 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 			goto out_free;
 	}
 	c->dlt = pcap_datalink(c->pcap);
-	if (set_filter(c, cfg->filter, err, errsz) < 0)
-		goto out_close_pcap;
+	if (set_filter(c, cfg->filter, err, errsz) < 0) {
+		pcap_close(c->pcap);
+		free(c->file_buf);
+		free(c);
+		errno = EINVAL; /* a configuration error: the caller exits 2 */
+		return NULL;
+	}
 	return c;
 
-out_close_pcap:
-	pcap_close(c->pcap);
 out_free:
 	free(c->file_buf);
 	free(c);
+	errno = EIO;
 	return NULL;
 }
 
@@ -250,6 +255,8 @@ int capture_run(struct capture *c, capture_packet_fn on_packet, capture_idle_fn 
 			if (!c->live)
 				return 0; /* end of file */
 		} else {
+			if (stop && *stop)
+				return 0; /* a read the stop signal interrupted (-r - from a pipe) */
 			snprintf(err, errsz, "%s", pcap_geterr(c->pcap));
 			return -EIO;
 		}

@@ -587,8 +587,9 @@ static int make_counters(struct sensor *s)
 	char err[512];
 	s->ctr = counters_create(&cc, err, sizeof err);
 	if (!s->ctr) {
+		int e = errno;
 		logmsg("redis: %s", err);
-		return -1;
+		return e == EINVAL ? -2 : -1; /* -2: a configuration error */
 	}
 	if (!strcmp(s->opt.redis_url, "embedded"))
 		logmsg("embedded Redis at %s (stops when relaywatch exits)", counters_where(s->ctr));
@@ -681,6 +682,8 @@ int main(int argc, char **argv)
 	};
 	s.cap = capture_open(&cc, err, sizeof err);
 	if (!s.cap) {
+		if (errno == EINVAL)
+			status = 2; /* the filter: systemd does not restart on 2 */
 		logmsg("%s", err);
 		goto out;
 	}
@@ -691,6 +694,11 @@ int main(int argc, char **argv)
 	}
 	if (s.opt.user) {
 		int r = capture_drop_privileges(s.opt.user);
+		if (r == -ENOENT) {
+			logmsg("--user ([sensor] user): no user named %s", s.opt.user);
+			status = 2;
+			goto out_close_capture;
+		}
 		if (r < 0) {
 			logmsg("cannot drop privileges to %s: %s", s.opt.user, strerror(-r));
 			goto out_close_capture;
@@ -703,8 +711,12 @@ int main(int argc, char **argv)
 	    open_output(s.opt.flows, &s.flows, "flows") < 0 ||
 	    open_output(s.opt.alerts_json, &s.alerts, "alerts") < 0)
 		goto out_close_outputs;
-	if (make_counters(&s) < 0)
+	int mc = make_counters(&s);
+	if (mc < 0) {
+		if (mc == -2)
+			status = 2;
 		goto out_close_outputs;
+	}
 	s.det = detect_create(&s.dcfg, s.ctr, on_alert, &s);
 	if (!s.det) {
 		logmsg("out of memory");

@@ -5,6 +5,9 @@ command line overriding the configuration file, and --print-config
 producing a file relaywatch itself accepts."""
 import configparser
 import os
+import platform
+import signal
+import subprocess
 import sys
 import tempfile
 
@@ -13,6 +16,25 @@ import rwtest  # noqa: E402
 
 CAP = os.path.join(rwtest.SOURCE, "tests", "captures", "basic.pcap")
 TRUNC = os.path.join(rwtest.SOURCE, "tests", "captures", "truncated.pcap")
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def proc_wchan_read(pid):
+    """Blocked in a read (of the pipe), not just between two calls."""
+    if platform.machine() != "x86_64":
+        return True                            # read(2)'s number differs: the state will do
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            return f.read().split()[0] == "0"     # read(2) on x86-64
+    except (OSError, IndexError):
+        return True                            # no /proc/PID/syscall: the state will do
 
 
 def main():
@@ -44,10 +66,19 @@ def main():
         (["-r", CAP, "--pseudonymize"], "needs a key"),
         (["-r", CAP, "--redis", "redis://[::1"], "--redis ([redis] url): unterminated"),
         (["-r", CAP, "--redis", "http://localhost"], "--redis ([redis] url)"),
+        # configuration errors exit 2 (the unit does not restart on 2)
+        (["-r", CAP, "-f", "tcp port foo"], "bad filter"),
+        (["-r", CAP, "--user", "no-such-user-here"], "no user named no-such-user-here"),
+        (["-r", CAP, "--redis-password-file", "/no/such/file"], "/no/such/file"),
+        (["-r", CAP, "--buffer-mb", "4096"], "out of range [1, 2047]"),
+        # an abbreviation would take a password for a file name and print it
+        (["-r", CAP, "--redis-password", "s3cret"], "--redis-password-file FILE in full"),
+        (["-r", CAP, "--redis-pass=s3cret"], "--redis-password-file FILE in full"),
     ]
     for args, msg in usage:
         p = run(*args)
         c.eq("%s exits 2" % args, p.returncode, 2)
+        c.true("%s: the password is not repeated" % args, "s3cret" not in p.stderr)
         c.true("%s says %r (got %r)" % (args, msg, p.stderr.strip()), msg in p.stderr)
         c.eq("%s: one line" % args, len(p.stderr.strip().splitlines()), 1)
 
@@ -100,6 +131,23 @@ def main():
                    "writing records to /dev/full failed: No space left" in p.stderr)
             with open(flows) as f:
                 c.eq("records to a full disk: --flows still written", len(f.readlines()), 1)
+
+        # a stop while reading a pipe (tcpdump -w - | relaywatch -r -) is a stop,
+        # not a damaged capture
+        p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "-q",
+                              "--records", "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+        with open(CAP, "rb") as f:
+            p.stdin.write(f.read())
+        p.stdin.flush()                      # the pipe stays open: more could come
+        rwtest.wait_for("relaywatch waiting on the pipe", lambda: proc_state(p.pid) == "S"
+                        and proc_wchan_read(p.pid), timeout=30, step=0.05)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=60)                   # the pipe still open, as under tcpdump
+        out, err = p.stdout.read(), p.stderr.read()
+        p.stdin.close()
+        c.eq("SIGINT while reading a pipe: exit 0 (%r)" % err[-200:], p.returncode, 0)
+        c.eq("SIGINT while reading a pipe: the record", out.count(b"\n"), 1)
 
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
