@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -294,14 +295,33 @@ struct ini_ctx {
 	char err[512];
 	int err_line;
 	FILE *f;
+	bool listed[N_DEFS]; /* a LIST setting the file has given: more of it appends */
 };
 
+/* inih reads lines into a fixed buffer (200 bytes in Debian's build) and
+ * would take the rest of a longer line for a line of its own: such a line
+ * is an error here, never a second setting. A long list goes on over
+ * indented lines below its key (see config_setting). */
 static char *config_read_line(char *str, int num, void *stream)
 {
 	struct ini_ctx *c = stream;
 	char *r = fgets(str, num, c->f);
-	if (r)
-		c->line++;
+	if (!r)
+		return NULL;
+	c->line++;
+	size_t n = strlen(r);
+	if (num > 1 && n == (size_t)num - 1 && r[n - 1] != '\n' && !feof(c->f)) {
+		if (!c->err[0]) {
+			snprintf(c->err, sizeof c->err,
+				 "%s:%d: line longer than %d bytes: continue a long list on "
+				 "indented lines below its key", c->path, c->line, num - 2);
+			c->err_line = c->line;
+		}
+		int ch;
+		while ((ch = fgetc(c->f)) != EOF && ch != '\n')
+			;
+		str[0] = 0; /* an empty line to inih */
+	}
 	return r;
 }
 
@@ -323,8 +343,30 @@ static int config_setting(void *user, const char *section, const char *name, con
 				continue;
 			if (c->set_by_cli[i])
 				return 1; /* the command line wins */
-			if (set_value(c->o, d, value, why, sizeof why) == 0)
+			/* A list given again (an indented continuation line, or the
+			 * key repeated) grows; any other setting is replaced. */
+			char *joined = NULL;
+			const char *v = value;
+			char **cur = field(c->o, d);
+			if (d->arg && !strcmp(d->arg, "LIST") && c->listed[i] && *cur && **cur &&
+			    *value) {
+				size_t a = strlen(*cur), b = strlen(value);
+				joined = malloc(a + b + 3);
+				if (!joined) {
+					snprintf(why, sizeof why, "out of memory");
+					goto bad;
+				}
+				memcpy(joined, *cur, a);
+				memcpy(joined + a, ", ", 2);
+				memcpy(joined + a + 2, value, b + 1);
+				v = joined;
+			}
+			int r = set_value(c->o, d, v, why, sizeof why);
+			free(joined);
+			if (r == 0) {
+				c->listed[i] = true;
 				return 1;
+			}
 			goto bad;
 		}
 		snprintf(why, sizeof why, "unknown setting");
@@ -343,8 +385,19 @@ static int load_file(struct rw_options *o, const bool *set_by_cli, char *err, si
 		snprintf(err, errsz, "%s: %s", o->config_file, strerror(errno));
 		return -errno;
 	}
+	struct stat st;
+	if (fstat(fileno(c.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(c.f);
+		snprintf(err, errsz, "%s: is a directory, not a configuration file", o->config_file);
+		return -EISDIR;
+	}
 	int r = ini_parse_stream(config_read_line, &c, config_setting, &c);
+	bool read_error = ferror(c.f);
 	fclose(c.f);
+	if (read_error) {
+		snprintf(err, errsz, "%s: cannot be read", o->config_file);
+		return -EIO;
+	}
 	/* inih reports the first line it could not parse; report whichever
 	 * error comes first in the file */
 	if (c.err[0] && (r <= 0 || c.err_line <= r)) {

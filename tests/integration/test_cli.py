@@ -4,6 +4,7 @@ the file, line and key of a bad setting), --help and --version, the
 command line overriding the configuration file, and --print-config
 producing a file relaywatch itself accepts."""
 import configparser
+import json
 import os
 import platform
 import signal
@@ -95,6 +96,9 @@ def main():
             ("[rule.fingerprint_burst]\nmsgs_10m = lots\n", ":2: [rule.fingerprint_burst] msgs_10m"),
             ("[rule.open_relay]\nenabled = perhaps\n", ":2: [rule.open_relay] enabled"),
             ("[redis\nurl = x\n", ":1: not a valid INI line"),
+            # inih's 200-byte line buffer would make the rest a line of its own
+            ("[sensor]\nname = %srecords = /tmp/rw-not-written.json\n" % ("a" * 192),
+             ":2: line longer than"),
         ]
         for text, msg in cases:
             p = run("-r", CAP, "-c", conf(text))
@@ -103,6 +107,23 @@ def main():
                    os.path.join(tmp, "c.conf") + msg in p.stderr)
         p = run("-r", CAP, "-c", os.path.join(tmp, "missing.conf"))
         c.eq("missing config exits 2", p.returncode, 2)
+        c.true("an over-long line set nothing", not os.path.exists("/tmp/rw-not-written.json"))
+        p = run("-r", CAP, "-c", tmp)
+        c.eq("-c DIRECTORY exits 2 (%r)" % p.stderr.strip(), p.returncode, 2)
+
+        # A long list goes on over indented lines: the relay's 24 recipient
+        # domains made local (363 bytes over 5 lines) leave nothing relayed.
+        relay = os.path.join(rwtest.SOURCE, "tests", "scenarios", "relay-can-i-trust-you.pcap")
+        with open(relay[:-5] + ".facts.json") as f:
+            doms = sorted(json.load(f)["recipient_domains"])
+        text = "[network]\nlocal_domains = " + ", ".join(doms[:6]) + ",\n" + "".join(
+            "    " + ", ".join(doms[i:i + 6]) + ",\n" for i in range(6, len(doms), 6))
+        for what, conf_text, want in (("first line only", text.split("\n    ")[0] + "\n", 1),
+                                      ("continued over indented lines", text, 0)):
+            p = run("-r", relay, "-c", conf(conf_text), "--redis", "none", "-q",
+                    "--alerts-json", "-")
+            c.eq("local_domains %s: open_relay alerts" % what, p.stdout.count('"open_relay"'),
+                 want)
 
         # the command line wins over the file
         path = conf("[sensor]\nfilter = tcp port 9\n")
