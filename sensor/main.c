@@ -530,11 +530,11 @@ static int close_output(struct output *o, const char *what)
 	return -1;
 }
 
-static int open_output(const char *path, struct output **out, const char *what)
+static int open_output(const char *path, bool append, struct output **out, const char *what)
 {
 	if (!path)
 		return 0;
-	*out = output_open(path);
+	*out = output_open(path, append);
 	if (!*out) {
 		logmsg("cannot open %s output %s: %s", what, path, strerror(errno));
 		return -1;
@@ -707,10 +707,20 @@ int main(int argc, char **argv)
 	int caps = capture_drop_capabilities();
 	if (caps < 0)
 		logmsg("warning: cannot give up capabilities: %s", strerror(-caps));
-	if (open_output(s.opt.records, &s.records, "records") < 0 ||
-	    open_output(s.opt.flows, &s.flows, "flows") < 0 ||
-	    open_output(s.opt.alerts_json, &s.alerts, "alerts") < 0)
+	/* live, the outputs are logs: a restart adds to them (logrotate rotates
+	 * them); a capture file's are made afresh */
+	bool append = !s.opt.read_file;
+	if (open_output(s.opt.records, append, &s.records, "records") < 0 ||
+	    open_output(s.opt.flows, append, &s.flows, "flows") < 0 ||
+	    open_output(s.opt.alerts_json, append, &s.alerts, "alerts") < 0)
 		goto out_close_outputs;
+	if (output_same_file(s.records, s.flows) || output_same_file(s.records, s.alerts) ||
+	    output_same_file(s.flows, s.alerts)) {
+		logmsg("--records, --flows and --alerts-json must name different files ('-' "
+		       "for stdout may be shared)");
+		status = 2;
+		goto out_close_outputs;
+	}
 	int mc = make_counters(&s);
 	if (mc < 0) {
 		if (mc == -2)

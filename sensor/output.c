@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct output {
 	FILE *f;
@@ -14,7 +15,7 @@ struct output {
 	char path[];
 };
 
-struct output *output_open(const char *path)
+struct output *output_open(const char *path, bool append)
 {
 	size_t n = strlen(path);
 	struct output *o = calloc(1, sizeof *o + n + 1);
@@ -25,7 +26,7 @@ struct output *output_open(const char *path)
 		o->f = stdout;
 		o->is_stdout = true;
 	} else {
-		o->f = fopen(path, "w");
+		o->f = fopen(path, append ? "a" : "w");
 		if (!o->f) {
 			int e = errno;
 			free(o);
@@ -34,6 +35,15 @@ struct output *output_open(const char *path)
 		}
 	}
 	return o;
+}
+
+bool output_same_file(const struct output *a, const struct output *b)
+{
+	if (!a || !b || a->is_stdout || b->is_stdout)
+		return false;
+	struct stat sa, sb;
+	return fstat(fileno(a->f), &sa) == 0 && fstat(fileno(b->f), &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 int output_close(struct output *o)

@@ -12,8 +12,14 @@
 
 struct output;
 
-/* Returns NULL with errno set. path "-" is stdout. */
-struct output *output_open(const char *path);
+/* Returns NULL with errno set. path "-" is stdout. append: add to what the
+ * file holds (a live sensor's logs survive its restarts), else start it
+ * afresh (the records of one capture file). */
+struct output *output_open(const char *path, bool append);
+
+/* Do a and b write to the same file (not stdout)? Two FILEs on one file
+ * would interleave partial lines. */
+bool output_same_file(const struct output *a, const struct output *b);
 /* Flushes and closes (stdout is flushed, not closed). NULL is fine. */
 int output_close(struct output *o);
 

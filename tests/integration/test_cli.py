@@ -140,6 +140,16 @@ def main():
         p = run("-r", CAP, "-i", "lo", "-c", path)
         c.eq("-r and -i on the command line still conflict", p.returncode, 2)
 
+        # two outputs on one file would interleave their lines
+        same = os.path.join(tmp, "same.json")
+        p = run("-r", CAP, "--redis", "none", "--records", same, "--flows", same)
+        c.eq("--records and --flows on one file: exit 2 (%r)" % p.stderr[-200:], p.returncode, 2)
+        # a capture's records are made afresh
+        for _ in range(2):
+            run("-r", CAP, "--redis", "none", "-q", "--records", same)
+        with open(same) as f:
+            c.eq("-r twice: the records of the last run only", len(f.readlines()), 1)
+
         # a full disk: told, exit 1, and the other outputs are still written whole
         if os.path.exists("/dev/full"):
             flows = os.path.join(tmp, "flows.json")

@@ -108,10 +108,14 @@ def quiet_interface(ck):
     hash at every flush (the wall clock drives the flushes when no packet
     does), so Prometheus does not call it silent, and the hash says how much
     memory the process holds. The host's lo, with a filter nothing passes."""
-    with rwtest.RedisServer() as r:
+    with rwtest.RedisServer() as r, tempfile.TemporaryDirectory() as tmp:
+        # live, the outputs are logs: a restart adds to them
+        recs = os.path.join(tmp, "records.json")
+        with open(recs, "w") as f:
+            f.write('{"from":"the sensor\'s run before"}\n')
         sensor = rwtest.Background([rwtest.RELAYWATCH, "-i", "lo", "-f", "tcp port 1",
                                     "--redis", r.url, "--flush-interval", "0.2",
-                                    "--sensor-name", "quiet", "--records", "/dev/null"])
+                                    "--sensor-name", "quiet", "--records", recs])
         key = "rw:sensor:quiet"
         first = []
 
@@ -137,6 +141,7 @@ def quiet_interface(ck):
         finally:
             sensor.signal(signal.SIGTERM)
             ck.eq("quiet interface: exit 0 on SIGTERM", sensor.wait(), 0)
+        ck.eq("live: the records file is added to, not truncated", count_lines(recs), 1)
 
 
 def count_lines(path):
