@@ -478,7 +478,13 @@ void options_print_ini(void)
 			section = d->section;
 		}
 		printf("; %s (--%s)\n", d->help, d->lopt);
-		printf(";%s = %s\n", d->key, d->def ? d->def : "");
+		/* a default that is a description ("(host name)", "60 live, 0 (off)
+		 * for files") is said in the comment: uncommented, the line must
+		 * still be a valid setting */
+		if (d->def && strchr(d->def, '('))
+			printf("; default: %s\n;%s =\n", d->def, d->key);
+		else
+			printf(";%s = %s\n", d->key, d->def ? d->def : "");
 	}
 }
 

@@ -7,6 +7,7 @@ import configparser
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -189,6 +190,11 @@ def main():
                {"sensor", "redis", "alerts", "network", "privacy"} <= set(ini.sections()))
         p2 = run("-r", CAP, "-c", conf(p.stdout), "--redis", "none", "-q")
         c.eq("--print-config output is accepted", p2.returncode, 0)
+        # and so is every default it shows, uncommented
+        uncommented = re.sub(r"(?m)^;([a-z_]+ = .+)$", r"\1", p.stdout)
+        p2 = run("-r", CAP, "-c", conf(uncommented), "--redis", "none", "-q")
+        c.eq("--print-config with its defaults uncommented is accepted (%s)"
+             % p2.stderr.strip()[-200:], p2.returncode, 0)
 
         # runtime errors: exit 1, one clear line; packets before damage processed
         p = run("-r", os.path.join(tmp, "none.pcap"), "--redis", "none")
