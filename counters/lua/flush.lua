@@ -31,8 +31,8 @@
 -- hours} or {}.
 local E = KEYS[1]
 local sensor, run = ARGV[1], ARGV[2]
-local seq, sub = string.match(ARGV[3], '^(%d+):(%d+)$')
-seq, sub = tonumber(seq), tonumber(sub)
+local seq, sub = string.match(ARGV[3], '^(%d+):?(%d*)$')
+seq, sub = tonumber(seq), tonumber(sub) or 1 -- "seq" alone: the first call of the batch
 local now = tonumber(ARGV[4])
 local minute = tonumber(ARGV[5])
 local mode, dkinds = string.match(ARGV[6], '^(%d):?(.*)$')

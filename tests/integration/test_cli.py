@@ -85,6 +85,7 @@ def main():
         c.eq("%s: one line" % args, len(p.stderr.strip().splitlines()), 1)
 
     with tempfile.TemporaryDirectory() as tmp:
+        NOT_WRITTEN = os.path.join(tmp, "not-written.json")
         def conf(text):
             path = os.path.join(tmp, "c.conf")
             with open(path, "w") as f:
@@ -98,7 +99,7 @@ def main():
             ("[rule.open_relay]\nenabled = perhaps\n", ":2: [rule.open_relay] enabled"),
             ("[redis\nurl = x\n", ":1: not a valid INI line"),
             # inih's 200-byte line buffer would make the rest a line of its own
-            ("[sensor]\nname = %srecords = /tmp/rw-not-written.json\n" % ("a" * 192),
+            ("[sensor]\nname = %srecords = %s\n" % ("a" * 192, NOT_WRITTEN),
              ":2: line longer than"),
         ]
         for text, msg in cases:
@@ -108,7 +109,7 @@ def main():
                    os.path.join(tmp, "c.conf") + msg in p.stderr)
         p = run("-r", CAP, "-c", os.path.join(tmp, "missing.conf"))
         c.eq("missing config exits 2", p.returncode, 2)
-        c.true("an over-long line set nothing", not os.path.exists("/tmp/rw-not-written.json"))
+        c.true("an over-long line set nothing", not os.path.exists(NOT_WRITTEN))
         p = run("-r", CAP, "-c", tmp)
         c.eq("-c DIRECTORY exits 2 (%r)" % p.stderr.strip(), p.returncode, 2)
 
