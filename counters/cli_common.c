@@ -80,16 +80,9 @@ void cli_print_version(const char *prog)
 
 int cli_check_password_option(const char *prog, int argc, char **argv)
 {
-	static const char pwf[] = "redis-password-file";
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--redis-pa", 10))
-			continue;
-		size_t l = strcspn(a + 2, "=");
-		if (l < sizeof pwf - 1 && !strncmp(a + 2, pwf, l))
-			return cli_usage_error(prog, "--%.*s: write --redis-password-file FILE in full "
-					       "(the file holds the password)", (int)l, a + 2);
-	}
+	char err[256];
+	if (redis_password_option_check(argc, argv, err, sizeof err) < 0)
+		return cli_usage_error(prog, "%s", err);
 	return 0;
 }
 

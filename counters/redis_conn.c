@@ -85,6 +85,24 @@ static int parse_db(const char *s, int *db)
 	return 0;
 }
 
+int redis_password_option_check(int argc, char **argv, char *err, size_t errsz)
+{
+	static const char pwf[] = "redis-password-file";
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--redis-pa", 10))
+			continue;
+		size_t l = strcspn(a + 2, "=");
+		if (l < sizeof pwf - 1 && !strncmp(a + 2, pwf, l)) {
+			snprintf(err, errsz, "--%.*s: write --redis-password-file FILE in full (the "
+				 "file holds the password; one on the command line would be seen "
+				 "by every user)", (int)l, a + 2);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int redis_target_parse(const char *url, struct redis_target *t, char *err, size_t errsz)
 {
 	memset(t, 0, sizeof *t);

@@ -34,6 +34,13 @@ struct redis_target {
 	bool lone_userinfo;   /* redis://WORD@host: a password, unless one comes from elsewhere */
 };
 
+/* getopt takes any unique abbreviation: "--redis-password SECRET" would read
+ * the password as a file name and print it in an error. Returns 0, or
+ * -EINVAL with a reason in err (which repeats nothing of the value) when an
+ * argument abbreviates --redis-password-file. For every program's argv,
+ * before getopt_long. */
+int redis_password_option_check(int argc, char **argv, char *err, size_t errsz);
+
 /* redis://[user[:pass]@]host[:port][/db]  (host may be [v6])
  * unix:///path[?db=N]  (also unix://[user[:pass]@]/path?db=N)
  * Percent-escapes in user and password are decoded. Returns 0 or -EINVAL

@@ -643,6 +643,10 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	int status = 1;
 
+	if (redis_password_option_check(argc, argv, err, sizeof err) < 0) {
+		logmsg("%s", err);
+		return 2;
+	}
 	switch (options_parse(argc, argv, &s.opt, err, sizeof err)) {
 	case OPTIONS_OK:
 		break;

@@ -528,20 +528,6 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 	lopts[n] = (struct option){ 0, 0, 0, 0 };
 
 	set_defaults(o);
-	/* getopt takes any unique abbreviation: "--redis-password SECRET" would
-	 * read the password as a file name and print it in the error. This one
-	 * option must be spelled out; nothing of what follows is repeated. */
-	static const char pwf[] = "redis-password-file";
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--redis-pa", 10))
-			continue;
-		size_t l = strcspn(a + 2, "=");
-		if (l < sizeof pwf - 1 && !strncmp(a + 2, pwf, l))
-			return usage_err(err, errsz, "--%.*s: write --redis-password-file FILE in full "
-					 "(the file holds the password; a password on the command "
-					 "line would be seen by every user)", (int)l, a + 2);
-	}
 	bool set_by_cli[N_DEFS] = { false };
 	struct rw_options cli_rules; /* --rule settings, appended after the file's */
 	memset(&cli_rules, 0, sizeof cli_rules);

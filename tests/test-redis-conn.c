@@ -72,6 +72,20 @@ static void test_bad_urls(void)
 	CHECK(strstr(err, "http://") != NULL); /* the scheme is named */
 }
 
+static void test_password_option_spelled_out(void)
+{
+	char err[256];
+	char *ok[] = { "prog", "--redis-password-file", "/x", "--redis", "redis://h",
+		       "--redis-prefix", "p:", "--", "--redis-password", NULL };
+	CHECK_INT(redis_password_option_check(9, ok, err, sizeof err), 0);
+	char *abbrev[] = { "prog", "--redis-password", "Sekr1t", NULL };
+	CHECK_INT(redis_password_option_check(3, abbrev, err, sizeof err), -22);
+	CHECK(strstr(err, "--redis-password:") && !strstr(err, "Sekr1t"));
+	char *eq[] = { "prog", "--redis-pa=Sekr1t", NULL };
+	CHECK_INT(redis_password_option_check(2, eq, err, sizeof err), -22);
+	CHECK(!strstr(err, "Sekr1t"));
+}
+
 static void test_password_sources(void)
 {
 	struct redis_target t;
@@ -121,6 +135,7 @@ int main(void)
 	RUN(test_tcp_urls);
 	RUN(test_unix_urls);
 	RUN(test_bad_urls);
+	RUN(test_password_option_spelled_out);
 	RUN(test_password_sources);
 	RUN(test_describe_hides_password);
 	return TEST_EXIT();
