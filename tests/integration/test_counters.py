@@ -187,16 +187,22 @@ def snapshot(redis):
     return st, acct, alerts
 
 
-def test_outage(c, tmp):
-    # 130 messages in 1.05 s of packet time, flushed every 0.05 s of packet
-    # time and replayed at a tenth of the pace: about 20 batches over 10 s,
-    # so that Redis dies with part of them written and the rest pending.
+def fault_free_relay(tmp):
+    """The relay capture, its configuration and flush tick, and what Redis
+    holds after a run without a fault: what the fault tests compare with."""
     pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
     conf = conf_file(tmp)
     tick = ["--flush-interval", "0.05"]
     with rwtest.RedisServer() as ref:
         rwtest.run(["-r", pcap, "--redis", ref.url, "-c", conf, "-q"] + tick)
-        want = snapshot(ref)
+        return pcap, conf, tick, snapshot(ref)
+
+
+def test_outage(c, tmp):
+    # 130 messages in 1.05 s of packet time, flushed every 0.05 s of packet
+    # time and replayed at a tenth of the pace: about 20 batches over 10 s,
+    # so that Redis dies with part of them written and the rest pending.
+    pcap, conf, tick, want = fault_free_relay(tmp)
     aof = ["--appendonly", "yes", "--appendfsync", "always"]
     with rwtest.RedisServer(aof) as redis:
         sensor = subprocess.Popen([rwtest.RELAYWATCH, "-r", pcap, "--redis", redis.url, "-c",
@@ -231,12 +237,7 @@ def test_error_replies(c, tmp):
     Redis takes writes again everything is there, as from a run without the
     fault. Before, an error reply counted as acknowledged: the deltas and
     alerts were dropped without a word and the exit status was 0."""
-    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
-    conf = conf_file(tmp)
-    tick = ["--flush-interval", "0.05"]
-    with rwtest.RedisServer() as ref:
-        rwtest.run(["-r", pcap, "--redis", ref.url, "-c", conf, "-q"] + tick)
-        want = snapshot(ref)
+    pcap, conf, tick, want = fault_free_relay(tmp)
     with rwtest.RedisServer() as redis:
         # a replica of nothing: connects, answers, refuses every write
         redis.cli("REPLICAOF", "127.0.0.1", str(rwtest.free_port()))
