@@ -1629,10 +1629,10 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 
 	int why = EIO;  /* errno at a failure: EINVAL for a configuration error */
 	if (cfg->pseudo_key_file) {
-		why = EINVAL;
-		if (read_key(c, cfg->pseudo_key_file, err, errsz) < 0)
+		if (read_key(c, cfg->pseudo_key_file, err, errsz) < 0) {
+			why = EINVAL;
 			goto out_free;
-		why = EIO;
+		}
 		c->pseudonymize = true;
 	}
 	uint32_t nb = 1;
@@ -1654,12 +1654,11 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 		if (redis_target_parse(url, &c->target, err, errsz) < 0)
 			goto out_free;
 	} else {
-		why = EINVAL;
-		if (redis_target_parse(cfg->url, &c->target, err, errsz) < 0)
+		if (redis_target_parse(cfg->url, &c->target, err, errsz) < 0 ||
+		    redis_target_load_password(&c->target, cfg->password_file, err, errsz) < 0) {
+			why = EINVAL;
 			goto out_free;
-		if (redis_target_load_password(&c->target, cfg->password_file, err, errsz) < 0)
-			goto out_free;
-		why = EIO;
+		}
 	}
 	redis_target_describe(&c->target, c->where, sizeof c->where);
 	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {

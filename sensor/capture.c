@@ -128,6 +128,7 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		return NULL;
 	}
 	c->speedup = cfg->speedup;
+	int why = EIO; /* errno on failure */
 	if (cfg->file) {
 		char ebuf[PCAP_ERRBUF_SIZE] = "";
 		bool std_in = strcmp(cfg->file, "-") == 0;
@@ -158,19 +159,19 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 			goto out_free;
 	}
 	c->dlt = pcap_datalink(c->pcap);
-	if (set_filter(c, cfg->filter, err, errsz) < 0) {
-		pcap_close(c->pcap);
-		free(c->file_buf);
-		free(c);
-		errno = EINVAL; /* a configuration error: the caller exits 2 */
-		return NULL;
+	int r = set_filter(c, cfg->filter, err, errsz);
+	if (r < 0) {
+		why = -r; /* EINVAL: a configuration error, the caller exits 2 */
+		goto out_close_pcap;
 	}
 	return c;
 
+out_close_pcap:
+	pcap_close(c->pcap);
 out_free:
 	free(c->file_buf);
 	free(c);
-	errno = EIO;
+	errno = why;
 	return NULL;
 }
 

@@ -46,7 +46,8 @@ typedef void (*capture_idle_fn)(void *ctx, uint64_t now_us);
 struct capture;
 
 /* Open per cfg. On failure returns NULL and writes one clear line to err
- * (the pcap error text, the filter error, ...). */
+ * (the pcap error text, the filter error, ...); errno is EINVAL for a bad
+ * filter (a configuration error), else EIO. */
 struct capture *capture_open(const struct capture_config *cfg, char *err, size_t errsz);
 void capture_close(struct capture *c);
 
