@@ -77,13 +77,35 @@ const char *detect_rule_name(enum rule_id r)
 	return rules[r].name;
 }
 
+/* A range bound as the example configuration writes it: 1e9, not 1e+09. */
+static const char *range_num(char *buf, size_t n, double v)
+{
+	char *e;
+	snprintf(buf, n, "%g", v);
+	if ((e = strstr(buf, "e+")) != NULL) {
+		char *d = e + 2;
+		while (*d == '0' && d[1])
+			d++;
+		memmove(e + 1, d, strlen(d) + 1);
+	}
+	return buf;
+}
+
 void detect_print_rules(void)
 {
+	printf("\n; Detection rules: every rule is enabled by default; a threshold fires on\n"
+	       "; the event that brings the count to it. Also --rule NAME.KEY=VALUE.\n");
 	for (int r = 0; r < RULE_COUNT; r++) {
-		printf("[rule.%s]  %s\n  enabled = yes\n", rules[r].name, rules[r].help);
-		for (int k = 0; k < RULE_PARAMS_MAX && rules[r].p[k].key; k++)
-			printf("  %s = %g    ; %s\n", rules[r].p[k].key, rules[r].p[k].def,
-			       rules[r].p[k].help);
+		printf("\n[rule.%s]\n; %s\n;enabled = yes\n", rules[r].name, rules[r].help);
+		for (int k = 0; k < RULE_PARAMS_MAX && rules[r].p[k].key; k++) {
+			const struct param_def *p = &rules[r].p[k];
+			/* %.15g: a default of 2e8 is printed as 200000000, as the
+			 * example configuration writes it */
+			char lo[32], hi[32];
+			printf("; %s [%s, %s]\n;%s = %.15g\n", p->help,
+			       range_num(lo, sizeof lo, p->min), range_num(hi, sizeof hi, p->max),
+			       p->key, p->def);
+		}
 	}
 }
 

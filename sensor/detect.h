@@ -53,7 +53,8 @@ struct detect_config {
 int detect_config_load(struct detect_config *dc, const struct rw_options *o, char *err,
 		       size_t errsz);
 
-/* Print every rule, its settings and defaults (for --help and the docs). */
+/* Print every rule, its settings, their ranges and defaults as the commented
+ * [rule.NAME] sections of an INI file (the end of --print-config). */
 void detect_print_rules(void);
 
 typedef void (*detect_alert_fn)(void *ctx, const struct counters_alert *a);

@@ -653,6 +653,15 @@ int main(int argc, char **argv)
 	case OPTIONS_EXIT:
 		options_free(&s.opt);
 		return 0;
+	case OPTIONS_PRINT_CONFIG:
+		options_print_ini();
+		detect_print_rules();
+		options_free(&s.opt);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			logmsg("stdout: %s", strerror(errno ? errno : EIO));
+			return 1;
+		}
+		return 0;
 	case OPTIONS_USAGE:
 		logmsg("%s", err);
 		options_free(&s.opt);

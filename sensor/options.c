@@ -448,7 +448,9 @@ void options_usage(const char *prog)
 	       "  -c, --config FILE                  read settings from an INI file; the command line wins\n"
 	       "      --pseudo-realtime[=SPEEDUP]    replay -r at the recorded pace (times SPEEDUP)\n"
 	       "      --rule NAME.KEY=VALUE          set a rule threshold, as [rule.NAME] KEY = VALUE\n"
-	       "      --print-config                 print every setting as a commented INI file\n"
+	       "                                     (--print-config lists every rule and key)\n"
+	       "      --print-config                 print every setting, rules included, as a\n"
+	       "                                     commented INI file with the defaults\n"
 	       "  -q, --quiet                        no summary and no alert lines on stderr\n"
 	       "  -v, --verbose                      more detail on stderr\n"
 	       "  -h, --help                         this help\n"
@@ -565,8 +567,7 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 			res = OPTIONS_EXIT;
 			goto out;
 		case OPT_PRINT_CONFIG:
-			options_print_ini();
-			res = OPTIONS_EXIT;
+			res = OPTIONS_PRINT_CONFIG; /* main adds the rules' part */
 			goto out;
 		case 'q':
 			o->quiet = true;

@@ -74,6 +74,8 @@ enum options_result {
 	OPTIONS_OK = 0,     /* run */
 	OPTIONS_EXIT = 1,   /* --help or --version was printed: exit 0 */
 	OPTIONS_USAGE = 2,  /* bad usage: err holds the reason, exit 2 */
+	OPTIONS_PRINT_CONFIG = 3, /* --print-config: print options_print_ini(), then the
+				   * rules' sections (detect.h), exit 0 */
 };
 
 /* Parse argv (and the -c file). On OPTIONS_USAGE err holds one line. */
@@ -84,6 +86,6 @@ void options_free(struct rw_options *o);
 /* Print --help to stdout (generated from the table). */
 void options_usage(const char *prog);
 
-/* Every setting as a commented INI file (deploy/relaywatch.conf.example is
- * checked against this). */
+/* Every setting but the rules' as a commented INI file
+ * (deploy/relaywatch.conf.example is checked against this). */
 void options_print_ini(void);

@@ -189,10 +189,18 @@ def main():
         ini.read_string(p.stdout)
         c.true("--print-config has the sections",
                {"sensor", "redis", "alerts", "network", "privacy"} <= set(ini.sections()))
+        c.eq("--print-config has the eight rules' sections",
+             sorted(x for x in ini.sections() if x.startswith("rule.")),
+             ["rule." + r for r in sorted(["open_relay", "account_burst", "fingerprint_burst",
+                                            "random_subject_flood", "display_spoof",
+                                            "auth_failures", "recipient_rejects",
+                                            "tls_blind_burst"])])
         p2 = run("-r", CAP, "-c", conf(p.stdout), "--redis", "none", "-q")
         c.eq("--print-config output is accepted", p2.returncode, 0)
         # and so is every default it shows, uncommented
-        uncommented = re.sub(r"(?m)^;([a-z_]+ = .+)$", r"\1", p.stdout)
+        uncommented = re.sub(r"(?m)^;([a-z_0-9]+ = .+)$", r"\1", p.stdout)
+        c.true("--print-config: rule thresholds among the uncommented",
+               "\nrcpts_10m = 100\n" in uncommented and "\nbytes_10m = 200000000\n" in uncommented)
         p2 = run("-r", CAP, "-c", conf(uncommented), "--redis", "none", "-q")
         c.eq("--print-config with its defaults uncommented is accepted (%s)"
              % p2.stderr.strip()[-200:], p2.returncode, 0)
