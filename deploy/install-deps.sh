@@ -14,7 +14,7 @@ PACKAGES=(
   # test: real servers, real clients, real capture tools
   python3 python3-aiosmtpd python3-scapy tcpdump tshark tcpreplay swaks postfix
   libndpi-bin prometheus prometheus-redis-exporter iproute2 procps python3-yaml time
-  logrotate
+  logrotate strace
 )
 
 missing=()
