@@ -638,12 +638,7 @@ void counters_auth(struct counters *c, uint64_t ts_us, const char *client, const
 		char acct[COUNTERS_ID_MAX + 1];
 		counters_entity_id(c, ENT_ACCOUNT, user, acct, sizeof acct);
 		add_member(c, d, H_TRIED, acct);
-		char lower[COUNTERS_ID_MAX + 1];
-		size_t i = 0;
-		for (; user[i] && i < COUNTERS_ID_MAX; i++)
-			lower[i] = (char)(user[i] >= 'A' && user[i] <= 'Z' ? user[i] - 'A' + 'a' : user[i]);
-		lower[i] = 0;
-		add(c, ENT_ACCOUNT, lower, ts_us, v);
+		add(c, ENT_ACCOUNT, user, ts_us, v);
 	}
 	if (!ok)
 		c->cur->stats[S_AUTH_FAIL]++;

@@ -136,6 +136,8 @@ const char *counters_where(const struct counters *c);
 
 /* --- events (capture thread) --- */
 void counters_record(struct counters *c, const struct rw_record *r);
+/* user: the account tried, as records name accounts (record_account():
+ * lower-cased), NULL if the mechanism hid it. */
 void counters_auth(struct counters *c, uint64_t ts_us, const char *client, const char *user,
 		   bool ok);
 void counters_session(struct counters *c, uint64_t ts_us, const char *client, bool tls);

@@ -74,7 +74,8 @@ void detect_destroy(struct detect *d);
 
 /* After counters_record() for the same record. */
 void detect_record(struct detect *d, const struct rw_record *r);
-/* After counters_auth(): an AUTH attempt that got an answer. */
+/* After counters_auth(): an AUTH attempt that got an answer; user as
+ * counters_auth() takes it (the account, lower-cased). */
 void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const char *user,
 		 bool ok);
 /* After counters_session() / counters_tls_bytes(). */

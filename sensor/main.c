@@ -116,10 +116,13 @@ static void on_auth(void *ctx, const struct flow *f, const struct smtp_auth_even
 	struct sensor *s = ctx;
 	if (!s->ctr || a->outcome == SMTP_AUTH_ABORTED)
 		return;
-	char client[46];
+	char client[46], user[ADDRESS_MAX + 1];
 	decode_addr_str(f->v6, f->orig_h, client, sizeof client);
-	counters_auth(s->ctr, a->ts_us, client, a->user, a->outcome == SMTP_AUTH_SUCCESS);
-	detect_auth(s->det, a->ts_us, client, a->user, a->outcome == SMTP_AUTH_SUCCESS);
+	if (a->user)
+		record_account(user, sizeof user, a->user);
+	const char *u = a->user ? user : NULL; /* the account, as records name it */
+	counters_auth(s->ctr, a->ts_us, client, u, a->outcome == SMTP_AUTH_SUCCESS);
+	detect_auth(s->det, a->ts_us, client, u, a->outcome == SMTP_AUTH_SUCCESS);
 }
 
 static void on_session(void *ctx, const struct flow *f, bool tls, uint64_t ts_us)

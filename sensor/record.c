@@ -44,6 +44,11 @@ static void lower_copy(char *dst, size_t dstsz, const char *src)
 	dst[i] = 0;
 }
 
+void record_account(char *dst, size_t dstsz, const char *user)
+{
+	lower_copy(dst, dstsz, user);
+}
+
 void record_build(struct rw_record *r, const struct flow *f, const char *uid,
 		  const struct smtp_txn *t)
 {
@@ -63,9 +68,11 @@ void record_build(struct rw_record *r, const struct flow *f, const char *uid,
 		address_from_path(t->mailfrom, strlen(t->mailfrom), r->mailfrom_addr,
 				  sizeof r->mailfrom_addr);
 	r->sender_domain = address_domain(r->mailfrom_addr);
-	r->authenticated = t->auth_ok && t->auth_user;
-	if (r->authenticated)
-		lower_copy(r->account, sizeof r->account, t->auth_user);
+	/* account: the AUTH user if seen, else the MAIL FROM address (DESIGN.md),
+	 * also for a session authenticated by a mechanism that hides the user */
+	r->authenticated = t->auth_ok;
+	if (t->auth_user && t->auth_user[0])
+		record_account(r->account, sizeof r->account, t->auth_user);
 	else
 		lower_copy(r->account, sizeof r->account, r->mailfrom_addr);
 

@@ -57,5 +57,10 @@ size_t record_to_json(const struct rw_record *r, char *buf, size_t cap, bool *ov
 
 /* Split an address-list header the way Zeek's smtp.log does (on commas with
  * optional blanks around them), calling fn for each non-empty part. */
+/* The account an AUTH user name is counted and alerted as: lower-cased, as
+ * in rw_record.account, so that "Alice@X.JP" guessing and then sending is
+ * one account everywhere (dstsz: ADDRESS_MAX + 1 holds any). */
+void record_account(char *dst, size_t dstsz, const char *user);
+
 void record_split_list(const char *value, void (*fn)(void *ctx, const char *s, size_t n),
 		       void *ctx);

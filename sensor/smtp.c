@@ -583,10 +583,10 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 		out.helo = slot_str(&s->st, SL_HELO);
 		out.auth_ok = s->auth_ok;
 		if (s->auth_ok) {
-			const char *u = slot_str(&s->st, SL_AUTH_USER);
-			const char *m = slot_str(&s->st, SL_AUTH_MECH);
-			out.auth_user = u ? u : "";
-			out.auth_mech = m ? m : "";
+			/* NULL when the mechanism hides the name (NTLM, GSSAPI,
+			 * EXTERNAL): auth_ok says the session is authenticated */
+			out.auth_user = slot_str(&s->st, SL_AUTH_USER);
+			out.auth_mech = slot_str(&s->st, SL_AUTH_MECH);
 		}
 		out.mailfrom = slot_str(st, SL_MAILFROM);
 		const char *r = slot_str(st, SL_RCPT);
@@ -839,13 +839,16 @@ static void auth_response(struct smtp_session *s, const char *b64, size_t n)
 		s->auth_answers++;
 	switch ((enum auth_mech)s->mech) {
 	case MECH_PLAIN: {
-		/* RFC 4616: [authzid] NUL authcid NUL passwd */
+		/* RFC 4616: [authzid] NUL authcid NUL passwd. The password is
+		 * the field after the last NUL and is never taken: with two
+		 * NULs the name is authcid (authzid when authcid is empty);
+		 * with one (a client that left a field out) it is the field
+		 * before it; with none, nothing. */
 		unsigned char *a = memchr(d, 0, dn);
 		if (a) {
 			unsigned char *b = memchr(a + 1, 0, dn - (size_t)(a + 1 - d));
-			size_t ulen = b ? (size_t)(b - a - 1) : dn - (size_t)(a + 1 - d);
-			if (ulen)
-				set_try_user(s, (const char *)a + 1, ulen);
+			if (b && b > a + 1)
+				set_try_user(s, (const char *)a + 1, (size_t)(b - a - 1));
 			else if (a > d)
 				set_try_user(s, (const char *)d, (size_t)(a - d));
 		}
@@ -901,8 +904,15 @@ static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, ui
 		if (s->st.len[SL_MECH])
 			memcpy(mech, slot_str(&s->st, SL_MECH), s->st.len[SL_MECH]);
 		s->auth_ok = true;
-		slot_set(s, &s->st, SL_AUTH_USER, user, strlen(user));
-		slot_set(s, &s->st, SL_AUTH_MECH, mech, strlen(mech));
+		/* an empty slot is absent: no name ("") is NULL in the records */
+		if (user[0])
+			slot_set(s, &s->st, SL_AUTH_USER, user, strlen(user));
+		else
+			slot_clear(&s->st, SL_AUTH_USER);
+		if (mech[0])
+			slot_set(s, &s->st, SL_AUTH_MECH, mech, strlen(mech));
+		else
+			slot_clear(&s->st, SL_AUTH_MECH);
 	}
 	if (s->env->ev->auth) {
 		const char *mech = slot_str(&s->st, SL_MECH);

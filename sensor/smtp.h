@@ -74,8 +74,10 @@ struct smtp_txn {
 	uint64_t ts_us;          /* time of the transaction's first command */
 	unsigned trans_depth;    /* 1-based position in the session */
 	const char *helo;        /* HELO/EHLO argument, NULL if none */
-	const char *auth_user;   /* NULL unless AUTH succeeded (or was tried: see auth_ok) */
-	const char *auth_mech;
+	const char *auth_user;   /* who AUTH made the session: NULL unless auth_ok, and
+				  * NULL with auth_ok when the mechanism hides the
+				  * name (NTLM, GSSAPI, EXTERNAL) */
+	const char *auth_mech;   /* NULL unless auth_ok */
 	bool auth_ok;            /* the session is authenticated (235 seen) */
 	const char *mailfrom;    /* MAIL FROM path as Zeek logs it, NULL if none */
 	const char *rcpt[SMTP_RCPT_KEEP_MAX];

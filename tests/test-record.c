@@ -53,6 +53,16 @@ static void test_derived_fields(void)
 	CHECK(r->authenticated);
 	CHECK(!r->fake_reply);
 	CHECK(!r->display_spoof);
+	/* authenticated by a mechanism that hides the user (NTLM, GSSAPI): the
+	 * MAIL FROM address is the account, and the session still counts as
+	 * authenticated (it was "" and no account: the account rules and
+	 * counters never saw such a session) */
+	r = fixture_build(&fx, "10.1.2.3", "Subject: hello\r\n", NULL, "<Alice@Example.COM>", rc,
+			  codes, 1);
+	fx.txn.auth_ok = true;
+	record_build(&fx.rec, &fx.flow, fx.uid, &fx.txn); /* again, with auth_ok */
+	CHECK_STR(r->account, "alice@example.com");
+	CHECK(r->authenticated);
 	message_destroy(fx.msg);
 }
 

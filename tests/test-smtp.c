@@ -427,6 +427,23 @@ static void test_auth_forms(void)
 		  "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5" },
 		{ "aborted", { "AUTH LOGIN\r\n", "*\r\n" }, { "334 VXNlcm5hbWU6\r\n", "501 cancelled\r\n" },
 		  "(null)", SMTP_AUTH_ABORTED, "", "" },
+		/* "alice@pref.example.jp\0S3cretPassw0rd": one NUL, authzid
+		 * left out; the field after the NUL is the password, never the
+		 * user (it was taken as the user, into records and alerts) */
+		{ "PLAIN one NUL", { "AUTH PLAIN YWxpY2VAcHJlZi5leGFtcGxlLmpwAFMzY3JldFBhc3N3MHJk\r\n" },
+		  { "235 ok\r\n" }, "alice@pref.example.jp", SMTP_AUTH_SUCCESS, "S3cretPassw0rd",
+		  "YWxpY2VAcHJlZi5leGFtcGxlLmpwAFMzY3JldFBhc3N3MHJk" },
+		/* "\0S3cretPassw0rd": no name at all */
+		{ "PLAIN no name", { "AUTH PLAIN AFMzY3JldFBhc3N3MHJk\r\n" }, { "535 no\r\n" },
+		  "(null)", SMTP_AUTH_FAILURE, "S3cretPassw0rd", "AFMzY3JldFBhc3N3MHJk" },
+		/* "S3cretPassw0rd": no NUL, nothing is a name */
+		{ "PLAIN no NUL", { "AUTH PLAIN UzNjcmV0UGFzc3cwcmQ=\r\n" }, { "535 no\r\n" },
+		  "(null)", SMTP_AUTH_FAILURE, "S3cretPassw0rd", "UzNjcmV0UGFzc3cwcmQ=" },
+		/* a mechanism that hides the user: authenticated, no name */
+		{ "NTLM", { "AUTH NTLM TlRMTVNTUAABAAAAB4IIAAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+			    "TlRMTVNTUAADAAAAGAAYAEAAAAAYABgAWAAAAA==\r\n" },
+		  { "334 TlRMTVNTUAACAAAAAAAAACgAAAABggAAU3J2Tm9uY2UAAAAAAAAAAA==\r\n", "235 ok\r\n" },
+		  "(null)", SMTP_AUTH_SUCCESS, "", "" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const struct auth_case *k = &cases[i];

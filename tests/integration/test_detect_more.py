@@ -12,6 +12,10 @@
   floor, under 10x its baseline) raise nothing — while the same three from
   an account without history raise account_burst at the crossing message.
 - an alert names the client addresses behind its entity, IPv4 and IPv6.
+- an AUTH user is one account whatever its case: guessed as "Admin@..."
+  and "admin@...", then used as "ADMIN@...", the success-after-failures
+  alert and account_burst name the same (lower-case) account, and the
+  guessing counts one account tried.
   The history is made by shifting the real capture in time (editcap).
 """
 import json
@@ -22,6 +26,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "flood"))
+import pcapw  # noqa: E402
 import rwtest  # noqa: E402
 
 CAPS = os.path.join(rwtest.SOURCE, "tests", "captures")
@@ -169,9 +175,70 @@ def test_baseline(c, tmp):
          [(acct, 100.0, 4)])
 
 
+def auth_case_capture(path):
+    """Three failed AUTH LOGINs for one account spelt three ways, then a
+    success and a message (a client outside trusted_networks)."""
+    import base64
+    w = pcapw.PcapWriter(path)
+    t = 1700000000 * 1000000
+    users = ["Admin@Pref.Example.JP", "admin@pref.example.jp", "ADMIN@pref.example.jp",
+             "Admin@pref.example.JP"]
+    for i, user in enumerate(users):
+        s = pcapw.TcpSession(w, ("198.51.100.77", 40000 + i), ("192.0.2.25", 587),
+                             ts_us=t + i * 10 * 1000000)
+        s.handshake()
+        s.server(b"220 mx.pref.example.jp ESMTP\r\n")
+        s.client(b"EHLO pc\r\n")
+        s.server(b"250-mx.pref.example.jp\r\n250 AUTH LOGIN PLAIN\r\n")
+        s.client(b"AUTH LOGIN " + base64.b64encode(user.encode()) + b"\r\n")
+        s.server(b"334 UGFzc3dvcmQ6\r\n")
+        s.client(base64.b64encode(b"guess%d" % i) + b"\r\n")
+        if i < 3:
+            s.server(b"535 5.7.8 Authentication failed\r\n")
+        else:
+            s.server(b"235 2.7.0 Authentication successful\r\n")
+            s.client(b"MAIL FROM:<admin@pref.example.jp>\r\n")
+            s.server(b"250 2.1.0 Ok\r\n")
+            s.client(b"RCPT TO:<x@elsewhere.example>\r\n")
+            s.server(b"250 2.1.5 Ok\r\n")
+            s.client(b"DATA\r\n")
+            s.server(b"354 go\r\n")
+            s.client(b"Subject: HELLO!DEAR!\r\n\r\nhi\r\n.\r\n")
+            s.server(b"250 2.0.0 queued\r\n")
+        s.client(b"QUIT\r\n")
+        s.server(b"221 bye\r\n")
+        s.close()
+    w.close()
+
+
+def test_auth_user_case(c, tmp):
+    pcap = os.path.join(tmp, "auth-case.pcap")
+    auth_case_capture(pcap)
+    key = os.path.join(tmp, "pseudo.key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    tuned = ["--rule", "auth_failures.success_after=3", "--rule", "account_burst.rcpts_10m=1"]
+    p, alerts = alerts_of(["-r", pcap] + tuned, tmp)
+    c.eq("auth case: exit (%s)" % p.stderr.strip()[-200:], p.returncode, 0)
+    got = [(a["rule"], a["entity_type"], a["entity"]) for a in alerts]
+    c.eq("auth case: the success after failures and the burst name one account", got,
+         [("auth_failures", "account", "admin@pref.example.jp"),
+          ("account_burst", "account", "admin@pref.example.jp")])
+    extra = json.loads(alerts[0]["extra"]) if alerts and isinstance(alerts[0].get("extra"),
+                                                                   str) else \
+        (alerts[0].get("extra") if alerts else {})
+    c.eq("auth case: one account tried (%s)" % extra, (extra or {}).get("accounts_tried"), 1)
+    p, alerts = alerts_of(["-r", pcap, "--pseudonymize", "--pseudonymize-key-file", key] + tuned,
+                          tmp)
+    ents = [a["entity"] for a in alerts]
+    c.true("auth case, pseudonymised: one pseudonym in both alerts (%s)" % ents,
+           len(ents) == 2 and ents[0] == ents[1] and ents[0].startswith("h:"))
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
+        test_auth_user_case(c, tmp)
         test_tuned_rules(c, tmp)
         test_dedup_and_escalation(c, tmp)
         test_baseline(c, tmp)
