@@ -376,16 +376,18 @@ static void print_summary(struct sensor *s)
 			ts.bytes_replaced);
 	if (ts.reasm->gaps || ts.smtp->lines_too_long || ts.smtp->pending_overflow ||
 	    ts.smtp->rcpt_over_keep || ts.sessions_exhausted || ts.messages_exhausted ||
-	    s->records_overflow || ts.smtp->lines_no_buffer)
+	    s->records_overflow || ts.smtp->lines_no_buffer || ts.smtp->records_early)
 		fprintf(stderr,
 			"relaywatch: degraded: %" PRIu64 " gaps (%" PRIu64 " bytes), %" PRIu64
 			" long lines, %" PRIu64 " pipeline overflows, %" PRIu64
+			" records written before their replies, %" PRIu64
 			" recipients not kept, %" PRIu64 " sessions and %" PRIu64
 			" messages over their pools, %" PRIu64 " records too large, %" PRIu64
 			" lines cut for want of a line buffer\n",
 			ts.reasm->gaps, ts.reasm->gap_bytes, ts.smtp->lines_too_long,
-			ts.smtp->pending_overflow, ts.smtp->rcpt_over_keep, ts.sessions_exhausted,
-			ts.messages_exhausted, s->records_overflow, ts.smtp->lines_no_buffer);
+			ts.smtp->pending_overflow, ts.smtp->records_early, ts.smtp->rcpt_over_keep,
+			ts.sessions_exhausted, ts.messages_exhausted, s->records_overflow,
+			ts.smtp->lines_no_buffer);
 	const struct classify_stats *cl = ts.classify;
 	uint64_t classified = cl->flows_smtp + cl->flows_tls + cl->flows_tunnel + cl->flows_other +
 			      cl->flows_unknown;

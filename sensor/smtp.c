@@ -179,14 +179,20 @@ struct txn {
 	bool awaiting_end_reply;  /* "." or BDAT LAST sent, its reply not seen */
 };
 
-/* A transaction whose end of data was sent and whose reply has not come
- * yet, while the client already pipelined the next MAIL FROM (RFC 2920): it
- * waits here for that reply, with its own strings (the transaction slots of
- * its store). Allocated when that happens (per message, never per packet). */
+/* A transaction the client has ended (it pipelined the next MAIL FROM,
+ * RFC 2920 and RFC 3030) while replies to its commands are still on their
+ * way: its end of data, its RCPTs, an RSET. It waits here for them, with its
+ * own strings (the transaction slots of its store), and is written when no
+ * command of its generation is left in the queue, oldest first. At most
+ * CLOSING_MAX wait per session; past that the oldest is written before its
+ * replies (counted: records_early). Allocated per transaction, never per
+ * packet. */
 struct closing {
 	struct txn t;
 	struct store st;
+	struct closing *next;     /* the next younger one */
 };
+#define CLOSING_MAX 4
 
 /* Enums are kept in bytes here; switches cast them back, so that the
  * compiler still finds a missing case (STYLE.md 7). */
@@ -209,6 +215,7 @@ struct smtp_session {
 	bool auth_active : 1;           /* AUTH in progress */
 	bool auth_have_user : 1;
 	bool auth_ok : 1;               /* the session is authenticated */
+	uint8_t n_closing;              /* records in the closing list */
 	uint16_t reply_code;
 	struct pending reply_for;       /* what the open reply answers */
 	uint32_t gen;
@@ -221,7 +228,7 @@ struct smtp_session {
 	struct txn t;
 
 	const struct smtp_env *env;     /* shared by the sensor's sessions */
-	struct closing *closing;
+	struct closing *closing;        /* the oldest closing record; NULL: none */
 	struct pending *q_heap;         /* NULL while the queue is in q_inline */
 	struct store st;
 	uint32_t heap;                  /* bytes held beyond the struct, but line buffers */
@@ -356,7 +363,7 @@ static const char *slot_str(const struct store *st, enum slot k)
 /* The store of record t: the session's for the open one. */
 static struct store *txn_store(struct smtp_session *s, struct txn *t)
 {
-	return t == &s->t ? &s->st : &s->closing->st;
+	return t == &s->t ? &s->st : &((struct closing *)((char *)t - offsetof(struct closing, t)))->st;
 }
 
 /* --- the line pool ------------------------------------------------------------ */
@@ -550,7 +557,9 @@ static void txn_open(struct smtp_session *s, uint64_t ts)
 	s->t.ts_us = ts;
 	/* Zeek's rule (messages completed + 1), counting a closing message
 	 * whose reply is still on its way as completed. */
-	s->t.depth = s->messages_transferred + 1 + (s->closing && s->closing->t.open ? 1 : 0);
+	s->t.depth = s->messages_transferred + 1;
+	for (const struct closing *c = s->closing; c; c = c->next)
+		s->t.depth += c->t.awaiting_end_reply;
 }
 
 static void release_message(struct smtp_session *s, struct txn *t)
@@ -620,31 +629,48 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 	t->open = false;
 }
 
+/* Free the oldest closing record (written or not). */
 static void closing_free(struct smtp_session *s)
 {
-	store_free(s, &s->closing->st);
-	free(s->closing);
-	s->closing = NULL;
+	struct closing *c = s->closing;
+	s->closing = c->next;
+	s->n_closing--;
+	store_free(s, &c->st);
+	free(c);
 	held(s, -(int64_t)sizeof(struct closing));
 }
 
-/* Write and free the closing record, if any. */
+/* Write and free the oldest closing record. */
 static void closing_write(struct smtp_session *s)
 {
-	if (!s->closing)
-		return;
 	txn_write(s, &s->closing->t);
 	closing_free(s);
 }
 
-/* The open record becomes the closing one, with a copy of its strings
- * (the session's store keeps its capacity for the next record). */
+/* True if a command of record generation gen still waits for its reply. */
+static bool gen_pending(const struct smtp_session *s, uint32_t gen);
+
+/* Write the closing records that wait for nothing any more, oldest first
+ * (replies come in order: a younger one cannot be done before an older). */
+static void closing_drain(struct smtp_session *s)
+{
+	while (s->closing && !gen_pending(s, s->closing->t.gen))
+		closing_write(s);
+}
+
+/* The open record joins the closing list, with a copy of its strings (the
+ * session's store keeps its capacity for the next record). */
 static bool closing_make(struct smtp_session *s)
 {
+	if (s->n_closing >= CLOSING_MAX) {
+		s->env->stats->records_early++;
+		closing_write(s);
+	}
 	struct closing *c = malloc(sizeof *c);
 	if (!c)
 		return false;
 	memset(&c->st, 0, sizeof c->st);
+	c->next = NULL;
 	size_t off = slot_off(&s->st, SL_MAILFROM), n = s->st.used - off;
 	if (n) {
 		c->st.buf = malloc(store_class(n));
@@ -659,15 +685,20 @@ static bool closing_make(struct smtp_session *s)
 			c->st.len[k] = s->st.len[k];
 	}
 	c->t = s->t;
-	s->closing = c;
+	struct closing **tail = &s->closing;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = c;
+	s->n_closing++;
 	held(s, (int64_t)(sizeof *c + c->st.cap));
 	return true;
 }
 
-/* Write the open record (and one still closing before it). */
+/* Write the closing records, then the open one. */
 static void txn_flush(struct smtp_session *s)
 {
-	closing_write(s);
+	while (s->closing)
+		closing_write(s);
 	txn_write(s, &s->t);
 }
 
@@ -766,6 +797,16 @@ static void push_cmd(struct smtp_session *s, enum cmd cmd, unsigned flags, unsig
 	e->rcpt = rcpt;
 	e->gen = s->t.open ? s->t.gen : 0;
 	s->q_len++;
+}
+
+static bool gen_pending(const struct smtp_session *s, uint32_t gen)
+{
+	const struct pending *q = s->q_heap ? s->q_heap : s->q_inline;
+	unsigned cap = q_capacity(s);
+	for (unsigned i = 0; i < s->q_len; i++)
+		if (q[(s->q_head + i) % cap].gen == gen)
+			return true;
+	return false;
 }
 
 static struct pending pop_cmd(struct smtp_session *s)
@@ -996,18 +1037,17 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t n, uint64_t
 {
 	if (!prefix_ci(arg, n, "FROM:"))
 		return;
-	if (s->t.open && s->t.active && s->t.awaiting_end_reply && s->replies_seen) {
-		/* Pipelined after the end of data: the message still waits for
-		 * its reply, which will close it. */
-		closing_write(s);
+	if (s->t.open && s->t.active && s->replies_seen && gen_pending(s, s->t.gen)) {
+		/* Pipelined: replies to this record's commands (its end of
+		 * data, RCPTs, an RSET) are still on their way; they close it. */
 		if (closing_make(s)) {
 			s->t.open = false;
 			s->t.msg = NULL;
 		} else {
-			txn_flush(s); /* no memory: write it now, without its reply */
+			txn_flush(s); /* no memory: write it now, without its replies */
 		}
 	} else {
-		txn_flush(s); /* ended without its "." reply (RSET, rejection, one-sided) */
+		txn_flush(s); /* answered, or no server side to wait for */
 	}
 	txn_activity(s, ts);
 	char path[SMTP_PATH_MAX + 1];
@@ -1224,12 +1264,18 @@ static void client_line(struct smtp_session *s, const char *line, size_t n, uint
 
 /* --- server replies ----------------------------------------------------------- */
 
-/* The record a reply belongs to: the closing one for its end-of-data
- * reply, else the open one. */
+/* The record a reply belongs to: the closing one of its command's
+ * generation, else the open one; NULL when that record is written already
+ * (a reply must not land in a younger record's fields). */
 static struct txn *reply_txn(struct smtp_session *s, const struct pending *p)
 {
-	if (s->closing && p->cmd != CMD_NONE && p->gen == s->closing->t.gen)
-		return &s->closing->t;
+	if (p->cmd != CMD_NONE && p->gen) {
+		for (struct closing *c = s->closing; c; c = c->next)
+			if (c->t.gen == p->gen)
+				return &c->t;
+		if (p->gen != s->t.gen)
+			return NULL;
+	}
 	return &s->t;
 }
 
@@ -1255,7 +1301,7 @@ static void set_last_reply(struct smtp_session *s, struct txn *t, uint16_t code,
 static void rcpt_reply(struct smtp_session *s, const struct pending *p, uint16_t code)
 {
 	struct txn *t = reply_txn(s, p);
-	if (!t->open || p->gen != t->gen)
+	if (!t || !t->open || p->gen != t->gen)
 		return; /* the record it belonged to is gone */
 	if (code >= 200 && code < 300)
 		t->rcpt_accepted++;
@@ -1343,14 +1389,15 @@ static void reply_line_done(struct smtp_session *s, uint16_t code, bool cont)
 	if (!ends)
 		return;
 	struct txn *t = reply_txn(s, p);
+	s->messages_transferred++;
+	s->reply_for.cmd = CMD_NONE; /* later lines of this reply end nothing */
+	if (!t)
+		return; /* its record was written early (records_early) */
 	t->data_code = code;
 	t->awaiting_end_reply = false;
-	s->messages_transferred++;
-	if (s->closing && t == &s->closing->t)
-		closing_write(s);
-	else
-		txn_write(s, t);
-	s->reply_for.cmd = CMD_NONE; /* later lines of this reply end nothing */
+	if (t == &s->t)
+		txn_flush(s); /* the closing ones before it were answered first */
+	/* a closing one goes when nothing of it is queued: closing_drain */
 }
 
 static bool parse_reply(const char *line, size_t n, uint16_t *code, bool *cont,
@@ -1423,8 +1470,11 @@ static void server_line(struct smtp_session *s, const char *line, size_t n, uint
 	struct txn *t = reply_txn(s, &s->reply_for);
 	if (t == &s->t)
 		txn_open(s, ts);
-	set_last_reply(s, t, code, msg, msgn);
+	if (t)
+		set_last_reply(s, t, code, msg, msgn);
 	reply_line_done(s, code, cont);
+	if (!cont)
+		closing_drain(s);
 }
 
 /* --- byte streams ----------------------------------------------------------------- */
@@ -1693,7 +1743,7 @@ struct smtp_session *smtp_session_create(const struct smtp_env *env)
  * buffers (wiped). Scalars are left for the caller. */
 static void release_memory(struct smtp_session *s)
 {
-	if (s->closing) {
+	while (s->closing) {
 		release_message(s, &s->closing->t);
 		closing_free(s);
 	}
@@ -1792,10 +1842,10 @@ void smtp_session_memory(const struct smtp_session *s,
 		fn(arg, s->st.buf, s->st.cap);
 	if (s->q_heap)
 		fn(arg, s->q_heap, s->q_cap * sizeof *s->q_heap);
-	if (s->closing) {
-		fn(arg, s->closing, sizeof *s->closing);
-		if (s->closing->st.buf)
-			fn(arg, s->closing->st.buf, s->closing->st.cap);
+	for (const struct closing *c = s->closing; c; c = c->next) {
+		fn(arg, c, sizeof *c);
+		if (c->st.buf)
+			fn(arg, c->st.buf, c->st.cap);
 	}
 	if (s->cl.buf)
 		fn(arg, s->cl.buf, carry_bytes(&s->cl));

@@ -114,6 +114,8 @@ struct smtp_stats {
 	uint64_t lines_too_long;     /* lines cut at SMTP_LINE_MAX */
 	uint64_t lines_no_buffer;    /* lines cut short: no pooled buffer was free */
 	uint64_t pending_overflow;   /* commands dropped past SMTP_PENDING_MAX */
+	uint64_t records_early;      /* records written before their replies: more
+				      * than 4 transactions pipelined ahead of them */
 	uint64_t rcpt_over_keep;     /* recipients beyond SMTP_RCPT_KEEP_MAX */
 	uint64_t unmatched_replies;  /* replies with no command waiting */
 	uint64_t bad_replies;        /* server lines that are not replies */

@@ -29,8 +29,9 @@ static char auth_users[16][300];
 static unsigned n_auth;
 static unsigned n_starttls;
 static struct smtp_stats stats;
-static struct message *pool_msg[2];
-static bool msg_taken[2];
+#define POOL_MSG 6 /* the open record and CLOSING_MAX closing ones, and one more */
+static struct message *pool_msg[POOL_MSG];
+static bool msg_taken[POOL_MSG];
 static struct smtp_line_pool *lines; /* never short for one session at a time */
 
 static void cp(char *dst, size_t n, const char *src)
@@ -86,12 +87,12 @@ static void on_starttls(void *ctx, uint64_t ts)
 	n_starttls++;
 }
 
-/* A pool of two parsers, as the tracker's: a pipelined session can hold a
- * closing message and the next one. */
+/* A pool of parsers, as the tracker's: a pipelined session can hold
+ * closing messages and the next one. */
 static struct message *acquire(void *ctx)
 {
 	(void)ctx;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < POOL_MSG; i++)
 		if (!msg_taken[i]) {
 			msg_taken[i] = true;
 			message_reset(pool_msg[i]);
@@ -103,7 +104,9 @@ static struct message *acquire(void *ctx)
 static void release(void *ctx, struct message *m)
 {
 	(void)ctx;
-	int i = m == pool_msg[0] ? 0 : 1;
+	int i = 0;
+	while (i < POOL_MSG - 1 && m != pool_msg[i])
+		i++;
 	CHECK(m == pool_msg[i]);
 	CHECK(msg_taken[i]);
 	msg_taken[i] = false;
@@ -156,7 +159,8 @@ static void finish(struct smtp_session *s)
 {
 	smtp_end(s, 2000);
 	smtp_session_destroy(s);
-	CHECK(!msg_taken[0] && !msg_taken[1]); /* parsers always go back to the pool */
+	for (int i = 0; i < POOL_MSG; i++)
+		CHECK(!msg_taken[i]); /* parsers always go back to the pool */
 }
 
 static const char *MSG =
@@ -229,6 +233,84 @@ static void test_pipelining(void)
 	CHECK_STR(txns[1].rcpt[0], "d@w.org");
 	CHECK_STR(txns[1].last_reply, "250 queued 2");
 	CHECK_STR(txns[1].subject, "second");
+}
+
+/* Whole transactions pipelined ahead of their replies (RFC 3030 BDAT, RSET
+ * probes): each record waits for its own replies, and they are written in
+ * order with their own depth, codes and last reply. */
+static void test_pipelined_transactions(void)
+{
+	struct smtp_session *s = start(true);
+	S(s, "220 mx ESMTP\r\n");
+	C(s, "EHLO c\r\n");
+	S(s, "250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n");
+	C(s, "MAIL FROM:<a@x.jp>\r\nRCPT TO:<b1@y.org>\r\nBDAT 19 LAST\r\nSubject: one\r\n\r\nx\r\n"
+	     "MAIL FROM:<a@x.jp>\r\nRCPT TO:<b2@y.org>\r\nBDAT 19 LAST\r\nSubject: two\r\n\r\nx\r\n"
+	     "MAIL FROM:<a@x.jp>\r\nRCPT TO:<b3@y.org>\r\nBDAT 21 LAST\r\nSubject: three\r\n\r\nx\r\n");
+	S(s, "250 ok1\r\n250 ok1\r\n250 queued1\r\n250 ok2\r\n550 no2\r\n554 nothing2\r\n"
+	     "250 ok3\r\n250 ok3\r\n250 queued3\r\n");
+	C(s, "QUIT\r\n");
+	S(s, "221 bye\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 3);
+	for (unsigned i = 0; i < 3 && i < n_txn; i++) {
+		testlib_current = i == 0 ? "pipelined BDAT 1" : i == 1 ? "pipelined BDAT 2" : "pipelined BDAT 3";
+		CHECK_INT(txns[i].depth, i + 1);
+		CHECK_INT(txns[i].rcpt_total, 1);
+		CHECK_INT(txns[i].rcpt_accepted, i == 1 ? 0 : 1);
+		CHECK_INT(txns[i].rcpt_rejected, i == 1 ? 1 : 0);
+		CHECK_INT(txns[i].rcpt_code[0], i == 1 ? 550 : 250);
+		CHECK_STR(txns[i].last_reply, i == 0 ? "250 queued1" : i == 1 ? "554 nothing2" : "250 queued3");
+		CHECK_INT(txns[i].data_code, i == 1 ? 554 : 250);
+		CHECK_STR(txns[i].subject, i == 0 ? "one" : i == 1 ? "two" : "three");
+	}
+	testlib_current = "test_pipelined_transactions";
+	CHECK_INT(stats.records_early, 0);
+
+	/* address probes: MAIL, RCPT, RSET in one flight, twice */
+	s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "EHLO c\r\n");
+	S(s, "250 PIPELINING\r\n");
+	C(s, "MAIL FROM:<>\r\nRCPT TO:<u1@pref.example.jp>\r\nRSET\r\n"
+	     "MAIL FROM:<>\r\nRCPT TO:<u2@pref.example.jp>\r\nRSET\r\nQUIT\r\n");
+	S(s, "250 ok\r\n550 5.1.1 no u1\r\n250 reset\r\n250 ok\r\n250 2.1.5 u2 ok\r\n"
+	     "250 reset 2\r\n221 bye\r\n");
+	finish(s);
+	CHECK_INT(n_txn, 2);
+	CHECK_INT(txns[0].rcpt_rejected, 1);
+	CHECK_INT(txns[0].rcpt_accepted, 0);
+	CHECK_INT(txns[0].rcpt_code[0], 550);
+	CHECK_STR(txns[0].last_reply, "250 reset");
+	CHECK_INT(txns[1].rcpt_accepted, 1);
+	CHECK_INT(txns[1].rcpt_code[0], 250);
+	CHECK_INT(txns[0].depth, 1);
+	CHECK_INT(txns[1].depth, 1); /* no message transferred (Zeek's rule) */
+
+	/* more whole transactions ahead than CLOSING_MAX: the oldest are
+	 * written before their replies, counted; none is lost, order holds */
+	s = start(true);
+	S(s, "220 mx\r\n");
+	C(s, "EHLO c\r\n");
+	S(s, "250 CHUNKING\r\n");
+	char flight[2048], answers[2048];
+	size_t f = 0, a = 0;
+	for (int i = 0; i < 7; i++) {
+		f += (size_t)sprintf(flight + f, "MAIL FROM:<a@x.jp>\r\nRCPT TO:<r%d@y.org>\r\n"
+				     "BDAT 5 LAST\r\n\r\nx\r\n", i);
+		a += (size_t)sprintf(answers + a, "250 m\r\n250 r\r\n250 q%d\r\n", i);
+	}
+	C(s, flight);
+	S(s, answers);
+	finish(s);
+	CHECK_INT(n_txn, 7);
+	for (unsigned i = 0; i < n_txn; i++) {
+		char want[16];
+		snprintf(want, sizeof want, "r%u@y.org", i);
+		CHECK_STR(txns[i].rcpt[0], want);
+	}
+	CHECK_STR(txns[6].last_reply, "250 q6");
+	CHECK_INT(stats.records_early, 2);
 }
 
 static void test_rset_and_mail_flush(void)
@@ -1122,17 +1204,19 @@ static void test_carried_secret_wiped(void)
 		CHECK_INT(held(s), 0);
 		CHECK_INT(stats.line_bufs_small + stats.line_bufs_big, 0);
 		smtp_session_destroy(s);
-		CHECK(!msg_taken[0] && !msg_taken[1]);
+		for (int i = 0; i < POOL_MSG; i++)
+			CHECK(!msg_taken[i]);
 	}
 }
 
 int main(void)
 {
-	pool_msg[0] = message_create(NULL);
-	pool_msg[1] = message_create(NULL);
+	for (int i = 0; i < POOL_MSG; i++)
+		pool_msg[i] = message_create(NULL);
 	lines = smtp_line_pool_create(2, 2);
 	RUN(test_basic_transaction);
 	RUN(test_pipelining);
+	RUN(test_pipelined_transactions);
 	RUN(test_rset_and_mail_flush);
 	RUN(test_dot_stuffing_any_split);
 	RUN(test_bdat);
@@ -1156,8 +1240,8 @@ int main(void)
 	RUN(test_store_to_its_bound);
 	RUN(test_pipelined_100_rcpts);
 	RUN(test_carried_secret_wiped);
-	message_destroy(pool_msg[0]);
-	message_destroy(pool_msg[1]);
+	for (int i = 0; i < POOL_MSG; i++)
+		message_destroy(pool_msg[i]);
 	RUN(test_unterminated_long_line_counted);
 	smtp_line_pool_destroy(lines);
 	return TEST_EXIT();

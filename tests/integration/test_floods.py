@@ -65,8 +65,8 @@ BUDGET_KB = {
 
 DEGRADED = re.compile(
     r"degraded: (\d+) gaps \((\d+) bytes\), (\d+) long lines, (\d+) pipeline overflows, "
-    r"(\d+) recipients not kept, (\d+) sessions and (\d+) messages over their pools, "
-    r"(\d+) records too large")
+    r"(\d+) records written before their replies, (\d+) recipients not kept, "
+    r"(\d+) sessions and (\d+) messages over their pools, (\d+) records too large")
 SUMMARY = re.compile(r"relaywatch: (\d+) flows \((\d+) evicted\), (\d+) SMTP sessions")
 STATS = re.compile(r"relaywatch: stats .* flows=(\d+) evicted=(\d+)")
 
@@ -126,7 +126,8 @@ class Run:
 
     def degraded(self):
         m = DEGRADED.search(self.stderr)
-        keys = ("gaps", "gap_bytes", "long_lines", "pipeline_overflows", "rcpt_not_kept",
+        keys = ("gaps", "gap_bytes", "long_lines", "pipeline_overflows", "records_early",
+                "rcpt_not_kept",
                 "sessions_over", "messages_over", "records_too_large")
         return dict(zip(keys, map(int, m.groups()))) if m else dict.fromkeys(keys, 0)
 
