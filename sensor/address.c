@@ -447,10 +447,56 @@ static bool local_char(char c)
 	       (c && strchr("!#$%&*+/=?^_`{|}~.-", c) != NULL);
 }
 
-static bool domain_char(char c)
+/* Blocks of code points that are spaces, punctuation or symbols, never the
+ * letters and digits of a domain name (IDNA2008, RFC 5892, disallows them):
+ * a display name's address ends at the first of them, as at an ASCII space.
+ * An approximation by block, not the Unicode tables: what it lets through
+ * (a rare symbol outside these blocks) only lengthens a claimed domain. */
+static const struct { uint32_t lo, hi; } not_domain[] = {
+	{ 0x0080, 0x00bf },   /* Latin-1 controls, NBSP, punctuation, symbols */
+	{ 0x00d7, 0x00d7 },   /* × */
+	{ 0x00f7, 0x00f7 },   /* ÷ */
+	{ 0x1680, 0x1680 },   /* ogham space mark */
+	{ 0x2000, 0x2bff },   /* general punctuation (spaces, …, quotes) to arrows */
+	{ 0x2e00, 0x2e7f },   /* supplemental punctuation */
+	{ 0x3000, 0x3004 },   /* ideographic space, 、 。 〃 (U+3005-3007 々〆〇 are letters) */
+	{ 0x3008, 0x303f },   /* CJK brackets 【】「」, 〜 and the rest of the block */
+	{ 0x30a0, 0x30a0 },   /* ゠ */
+	{ 0x30fb, 0x30fb },   /* ・ katakana middle dot */
+	{ 0x3200, 0x33ff },   /* enclosed CJK (㈱) and CJK compatibility (㎡) */
+	{ 0xe000, 0xf8ff },   /* private use */
+	{ 0xfe10, 0xfe1f },   /* vertical forms */
+	{ 0xfe30, 0xfe6f },   /* CJK compatibility and small forms */
+	{ 0xfeff, 0xfeff },   /* zero-width no-break space */
+	{ 0xff00, 0xff65 },   /* full-width punctuation fold_display left, ｢｣､･ */
+	{ 0xffe0, 0xffff },   /* full-width signs ￥, specials */
+	{ 0x1f000, 0x1fbff }, /* emoji, pictographs and other symbols */
+	{ 0xe0000, 0xe007f }, /* tags */
+};
+
+/* Length of the character at s (n bytes available) if it can be part of a
+ * domain name, else 0: ASCII letters (lower case: folded), digits, '-' and
+ * '.', and UTF-8 outside the blocks above (IDN letters: 例え.jp). */
+static size_t domain_char_len(const char *s, size_t n)
 {
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-	       c == '.' || (unsigned char)c >= 0x80;
+	const unsigned char *u = (const unsigned char *)s;
+	uint32_t cp;
+	size_t l;
+
+	if (u[0] < 0x80)
+		return (u[0] >= 'a' && u[0] <= 'z') || (u[0] >= '0' && u[0] <= '9') ||
+		       u[0] == '-' || u[0] == '.';
+	l = utf8_seq(u, n);
+	if (l == 0)
+		return 0;
+	cp = l == 2 ? (uint32_t)(u[0] & 0x1f) << 6 :
+	     l == 3 ? (uint32_t)(u[0] & 0x0f) << 12 : (uint32_t)(u[0] & 0x07) << 18;
+	for (size_t i = 1; i < l; i++)
+		cp |= (uint32_t)(u[i] & 0x3f) << 6 * (l - 1 - i);
+	for (size_t i = 0; i < sizeof not_domain / sizeof not_domain[0]; i++)
+		if (cp >= not_domain[i].lo && cp <= not_domain[i].hi)
+			return 0;
+	return l;
 }
 
 /* A plausible domain: labels separated by single dots, at least two. */
@@ -479,8 +525,13 @@ static bool addr_around(const char *s, size_t len, size_t at, size_t *ls, size_t
 		l--;
 	while (l < at && s[l] == '.')
 		l++;
-	while (e < len && domain_char(s[e]))
-		e++;
+	while (e < len) {
+		size_t n = domain_char_len(s + e, len - e);
+
+		if (n == 0)
+			break;
+		e += n;
+	}
 	while (e > at + 1 && (s[e - 1] == '.' || s[e - 1] == '-'))
 		e--;
 	*ls = l;

@@ -35,7 +35,9 @@ const char *address_domain(const char *addr);
  * if the display name of *mb holds an addr-spec whose domain differs
  * (case-insensitively) from mb->domain, copy that address to claimed
  * (lower case, at most claimedsz-1 bytes) and return true. Full-width forms
- * (＠, ｊｐ) and ideographic full stops read as ASCII. A domain equal to or
+ * (＠, ｊｐ) and ideographic full stops read as ASCII. The claimed domain
+ * ends at a space, punctuation or a symbol, ASCII or not (【a@x.jp】,
+ * "a@x.jp　山田"); IDN letters stay in it (a@例え.jp). A domain equal to or
  * a subdomain of the other (info@x.jp <a@mail.x.jp>) is the same sender. */
 bool address_display_spoof(const struct mailbox *mb, char *claimed, size_t claimedsz);
 

@@ -13,10 +13,12 @@ struct fixture {
 	struct message *msg;
 	struct rw_record rec;
 	char uid[RECORD_UID_MAX];
+	const char *body;         /* after the headers; NULL: a one-line body */
 };
 
 /* client "a.b.c.d", headers (CRLF lines, no blank line needed), auth_user
- * (NULL: none), mailfrom, up to 4 recipients with their reply codes. */
+ * (NULL: none), mailfrom, up to SMTP_RCPT_KEEP_MAX recipients with their
+ * reply codes; the body is fx->body if set (MIME parts). */
 static inline struct rw_record *fixture_build(struct fixture *fx, const char *client,
 					      const char *headers, const char *auth_user,
 					      const char *mailfrom, const char *const *rcpts,
@@ -54,7 +56,11 @@ static inline struct rw_record *fixture_build(struct fixture *fx, const char *cl
 		fx->msg = message_create(NULL);
 	message_reset(fx->msg);
 	message_feed(fx->msg, headers, strlen(headers));
-	message_feed(fx->msg, "\r\nbody\r\n", 8);
+	message_feed(fx->msg, "\r\n", 2);
+	if (!fx->body)
+		message_feed(fx->msg, "body\r\n", 6);
+	else
+		message_feed(fx->msg, fx->body, strlen(fx->body));
 	message_finish(fx->msg);
 	fx->txn.msg = message_info(fx->msg);
 	fx->txn.size = message_info(fx->msg)->size;

@@ -168,6 +168,23 @@ static void test_spoof(void)
 	check_spoof("\"info@x.jp\" <a@evilx.jp>", "info@x.jp");
 	/* trailing punctuation is not part of the claimed domain */
 	check_spoof("\"Support <support@bank.example>.\" <a@evil.example>", "support@bank.example");
+	/* CJK brackets and punctuation around the address are not part of it */
+	check_spoof("\"【helpdesk@s-kantan.jp】\" <attacker@elsewhere.com>", "helpdesk@s-kantan.jp");
+	check_spoof("\"「helpdesk@s-kantan.jp」\" <attacker@elsewhere.com>", "helpdesk@s-kantan.jp");
+	check_spoof("\"helpdesk@s-kantan.jp・総務課\" <attacker@elsewhere.com>",
+		    "helpdesk@s-kantan.jp");
+	check_spoof("\"helpdesk@s-kantan.jp\u00a0Desk\" <attacker@elsewhere.com>",
+		    "helpdesk@s-kantan.jp");
+	check_spoof("\"helpdesk@s-kantan.jp\u2026\" <attacker@elsewhere.com>", "helpdesk@s-kantan.jp");
+	check_spoof("\"helpdesk@s-kantan.jp\U0001F4E7\" <attacker@elsewhere.com>",
+		    "helpdesk@s-kantan.jp");
+	check_spoof("=?UTF-8?B?44CQaGVscGRlc2tAcy1rYW50YW4uanDjgJE=?= <attacker@elsewhere.com>",
+		    "helpdesk@s-kantan.jp");
+	/* internationalised domain names keep their letters */
+	check_spoof("\"info@例え.jp\" <a@evil.example>", "info@例え.jp");
+	check_spoof("\"info@例え.jp】\" <a@evil.example>", "info@例え.jp");
+	check_spoof("\"info@ｶﾀｶﾅ.jp\" <a@evil.example>", "info@ｶﾀｶﾅ.jp");
+	check_spoof("\"info@佐々木.jp\" <a@evil.example>", "info@佐々木.jp");
 }
 
 static void test_not_spoof(void)
@@ -182,6 +199,11 @@ static void test_not_spoof(void)
 	check_spoof("\"Alice @ home\" <a@x.jp>", NULL);
 	check_spoof("\"user@localhost\" <a@x.jp>", NULL);
 	check_spoof("\"@x.jp\" <a@y.jp>", NULL);
+	/* the sender's own address, then a space or a comma and a name */
+	check_spoof("\"yamada@pref.example.jp\u3000山田太郎\" <yamada@pref.example.jp>", NULL);
+	check_spoof("\"yamada@pref.example.jp、山田太郎\" <yamada@pref.example.jp>", NULL);
+	check_spoof("\"yamada@pref.example.jp（山田）\" <yamada@pref.example.jp>", NULL);
+	check_spoof("\"info@例え.jp\" <a@例え.jp>", NULL);
 }
 
 static void test_spoof_claimed_bounded(void)

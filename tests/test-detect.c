@@ -2,11 +2,14 @@
  * counters (open_relay, display_spoof), and the configuration of rules. */
 #include "testlib.h"
 
+#include <jansson.h>
+
 #include "detect.h"
 #include "fixture-record.h"
 
 static struct counters_alert seen[16];
 static char seen_rule[16][32], seen_sev[16][16], seen_entity[16][128];
+static char seen_extra[16][16384];
 static int nseen;
 
 static void on_alert(void *ctx, const struct counters_alert *a)
@@ -15,7 +18,28 @@ static void on_alert(void *ctx, const struct counters_alert *a)
 	snprintf(seen_rule[nseen], sizeof seen_rule[0], "%s", a->rule);
 	snprintf(seen_sev[nseen], sizeof seen_sev[0], "%s", a->severity);
 	snprintf(seen_entity[nseen], sizeof seen_entity[0], "%s", a->entity);
+	snprintf(seen_extra[nseen], sizeof seen_extra[0], "%s", a->extra ? a->extra : "");
 	seen[nseen++] = *a;
+}
+
+/* alert i's extra, parsed by jansson (an independent parser); NULL if it
+ * is not a JSON object */
+static json_t *extra_of(int i)
+{
+	json_error_t e;
+	json_t *j = json_loads(seen_extra[i], 0, &e);
+	if (!j || !json_is_object(j)) {
+		fprintf(stderr, "extra is not a JSON object (%s): %.200s...\n", e.text,
+			seen_extra[i]);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static const char *extra_str(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
 }
 
 static struct detect *make(struct detect_config *dc, const char *local, const char *trusted,
@@ -99,6 +123,37 @@ static void test_display_spoof(void)
 	message_destroy(fx.msg);
 }
 
+/* Display names are decoded UTF-8: CJK brackets and spaces end the address. */
+static void test_display_spoof_cjk(void)
+{
+	struct detect_config dc;
+	struct detect *d = make(&dc, "pref.example.jp", "", "s-kantan.jp");
+	struct fixture fx = { 0 };
+	static const uint16_t ok[] = { 250 };
+	detect_record(d, fixture_build(&fx, "10.1.2.3",
+		"From: \"【helpdesk@s-kantan.jp】\" <attacker@elsewhere.com>\r\n", "a@x.jp",
+		"attacker@elsewhere.com", foreign, ok, 1));
+	CHECK_INT(nseen, 1);
+	CHECK_STR(seen_sev[0], "high");
+	json_t *j = extra_of(0);
+	CHECK(j != NULL);
+	CHECK_STR(extra_str(j, "claimed"), "helpdesk@s-kantan.jp");
+	CHECK(json_is_true(json_object_get(j, "protected_domain")));
+	json_decref(j);
+	/* a legitimate sender whose display name is its address and its name
+	 * (two accounts: one alert would hold back the next for the cooldown) */
+	detect_record(d, fixture_build(&fx, "10.1.2.3",
+		"From: \"yamada@pref.example.jp\u3000山田太郎\" <yamada@pref.example.jp>\r\n",
+		"y1@pref.example.jp", "yamada@pref.example.jp", foreign, ok, 1));
+	detect_record(d, fixture_build(&fx, "10.1.2.3",
+		"From: =?UTF-8?B?eWFtYWRhQHByZWYuZXhhbXBsZS5qcOOAgeWxseeUsOWkqumDjg==?= "
+		"<yamada@pref.example.jp>\r\n", "y2@pref.example.jp", "yamada@pref.example.jp",
+		foreign, ok, 1));
+	CHECK_INT(nseen, 1);
+	detect_destroy(d);
+	message_destroy(fx.msg);
+}
+
 static void test_rule_settings(void)
 {
 	struct detect_config dc;
@@ -135,6 +190,7 @@ int main(void)
 {
 	RUN(test_open_relay);
 	RUN(test_display_spoof);
+	RUN(test_display_spoof_cjk);
 	RUN(test_rule_settings);
 	return TEST_EXIT();
 }
