@@ -109,6 +109,9 @@ static int add_domain(void *ctx, const char *item, char *err, size_t errsz)
 	}
 	const char *d = item[0] == '.' ? item + 1 : item;
 	size_t n = strlen(d);
+	/* "pref.example.jp." is the same domain, kept without the root's dot */
+	while (n && d[n - 1] == '.')
+		n--;
 	if (n == 0 || n > DOMAIN_MAX) {
 		snprintf(err, errsz, "'%s' is not a domain", item);
 		return -EINVAL;
@@ -132,14 +135,19 @@ int domain_list_parse(const char *text, struct domain_list *out, char *err, size
 	return each_item(text, add_domain, out, err, errsz);
 }
 
+/* A trailing dot (the root, RFC 1034 §3.1: "x.jp." is x.jp) is ignored, as
+ * address_domain_matches() does: RCPT TO:<a@pref.example.jp.> is local. */
 bool domain_list_match(const struct domain_list *l, const char *domain)
 {
 	size_t dn = strlen(domain);
+	while (dn && domain[dn - 1] == '.')
+		dn--;
 	for (unsigned i = 0; i < l->n; i++) {
 		size_t en = strlen(l->e[i]);
-		if (dn == en && !strcasecmp(domain, l->e[i]))
+		if (dn == en && !strncasecmp(domain, l->e[i], en))
 			return true;
-		if (dn > en && domain[dn - en - 1] == '.' && !strcasecmp(domain + dn - en, l->e[i]))
+		if (dn > en && domain[dn - en - 1] == '.' &&
+		    !strncasecmp(domain + dn - en, l->e[i], en))
 			return true;
 	}
 	return false;

@@ -64,7 +64,20 @@ static void test_domains(void)
 	CHECK(!domain_list_match(&l, "evilpref.example.jp"));
 	CHECK(!domain_list_match(&l, "pref.example.jp.evil.example"));
 	CHECK(!domain_list_match(&l, "example.jp"));
+	/* the root's trailing dot names the same domain, as in
+	 * address_domain_matches(), on either side */
+	CHECK(domain_list_match(&l, "pref.example.jp."));
+	CHECK(domain_list_match(&l, "Mail.Pref.Example.JP."));
+	CHECK(domain_list_match(&l, "city.example.jp.."));
+	CHECK(!domain_list_match(&l, "evilpref.example.jp."));
+	CHECK(!domain_list_match(&l, "."));
+	CHECK(!domain_list_match(&l, ""));
 	CHECK(domain_list_parse("bad domain!", &l, err, sizeof err) < 0);
+	CHECK_INT(domain_list_parse("pref.example.jp.", &l, err, sizeof err), 0);
+	CHECK(domain_list_match(&l, "pref.example.jp"));
+	CHECK(domain_list_match(&l, "mail.pref.example.jp."));
+	CHECK(!domain_list_match(&l, "example.jp"));
+	CHECK(domain_list_parse(".", &l, err, sizeof err) < 0);
 }
 
 int main(void)
