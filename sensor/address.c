@@ -231,6 +231,37 @@ const char *address_domain(const char *addr)
 	return at ? at + 1 : addr + strlen(addr);
 }
 
+static const char *last_of(const char *s, size_t n, char c)
+{
+	while (n-- > 0)
+		if (s[n] == c)
+			return s + n;
+	return NULL;
+}
+
+bool address_routed(const char *addr, const char **hop, size_t *hoplen)
+{
+	const char *at = strrchr(addr, '@');
+	size_t n = at ? (size_t)(at - addr) : strlen(addr);
+	const char *s, *e = addr + n, *p;
+
+	if ((p = last_of(addr, n, '@')) != NULL || (p = last_of(addr, n, '%')) != NULL) {
+		s = p + 1;
+	} else if ((p = memchr(addr, '!', n)) != NULL) {
+		s = addr;
+		e = p;
+	} else {
+		return false;
+	}
+	while (s < e && *s == '"')
+		s++;
+	while (e > s && e[-1] == '"')
+		e--;
+	*hop = s;
+	*hoplen = (size_t)(e - s);
+	return true;
+}
+
 bool address_from_path(const char *path, size_t len, char *out, size_t outsz)
 {
 	const char *p = path, *end = path + len, *tok_end, *lt;

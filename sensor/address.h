@@ -31,6 +31,15 @@ bool address_from_path(const char *path, size_t len, char *out, size_t outsz);
 /* The domain part of an addr-spec ("" if none). */
 const char *address_domain(const char *addr);
 
+/* Sender-specified routing: the local part of addr (all of it if there is
+ * no '@') holds '@', '%' or '!' (user@elsewhere@domain, the percent hack
+ * user%elsewhere@domain, the UUCP bang path elsewhere!user@domain), which
+ * Postfix's reject_unauth_destination counts as relaying whatever domain
+ * follows. If so, returns true with the next hop the sender named in
+ * [*hop, *hop + *hoplen) (after the last '@' or '%' of the local part, else
+ * before its first '!'; quotes trimmed; may be empty); a pointer into addr. */
+bool address_routed(const char *addr, const char **hop, size_t *hoplen);
+
 /* Display-name spoofing (the Emotet pattern `helpdesk@org.jp <x@elsewhere>`):
  * if the display name of *mb holds an addr-spec whose domain differs
  * (case-insensitively) from mb->domain, copy that address to claimed

@@ -494,6 +494,25 @@ static bool is_local(const struct detect *d, const char *domain)
 	return domain_list_match(&d->cfg.local_domains, domain);
 }
 
+/* A recipient outside local_domains, or with sender-specified routing
+ * (victim%foreign@local, foreign!victim@local, victim@foreign@local), which
+ * Postfix's reject_unauth_destination counts as relaying whatever domain
+ * follows: then *dom, *n is the next hop the sender named (its domain if
+ * that is empty). */
+static bool rcpt_foreign(const struct detect *d, const char *rcpt, const char **dom, size_t *n)
+{
+	*dom = address_domain(rcpt);
+	*n = strlen(*dom);
+	if (address_routed(rcpt, dom, n)) {
+		if (*n == 0) {
+			*dom = address_domain(rcpt);
+			*n = strlen(*dom);
+		}
+		return true;
+	}
+	return **dom && !is_local(d, *dom);
+}
+
 /* The ministry relay (May 2023): an outside client, no AUTH, foreign
  * recipients accepted. Fires on the first such recipient. */
 static void rule_open_relay(struct detect *d, const struct rw_record *r, const struct track *ct)
@@ -511,10 +530,12 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 	jsonw_key(&w, "rcpt_domains");
 	jsonw_arr_begin(&w);
 	for (unsigned i = 0; i < t->n_rcpt; i++) {
-		const char *dom = address_domain(t->rcpt[i]);
-		if (t->rcpt_code[i] >= 200 && t->rcpt_code[i] < 300 && *dom && !is_local(d, dom)) {
+		const char *dom;
+		size_t dn;
+		if (t->rcpt_code[i] >= 200 && t->rcpt_code[i] < 300 &&
+		    rcpt_foreign(d, t->rcpt[i], &dom, &dn)) {
 			if (foreign++ < 20)
-				jsonw_str(&w, dom);
+				jsonw_strn(&w, dom, dn);
 			code = t->rcpt_code[i];
 		}
 	}

@@ -138,6 +138,40 @@ static void test_domain(void)
 	CHECK(!address_domain_matches("", "x.jp"));
 }
 
+static void check_routed(const char *addr, const char *hop_expected)
+{
+	const char *hop = NULL;
+	size_t n = 0;
+	char buf[ADDRESS_MAX + 1];
+
+	if (!hop_expected) {
+		CHECK(!address_routed(addr, &hop, &n));
+		return;
+	}
+	CHECK(address_routed(addr, &hop, &n));
+	snprintf(buf, sizeof buf, "%.*s", (int)n, hop ? hop : "");
+	CHECK_STR(buf, hop_expected);
+}
+
+/* Sender-specified routing: Postfix's reject_unauth_destination relays it. */
+static void test_routed(void)
+{
+	check_routed("victim%foreign.com@pref.example.jp", "foreign.com");
+	check_routed("foreign.com!victim@pref.example.jp", "foreign.com");
+	check_routed("victim@foreign.com@pref.example.jp", "foreign.com");
+	check_routed("\"victim@foreign.com\"@pref.example.jp", "foreign.com");
+	check_routed("\"foreign.com!victim\"@pref.example.jp", "foreign.com");
+	check_routed("a%b%foreign.com@pref.example.jp", "foreign.com"); /* the rightmost % */
+	check_routed("a!b!victim@pref.example.jp", "a");                 /* the first hop */
+	check_routed("foreign.com!victim", "foreign.com");
+	check_routed("victim%@pref.example.jp", "");
+	check_routed("victim@pref.example.jp", NULL);
+	check_routed("v.i-c_t+i=m@pref.example.jp", NULL);
+	check_routed("postmaster", NULL);
+	check_routed("a@b%c.example", NULL);  /* the domain is no local part */
+	check_routed("", NULL);
+}
+
 /* The Emotet thread-hijack pattern: the display name claims another domain. */
 static void check_spoof(const char *from, const char *claimed_expected)
 {
@@ -224,6 +258,7 @@ int main(void)
 	RUN(test_over_long);
 	RUN(test_path);
 	RUN(test_domain);
+	RUN(test_routed);
 	RUN(test_spoof);
 	RUN(test_not_spoof);
 	RUN(test_spoof_claimed_bounded);

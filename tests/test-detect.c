@@ -123,6 +123,54 @@ static void test_display_spoof(void)
 	message_destroy(fx.msg);
 }
 
+/* Sender-specified routing (a local part holding @, % or !) is relaying in
+ * Postfix's reject_unauth_destination, whatever domain follows the last @;
+ * a trailing dot does not make a local domain foreign. */
+static void test_open_relay_routed(void)
+{
+	struct detect_config dc;
+	struct detect *d = make(&dc, "pref.example.jp", "10.0.0.0/8", "");
+	struct fixture fx = { 0 };
+	static const uint16_t ok[] = { 250 }, refused[] = { 550 };
+	static const char *routed[] = {
+		"victim%foreign.com@pref.example.jp", "foreign.com!victim@pref.example.jp",
+		"victim@foreign.com@pref.example.jp", "\"victim@foreign.com\"@pref.example.jp",
+		"a%b%foreign.com@pref.example.jp",
+	};
+	char client[32];
+	for (size_t i = 0; i < sizeof routed / sizeof routed[0]; i++) {
+		int before = nseen;
+		snprintf(client, sizeof client, "203.0.113.%zu", 10 + i);
+		/* refused: nothing relayed */
+		detect_record(d, fixture_build(&fx, client, "Subject: a\r\n", NULL, "s@x.org",
+					       &routed[i], refused, 1));
+		CHECK_INT(nseen, before);
+		detect_record(d, fixture_build(&fx, client, "Subject: a\r\n", NULL, "s@x.org",
+					       &routed[i], ok, 1));
+		CHECK_INT(nseen, before + 1);
+		if (nseen != before + 1)
+			continue;
+		CHECK_STR(seen_rule[before], "open_relay");
+		json_t *j = extra_of(before);
+		CHECK(j != NULL);
+		/* the evidence names where the sender routed it, not our domain */
+		json_t *doms = json_object_get(j, "rcpt_domains");
+		CHECK_INT(json_array_size(doms), 1);
+		CHECK_STR(json_string_value(json_array_get(doms, 0)), "foreign.com");
+		json_decref(j);
+	}
+	/* local recipients, one with the root's trailing dot */
+	static const char *local[] = { "x@pref.example.jp.", "x@mail.pref.example.jp.",
+				       "x@pref.example.jp" };
+	for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+		detect_record(d, fixture_build(&fx, "198.51.100.9", "Subject: a\r\n", NULL,
+					       "s@x.org", &local[i], ok, 1));
+		CHECK_INT(nseen, (int)(sizeof routed / sizeof routed[0]));
+	}
+	detect_destroy(d);
+	message_destroy(fx.msg);
+}
+
 /* Display names are decoded UTF-8: CJK brackets and spaces end the address. */
 static void test_display_spoof_cjk(void)
 {
@@ -190,6 +238,7 @@ int main(void)
 {
 	RUN(test_open_relay);
 	RUN(test_display_spoof);
+	RUN(test_open_relay_routed);
 	RUN(test_display_spoof_cjk);
 	RUN(test_rule_settings);
 	return TEST_EXIT();
