@@ -72,47 +72,59 @@ void jsonw_obj_end(struct jsonw *w) { close_(w, "}"); }
 void jsonw_arr_begin(struct jsonw *w) { open_(w, "["); }
 void jsonw_arr_end(struct jsonw *w) { close_(w, "]"); }
 
-static void str_body(struct jsonw *w, const char *s, size_t n)
+/* The string as JSON, its text between the quotes at most max bytes: cut
+ * before the plain byte, escape or UTF-8 sequence that would pass max, so
+ * never inside an escape or a sequence. */
+static void str_body(struct jsonw *w, const char *s, size_t n, size_t max)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	size_t room = max;
 	put(w, "\"", 1);
 	size_t i = 0;
 	while (i < n) {
 		size_t run = i;
 		/* copy runs of plain characters in one go */
-		while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+		while (run < n && run - i < room && p[run] >= 0x20 && p[run] < 0x80 &&
+		       p[run] != '"' && p[run] != '\\')
 			run++;
 		put(w, s + i, run - i);
+		room -= run - i;
 		i = run;
-		if (i >= n)
+		if (i >= n || room == 0)
 			break;
 		unsigned char c = p[i];
 		char esc[8];
+		size_t el, adv = 1;
 		if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
-			put(w, esc, 2);
-			i++;
+			el = 2;
 		} else if (c < 0x20) {
 			switch (c) {
-			case '\n': put(w, "\\n", 2); break;
-			case '\r': put(w, "\\r", 2); break;
-			case '\t': put(w, "\\t", 2); break;
+			case '\n': memcpy(esc, "\\n", 2); el = 2; break;
+			case '\r': memcpy(esc, "\\r", 2); el = 2; break;
+			case '\t': memcpy(esc, "\\t", 2); el = 2; break;
 			default:
 				snprintf(esc, sizeof esc, "\\u%04x", c);
-				put(w, esc, 6);
+				el = 6;
 			}
-			i++;
+		} else if ((adv = utf8_seq(p + i, n - i)) != 0) {
+			if (adv > room)
+				break;
+			put(w, s + i, adv);
+			room -= adv;
+			i += adv;
+			continue;
 		} else {
-			size_t l = utf8_seq(p + i, n - i);
-			if (l) {
-				put(w, s + i, l);
-				i += l;
-			} else {
-				put(w, "\\ufffd", 6); /* invalid byte: replaced, not dropped */
-				i++;
-			}
+			memcpy(esc, "\\ufffd", 6); /* invalid byte: replaced, not dropped */
+			el = 6;
+			adv = 1;
 		}
+		if (el > room)
+			break;
+		put(w, esc, el);
+		room -= el;
+		i += adv;
 	}
 	put(w, "\"", 1);
 }
@@ -120,7 +132,7 @@ static void str_body(struct jsonw *w, const char *s, size_t n)
 void jsonw_key(struct jsonw *w, const char *key)
 {
 	sep(w);
-	str_body(w, key, strlen(key));
+	str_body(w, key, strlen(key), SIZE_MAX);
 	put(w, ":", 1);
 	w->after_key = true;
 }
@@ -128,7 +140,22 @@ void jsonw_key(struct jsonw *w, const char *key)
 void jsonw_strn(struct jsonw *w, const char *s, size_t n)
 {
 	sep(w);
-	str_body(w, s, n);
+	str_body(w, s, n, SIZE_MAX);
+}
+
+void jsonw_strn_max(struct jsonw *w, const char *s, size_t n, size_t max)
+{
+	sep(w);
+	str_body(w, s, n, max);
+}
+
+void jsonw_str_max(struct jsonw *w, const char *s, size_t max)
+{
+	if (!s) {
+		jsonw_null(w);
+		return;
+	}
+	jsonw_strn_max(w, s, strlen(s), max);
 }
 
 void jsonw_str(struct jsonw *w, const char *s)
@@ -191,6 +218,19 @@ void jsonw_kuint(struct jsonw *w, const char *key, uint64_t v) { jsonw_key(w, ke
 void jsonw_kint(struct jsonw *w, const char *key, int64_t v) { jsonw_key(w, key); jsonw_int(w, v); }
 void jsonw_kbool(struct jsonw *w, const char *key, bool v) { jsonw_key(w, key); jsonw_bool(w, v); }
 void jsonw_kdouble(struct jsonw *w, const char *key, double v) { jsonw_key(w, key); jsonw_double(w, v); }
+
+void jsonw_kstr_max(struct jsonw *w, const char *key, const char *s, size_t max)
+{
+	jsonw_key(w, key);
+	jsonw_str_max(w, s, max);
+}
+
+void jsonw_rewind(struct jsonw *w, const struct jsonw *mark)
+{
+	*w = *mark;
+	if (w->cap)
+		w->buf[w->len] = 0;
+}
 
 const char *jsonw_result(struct jsonw *w)
 {

@@ -110,11 +110,73 @@ static void test_overflow_is_flagged(void)
 	CHECK_STR(jsonw_result(&w), "\"0123456789abc\"");
 }
 
+/* A capped string: for every cap, the text between the quotes is at most
+ * that long, parses, and is a prefix of the whole string, cut between
+ * characters (never inside \u0001, \\, a UTF-8 sequence or \ufffd). */
+static void test_str_max(void)
+{
+	static const char in[] = "a\x01\"\\\t会議\xff\x01z";
+	const char *whole = "a\x01\"\\\t会議\xef\xbf\xbd\x01z";
+	char buf[256];
+	for (size_t max = 0; max <= 40; max++) {
+		struct jsonw w;
+		jsonw_init(&w, buf, sizeof buf);
+		jsonw_strn_max(&w, in, sizeof in - 1, max);
+		CHECK(!w.overflow);
+		CHECK(strlen(jsonw_result(&w)) <= max + 2);
+		json_t *j = json_loads(jsonw_result(&w), JSON_DECODE_ANY, NULL);
+		CHECK(j != NULL && json_is_string(j));
+		if (!j) {
+			fprintf(stderr, "max %zu: not JSON: %s\n", max, jsonw_result(&w));
+			continue;
+		}
+		size_t n = json_string_length(j);
+		CHECK(strncmp(json_string_value(j), whole, n) == 0);
+		CHECK((whole[n] & 0xc0) != 0x80);          /* a character boundary */
+		if (max >= 32)                             /* the whole escaped text */
+			CHECK_STR(json_string_value(j), whole);
+		else
+			CHECK(n < strlen(whole));
+		json_decref(j);
+	}
+	struct jsonw w;
+	jsonw_init(&w, buf, sizeof buf);
+	jsonw_obj_begin(&w);
+	jsonw_kstr_max(&w, "n", NULL, 3);
+	jsonw_kstr_max(&w, "s", "abcdef", 3);
+	jsonw_obj_end(&w);
+	CHECK_STR(jsonw_result(&w), "{\"n\":null,\"s\":\"abc\"}");
+}
+
+/* A writer that ran out of room goes back to a mark and finishes there. */
+static void test_rewind(void)
+{
+	char buf[32];
+	struct jsonw w, mark;
+	jsonw_init(&w, buf, sizeof buf);
+	jsonw_obj_begin(&w);
+	jsonw_kuint(&w, "n", 7);
+	mark = w;
+	jsonw_key(&w, "a");
+	jsonw_arr_begin(&w);
+	jsonw_str(&w, "0123456789012345678901234567890123456789");
+	CHECK(w.overflow);
+	jsonw_rewind(&w, &mark);
+	CHECK(!w.overflow);
+	CHECK_STR(jsonw_result(&w), "{\"n\":7");
+	jsonw_kbool(&w, "truncated", true);
+	jsonw_obj_end(&w);
+	CHECK(!w.overflow);
+	CHECK_STR(jsonw_result(&w), "{\"n\":7,\"truncated\":true}");
+}
+
 int main(void)
 {
 	RUN(test_types_and_nesting);
 	RUN(test_every_byte);
 	RUN(test_valid_utf8_kept);
 	RUN(test_overflow_is_flagged);
+	RUN(test_str_max);
+	RUN(test_rewind);
 	return TEST_EXIT();
 }
