@@ -249,6 +249,7 @@ struct detect {
 	uint32_t mask;
 	struct detect_stats st;
 	char extra[8192];
+	struct jsonw extra_mark;        /* the evidence kept if extra overflows */
 };
 
 static uint64_t hkey(int kind, const char *a, const char *b)
@@ -421,6 +422,13 @@ static void fire(struct detect *d, const struct fire *f, struct jsonw *extra)
 	uint64_t key = hkey(1000 + f->rule, counters_entity_type_name(f->etype), f->entity);
 	if (!cool_pass(d, key, f->ts_us, f->value, &escalated))
 		return;
+	if (extra->overflow) {
+		/* cut JSON is no JSON: keep the evidence written before the long
+		 * fields (extra_mark) and say the rest is missing */
+		jsonw_rewind(extra, &d->extra_mark);
+		jsonw_kbool(extra, "truncated", true);
+		d->st.extra_truncated++;
+	}
 	if (escalated)
 		jsonw_kbool(extra, "escalated", true);
 	jsonw_obj_end(extra);
@@ -449,6 +457,18 @@ static void fire(struct detect *d, const struct fire *f, struct jsonw *extra)
 	d->fn(d->ctx, &a);
 }
 
+/* Bytes of JSON text per string in an alert's evidence. Strings from the
+ * wire are bounded in bytes, but escaping makes a control byte six
+ * (\u0001): 16 attachment names of 255 such bytes are 24 KB. Capped, every
+ * rule's evidence fits extra[]: open_relay's, the largest (20 domains, MAIL
+ * FROM, HELO, last reply), stays under 6.5 KB; display_spoof's under 5.5 KB. */
+#define EXTRA_STR_MAX 256
+
+static void extra_kstr(struct jsonw *w, const char *key, const char *s)
+{
+	jsonw_kstr_max(w, key, s, EXTRA_STR_MAX);
+}
+
 /* An account name (or a mail address that is one) for the evidence: its
  * pseudonym under [privacy] pseudonymize, as in the keys and the entity. */
 static void jsonw_kaccount(struct detect *d, struct jsonw *w, const char *key, const char *name)
@@ -456,9 +476,9 @@ static void jsonw_kaccount(struct detect *d, struct jsonw *w, const char *key, c
 	if (name && *name && d->ctr && counters_pseudonymizing(d->ctr)) {
 		char p[COUNTERS_ID_MAX + 1];
 		counters_entity_id(d->ctr, ENT_ACCOUNT, name, p, sizeof p);
-		jsonw_kstr(w, key, p);
+		extra_kstr(w, key, p);
 	} else {
-		jsonw_kstr(w, key, name);
+		extra_kstr(w, key, name);
 	}
 }
 
@@ -471,6 +491,15 @@ static void extra_begin(struct detect *d, struct jsonw *w)
 {
 	jsonw_init(w, d->extra, sizeof d->extra);
 	jsonw_obj_begin(w);
+	d->extra_mark = *w;
+}
+
+/* What is written so far is kept if the rest overflows (see fire()): a
+ * rule writes its counts and short fields first, then marks, then its lists
+ * and headers as sent. */
+static void extra_mark(struct detect *d, const struct jsonw *w)
+{
+	d->extra_mark = *w;
 }
 
 static uint64_t minus1(uint64_t v)
@@ -523,29 +552,36 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 		return;
 	unsigned foreign = 0;
 	uint16_t code = 0;
-	struct jsonw w;
-	extra_begin(d, &w);
-	jsonw_kstr(&w, "client", r->orig_h);
-	jsonw_kaccount(d, &w, "mailfrom", t->mailfrom);
-	jsonw_key(&w, "rcpt_domains");
-	jsonw_arr_begin(&w);
+	const char *dom;
+	size_t dn;
 	for (unsigned i = 0; i < t->n_rcpt; i++) {
-		const char *dom;
-		size_t dn;
 		if (t->rcpt_code[i] >= 200 && t->rcpt_code[i] < 300 &&
 		    rcpt_foreign(d, t->rcpt[i], &dom, &dn)) {
-			if (foreign++ < 20)
-				jsonw_strn(&w, dom, dn);
+			foreign++;
 			code = t->rcpt_code[i];
 		}
 	}
-	jsonw_arr_end(&w);
 	if (!foreign)
 		return;
+	struct jsonw w;
+	extra_begin(d, &w);
+	extra_kstr(&w, "client", r->orig_h);
+	jsonw_kaccount(d, &w, "mailfrom", t->mailfrom);
 	jsonw_kuint(&w, "foreign_rcpts", foreign);
 	jsonw_kuint(&w, "rcpt_reply_code", code);
-	jsonw_kstr(&w, "last_reply", t->last_reply);
-	jsonw_kstr(&w, "helo", t->helo);
+	extra_mark(d, &w);
+	jsonw_key(&w, "rcpt_domains");
+	jsonw_arr_begin(&w);
+	for (unsigned i = 0, n = 0; i < t->n_rcpt && n < 20; i++) {
+		if (t->rcpt_code[i] >= 200 && t->rcpt_code[i] < 300 &&
+		    rcpt_foreign(d, t->rcpt[i], &dom, &dn)) {
+			jsonw_strn_max(&w, dom, dn, EXTRA_STR_MAX);
+			n++;
+		}
+	}
+	jsonw_arr_end(&w);
+	extra_kstr(&w, "last_reply", t->last_reply);
+	extra_kstr(&w, "helo", t->helo);
 	struct counters_view v;
 	view(d, ENT_CLIENT, r->orig_h, r->ts_us, &v);
 	char ips[64];
@@ -574,18 +610,19 @@ static void rule_display_spoof(struct detect *d, const struct rw_record *r)
 	const char *entity = r->account[0] ? r->account : r->from_addr;
 	struct jsonw w;
 	extra_begin(d, &w);
-	/* the header as sent names the sender: not under pseudonymisation */
-	if (!pseudonymizing(d))
-		jsonw_kstr(&w, "from", r->msg ? r->msg->from : NULL);
-	jsonw_kstr(&w, "claimed", r->spoof_claimed);
+	extra_kstr(&w, "claimed", r->spoof_claimed);
 	jsonw_kaccount(d, &w, "actual", r->from_addr);
 	jsonw_kbool(&w, "protected_domain", protected);
 	jsonw_kbool(&w, "fake_reply", r->fake_reply);
+	extra_mark(d, &w);
+	/* the header as sent names the sender: not under pseudonymisation */
+	if (!pseudonymizing(d))
+		extra_kstr(&w, "from", r->msg ? r->msg->from : NULL);
 	if (r->msg && r->msg->n_attachments) {
 		jsonw_key(&w, "attachments");
 		jsonw_arr_begin(&w);
 		for (unsigned i = 0; i < r->msg->n_attachments; i++)
-			jsonw_str(&w, r->msg->attachments[i]);
+			jsonw_str_max(&w, r->msg->attachments[i], EXTRA_STR_MAX);
 		jsonw_arr_end(&w);
 	}
 	struct counters_view v;
@@ -669,7 +706,8 @@ static void rule_fingerprint_burst(struct detect *d, const struct rw_record *r,
 	jsonw_kuint(&je, "fake_reply", v->v[W_10M][F_FAKE_REPLY]);
 	jsonw_kuint(&je, "rcpts", v->v[W_10M][F_RCPTS]);
 	jsonw_kuint(&je, "rcpt_domains", v->distinct[W_10M][H_RDOM]);
-	jsonw_kstr(&je, "subject_raw", r->msg->subject_raw);
+	extra_mark(d, &je);
+	extra_kstr(&je, "subject_raw", r->msg->subject_raw);
 	struct fire f = {
 		.rule = RULE_FINGERPRINT_BURST,
 		.severity = 2 * v->v[W_10M][F_FAKE_REPLY] >= msgs ? "critical" : "high",
@@ -693,9 +731,9 @@ static bool rule_random_subjects(struct detect *d, const struct rw_record *r, en
 	extra_begin(d, &je);
 	jsonw_kuint(&je, "gibberish", v->v[W_10M][F_GIB]);
 	jsonw_kuint(&je, "msgs", v->v[W_10M][F_MSGS]);
-	jsonw_kstr(&je, "shape", r->shape);
+	extra_kstr(&je, "shape", r->shape);
 	jsonw_kaccount(d, &je, "account", r->account);
-	jsonw_kstr(&je, "client", r->orig_h);
+	extra_kstr(&je, "client", r->orig_h);
 	struct fire f = {
 		.rule = RULE_RANDOM_SUBJECT_FLOOD, .severity = "high",
 		.etype = t, .entity = id, .window = "10m",
@@ -719,7 +757,7 @@ static bool rule_rejects(struct detect *d, const struct rw_record *r, enum entit
 	extra_begin(d, &je);
 	jsonw_kuint(&je, "rcpts_rejected", v->v[W_10M][F_RCPTS_REJ]);
 	jsonw_kuint(&je, "rcpts_accepted", v->v[W_10M][F_RCPTS]);
-	jsonw_kstr(&je, "last_reply", r->txn->last_reply);
+	extra_kstr(&je, "last_reply", r->txn->last_reply);
 	struct fire f = {
 		.rule = RULE_RECIPIENT_REJECTS, .severity = "medium",
 		.etype = t, .entity = id, .window = "10m",
@@ -792,7 +830,7 @@ void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const cha
 		if (!user || !*user || fails < p[P2])
 			return;
 		extra_begin(d, &je);
-		jsonw_kstr(&je, "client", client);
+		extra_kstr(&je, "client", client);
 		jsonw_kuint(&je, "failures", fails);
 		jsonw_kuint(&je, "accounts_tried", tried);
 		jsonw_kaccount(d, &je, "account", user);

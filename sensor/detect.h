@@ -63,6 +63,7 @@ struct detect_stats {
 	uint64_t fired[RULE_COUNT];
 	uint64_t suppressed;      /* inside a cooldown */
 	uint64_t escalated;
+	uint64_t extra_truncated; /* evidence over its buffer, cut back (never expected) */
 };
 
 struct detect;

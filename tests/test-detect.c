@@ -202,6 +202,79 @@ static void test_display_spoof_cjk(void)
 	message_destroy(fx.msg);
 }
 
+/* Every string in an alert's evidence is capped (256 bytes of JSON text),
+ * and the evidence is JSON whatever the wire put into it: escaping makes a
+ * control character six bytes (\u0001), so bounded input grew past the
+ * buffer and the cut was no JSON. */
+static void test_extra_bounded(void)
+{
+	struct detect_config dc;
+	struct detect *d = make(&dc, "pref.example.jp", "", "s-kantan.jp");
+	struct fixture fx = { 0 };
+	static const uint16_t ok[SMTP_RCPT_KEEP_MAX] = { 250, 250, 250, 250, 250, 250, 250,
+		250, 250, 250, 250, 250, 250, 250, 250, 250, 250, 250, 250, 250, 250, 250 };
+	static char body[32 * 1024], from[1200];
+	size_t n = 0;
+	/* 16 attachment names (MESSAGE_ATTACH_KEEP_MAX) of 250 bytes of 0x01 */
+	for (int i = 0; i < 16; i++) {
+		n += (size_t)snprintf(body + n, sizeof body - n,
+			"--b\r\nContent-Type: application/octet-stream\r\n"
+			"Content-Disposition: attachment;\r\n filename*=UTF-8''");
+		for (int k = 0; k < 250; k++)
+			n += (size_t)snprintf(body + n, sizeof body - n, "%%01");
+		n += (size_t)snprintf(body + n, sizeof body - n, "\r\n\r\nx\r\n");
+	}
+	snprintf(body + n, sizeof body - n, "--b--\r\n");
+	fx.body = body;
+	/* a From of tabs and quotes around the claimed address */
+	n = (size_t)snprintf(from, sizeof from, "From: \"helpdesk@s-kantan.jp ");
+	for (; n < 900; n++)
+		from[n] = n % 2 ? '\t' : '\\';
+	snprintf(from + n, sizeof from - n, "\" <attacker@elsewhere.com>\r\n"
+		 "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n");
+	detect_record(d, fixture_build(&fx, "10.1.2.3", from, "a@x.jp", "attacker@elsewhere.com",
+				       foreign, ok, 1));
+	CHECK_INT(nseen, 1);
+	json_t *j = extra_of(0);
+	CHECK(j != NULL);
+	CHECK_STR(extra_str(j, "claimed"), "helpdesk@s-kantan.jp");
+	CHECK(json_is_true(json_object_get(j, "protected_domain")));
+	json_t *att = json_object_get(j, "attachments");
+	CHECK_INT(json_array_size(att), 16);
+	for (size_t i = 0; i < json_array_size(att); i++)
+		CHECK(json_string_length(json_array_get(att, i)) > 0 &&
+		      json_string_length(json_array_get(att, i)) <= 256 / 6);
+	CHECK(extra_str(j, "from") && strlen(extra_str(j, "from")) <= 256);
+	CHECK(json_object_get(j, "truncated") == NULL);  /* capped, it all fits */
+	json_decref(j);
+
+	/* open_relay: 22 foreign recipients, 20 of their domains listed, each
+	 * ~300 bytes of control characters */
+	static char dom[22][SMTP_PATH_MAX];
+	static const char *rcpt[22];
+	for (int i = 0; i < 22; i++) {
+		n = (size_t)snprintf(dom[i], sizeof dom[i], "v@");
+		for (; n < 300; n++)
+			dom[i][n] = (char)(1 + (n + (size_t)i) % 30);
+		dom[i][n] = 0;
+		rcpt[i] = dom[i];
+	}
+	fx.body = NULL;
+	detect_record(d, fixture_build(&fx, "203.0.113.7", "Subject: a\r\n", NULL, "s@x.org",
+				       rcpt, ok, 22));
+	CHECK_INT(nseen, 2);
+	CHECK_STR(seen_rule[1], "open_relay");
+	j = extra_of(1);
+	CHECK(j != NULL);
+	CHECK_INT(json_integer_value(json_object_get(j, "foreign_rcpts")), 22);
+	CHECK_INT(json_array_size(json_object_get(j, "rcpt_domains")), 20);
+	CHECK(json_object_get(j, "truncated") == NULL);
+	json_decref(j);
+	CHECK_INT(detect_get_stats(d)->extra_truncated, 0);
+	detect_destroy(d);
+	message_destroy(fx.msg);
+}
+
 static void test_rule_settings(void)
 {
 	struct detect_config dc;
@@ -240,6 +313,7 @@ int main(void)
 	RUN(test_display_spoof);
 	RUN(test_open_relay_routed);
 	RUN(test_display_spoof_cjk);
+	RUN(test_extra_bounded);
 	RUN(test_rule_settings);
 	return TEST_EXIT();
 }
