@@ -17,7 +17,14 @@
   alert and account_burst name the same (lower-case) account, and the
   guessing counts one account tried.
   The history is made by shifting the real capture in time (editcap).
+- what the wire puts into the evidence (a capture written with
+  tests/flood/pcapw.py): recipients with sender-specified routing are
+  relayed, a local domain with a trailing dot is not; CJK brackets and an
+  ideographic comma end a display name's address; 16 attachment names of
+  control characters leave every --alerts-json line and every extra in the
+  stream valid JSON.
 """
+import base64
 import json
 import os
 import re
@@ -27,6 +34,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "flood"))
+import floods  # noqa: E402
 import pcapw  # noqa: E402
 import rwtest  # noqa: E402
 
@@ -235,6 +243,92 @@ def test_auth_user_case(c, tmp):
            len(ents) == 2 and ents[0] == ents[1] and ents[0].startswith("h:"))
 
 
+def wire_evidence_pcap(path):
+    """One session per case, each from its own client, a second apart."""
+    lw = floods.ListWriter()
+    names = b"".join(
+        b"--b\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Disposition: attachment;\r\n filename*=UTF-8''" + b"%01" * 250 +
+        b"\r\n\r\nx\r\n" for _ in range(16)) + b"--b--\r\n"
+    mime = b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n"
+    comma = base64.b64encode("yamada@pref.example.jp、山田太郎".encode()).decode()
+    cases = [
+        ("203.0.113.50", b"s@x.org", b"victim%foreign.com@pref.example.jp", None),
+        ("203.0.113.51", b"s@x.org", b"foreign.com!victim@pref.example.jp", None),
+        ("203.0.113.52", b"s@x.org", b"victim@foreign.com@pref.example.jp", None),
+        ("203.0.113.53", b"s@x.org", b"x@pref.example.jp.", None),
+        ("10.1.2.30", b"attacker@elsewhere.com", b"soumu@pref.example.jp",
+         floods.message(b"invoice", frm="\"【helpdesk@s-kantan.example.jp】\" "
+                        "<attacker@elsewhere.com>".encode())),
+        ("10.1.2.31", b"yamada@pref.example.jp", b"soumu@pref.example.jp",
+         floods.message(b"minutes", frm=("=?UTF-8?B?%s?= <yamada@pref.example.jp>" %
+                                         comma).encode())),
+        ("10.1.2.32", b"spoofer@elsewhere.org", b"soumu@pref.example.jp",
+         floods.message(b"RE: files", mime, names,
+                        frm=b"\"helpdesk@s-kantan.example.jp\" <spoofer@elsewhere.org>")),
+    ]
+    for i, (client, mailfrom, rcpt, content) in enumerate(cases):
+        s = pcapw.TcpSession(lw, (client, 40000 + i), ("10.1.0.25", 25),
+                             ts_us=floods.T0 + i * 1000000, step_us=1000)
+        s.handshake()
+        floods.transaction(s, mailfrom, [rcpt], content or floods.message(b"hello"))
+        s.client(b"QUIT\r\n")
+        s.server(b"221 2.0.0 Bye\r\n")
+        s.close()
+    w = pcapw.PcapWriter(path)
+    for ts, frame in sorted(lw.frames, key=lambda x: x[0]):
+        w.frame(ts, frame)
+    w.close()
+
+
+def test_wire_evidence(c, tmp):
+    pcap = os.path.join(tmp, "wire-evidence.pcap")
+    wire_evidence_pcap(pcap)
+    conf = os.path.join(tmp, "c.conf")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    out = os.path.join(tmp, "alerts.json")
+    with rwtest.RedisServer() as redis:
+        p = rwtest.run(["-r", pcap, "-c", conf, "--redis", redis.url, "--alerts-json", out],
+                       check=False)
+        c.eq("wire evidence: exit", p.returncode, 0)
+        alerts, bad = [], []
+        with open(out) as f:
+            for line in f:
+                try:
+                    alerts.append(json.loads(line))
+                except ValueError:
+                    bad.append(line[:120])
+        c.eq("every --alerts-json line is JSON", bad, [])
+        stream = stream_entries(redis)
+        bad = []
+        for e in stream:
+            try:
+                json.loads(e["extra"])
+            except ValueError:
+                bad.append(e["extra"][:120])
+        c.eq("every extra in the stream is JSON", bad, [])
+        c.eq("the stream holds each alert", len(stream), len(alerts))
+    c.eq("routed recipients are relayed; a trailing dot is the local domain",
+         [(a["entity"], a["severity"], a["extra"]["rcpt_domains"])
+          for a in alerts if a["rule"] == "open_relay"],
+         [("203.0.113.50", "high", ["foreign.com"]), ("203.0.113.51", "high", ["foreign.com"]),
+          ("203.0.113.52", "high", ["foreign.com"])])
+    spoof = [a for a in alerts if a["rule"] == "display_spoof"]
+    c.eq("display_spoof: 【】 around a protected address; not the sender's own address",
+         [(a["entity"], a["severity"], a["extra"]["claimed"], a["extra"]["protected_domain"])
+          for a in spoof],
+         [("attacker@elsewhere.com", "high", "helpdesk@s-kantan.example.jp", True),
+          ("spoofer@elsewhere.org", "high", "helpdesk@s-kantan.example.jp", True)])
+    if len(spoof) == 2:
+        names = spoof[1]["extra"].get("attachments", [])
+        c.eq("16 attachment names of control characters, each cut",
+             (len(names), all(0 < len(n) <= 256 // 6 and set(n) == {"\x01"} for n in names)),
+             (16, True))
+    c.eq("other rules stay quiet", sorted({a["rule"] for a in alerts}),
+         ["display_spoof", "open_relay"])
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -242,6 +336,7 @@ def main():
         test_tuned_rules(c, tmp)
         test_dedup_and_escalation(c, tmp)
         test_baseline(c, tmp)
+        test_wire_evidence(c, tmp)
     c.done()
 
 
