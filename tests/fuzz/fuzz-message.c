@@ -2,7 +2,7 @@
  * in pseudo-random splits, message_gap() and message_finish(); then the header
  * values it kept (and the raw first lines of the input) through
  * rfc2047_decode(), rfc2047_convert(), utf8_sanitize(), address_parse_mailbox(),
- * address_display_spoof() and address_from_path().
+ * address_display_spoof(), address_from_path() and address_routed().
  *
  * Input format (tests/fuzz/README.md):
  *   byte 0   seed of the split points
@@ -173,6 +173,11 @@ static void check_mailbox(const char *v, size_t n, uint64_t *rng)
 	bool got = address_from_path(v, n, path, psz);
 	FUZZ_CHECK(memchr(path, 0, psz) != NULL);
 	FUZZ_CHECK(!got || path[0]);
+	/* the next hop of a routed recipient lies in its local part */
+	const char *hop = NULL;
+	size_t hl = 0;
+	if (got && address_routed(path, &hop, &hl))
+		FUZZ_CHECK(hop >= path && hop + hl <= address_domain(path));
 }
 
 static void run(const char *c, size_t n, int mode, uint64_t rng, uint64_t gap,
