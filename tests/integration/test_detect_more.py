@@ -11,12 +11,12 @@
   and three newsletters within ten minutes (180 recipients: over the 100
   floor, under 10x its baseline) raise nothing — while the same three from
   an account without history raise account_burst at the crossing message.
+  The history is made by shifting the real capture in time (editcap).
 - an alert names the client addresses behind its entity, IPv4 and IPv6.
 - an AUTH user is one account whatever its case: guessed as "Admin@..."
   and "admin@...", then used as "ADMIN@...", the success-after-failures
   alert and account_burst name the same (lower-case) account, and the
   guessing counts one account tried.
-  The history is made by shifting the real capture in time (editcap).
 - what the wire puts into the evidence (a capture written with
   tests/flood/pcapw.py): recipients with sender-specified routing are
   relayed, a local domain with a trailing dot is not; CJK brackets and an
