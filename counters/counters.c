@@ -703,8 +703,8 @@ bool counters_alert(struct counters *c, const struct counters_alert *a)
 	/* EVALSHA sha 3 cool stream stats cooldown value maxlen rule severity fv... */
 	int argc = 4 + 3 + 5 + NFV;
 	char cool_key[COUNTERS_ID_MAX * 2 + 128];
-	snprintf(cool_key, sizeof cool_key, "%s{alerts}:cool:%s:%s:%s", c->prefix, a->rule,
-		 a->entity_type, a->entity);
+	snprintf(cool_key, sizeof cool_key, "%s{alerts}:cool:%s:%s:%s:%s:%s", c->prefix, a->rule,
+		 a->measure ? a->measure : "value", a->window, a->entity_type, a->entity);
 	char stream[96], stats[96];
 	snprintf(stream, sizeof stream, "%salerts", c->prefix);
 	snprintf(stats, sizeof stats, "%sstats", c->prefix);

@@ -80,6 +80,11 @@ struct counters_view {
 struct counters_alert {
 	double ts;
 	const char *rule, *severity, *entity_type, *entity, *window;
+	/* What value counts ("failures", "accounts_tried", "rcpts"...): with the
+	 * rule, the window and the entity, the cooldown's identity (SCHEMA.md,
+	 * P{alerts}:cool:...), so that a rule measuring two things escalates each
+	 * against itself. Not a field of the stream. NULL: "value". */
+	const char *measure;
 	double value, threshold;
 	double baseline;                  /* < 0: none */
 	double first_seen;

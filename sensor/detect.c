@@ -409,6 +409,7 @@ struct fire {
 	enum entity_type etype;
 	const char *entity;        /* raw; pseudonymised for the alert by the counters */
 	const char *window;
+	const char *measure;       /* what value counts: see struct counters_alert */
 	double value, threshold, baseline;
 	uint64_t ts_us, first_us;
 	uint64_t before;
@@ -416,10 +417,20 @@ struct fire {
 	const char *ips;
 };
 
+/* The cooldown's identity, as alert.lua's key: (rule, measure, window,
+ * entity type, entity). One rule may measure different things (failures or
+ * accounts tried; 10 minutes or 1 hour): each escalates against itself. */
+static uint64_t cool_key(const struct fire *f)
+{
+	char what[96];
+	snprintf(what, sizeof what, "%s:%s", f->measure, f->window);
+	return hkey(1000 + (int)f->rule * ENT_TYPE_COUNT + (int)f->etype, what, f->entity);
+}
+
 static void fire(struct detect *d, const struct fire *f, struct jsonw *extra)
 {
 	bool escalated;
-	uint64_t key = hkey(1000 + f->rule, counters_entity_type_name(f->etype), f->entity);
+	uint64_t key = cool_key(f);
 	if (!cool_pass(d, key, f->ts_us, f->value, &escalated))
 		return;
 	if (extra->overflow) {
@@ -444,6 +455,7 @@ static void fire(struct detect *d, const struct fire *f, struct jsonw *extra)
 		.entity_type = counters_entity_type_name(f->etype),
 		.entity = entity,
 		.window = f->window,
+		.measure = f->measure,
 		.value = f->value,
 		.threshold = f->threshold,
 		.baseline = f->baseline,
@@ -591,7 +603,7 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 		.severity = r->fake_reply ? "critical" : "high",
 		/* one relayed message: a per-message count must not "escalate" */
 		.etype = ENT_CLIENT, .entity = r->orig_h, .window = "message",
-		.value = 1, .threshold = 1, .baseline = -1,
+		.measure = "relayed", .value = 1, .threshold = 1, .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v.first_seen_us,
 		.before = minus1(v.v[W_10M][F_MSGS]),
 		.subject = r->msg ? r->msg->subject : NULL, .ips = r->orig_h,
@@ -630,7 +642,7 @@ static void rule_display_spoof(struct detect *d, const struct rw_record *r)
 	struct fire f = {
 		.rule = RULE_DISPLAY_SPOOF, .severity = protected ? "high" : "medium",
 		.etype = ENT_ACCOUNT, .entity = entity, .window = "message",
-		.value = 1, .threshold = 1, .baseline = -1,
+		.measure = "spoofed", .value = 1, .threshold = 1, .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v.first_seen_us,
 		.before = minus1(v.v[W_10M][F_MSGS]),
 		.subject = r->msg ? r->msg->subject : NULL, .ips = r->orig_h,
@@ -672,7 +684,7 @@ static void rule_account_burst(struct detect *d, const struct rw_record *r,
 		.rule = RULE_ACCOUNT_BURST,
 		.severity = v->v[w][F_FAKE_REPLY] ? "critical" : "high",
 		.etype = ENT_ACCOUNT, .entity = r->account, .window = w == W_10M ? "10m" : "1h",
-		.value = (double)v->v[w][F_RCPTS], .threshold = w == W_10M ? p[P0] : p[P1],
+		.measure = "rcpts", .value = (double)v->v[w][F_RCPTS], .threshold = w == W_10M ? p[P0] : p[P1],
 		.baseline = v->base_learned ? v->base_rcpts : -1,
 		.ts_us = r->ts_us, .first_us = v->first_seen_us,
 		.before = minus1(v->v[w][F_MSGS]),
@@ -712,7 +724,7 @@ static void rule_fingerprint_burst(struct detect *d, const struct rw_record *r,
 		.rule = RULE_FINGERPRINT_BURST,
 		.severity = 2 * v->v[W_10M][F_FAKE_REPLY] >= msgs ? "critical" : "high",
 		.etype = ENT_FP, .entity = r->fingerprint, .window = "10m",
-		.value = (double)msgs, .threshold = p[P0], .baseline = -1,
+		.measure = "msgs", .value = (double)msgs, .threshold = p[P0], .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v->first_seen_us, .before = minus1(msgs),
 		.subject = r->msg->subject, .ips = ips,
 	};
@@ -736,7 +748,7 @@ static bool rule_random_subjects(struct detect *d, const struct rw_record *r, en
 	extra_kstr(&je, "client", r->orig_h);
 	struct fire f = {
 		.rule = RULE_RANDOM_SUBJECT_FLOOD, .severity = "high",
-		.etype = t, .entity = id, .window = "10m",
+		.etype = t, .entity = id, .window = "10m", .measure = "gibberish",
 		.value = (double)v->v[W_10M][F_GIB], .threshold = p[P0], .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v->first_seen_us,
 		.before = minus1(v->v[W_10M][F_MSGS]),
@@ -760,7 +772,7 @@ static bool rule_rejects(struct detect *d, const struct rw_record *r, enum entit
 	extra_kstr(&je, "last_reply", r->txn->last_reply);
 	struct fire f = {
 		.rule = RULE_RECIPIENT_REJECTS, .severity = "medium",
-		.etype = t, .entity = id, .window = "10m",
+		.etype = t, .entity = id, .window = "10m", .measure = "rcpts_rejected",
 		.value = (double)v->v[W_10M][F_RCPTS_REJ], .threshold = p[P0], .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v->first_seen_us,
 		.before = minus1(v->v[W_10M][F_MSGS]),
@@ -837,7 +849,7 @@ void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const cha
 		struct fire f = {
 			.rule = RULE_AUTH_FAILURES, .severity = "critical",
 			.etype = ENT_ACCOUNT, .entity = user, .window = "10m",
-			.value = (double)fails, .threshold = p[P2], .baseline = -1,
+			.measure = "failures", .value = (double)fails, .threshold = p[P2], .baseline = -1,
 			.ts_us = ts_us, .first_us = v.first_seen_us, .before = fails,
 			.ips = client,
 		};
@@ -854,6 +866,7 @@ void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const cha
 	struct fire f = {
 		.rule = RULE_AUTH_FAILURES, .severity = "medium",
 		.etype = ENT_CLIENT, .entity = client, .window = "10m",
+		.measure = by_fails ? "failures" : "accounts_tried",
 		.value = by_fails ? (double)fails : (double)tried,
 		.threshold = by_fails ? p[P0] : p[P1], .baseline = -1,
 		.ts_us = ts_us, .first_us = v.first_seen_us, .before = minus1(fails),
@@ -884,6 +897,7 @@ void detect_session(struct detect *d, uint64_t ts_us, const char *client, bool t
 	struct fire f = {
 		.rule = RULE_TLS_BLIND_BURST, .severity = "medium",
 		.etype = ENT_CLIENT, .entity = client, .window = "10m",
+		.measure = by_sess ? "tls_sessions" : "tls_bytes",
 		.value = by_sess ? (double)sess : (double)bytes,
 		.threshold = by_sess ? p[P0] : p[P1],
 		.baseline = v.base_learned ? v.base_tls_sessions : -1,

@@ -6,9 +6,11 @@
  * rules (open_relay, display_spoof) need no counters; with --redis none the
  * counting rules are off.
  *
- * One alert per (rule, entity) per cooldown, in packet time; a new one when
- * the value has doubled since (escalation). The stream deduplicates again
- * across sensors (counters/lua/alert.lua).
+ * One alert per (rule, measure, entity) per cooldown, in packet time; a new
+ * one when the value has doubled since (escalation). A rule that measures two
+ * things (auth_failures: failures or accounts tried; tls_blind_burst:
+ * sessions or bytes; account_burst: 10 minutes or 1 hour) has a cooldown for
+ * each. The stream deduplicates again across sensors (counters/lua/alert.lua).
  *
  * Alerts leave through the callback; the struct and its strings are borrowed
  * until it returns. */

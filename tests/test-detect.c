@@ -1,5 +1,7 @@
 /* test-detect.c — sensor/detect.c's per-message rules, which need no
- * counters (open_relay, display_spoof), and the configuration of rules. */
+ * counters (open_relay, display_spoof), the configuration of rules, and the
+ * cooldowns of the counting rules (on the local counts of a counters whose
+ * Redis is never reachable). */
 #include "testlib.h"
 
 #include <jansson.h>
@@ -8,16 +10,20 @@
 #include "fixture-record.h"
 
 static struct counters_alert seen[16];
-static char seen_rule[16][32], seen_sev[16][16], seen_entity[16][128];
+static char seen_rule[16][32], seen_sev[16][16], seen_entity[16][128], seen_window[16][16];
 static char seen_extra[16][16384];
 static int nseen;
 
+/* The strings of an alert are borrowed: keep copies. */
 static void on_alert(void *ctx, const struct counters_alert *a)
 {
 	(void)ctx;
+	if (nseen >= 16)
+		abort();
 	snprintf(seen_rule[nseen], sizeof seen_rule[0], "%s", a->rule);
 	snprintf(seen_sev[nseen], sizeof seen_sev[0], "%s", a->severity);
 	snprintf(seen_entity[nseen], sizeof seen_entity[0], "%s", a->entity);
+	snprintf(seen_window[nseen], sizeof seen_window[0], "%s", a->window);
 	snprintf(seen_extra[nseen], sizeof seen_extra[0], "%s", a->extra ? a->extra : "");
 	seen[nseen++] = *a;
 }
@@ -40,6 +46,11 @@ static json_t *extra_of(int i)
 static const char *extra_str(json_t *j, const char *key)
 {
 	return json_string_value(json_object_get(j, key));
+}
+
+static bool escalated(int i)
+{
+	return strstr(seen_extra[i], "\"escalated\":true") != NULL;
 }
 
 static struct detect *make(struct detect_config *dc, const char *local, const char *trusted,
@@ -307,6 +318,159 @@ static void test_rule_settings(void)
 	}
 }
 
+/* A counters that never reaches Redis: its view is this sensor's own
+ * deltas, exactly, which is all the counting rules need here. */
+static struct counters *offline_counters(void)
+{
+	char err[256];
+	struct counters_config cc = {
+		.url = "unix:///nonexistent/relaywatch-test-detect.sock",
+		.sensor_name = "test", .flush_interval_s = 1, .max_pending = 10000,
+		.stream_maxlen = 1000, .cooldown_s = 3600,
+	};
+	struct counters *c = counters_create(&cc, err, sizeof err);
+	CHECK(c != NULL);
+	return c;
+}
+
+static struct detect *make_counting(struct detect_config *dc, struct counters *c,
+				    const struct rw_rule_kv *kv, unsigned nkv)
+{
+	char err[256];
+	struct rw_options o;
+	memset(&o, 0, sizeof o);
+	o.alert_cooldown = 3600;
+	memcpy(o.rules, kv, nkv * sizeof *kv);
+	o.n_rules = nkv;
+	CHECK_INT(detect_config_load(dc, &o, err, sizeof err), 0);
+	nseen = 0;
+	return detect_create(dc, c, on_alert, NULL);
+}
+
+#define T0 1700000000000000ull
+
+static void auth_fail(struct detect *d, struct counters *c, uint64_t *ts, const char *user)
+{
+	*ts += 1000000;
+	counters_auth(c, *ts, "198.51.100.23", user, false);
+	detect_auth(d, *ts, "198.51.100.23", user, false);
+}
+
+/* auth_failures measures either failures or accounts tried: each escalates
+ * against itself. Four failures for a, one each for b..e (5 accounts: the
+ * first alert, value 5), two more for a (10 failures): a new alert on the
+ * failures, not an "escalation" of the accounts. */
+static void test_cooldown_per_measure_auth(void)
+{
+	struct detect_config dc;
+	struct counters *c = offline_counters();
+	struct detect *d = make_counting(&dc, c, NULL, 0);
+	uint64_t ts = T0;
+	static const char *const seq[] = { "a", "a", "a", "a", "b", "c", "d", "e", "a" };
+	for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++)
+		auth_fail(d, c, &ts, seq[i]);
+	CHECK_INT(nseen, 1);
+	CHECK(seen[0].value == 5);               /* accounts tried */
+	CHECK(!escalated(0));
+	auth_fail(d, c, &ts, "a");
+	CHECK_INT(nseen, 2);
+	CHECK(seen[1].value == 10);              /* failures */
+	CHECK(!escalated(1));
+	CHECK_INT(detect_get_stats(d)->escalated, 0);
+	detect_destroy(d);
+
+	/* failures_10m = 8: the failures' first alert (8) is below twice the
+	 * accounts' (5), and was taken for a repeat of it */
+	struct rw_rule_kv kv[] = { { "auth_failures", "failures_10m", "8", "t.conf:1" } };
+	d = make_counting(&dc, c, kv, 1);
+	ts += 3600 * 1000000ull;                 /* a new 10 minutes */
+	static const char *const seq2[] = { "a", "b", "c", "d", "e", "a", "a" };
+	for (size_t i = 0; i < sizeof seq2 / sizeof seq2[0]; i++)
+		auth_fail(d, c, &ts, seq2[i]);
+	CHECK_INT(nseen, 1);
+	CHECK(seen[0].value == 5);
+	auth_fail(d, c, &ts, "a");
+	CHECK_INT(nseen, 2);
+	CHECK(seen[1].value == 8);
+	CHECK(!escalated(1));
+	/* the failures now escalate against 8 */
+	auth_fail(d, c, &ts, "a");
+	CHECK_INT(nseen, 2);
+	for (int i = 0; i < 7; i++)
+		auth_fail(d, c, &ts, "a");
+	CHECK_INT(nseen, 3);
+	CHECK(seen[2].value == 16);
+	CHECK(escalated(2));
+	detect_destroy(d);
+	counters_destroy(c, 0, NULL);
+}
+
+/* account_burst over 10 minutes and over 1 hour are two measures: 6
+ * recipients in the hour (rcpts_1h = 6) alert, then 10 in 10 minutes
+ * (rcpts_10m = 10) alert again although 10 < 2 x 6. */
+static void test_cooldown_per_window_account(void)
+{
+	struct detect_config dc;
+	struct counters *c = offline_counters();
+	struct rw_rule_kv kv[] = {
+		{ "account_burst", "rcpts_10m", "10", "t.conf:1" },
+		{ "account_burst", "rcpts_1h", "6", "t.conf:2" },
+	};
+	struct detect *d = make_counting(&dc, c, kv, 2);
+	struct fixture fx = { 0 };
+	static const char *const to[] = { "p@example.org", "q@example.org", "r@example.org",
+					  "s@example.org" };
+	static const uint16_t ok[] = { 250, 250, 250, 250 };
+	static const unsigned n[] = { 4, 2, 2, 2 };
+	for (int i = 0; i < 4; i++) {
+		struct rw_record *r = fixture_build(&fx, "10.1.2.15", "Subject: x\r\n",
+						    "u@pref.example.jp", "u@pref.example.jp", to,
+						    ok, n[i]);
+		r->ts_us += (uint64_t)i * 1000000;
+		counters_record(c, r);
+		detect_record(d, r);
+		if (i == 1) {
+			CHECK_INT(nseen, 1);
+			CHECK_STR(seen_window[0], "1h");
+			CHECK(seen[0].value == 6);
+		}
+	}
+	CHECK_INT(nseen, 2);
+	CHECK_STR(seen_window[1], "10m");
+	CHECK(seen[1].value == 10);
+	CHECK(!escalated(1));
+	detect_destroy(d);
+	counters_destroy(c, 0, NULL);
+	message_destroy(fx.msg);
+}
+
+/* tls_blind_burst counts sessions or bytes: 1000 bytes (bytes_10m = 1000)
+ * alert, then 3 sessions (sessions_10m = 3) alert too, 3 being no repeat of
+ * the 1000 bytes. */
+static void test_cooldown_per_measure_tls(void)
+{
+	struct detect_config dc;
+	struct counters *c = offline_counters();
+	struct rw_rule_kv kv[] = {
+		{ "tls_blind_burst", "sessions_10m", "3", "t.conf:1" },
+		{ "tls_blind_burst", "bytes_10m", "1000", "t.conf:2" },
+	};
+	struct detect *d = make_counting(&dc, c, kv, 2);
+	uint64_t ts = T0;
+	for (int i = 0; i < 3; i++) {
+		ts += 1000000;
+		counters_session(c, ts, "10.1.2.20", true);
+		counters_tls_bytes(c, ts, "10.1.2.20", i == 0 ? 1000 : 10);
+		detect_session(d, ts, "10.1.2.20", true);
+	}
+	CHECK_INT(nseen, 2);
+	CHECK(seen[0].value == 1000);
+	CHECK(seen[1].value == 3);
+	CHECK(!escalated(1));
+	detect_destroy(d);
+	counters_destroy(c, 0, NULL);
+}
+
 int main(void)
 {
 	RUN(test_open_relay);
@@ -315,5 +479,8 @@ int main(void)
 	RUN(test_display_spoof_cjk);
 	RUN(test_extra_bounded);
 	RUN(test_rule_settings);
+	RUN(test_cooldown_per_measure_auth);
+	RUN(test_cooldown_per_window_account);
+	RUN(test_cooldown_per_measure_tls);
 	return TEST_EXIT();
 }

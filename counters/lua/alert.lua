@@ -1,11 +1,12 @@
 -- alert.lua — one alert, deduplicated across sensors.
--- KEYS[1]  cooldown key  P{alerts}:cool:RULE:TYPE:ID
+-- KEYS[1]  cooldown key  P{alerts}:cool:RULE:MEASURE:WINDOW:TYPE:ID
 -- KEYS[2]  the stream    P alerts
 -- KEYS[3]  the stats     P stats
 -- ARGV     cooldown_seconds, value, maxlen, rule, severity, field1, value1, ...
--- One alert per (rule, entity) per cooldown; a new one if the value at least
--- doubled since the last alert (escalation). Returns 1 added, 2 escalated,
--- 0 a duplicate (another sensor, or this one before a reconnect, said it).
+-- One alert per (rule, measure, window, entity) per cooldown; a new one if
+-- the value at least doubled since the last alert (escalation). Returns 1
+-- added, 2 escalated, 0 a duplicate (another sensor, or this one before a
+-- reconnect, said it).
 local cool, value = tonumber(ARGV[1]), tonumber(ARGV[2])
 local maxlen, rule, severity = ARGV[3], ARGV[4], ARGV[5]
 local prev = redis.call('GET', KEYS[1])

@@ -12,6 +12,8 @@
   floor, under 10x its baseline) raise nothing — while the same three from
   an account without history raise account_burst at the crossing message.
   The history is made by shifting the real capture in time (editcap).
+- a rule that measures two things (auth_failures: accounts tried, then
+  failures) escalates each against itself, locally and in the stream;
 - an alert names the client addresses behind its entity, IPv4 and IPv6.
 - an AUTH user is one account whatever its case: guessed as "Admin@..."
   and "admin@...", then used as "ADMIN@...", the success-after-failures
@@ -142,6 +144,28 @@ def test_dedup_and_escalation(c, tmp):
              [a["client_ips"] for a in ab], ["10.1.2.15,198.51.100.23"] * 2)
         stream = redis.cli("XRANGE", "rw:alerts", "-", "+")
         c.true("the escalated alert reached the stream", "escalated" in stream)
+
+
+def test_cooldown_per_measure(c, tmp):
+    # hijacked-account: 198.51.100.23 fails AUTH for bosai-heli, then for other
+    # user names. With 2 accounts tried enough, the accounts alert at 2 and
+    # escalate at 4; the failures alert at 15 on their own (15 is no
+    # escalation of 4 accounts: another measure).
+    with rwtest.RedisServer() as redis:
+        p, alerts = alerts_of(["-r", os.path.join(SCEN, "hijacked-account.pcap"),
+                               "--rule", "auth_failures.accounts_10m=2",
+                               "--rule", "auth_failures.failures_10m=15"], tmp, redis)
+        want = [(2.0, False), (4.0, True), (15.0, False)]
+        mine = [a for a in alerts if a["rule"] == "auth_failures" and
+                a["entity_type"] == "client"]
+        c.eq("auth_failures per measure: (value, escalated)",
+             [(a["value"], a["extra"].get("escalated", False)) for a in mine], want)
+        c.eq("auth_failures: the third is the failures'",
+             [(a["extra"]["accounts_tried"], a["extra"]["failures"]) for a in mine][2:],
+             [(5, 15)])
+        c.eq("the stream: the same alerts, escalated where the sensor said so",
+             [(float(e["value"]), e.get("escalated") == "1") for e in stream_entries(redis)
+              if e["rule"] == "auth_failures" and e["entity_type"] == "client"], want)
 
 
 def shifted(src, seconds, out):
@@ -335,6 +359,7 @@ def main():
         test_auth_user_case(c, tmp)
         test_tuned_rules(c, tmp)
         test_dedup_and_escalation(c, tmp)
+        test_cooldown_per_measure(c, tmp)
         test_baseline(c, tmp)
         test_wire_evidence(c, tmp)
     c.done()
