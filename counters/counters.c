@@ -679,8 +679,11 @@ static char *fmt_num(char *buf, size_t n, double v)
 
 bool counters_alert(struct counters *c, const struct counters_alert *a)
 {
-	char ts[32], value[32], thr[32], base[32], first[32], before[32], cool[32], maxlen[32];
+	char ts[32], ts_us[32], value[32], thr[32], base[32], first[32], before[32], cool[32];
+	char maxlen[32];
 	snprintf(ts, sizeof ts, "%.6f", a->ts);
+	snprintf(ts_us, sizeof ts_us, "%" PRIu64,
+		 a->ts_us ? a->ts_us : (uint64_t)llround(a->ts * 1e6));
 	fmt_num(value, sizeof value, a->value);
 	fmt_num(thr, sizeof thr, a->threshold);
 	if (a->baseline >= 0)
@@ -689,7 +692,7 @@ bool counters_alert(struct counters *c, const struct counters_alert *a)
 		base[0] = 0;
 	snprintf(first, sizeof first, "%.6f", a->first_seen);
 	snprintf(before, sizeof before, "%" PRIu64, a->msgs_before_alert);
-	fmt_num(cool, sizeof cool, c->cfg.cooldown_s);
+	snprintf(cool, sizeof cool, "%" PRIu64, counters_cooldown_us(c->cfg.cooldown_s));
 	snprintf(maxlen, sizeof maxlen, "%" PRIu64, c->cfg.stream_maxlen);
 	const char *fv[] = {
 		"ts", ts, "rule", a->rule, "severity", a->severity, "entity_type", a->entity_type,
@@ -700,15 +703,15 @@ bool counters_alert(struct counters *c, const struct counters_alert *a)
 		"extra", a->extra ? a->extra : "{}",
 	};
 	enum { NFV = sizeof fv / sizeof fv[0] };
-	/* EVALSHA sha 3 cool stream stats cooldown value maxlen rule severity fv... */
-	int argc = 4 + 3 + 5 + NFV;
+	/* EVALSHA sha 3 cool stream stats cooldown_us value maxlen rule severity ts_us fv... */
+	int argc = 4 + 3 + 6 + NFV;
 	char cool_key[COUNTERS_ID_MAX * 2 + 128];
 	snprintf(cool_key, sizeof cool_key, "%s{alerts}:cool:%s:%s:%s:%s:%s", c->prefix, a->rule,
 		 a->measure ? a->measure : "value", a->window, a->entity_type, a->entity);
 	char stream[96], stats[96];
 	snprintf(stream, sizeof stream, "%salerts", c->prefix);
 	snprintf(stats, sizeof stats, "%sstats", c->prefix);
-	const char *args[4 + 3 + 5 + NFV];
+	const char *args[4 + 3 + 6 + NFV];
 	int i = 0;
 	args[i++] = "EVALSHA";
 	args[i++] = NULL; /* the sha, filled by the writer */
@@ -721,6 +724,7 @@ bool counters_alert(struct counters *c, const struct counters_alert *a)
 	args[i++] = maxlen;
 	args[i++] = a->rule;
 	args[i++] = a->severity;
+	args[i++] = ts_us;
 	for (int k = 0; k < NFV; k++)
 		args[i++] = fv[k];
 	argc = i;

@@ -76,9 +76,17 @@ struct counters_view {
 	uint64_t first_seen_us;           /* first local event of the entity still in the 10 m window */
 };
 
+/* The cooldown in microseconds of packet time, as the sensor
+ * (sensor/detect.c) and alert.lua both compare it: they must agree exactly. */
+static inline uint64_t counters_cooldown_us(double cooldown_s)
+{
+	return (uint64_t)(cooldown_s * 1e6);
+}
+
 /* An alert, as it goes to the stream (SCHEMA.md "The alert stream"). */
 struct counters_alert {
 	double ts;
+	uint64_t ts_us;                   /* ts exactly, for the cooldown; 0: from ts */
 	const char *rule, *severity, *entity_type, *entity, *window;
 	/* What value counts ("failures", "accounts_tried", "rcpts"...): with the
 	 * rule, the window and the entity, the cooldown's identity (SCHEMA.md,

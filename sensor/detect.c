@@ -339,7 +339,12 @@ static void track_ips_text(const struct track *t, uint64_t now, char *out, size_
 	}
 }
 
-/* Cooldown: true if an alert for key may fire now at this value. */
+/* Cooldown: true if an alert for key may fire now at this value. Packet
+ * time; counters/lua/alert.lua decides the same way for the stream, and the
+ * two must agree: within the cooldown when now < last alert + cooldown (a
+ * time before the last alert's is within it); there only a value at least
+ * double the last alert's goes out (escalated). An alert that goes out
+ * restarts the cooldown at its time, never earlier than the last one's. */
 static bool cool_pass(struct detect *d, uint64_t key, uint64_t now, double value, bool *escalated)
 {
 	struct cool *slot = NULL;
@@ -353,13 +358,15 @@ static bool cool_pass(struct detect *d, uint64_t key, uint64_t now, double value
 			slot = c;
 	}
 	*escalated = false;
-	if (slot->key == key && now < slot->last_us + (uint64_t)(d->cfg.cooldown_s * 1e6)) {
+	if (slot->key == key && now < slot->last_us + counters_cooldown_us(d->cfg.cooldown_s)) {
 		if (!(value >= 2 * slot->value && value > 0)) {
 			d->st.suppressed++;
 			return false;
 		}
 		*escalated = true;
 		d->st.escalated++;
+		if (now < slot->last_us)
+			now = slot->last_us;
 	}
 	slot->key = key;
 	slot->last_us = now;
@@ -450,6 +457,7 @@ static void fire(struct detect *d, const struct fire *f, struct jsonw *extra)
 		snprintf(entity, sizeof entity, "%s", f->entity);
 	struct counters_alert a = {
 		.ts = (double)f->ts_us / 1e6,
+		.ts_us = f->ts_us,
 		.rule = rules[f->rule].name,
 		.severity = f->severity,
 		.entity_type = counters_entity_type_name(f->etype),

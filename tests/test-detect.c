@@ -471,6 +471,32 @@ static void test_cooldown_per_measure_tls(void)
 	counters_destroy(c, 0, NULL);
 }
 
+/* An escalation restarts the cooldown (as alert.lua does): failures alert
+ * at 10, escalate a minute later at 20; an hour and 30 s after the first,
+ * 10 again are inside the escalation's cooldown; two hours after, outside. */
+static void test_cooldown_restarts_at_escalation(void)
+{
+	struct detect_config dc;
+	struct counters *c = offline_counters();
+	struct detect *d = make_counting(&dc, c, NULL, 0);
+	static const uint64_t start_s[] = { 0, 60, 3630, 7320 };
+	static const int want_seen[] = { 1, 2, 2, 3 };
+	for (int k = 0; k < 4; k++) {
+		uint64_t ts = T0 + start_s[k] * 1000000;
+		for (int i = 0; i < 10; i++)
+			auth_fail(d, c, &ts, "a");
+		CHECK_INT(nseen, want_seen[k]);
+	}
+	CHECK(seen[1].value == 20);
+	CHECK(escalated(1));
+	CHECK(seen[2].value == 10);
+	CHECK(!escalated(2));
+	/* 11..19 in the second minute, the 10 of the third copy */
+	CHECK_INT(detect_get_stats(d)->suppressed, 9 + 1);
+	detect_destroy(d);
+	counters_destroy(c, 0, NULL);
+}
+
 int main(void)
 {
 	RUN(test_open_relay);
@@ -482,5 +508,6 @@ int main(void)
 	RUN(test_cooldown_per_measure_auth);
 	RUN(test_cooldown_per_window_account);
 	RUN(test_cooldown_per_measure_tls);
+	RUN(test_cooldown_restarts_at_escalation);
 	return TEST_EXIT();
 }

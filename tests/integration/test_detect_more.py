@@ -14,6 +14,9 @@
   The history is made by shifting the real capture in time (editcap).
 - a rule that measures two things (auth_failures: accounts tried, then
   failures) escalates each against itself, locally and in the stream;
+- cooldowns run on packet time in Redis as in the sensor: a replay of copies
+  of an attack an hour and more apart puts in the stream every alert the
+  sensor raised, and an escalation restarts the cooldown in both;
 - an alert names the client addresses behind its entity, IPv4 and IPv6.
 - an AUTH user is one account whatever its case: guessed as "Admin@..."
   and "admin@...", then used as "ADMIN@...", the success-after-failures
@@ -172,6 +175,46 @@ def shifted(src, seconds, out):
     subprocess.run(["editcap", "-t", str(seconds), src, out], check=True,
                    capture_output=True)
     return out
+
+
+def test_cooldown_packet_time(c, tmp):
+    # hijacked-account (auth failures, a success after them, an account
+    # burst: three alerts within a second) four times: at 0; 60 s later (the
+    # 10-minute counts double: three escalations); 1 h 30 s after the first
+    # (past the first alerts' cooldown, inside the escalations': nothing);
+    # 2 h 2 min after it (three new alerts). Replayed in seconds of wall time.
+    hij = os.path.join(SCEN, "hijacked-account.pcap")
+    offsets = [0, 60, 3630, 7320]
+    parts = [shifted(hij, o, os.path.join(tmp, "hij%d.pcap" % o)) for o in offsets]
+    merged = os.path.join(tmp, "hij-4.pcap")
+    subprocess.run(["mergecap", "-F", "pcap", "-w", merged] + parts, check=True)
+    with rwtest.RedisServer() as redis:
+        p, alerts = alerts_of(["-r", merged], tmp, redis)
+        c.eq("4 copies: exit", p.returncode, 0)
+        t0 = min(a["ts"] for a in alerts) if alerts else 0
+        got = [(round((a["ts"] - t0) / 60), a["rule"], a["entity_type"], a["value"],
+                a["extra"].get("escalated", False)) for a in alerts]
+        first = [("auth_failures", "client", 10.0), ("auth_failures", "account", 17.0),
+                 ("account_burst", "account", 103.0)]
+        want = [(0,) + x + (False,) for x in first] + \
+            [(1, r, t, 2 * v, True) for r, t, v in first] + \
+            [(122,) + x + (False,) for x in first]
+        c.eq("the sensor: (minute, rule, entity type, value, escalated)", got, want)
+        stream = [("%.6f" % float(e["ts"]), e["rule"], e["entity"], float(e["value"]),
+                   e.get("escalated") == "1") for e in stream_entries(redis)]
+        c.eq("the stream holds every alert the sensor raised, and only those", stream,
+             [("%.6f" % a["ts"], a["rule"], a["entity"], a["value"],
+               a["extra"].get("escalated", False)) for a in alerts])
+        # the cooldown keys hold the last alert's packet time; their TTL (the
+        # cooldown plus an hour) only collects garbage
+        keys = redis.cli("--scan", "--pattern", "rw:{alerts}:cool:*").split()
+        c.eq("three cooldown keys", len(keys), 3)
+        for k in keys:
+            ttl = int(redis.cli("TTL", k))
+            c.true("%s: TTL %d in (3600, 7200]" % (k, ttl), 3600 < ttl <= 7200)
+            last = redis.cli("HGET", k, "ts_us").strip()
+            c.true("%s: the last alert is the 4th copy's (%s)" % (k, last),
+                   last.isdigit() and int(last) >= (t0 + 7320) * 1e6)
 
 
 def test_baseline(c, tmp):
@@ -360,6 +403,7 @@ def main():
         test_tuned_rules(c, tmp)
         test_dedup_and_escalation(c, tmp)
         test_cooldown_per_measure(c, tmp)
+        test_cooldown_packet_time(c, tmp)
         test_baseline(c, tmp)
         test_wire_evidence(c, tmp)
     c.done()
