@@ -18,7 +18,8 @@
  * per attempt; --once gives up with status 1.
  *
  * Exit status: 0 done or interrupted, 1 runtime error (Redis unreachable with
- * --once, Redis refused a command, output failed), 2 usage error. */
+ * --once, Redis refused the login, the database or a command, output
+ * failed), 2 usage error. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -209,10 +210,10 @@ static void disconnect(struct app *a)
  * group mode make sure the group exists and replay our pending entries. */
 static int connect_prepare(struct app *a)
 {
-	a->c = redis_conn_open(&a->target, TIMEOUT_MS, PROG, a->err, sizeof a->err);
-	if (!a->c)
-		return -EIO;
-	int e = 0;
+	/* -EACCES, a refused login, ends the program: waiting will not help */
+	int e = redis_conn_open(&a->target, TIMEOUT_MS, PROG, &a->c, a->err, sizeof a->err);
+	if (e < 0)
+		return e;
 	if (!a->group) {
 		if (!a->start_resolved) {
 			if (a->since_given)
@@ -655,8 +656,9 @@ static void usage(void)
 CLI_HELP_REDIS
 "\n"
 "When Redis cannot be reached, " PROG " retries with a growing delay (up to %d s);\n"
-"with --once it exits with status 1. Exit status: 0 done or interrupted (Ctrl-C),\n"
-"1 runtime error, 2 usage error.\n"
+"with --once it exits with status 1. A refused login (wrong password, unknown user,\n"
+"database out of range) exits with status 1. Exit status: 0 done or interrupted\n"
+"(Ctrl-C), 1 runtime error, 2 usage error.\n"
 "\n"
 "Examples:\n"
 "  " PROG "                             # watch new alerts\n"

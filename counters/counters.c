@@ -1363,8 +1363,11 @@ static bool load_scripts(struct counters *c)
 static bool connect_redis(struct counters *c)
 {
 	char err[512];
-	c->rc = redis_conn_open(&c->target, c->cfg.timeout_ms, "relaywatch-sensor", err, sizeof err);
-	if (!c->rc) {
+	/* A refused login (-EACCES) is retried like an unreachable Redis: the
+	 * capture goes on and the counts wait in memory until the password or
+	 * the ACL is put right (README, "Redis down means nothing lost"). */
+	if (redis_conn_open(&c->target, c->cfg.timeout_ms, "relaywatch-sensor", &c->rc, err,
+			    sizeof err) < 0) {
 		set_error(c, err);
 		pthread_mutex_lock(&c->mu);
 		c->st.connect_failures++;

@@ -285,32 +285,51 @@ void redis_target_wipe(struct redis_target *t)
 	t->has_pass = false;
 }
 
-static bool reply_ok(redisContext *c, redisReply *r, const char *what, char *err, size_t errsz)
+bool redis_error_transient(const char *msg, size_t len)
 {
-	if (!r) {
-		snprintf(err, errsz, "%s: %s", what, c->errstr[0] ? c->errstr : "no reply");
-		return false;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errsz, "%s: %s", what, r->str);
-		freeReplyObject(r);
-		return false;
-	}
-	freeReplyObject(r);
-	return true;
+	static const char *const codes[] = { "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN",
+					     "UNBLOCKED", "READONLY" };
+	size_t n = 0;
+	while (n < len && msg[n] != ' ')
+		n++;
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+		if (n == strlen(codes[i]) && !memcmp(msg, codes[i], n))
+			return true;
+	return false;
 }
 
-redisContext *redis_conn_open(const struct redis_target *t, int timeout_ms,
-			      const char *client_name, char *err, size_t errsz)
+/* The reply to a login step (AUTH, SELECT): 0, -EIO (no reply, or a state
+ * that passes) or -EACCES (refused). Frees r. */
+static int login_reply(redisContext *c, redisReply *r, const char *where, const char *what,
+		       char *err, size_t errsz)
+{
+	if (!r) {
+		snprintf(err, errsz, "%s: %s: %s", where, what,
+			 c->errstr[0] ? c->errstr : "no reply");
+		return -EIO;
+	}
+	int res = 0;
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errsz, "%s: %s: %s", where, what, r->str);
+		res = redis_error_transient(r->str, r->len) ? -EIO : -EACCES;
+	}
+	freeReplyObject(r);
+	return res;
+}
+
+int redis_conn_open(const struct redis_target *t, int timeout_ms, const char *client_name,
+		    redisContext **out, char *err, size_t errsz)
 {
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	redisContext *c = t->unix_socket ? redisConnectUnixWithTimeout(t->path, tv)
 					 : redisConnectWithTimeout(t->host, t->port, tv);
 	char where[512];
+	int res = -EIO;
+	*out = NULL;
 	redis_target_describe(t, where, sizeof where);
 	if (!c) {
 		snprintf(err, errsz, "%s: cannot allocate a connection", where);
-		return NULL;
+		return -ENOMEM;
 	}
 	if (c->err) {
 		snprintf(err, errsz, "%s: %s", where, c->errstr);
@@ -335,14 +354,16 @@ redisContext *redis_conn_open(const struct redis_target *t, int timeout_ms,
 			const char *argv[] = { "AUTH", t->pass };
 			r = redisCommandArgv(c, 2, argv, NULL);
 		}
-		if (!reply_ok(c, r, "AUTH", err, errsz))
+		res = login_reply(c, r, where, "AUTH", err, errsz);
+		if (res < 0)
 			goto out_free;
 	}
 	if (t->db) {
 		char db[16];
 		snprintf(db, sizeof db, "%d", t->db);
 		const char *argv[] = { "SELECT", db };
-		if (!reply_ok(c, redisCommandArgv(c, 2, argv, NULL), "SELECT", err, errsz))
+		res = login_reply(c, redisCommandArgv(c, 2, argv, NULL), where, "SELECT", err, errsz);
+		if (res < 0)
 			goto out_free;
 	}
 	if (client_name) {
@@ -350,17 +371,18 @@ redisContext *redis_conn_open(const struct redis_target *t, int timeout_ms,
 		 * does not stop us. */
 		const char *argv[] = { "CLIENT", "SETNAME", client_name };
 		redisReply *r = redisCommandArgv(c, 3, argv, NULL);
-		if (r)
-			freeReplyObject(r);
-		else
-			goto out_io;
+		if (!r) {
+			snprintf(err, errsz, "%s: %s", where, c->errstr);
+			res = -EIO;
+			goto out_free;
+		}
+		freeReplyObject(r);
 	}
-	return c;
-out_io:
-	snprintf(err, errsz, "%s: %s", where, c->errstr);
+	*out = c;
+	return 0;
 out_free:
 	redisFree(c);
-	return NULL;
+	return res;
 }
 
 /* --- the embedded server ------------------------------------------------------ */

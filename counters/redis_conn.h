@@ -60,9 +60,24 @@ void redis_target_describe(const struct redis_target *t, char *out, size_t outsz
 
 void redis_target_wipe(struct redis_target *t);
 
-/* Connect and log in. Returns NULL with err set. */
-redisContext *redis_conn_open(const struct redis_target *t, int timeout_ms,
-			      const char *client_name, char *err, size_t errsz);
+/* Connect and log in. Returns 0 with *out set, or with err set (never the
+ * password):
+ *   -EACCES  Redis refused the login or the database: AUTH or SELECT answered
+ *            an error (WRONGPASS, NOPERM, a database out of range) that is
+ *            not a passing state; trying again will not help;
+ *   -EIO     Redis could not be reached, the connection failed, or it
+ *            answered that it is not ready yet (redis_error_transient());
+ *   -ENOMEM. */
+int redis_conn_open(const struct redis_target *t, int timeout_ms, const char *client_name,
+		    redisContext **out, char *err, size_t errsz);
+
+/* An error reply (its text, "CODE message") that says Redis is in a state
+ * that passes, so the same command may work later: LOADING (reading its
+ * dataset at start), BUSY (a long script), MASTERDOWN (a replica lost its
+ * master), TRYAGAIN, UNBLOCKED (a blocking read cut short: failover, CLIENT
+ * UNBLOCK) or READONLY (a replica, e.g. a master demoted by a failover).
+ * The code is matched whole: BUSYGROUP is not BUSY. */
+bool redis_error_transient(const char *msg, size_t len);
 
 struct redis_embedded;
 

@@ -20,7 +20,8 @@
  * bytes (GETRANGE), rows (-n).
  *
  * Exit status: 0 done, 1 runtime error (Redis unreachable with --once or
- * --json), 2 usage error. */
+ * --json; Redis refused the login or the database, also in the live view),
+ * 2 usage error. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -497,9 +498,9 @@ static int take_snapshot(struct app *a, struct snapshot *s)
 {
 	memset(s, 0, sizeof *s);
 	if (!a->c) {
-		a->c = redis_conn_open(&a->target, TIMEOUT_MS, PROG, a->err, sizeof a->err);
-		if (!a->c)
-			return -EIO;
+		int e = redis_conn_open(&a->target, TIMEOUT_MS, PROG, &a->c, a->err, sizeof a->err);
+		if (e < 0)
+			return e;
 	}
 	int e = resolve_now(a, s);
 	for (int k = 0; k < K_COUNT && !e; k++) {
@@ -750,6 +751,13 @@ static int refresh_loop(struct app *a)
 		term_size(a);
 		struct snapshot s;
 		int e = take_snapshot(a, &s);
+		if (e == -EACCES) {
+			/* a refused login does not get better by waiting */
+			snapshot_free(&s);
+			term_leave();
+			fprintf(stderr, PROG ": %s\n", a->err);
+			return CLI_EXIT_RUNTIME;
+		}
 		char *frame = NULL;
 		size_t len = 0;
 		FILE *m = open_memstream(&frame, &len);
@@ -810,7 +818,8 @@ CLI_HELP_REDIS
 "\n"
 "Entity names are shown decoded (the keys hold them percent-escaped), with control\n"
 "characters escaped and long names cut (…). Exit status: 0 done, 1 runtime error\n"
-"(Redis unreachable with --once or --json), 2 usage error.\n"
+"(Redis unreachable with --once or --json; a refused login, also in the live view),\n"
+"2 usage error.\n"
 "\n"
 "Examples:\n"
 "  " PROG "                                  # live view of the local Redis\n"

@@ -3,6 +3,7 @@
 #include "testlib.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "redis_conn.h"
@@ -130,6 +131,32 @@ static void test_describe_hides_password(void)
 	CHECK_STR(t.pass, "");
 }
 
+/* Which error replies are a state that passes (the readers retry them) */
+static void test_error_transient(void)
+{
+	static const char *const yes[] = {
+		"LOADING Redis is loading the dataset in memory",
+		"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+		"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+		"TRYAGAIN Multiple keys request during rehashing of slot",
+		"UNBLOCKED client unblocked via CLIENT UNBLOCK",
+		"READONLY You can't write against a read only replica.",
+		"LOADING",
+	};
+	static const char *const no[] = {
+		"BUSYGROUP Consumer Group name already exists", "BUSYKEY Target key name already exists.",
+		"WRONGPASS invalid username-password pair or user is disabled.",
+		"NOPERM this user has no permissions to run the 'xread' command",
+		"ERR DB index is out of range", "NOGROUP No such key", "LOADINGX", "", "loading x",
+	};
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+		CHECK(redis_error_transient(yes[i], strlen(yes[i])));
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+		CHECK(!redis_error_transient(no[i], strlen(no[i])));
+	/* the length given is the end, not a NUL */
+	CHECK(redis_error_transient("BUSYGROUP", 4));
+}
+
 int main(void)
 {
 	RUN(test_tcp_urls);
@@ -138,5 +165,6 @@ int main(void)
 	RUN(test_password_option_spelled_out);
 	RUN(test_password_sources);
 	RUN(test_describe_hides_password);
+	RUN(test_error_transient);
 	return TEST_EXIT();
 }

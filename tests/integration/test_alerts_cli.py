@@ -14,6 +14,8 @@ stream"), as counters/lua/alert.lua adds them. Checked:
     not receive them;
   - Redis unreachable: --once exits 1 with one line; following retries and
     picks up when Redis appears, and again after Redis was killed;
+  - a refused login (wrong password, database out of range) exits 1 when
+    following too, instead of retrying;
   - colour only on a terminal, and not with NO_COLOR, --no-color, TERM=dumb;
   - logging in with an ACL user limited to SCHEMA.md's alerts-consumer
     commands, with the password from the URL, a file, or REDISCLI_AUTH;
@@ -314,6 +316,17 @@ def test_unreachable(c):
         c.eq("retry: SIGINT exits 0", f.wait(), 0)
 
 
+def ends(argv):
+    """Run a follower until it exits or says it retries: (status or None, stderr)."""
+    f = rwtest.Background(argv, env=rwtest.tool_env())
+    rwtest.wait_for("an exit or a retry", lambda: f.proc.poll() is not None or
+                    b"retrying" in f.stderr())
+    if f.proc.poll() is None:
+        f.signal(signal.SIGKILL)
+        f.wait()
+        return None, f.stderr().decode()
+    return f.wait(), f.stderr().decode()
+
 # --- colour ------------------------------------------------------------------------------
 
 
@@ -377,6 +390,17 @@ def test_acl(c):
         c.eq("ACL, wrong password: exit 1", p.returncode, 1)
         c.true("ACL, wrong password: says so (%r)" % err, "WRONGPASS" in err)
         c.true("ACL, wrong password: not printed", "wrong-pw" not in err)
+        for mode in ([], ["--group", "ops", "--consumer", "o2"]):
+            rc, err = ends([ALERTS, "--redis", "redis://alerts:wrong-pw@" + host] + mode)
+            c.eq("ACL, wrong password, following %s: exit 1, no retry (%r)" % (mode, err),
+                 rc, 1)
+            c.true("ACL, wrong password, following: one line with WRONGPASS and where",
+                   err.count("\n") == 1 and "WRONGPASS" in err and host in err and
+                   "wrong-pw" not in err)
+        rc, err = ends([ALERTS, "--redis", "redis://127.0.0.1:%d/99" % srv.port])
+        c.eq("database out of range, following: exit 1, no retry (%r)" % err, rc, 1)
+        c.true("database out of range: says SELECT and why (%r)" % err,
+               "SELECT" in err and "out of range" in err)
         p = rwtest.run_tool(ALERTS, ["--redis", "redis://alerts:alerts-secret@" + host,
                                      "--redis-prefix", "other:", "--once", "--since", "all"])
         c.eq("ACL, a stream the user may not read: exit 1", p.returncode, 1)

@@ -18,7 +18,9 @@ minutes, so every 10 m / 1 h / 24 h value below is exact. Checked:
   - the live view on a terminal: refreshes, shows new data, q and SIGINT
     exit 0 and give the screen back; bold only with colour allowed;
   - a read-only ACL user is enough; Redis unreachable: exit 1 with one line
-    (--once, --json), a message and retries in the live view;
+    (--once, --json), a message and retries in the live view; a refused
+    login (wrong password): exit 1, in the live view too, which gives the
+    screen back;
   - --help, --version, usage errors (exit 2).
 """
 import json
@@ -324,6 +326,27 @@ def test_acl_read_only(c, srv_unused):
         doc = json.loads(p.stdout)
         c.eq("read-only user: same accounts", doc.get("accounts"), [HIJACKED, WEIRD_ROW, TANAKA])
         c.true("read-only user: nothing refused", "warning" not in doc)
+        bad = "redis://reader:wrong-pw@127.0.0.1:%d" % srv.port
+        for mode in (["--once"], ["--json"]):
+            p = top(bad, "--redis-prefix", "syn:", *mode)
+            err = p.stderr.decode()
+            c.eq("wrong password %s: exit 1" % mode, p.returncode, 1)
+            c.true("wrong password %s: one line, WRONGPASS, no password (%r)" % (mode, err),
+                   err.count("\n") == 1 and "WRONGPASS" in err and "wrong-pw" not in err)
+        f = rwtest.Background([TOP, "--redis", bad, "--interval", "0.2"],
+                              env=rwtest.tool_env(), pty=True)
+        rwtest.wait_for("an exit or a retry", lambda: f.proc.poll() is not None or
+                        b"retrying" in f.stdout())
+        if f.proc.poll() is None:
+            f.send(b"q")
+        f.wait()
+        err = f.stderr().decode()
+        c.eq("live, wrong password: exit 1, no retry (%r)" % f.stdout()[-200:],
+             f.proc.returncode, 1)
+        c.true("live, wrong password: says WRONGPASS on stderr (%r)" % err,
+               "WRONGPASS" in err and "wrong-pw" not in err)
+        c.true("live, wrong password: screen given back",
+               f.stdout().endswith(b"\x1b[?25h\x1b[?1049l"))
         r.close()
 
 
