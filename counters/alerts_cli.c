@@ -15,11 +15,22 @@
  * end the program promptly with status 0; the signal handler also shuts the
  * socket of a blocked read down so it returns at once. When Redis cannot be
  * reached, following retries with a doubling backoff and a one-line message
- * per attempt; --once gives up with status 1.
+ * per attempt. When it answers with a state that passes
+ * (redis_error_transient(): loading its dataset after a restart, a blocked
+ * read cut short by a failover or CLIENT UNBLOCK, a long script, a replica
+ * refusing the group's writes), following disconnects and retries with the
+ * same backoff, and says so once until it reads again. A group that went
+ * away while we read is created again after the last entry we handled, or
+ * at the start of the new stream when its stream was deleted. Across a
+ * retry no alert is lost (plain mode reads on after the last entry printed;
+ * a group replays its pending entries) and none is printed twice (an entry
+ * printed whose XACK failed is acknowledged, not printed, when it comes
+ * back). --once gives up with status 1 on all of these; a refused login
+ * (AUTH, SELECT) ends following too.
  *
- * Exit status: 0 done or interrupted, 1 runtime error (Redis unreachable with
- * --once, Redis refused the login, the database or a command, output
- * failed), 2 usage error. */
+ * Exit status: 0 done or interrupted, 1 runtime error (Redis unreachable or
+ * not ready with --once, Redis refused the login, the database or a command,
+ * output failed), 2 usage error. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -92,7 +103,10 @@ struct app {
 	/* group mode */
 	bool replaying;                   /* reading our own pending entries */
 	bool since_noted;
+	bool stream_gone;                 /* deleted under XREADGROUP: recreate from 0 */
 	char pending_id[STREAM_ID_MAX];
+	char group_read[STREAM_ID_MAX];   /* the newest entry handled in the group */
+	char unacked_id[STREAM_ID_MAX];   /* printed, its XACK not (yet) done */
 
 	uint64_t emitted;
 	uint64_t stop_before_ack;         /* test hook, see main() */
@@ -105,9 +119,11 @@ enum {
 
 /* --- Redis --------------------------------------------------------------------- */
 
-/* Run a command. Returns 0 with *out set, -EIO when the connection failed
- * (reconnect), -ENOENT for NOGROUP (the group went away: create it again),
- * -EPROTO when Redis refused (reason in a->err). */
+/* Run a command. Returns 0 with *out set, or with the reason in a->err:
+ * -EIO when the connection failed (reconnect), -ENOENT for NOGROUP or a
+ * stream deleted under XREADGROUP (the group went away: create it again),
+ * -EAGAIN for a state that passes (redis_error_transient(): retry later),
+ * -EPROTO when Redis refused. */
 static int cmd(struct app *a, redisReply **out, int argc, const char **argv, bool blocking)
 {
 	if (blocking)
@@ -121,7 +137,16 @@ static int cmd(struct app *a, redisReply **out, int argc, const char **argv, boo
 		return -EIO;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		int e = !strncmp(r->str, "NOGROUP", 7) ? -ENOENT : -EPROTO;
+		int e = -EPROTO;
+		if (!strncmp(r->str, "NOGROUP", 7)) {
+			e = -ENOENT;
+		} else if (!strcmp(r->str, "UNBLOCKED the stream key no longer exists")) {
+			/* Redis 7: the stream of a blocked XREADGROUP was deleted */
+			a->stream_gone = true;
+			e = -ENOENT;
+		} else if (redis_error_transient(r->str, r->len)) {
+			e = -EAGAIN;
+		}
 		char msg[300];
 		cli_text(r->str, r->len, false, 200, msg, sizeof msg);
 		snprintf(a->err, sizeof a->err, "%s %s: %s", argv[0], a->where, msg);
@@ -227,7 +252,12 @@ static int connect_prepare(struct app *a)
 		}
 	} else {
 		char start[STREAM_ID_MAX];
-		if (a->since_given)
+		if (a->stream_gone)
+			snprintf(start, sizeof start, "0");   /* all of it came after the deletion */
+		else if (a->group_read[0])
+			/* the group went away under us: on after what we handled */
+			snprintf(start, sizeof start, "%s", a->group_read);
+		else if (a->since_given)
 			id_before_time(a->since, start, sizeof start);
 		else
 			snprintf(start, sizeof start, "$");
@@ -242,6 +272,10 @@ static int connect_prepare(struct app *a)
 			a->since_noted = true;
 		} else if (!e) {
 			freeReplyObject(r);
+		}
+		if (!e) {
+			a->stream_gone = false;
+			a->since_noted = true;   /* ours from now on: a reconnect is not news */
 		}
 		a->replaying = true;
 		snprintf(a->pending_id, sizeof a->pending_id, "0-0");
@@ -550,22 +584,32 @@ static int handle_reply(struct app *a, const redisReply *r, size_t *got, bool *p
 				*past_end = true;
 				return 0;
 			}
-			if (f->type == REDIS_REPLY_ARRAY) {
+			bool printed = false;
+			if (a->group && a->unacked_id[0] && !strcmp(id, a->unacked_id)) {
+				/* printed before a retry, its XACK never answered:
+				 * acknowledge it, do not print it again */
+			} else if (f->type == REDIS_REPLY_ARRAY) {
 				int w = emit(a, id, f);
 				if (w < 0)
 					return w;
 				a->emitted++;
+				printed = true;
+				if (a->group)
+					snprintf(a->unacked_id, sizeof a->unacked_id, "%s", id);
 			} else if (!a->group || f->type != REDIS_REPLY_NIL) {
 				goto bad;
 			}
 			/* A NIL entry is pending but was deleted from the stream
 			 * (XDEL, MAXLEN): nothing to print, acknowledge it. */
 			if (a->group) {
-				if (a->stop_before_ack && a->emitted == a->stop_before_ack)
+				if (printed && a->emitted == a->stop_before_ack)
 					raise(SIGSTOP);
 				int k = ack(a, id);
 				if (k < 0)
 					return k;
+				a->unacked_id[0] = 0;
+				if (!a->group_read[0] || id_after(id, a->group_read))
+					snprintf(a->group_read, sizeof a->group_read, "%s", id);
 				if (a->replaying)
 					snprintf(a->pending_id, sizeof a->pending_id, "%s", id);
 			} else {
@@ -613,8 +657,10 @@ static int step(struct app *a)
 	freeReplyObject(r);
 	if (e < 0)
 		return e;
-	if (a->group && a->replaying && got == 0)
+	if (a->group && a->replaying && got == 0) {
 		a->replaying = false;      /* our pending entries are done: now new ones */
+		a->unacked_id[0] = 0;      /* its XACK went through after all */
+	}
 	else if (a->once && !a->replaying && (got == 0 || past_end))
 		return STEP_DONE;
 	return 0;
@@ -655,10 +701,12 @@ static void usage(void)
 "Redis:\n"
 CLI_HELP_REDIS
 "\n"
-"When Redis cannot be reached, " PROG " retries with a growing delay (up to %d s);\n"
-"with --once it exits with status 1. A refused login (wrong password, unknown user,\n"
-"database out of range) exits with status 1. Exit status: 0 done or interrupted\n"
-"(Ctrl-C), 1 runtime error, 2 usage error.\n"
+"When Redis cannot be reached or is not ready (loading its data after a restart, a\n"
+"failover, a long script, a replica refusing a group's writes), " PROG " retries\n"
+"with a growing delay (up to %d s), without losing or repeating an alert; with\n"
+"--once it exits with status 1. A refused login (wrong password, unknown user,\n"
+"database out of range) or command exits with status 1. Exit status: 0 done or\n"
+"interrupted (Ctrl-C), 1 runtime error, 2 usage error.\n"
 "\n"
 "Examples:\n"
 "  " PROG "                             # watch new alerts\n"
@@ -767,60 +815,56 @@ int main(int argc, char **argv)
 	int status = CLI_EXIT_OK;
 	long backoff = BACKOFF_MIN_MS;
 	bool failed_before = false;
+	char told[ERR_MAX] = "";           /* the passing state last said, said once */
 	while (!stop_requested) {
-		if (!a->c) {
-			int e = connect_prepare(a);
-			if (e == -EIO || e == -ENOENT) {
-				if (stop_requested)
-					break;
-				if (a->once) {
-					fprintf(stderr, PROG ": %s\n", a->err);
-					status = CLI_EXIT_RUNTIME;
-					break;
-				}
-				fprintf(stderr, PROG ": %s; retrying in %.1f s\n", a->err,
-					(double)backoff / 1000.0);
-				failed_before = true;
-				cli_sleep_ms(backoff, &stop_requested);
-				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-				continue;
-			}
-			if (e < 0) {
-				fprintf(stderr, PROG ": %s\n", a->err);
-				status = CLI_EXIT_RUNTIME;
-				break;
-			}
+		int e = a->c ? 0 : connect_prepare(a);
+		bool connecting = e < 0;   /* the failure came from connecting */
+		if (!e)
+			e = step(a);
+		if (e == STEP_DONE)
+			break;
+		if (e == 0) {
+			/* backoff starts over once a read worked, not at connect:
+			 * a Redis loading its dataset accepts connections */
 			if (failed_before)
 				fprintf(stderr, PROG ": connected to %s\n", a->where);
 			failed_before = false;
+			told[0] = 0;
 			backoff = BACKOFF_MIN_MS;
-		}
-		int e = step(a);
-		if (e == STEP_DONE)
-			break;
-		if (e == 0)
 			continue;
+		}
 		if (stop_requested)
 			break;
-		if (e == -EIO || e == -ENOENT) {
-			/* lost connection, or the group was deleted: start over (a
-			 * group re-reads its pending entries, plain mode goes on after
-			 * the last entry printed) */
-			disconnect(a);
-			if (a->once && e == -EIO) {
-				fprintf(stderr, PROG ": %s\n", a->err);
-				status = CLI_EXIT_RUNTIME;
-				break;
-			}
-			if (e == -EIO) {
-				fprintf(stderr, PROG ": %s; reconnecting\n", a->err);
-				failed_before = true;
-			}
-			continue;
-		}
 		if (e == -EPIPE)
 			break;             /* the reader went away (| head): a normal end */
-		if (e == -EPROTO)
+		if (a->c && (e == -EIO || e == -ENOENT || e == -EAGAIN))
+			disconnect(a);
+		if (e == -ENOENT && !connecting)
+			continue;          /* the group went away: create it again at once */
+		if ((e == -EIO || e == -ENOENT || e == -EAGAIN) && !a->once) {
+			if (e == -EIO && !connecting && !failed_before) {
+				/* lost connection: reconnect at once (a group re-reads
+				 * its pending entries, plain mode goes on after the last
+				 * entry printed) */
+				fprintf(stderr, PROG ": %s; reconnecting\n", a->err);
+				failed_before = true;
+				continue;
+			}
+			failed_before = true;
+			if (e != -EAGAIN) {
+				fprintf(stderr, PROG ": %s; retrying in %.1f s\n", a->err,
+					(double)backoff / 1000.0);
+				told[0] = 0;
+			} else if (strcmp(a->err, told)) {
+				fprintf(stderr, PROG ": %s; retrying with a growing delay until it "
+					"passes\n", a->err);
+				snprintf(told, sizeof told, "%s", a->err);
+			}
+			cli_sleep_ms(backoff, &stop_requested);
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+			continue;
+		}
+		if (connecting || e == -EPROTO || e == -EIO || e == -ENOENT || e == -EAGAIN)
 			fprintf(stderr, PROG ": %s\n", a->err);
 		else
 			fprintf(stderr, PROG ": writing alerts: %s\n", strerror(-e));

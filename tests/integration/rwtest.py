@@ -105,7 +105,9 @@ class RedisServer:
         self.proc = None
         self.url = "redis://127.0.0.1:%d" % self.port
 
-    def start(self):
+    def start(self, ready=True):
+        """ready=False: return as soon as it answers at all, LOADING included
+        (a dataset being read at start)."""
         import time
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--logfile", os.path.join(self.dir, "log")]
@@ -118,7 +120,8 @@ class RedisServer:
                 raise RuntimeError("redis-server exited: " + self.log())
             r = subprocess.run(["redis-cli", "-p", str(self.port), "PING"], capture_output=True,
                                text=True)
-            if "PONG" in r.stdout or "NOAUTH" in r.stdout + r.stderr:
+            if "PONG" in r.stdout or "NOAUTH" in r.stdout + r.stderr or (
+                    not ready and "LOADING" in r.stdout + r.stderr):
                 return self
             time.sleep(0.05)
         raise RuntimeError("redis-server did not answer: " + self.log())

@@ -14,6 +14,12 @@ stream"), as counters/lua/alert.lua adds them. Checked:
     not receive them;
   - Redis unreachable: --once exits 1 with one line; following retries and
     picks up when Redis appears, and again after Redis was killed;
+  - Redis answering but not ready: following, plain and in a group, goes on
+    through CLIENT UNBLOCK, a failover to replica and back (UNBLOCKED,
+    READONLY), the stream deleted under a blocked XREADGROUP, and a restart
+    that reads a dataset (LOADING, said once), with every alert printed
+    exactly once; an XACK refused after the line was printed does not print
+    it again; --once exits 1 while Redis loads;
   - a refused login (wrong password, database out of range) exits 1 when
     following too, instead of retrying;
   - colour only on a terminal, and not with NO_COLOR, --no-color, TERM=dumb;
@@ -316,6 +322,137 @@ def test_unreachable(c):
         c.eq("retry: SIGINT exits 0", f.wait(), 0)
 
 
+# --- Redis answers, but not now ------------------------------------------------------
+
+
+def followers(mon):
+    """CLIENT LIST fields of the connections relaywatch-alerts holds."""
+    out = []
+    for line in mon.command("CLIENT", "LIST").decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+        if f.get("name") == "relaywatch-alerts":
+            out.append(f)
+    return out
+
+
+def blocked_in(mon, cmd):
+    """The id of the follower blocked in cmd (xread, xreadgroup), or None."""
+    for f in followers(mon):
+        if f["cmd"] == cmd and "b" in f["flags"]:
+            return f["id"]
+    return None
+
+
+def unblock(mon, cmd):
+    """CLIENT UNBLOCK ... ERROR the follower blocked in cmd, once it is."""
+    rwtest.wait_for("a follower blocked in " + cmd, lambda: (
+        blocked_in(mon, cmd) and
+        mon.command("CLIENT", "UNBLOCK", blocked_in(mon, cmd), "ERROR") == 1))
+
+
+def test_transient(c):
+    # events processed every 1 KB while loading, so a slow load answers LOADING
+    srv = rwtest.RedisServer(["--loading-process-events-interval-bytes", "1024"])
+    with srv:
+        r = rwtest.RespClient(srv.port)
+        mon = rwtest.RespClient(srv.port)
+        plain = rwtest.Background([ALERTS, "--redis", srv.url, "--json"], env=rwtest.tool_env())
+        group = rwtest.Background([ALERTS, "--redis", srv.url, "--json", "--group", "G",
+                                   "--consumer", "g1"], env=rwtest.tool_env())
+        both = (("plain", plain), ("group", group))
+        rwtest.wait_for("both followers reading", lambda: {
+            f["cmd"] for f in followers(mon)} == {"xread", "xreadgroup"})
+        sent = []
+
+        def add_and_wait(rule):
+            sent.append(xadd(r, "rw:", alert(rule=rule)))
+            for name, f in both:
+                f.wait_stdout("%s: %s" % (name, rule), lambda o: o.count(b"\n") >= len(sent))
+
+        add_and_wait("first")
+        # CLIENT UNBLOCK ... ERROR: "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+        unblock(mon, "xread")
+        unblock(mon, "xreadgroup")
+        for name, f in both:
+            f.wait_stderr("%s: the unblock said" % name, lambda e: b"UNBLOCKED" in e)
+        add_and_wait("after_unblock")
+
+        # a failover and back: blocked reads are cut short ("UNBLOCKED force
+        # unblock ... instance state changed"), the group's writes refused
+        r.command("REPLICAOF", "127.0.0.1", "1")
+        group.wait_stderr("group: READONLY said", lambda e: b"READONLY" in e)
+        r.command("REPLICAOF", "NO", "ONE")
+        add_and_wait("after_failover")
+
+        # the stream deleted under a blocked XREADGROUP ("UNBLOCKED the stream
+        # key no longer exists"), and an alert in the new stream at once
+        rwtest.wait_for("the group follower blocked", lambda: blocked_in(mon, "xreadgroup"))
+        r.command("DEL", "rw:alerts")
+        add_and_wait("new_stream")
+
+        # a restart that reads a dataset for a while (10 ms a key, 20 s)
+        r.command("MSET", *[x for i in range(2000) for x in ("pad:%d" % i, "x" * 100)])
+        r.command("SAVE")
+        r.close()
+        mon.close()
+        srv.stop()
+        srv.extra += ["--key-load-delay", "10000"]
+        srv.start(ready=False)
+        for name, f in both:
+            f.wait_stderr("%s: LOADING said" % name, lambda e: b"LOADING" in e)
+        # both try again (with their backoff) while it loads
+        info = rwtest.RespClient(srv.port)
+
+        def connections():
+            for line in info.command("INFO", "stats").decode().splitlines():
+                if line.startswith("total_connections_received:"):
+                    return int(line.split(":")[1])
+        n = connections()
+        rwtest.wait_for("more attempts while loading", lambda: connections() >= n + 4)
+        info.close()
+        p = run(srv.url, "--once", "--since", "all")
+        c.eq("loading, --once: exit 1", p.returncode, 1)
+        c.true("loading, --once: says LOADING (%r)" % p.stderr, b"LOADING" in p.stderr)
+        for name, f in both:
+            err = f.stderr().decode()
+            c.eq("%s: LOADING said once while it lasted (%r)" % (name, err),
+                 err.count("LOADING"), 1)
+        srv.kill()
+        srv.extra = srv.extra[:-2]
+        srv.start()
+        r = rwtest.RespClient(srv.port)
+        add_and_wait("after_loading")
+
+        for name, f in both:
+            c.eq("%s: every alert once, in order" % name, ids_of(f.stdout()), sent)
+            f.signal(signal.SIGINT)
+            c.eq("%s: still following, SIGINT exits 0" % name, f.wait(), 0)
+        c.eq("group: everything acknowledged", pending(r, "rw:", "G"), [])
+        r.close()
+
+
+def test_ack_retry(c, srv, r):
+    """An XACK refused after the line was printed: the entry comes back from
+    the group's pending list at the retry, and is acknowledged, not printed."""
+    P = "t8:"
+    e = [xadd(r, P, alert(rule="a%d" % i)) for i in (1, 2)]
+    f = rwtest.Background([ALERTS, "--redis", srv.url, "--redis-prefix", P, "--json",
+                           "--group", "A", "--consumer", "a", "--since", "all"],
+                          env=rwtest.tool_env(RELAYWATCH_ALERTS_STOP_BEFORE_ACK=1))
+    rwtest.wait_for("the consumer to stop before its first XACK",
+                    lambda: f.state() == "T" or f._dead("SIGSTOP"))
+    r.command("REPLICAOF", "127.0.0.1", "1")
+    f.signal(signal.SIGCONT)
+    f.wait_stderr("the XACK refused", lambda o: b"XACK" in o and b"READONLY" in o)
+    r.command("REPLICAOF", "NO", "ONE")
+    e.append(xadd(r, P, alert(rule="a3")))
+    f.wait_stdout("three lines", lambda o: o.count(b"\n") >= 3)
+    rwtest.wait_for("everything acknowledged", lambda: pending(r, P, "A") == [])
+    f.signal(signal.SIGTERM)
+    c.eq("XACK refused: still following, SIGTERM exits 0", f.wait(), 0)
+    c.eq("XACK refused: each alert printed once", ids_of(f.stdout()), e)
+
+
 def ends(argv):
     """Run a follower until it exits or says it retries: (status or None, stderr)."""
     f = rwtest.Background(argv, env=rwtest.tool_env())
@@ -326,6 +463,7 @@ def ends(argv):
         f.wait()
         return None, f.stderr().decode()
     return f.wait(), f.stderr().decode()
+
 
 # --- colour ------------------------------------------------------------------------------
 
@@ -461,12 +599,14 @@ def main():
     test_usage(c)
     test_unreachable(c)
     test_acl(c)
+    test_transient(c)
     with rwtest.RedisServer() as srv:
         r = rwtest.RespClient(srv.port)
         test_output(c, srv, r)
         test_since(c, srv, r)
         test_follow(c, srv, r)
         test_group(c, srv, r)
+        test_ack_retry(c, srv, r)
         test_color(c, srv, r)
         test_bounds(c, srv, r)
         r.close()
