@@ -14,6 +14,13 @@
  * looked for first around the wall clock (a live sensor, a few EXISTS) and
  * only then with SCAN.
  *
+ * A window is whole buckets (SCHEMA.md "Windows"). Without --at it ends
+ * with the bucket that holds "now", as the sensor's rules count: the
+ * current minute, five minutes and hour are in. With --at WHEN it ends with
+ * the last bucket that ends at or before WHEN, so nothing after WHEN is
+ * counted: for WHEN = 10:07:30 the 10 minutes 09:57-10:07, the hour
+ * 09:05-10:05 and the 24 hours to 10:00.
+ *
  * Only reads: SCAN, EXISTS, ZREVRANGE, HMGET, PFCOUNT, GETRANGE. Everything
  * taken from Redis is bounded here: members per top key (MEMBERS_MAX), entity
  * ID length (CLI_ID_MAX, longer members are skipped and counted), sample
@@ -310,10 +317,18 @@ static int cand_by_score(const void *x, const void *y)
 	return cand_by_id(x, y);
 }
 
+/* The last bucket of a window of buckets len seconds long: see the top of
+ * the file. */
+static long long last_bucket(const struct snapshot *s, long len)
+{
+	long long b = (long long)floor(s->at / (double)len);
+	return strcmp(s->at_source, "at") ? b : b - 1;
+}
+
 /* Rank one kind: the sum of its last MINUTES top keys, best n first. */
 static int rank(struct app *a, struct snapshot *s, enum kind k)
 {
-	long long last = (long long)floor(s->at / 60.0);
+	long long last = last_bucket(s, 60);
 	char key[KEY_MAX], stop[16];
 	snprintf(stop, sizeof stop, "%d", MEMBERS_MAX - 1);
 	for (long long m = last - MINUTES + 1; m <= last; m++) {
@@ -409,7 +424,7 @@ static int fill_row(struct app *a, struct snapshot *s, enum kind k, struct row *
 	char key[KEY_MAX];
 	int sent = 0;
 	for (int w = 0; w < W_COUNT; w++) {
-		long long last = (long long)floor(s->at / (double)windows[w].len);
+		long long last = last_bucket(s, windows[w].len);
 		for (long long b = last - windows[w].count + 1; b <= last; b++) {
 			char suffix[48];
 			snprintf(suffix, sizeof suffix, ":c:%s:%lld", windows[w].res, b);
@@ -428,7 +443,7 @@ static int fill_row(struct app *a, struct snapshot *s, enum kind k, struct row *
 		size_t lens[1 + 24];
 		argv[0] = "PFCOUNT";
 		lens[0] = 7;
-		long long last = (long long)floor(s->at / (double)windows[w].len);
+		long long last = last_bucket(s, windows[w].len);
 		int i = 0;
 		for (long long b = last - windows[w].count + 1; b <= last; b++, i++) {
 			char suffix[48];
@@ -566,6 +581,21 @@ static void render_text(const struct app *a, const struct snapshot *s, int e, FI
 		if (!strcmp(source[i], s->at_source))
 			why = source[i + 1];
 	fprintf(out, "  windows end %s (%s)%s\n", when, why, tty ? "  q quits" : "");
+	if (!strcmp(s->at_source, "at")) {
+		/* whole buckets: each window ends with the last one ended by then */
+		fprintf(out, "windows of whole buckets ended by then:");
+		for (int w = 0; w < W_COUNT; w++) {
+			time_t end = (time_t)((last_bucket(s, windows[w].len) + 1) * windows[w].len);
+			struct tm tm;
+			char hm[16];
+			if (!localtime_r(&end, &tm) || !strftime(hm, sizeof hm, "%H:%M", &tm))
+				snprintf(hm, sizeof hm, "?");
+			fprintf(out, "%s %s to %s", w ? "," : "", windows[w].name, hm);
+		}
+		fputc('\n', out);
+		/* "(none in the 10 minutes to ...)" below: the 10m window's end */
+		cli_iso_local((double)((last_bucket(s, 60) + 1) * 60), when, sizeof when);
+	}
 	if (s->warn[0])
 		fprintf(out, "warning: Redis refused a read: %s\n", s->warn);
 	if (s->skipped)
@@ -810,9 +840,13 @@ static void usage(void)
 "                     {id (as in the keys), name (decoded), top_10m, msgs, rcpts,\n"
 "                     rcpt_domains (each {10m, 1h, 24h}), sample_subject (fingerprints)}\n"
 "  --at WHEN          end the windows at WHEN: unix seconds, 2026-11-23T10:00 (local\n"
-"                     time, or add Z or +09:00), or 10m/1h ago. Default: the newest\n"
-"                     minute in Redis (counters are kept in packet time, so a replayed\n"
-"                     capture is shown at its own time), else now\n"
+"                     time, or add Z or +09:00), or 10m/1h ago. Windows are whole\n"
+"                     buckets (minutes, 5 minutes, hours): each ends with the last\n"
+"                     bucket that ends at or before WHEN, so nothing after WHEN counts\n"
+"                     (WHEN 10:07:30: 10m is 09:57-10:07, 1h 09:05-10:05, 24h ends\n"
+"                     at 10:00). Default: the newest minute in Redis (counters are\n"
+"                     kept in packet time, so a replayed capture is shown at its own\n"
+"                     time), else now; the current buckets are then included\n"
 "Redis:\n"
 CLI_HELP_REDIS
 "\n"

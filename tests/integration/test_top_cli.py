@@ -11,7 +11,9 @@ minutes, so every 10 m / 1 h / 24 h value below is exact. Checked:
   - msgs, rcpts and distinct recipient domains over the three windows;
   - where the windows end: the newest minute in Redis (found by SCAN for a
     replayed capture, around the wall clock for a live sensor), --at, or the
-    wall clock when Redis has no top keys;
+    wall clock when Redis has no top keys; with --at WHEN each window is the
+    whole buckets ended by WHEN (nothing after WHEN counts), said in the
+    header;
   - the text table exactly, with percent-escaped IDs decoded, hostile names
     escaped and cut, wide characters; the JSON document exactly;
   - a top member longer than the ID limit is skipped and counted;
@@ -153,23 +155,51 @@ def test_synthetic_json(c, srv):
     c.eq("-n 1", [len(doc[k]) for k in ("accounts", "fingerprints", "clients")], [1, 1, 1])
     c.eq("-n 1: the best", doc["accounts"][0]["id"], "hijacked@pref.example.jp")
 
-    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", NOW * 60 + 30)
+    # --at WHEN: each window is the whole buckets that ended by WHEN. At the
+    # end of minute NOW (22:46:00) the 10 minutes hold NOW; the hour is the
+    # five-minute buckets to 22:45 (NOW-30 in, NOW out), the 24 hours end at
+    # 22:00 (NOW-300 in, this hour out).
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", (NOW + 1) * 60)
     doc = json.loads(p.stdout)
-    c.eq("--at: source and time", (doc["at_source"], doc["at"]), ("at", NOW * 60 + 30))
-    c.eq("--at NOW: the same accounts", doc["accounts"], [HIJACKED, WEIRD_ROW, TANAKA])
+    c.eq("--at: source and time", (doc["at_source"], doc["at"]), ("at", (NOW + 1) * 60))
+    c.eq("--at end of NOW: whole buckets ended by then", doc["accounts"], [
+        entity("hijacked@pref.example.jp", "hijacked@pref.example.jp", 50, (50, 20, 7),
+               (500, 100, 7), (3, 2, 1)),
+        entity(WEIRD, WEIRD_RAW.decode("utf-8", "replace"), 9, (9, 9, 0), (9, 9, 0),
+               (2, 2, 0)),
+        entity("tanaka@pref.example.jp", "tanaka@pref.example.jp", 5, (5, 105, 0),
+               (5, 105, 0), (1, 1, 0))])
+    # At the start of minute NOW (22:45:00) nothing of minute NOW counts:
+    # hijacked's 50 came after WHEN.
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", NOW * 60)
+    doc = json.loads(p.stdout)
+    c.eq("--at start of NOW: minute NOW left out",
+         [(a["id"], a["msgs"]["10m"]) for a in doc["accounts"]],
+         [(WEIRD, 9), ("tanaka@pref.example.jp", 5)])
+    c.eq("--at start of NOW: the fingerprint of minute NOW left out",
+         [f["id"] for f in doc["fingerprints"]], ["3333cccc4444dddd"])
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", NOW * 60 + 59)
+    c.eq("--at within minute NOW: the same (the minute has not ended)",
+         json.loads(p.stdout)["accounts"], doc["accounts"])
 
-    # Windows ending at NOW-12: tanaka's 100 now count; a window is the sum of
-    # whole buckets ending with the bucket of "now", so the hour bucket also
-    # holds NOW-2 (same hour) while the five-minute buckets do not.
-    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at",
-            "%d" % ((NOW - 12) * 60 + 30))
+    # At 22:35, two minutes after NOW-12: tanaka's 100 count in 10 minutes
+    # and in the hour (buckets to 22:35), not in 24 hours (to 22:00).
+    p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", "2023-11-14T22:35Z")
     doc = json.loads(p.stdout)
-    c.eq("--at NOW-12: accounts", doc["accounts"], [
-        entity("tanaka@pref.example.jp", "tanaka@pref.example.jp", 100, (100, 100, 105),
-               (100, 100, 105), (1, 1, 1))])
-    c.eq("--at NOW-12: no fingerprints yet", doc["fingerprints"], [])
+    c.eq("--at 22:35: accounts", doc["accounts"], [
+        entity("tanaka@pref.example.jp", "tanaka@pref.example.jp", 100, (100, 100, 0),
+               (100, 100, 0), (1, 1, 0))])
+    c.eq("--at 22:35: no fingerprints yet", doc["fingerprints"], [])
     p = top(srv.url, "--redis-prefix", "syn:", "--json", "--at", "2023-11-14T22:35:30Z")
     c.eq("--at ISO", json.loads(p.stdout)["accounts"][0]["msgs"]["10m"], 100)
+
+    # the header says what the windows cover
+    p = top(srv.url, "--redis-prefix", "syn:", "--once", "--at", "2023-11-14T22:47:30Z")
+    head = p.stdout.decode().splitlines()[:2]
+    c.eq("--at, text: the windows in the header", [h.split("  ")[-1] for h in head[:1]] +
+         head[1:], ["windows end 2023-11-14T22:47:30+00:00 (given with --at)",
+                    "windows of whole buckets ended by then: 10m to 22:47, 1h to 22:45, "
+                    "24h to 22:00"])
 
 
 TEXT = """\
@@ -225,11 +255,13 @@ def test_sensor_capture(c, srv):
          [("dc6279cb9023a09c", 1, 3, "Re: Bro SMTP CC Header")])
     c.eq("capture: albert's client", [(x["name"], x["msgs"]["1h"], x["rcpts"]["1h"])
                                       for x in doc["clients"]], [("192.168.133.100", 1, 3)])
-    p = top(srv.url, "--json", "--at", "1254722769")
+    # gurpartap's message is at 1254722768 (06:06:08 UTC): the windows that
+    # end at or before the end of its minute hold it in 10 minutes only
+    p = top(srv.url, "--json", "--at", "1254722820")
     doc = json.loads(p.stdout)
     c.eq("capture --at 2009: gurpartap@patriots.in 1 message, 1 recipient", doc["accounts"], [
-        entity("gurpartap@patriots.in", "gurpartap@patriots.in", 1, (1, 1, 1), (1, 1, 1),
-               (1, 1, 1))])
+        entity("gurpartap@patriots.in", "gurpartap@patriots.in", 1, (1, 0, 0), (1, 0, 0),
+               (1, 0, 0))])
     c.eq("capture --at 2009: subject", [f["sample_subject"] for f in doc["fingerprints"]],
          ["SMTP"])
     c.eq("capture --at 2009: client", [x["name"] for x in doc["clients"]], ["10.10.1.4"])
