@@ -701,7 +701,7 @@ def test_exporter_static(c):
     c.eq("exporter.lua: no global assignment", globals_, [])
 
 
-def test_readme(c):
+def test_readme(c, tmp):
     with open(README) as f:
         text = f.read()
     paths = set(re.findall(r"(?<![\w/.])((?:deploy|counters|tests|sensor)/[\w./-]*\w)", text))
@@ -714,6 +714,24 @@ def test_readme(c):
                  "set-passwords.sh", "docker compose", "Grafana", "relaywatch-alerts",
                  "systemctl", "pseudonymize"):
         c.true("README-deploy mentions %s" % word, word in text)
+
+    # The exporter without Docker: redis_exporter 1.45 looks its password up
+    # by its own --redis.addr, string for string (default
+    # redis://localhost:6379), in the file set-passwords.sh keys with
+    # --exporter-addr: the two must be the same or redis_up stays 0.
+    addr = re.findall(r"`--exporter-addr (\S+)`", text)
+    args = re.findall(r'ARGS="([^"]*)"', text)
+    if c.eq("README: one --exporter-addr and one exporter ARGS", (len(addr), len(args)), (1, 1)):
+        a = flags(args[0].split())
+        c.eq("README: the exporter's --redis.addr is the --exporter-addr",
+             a.get("--redis.addr"), addr[0])
+        c.eq("README: the exporter logs in as exporter", a.get("--redis.user"), "exporter")
+        d = os.path.join(tmp, "readme-secrets")
+        p = subprocess.run([SET_PASSWORDS, "--exporter-addr", addr[0], d], capture_output=True,
+                           text=True)
+        with open(os.path.join(d, "exporter-pwd.json")) as f:
+            c.eq("README: set-passwords.sh keys the exporter's password by that address",
+                 (p.returncode, list(json.load(f))), (0, [a.get("--redis.addr")]))
 
 
 def test_install_deps(c):
@@ -734,7 +752,7 @@ def main():
         test_systemd(c, tmp)
         test_conf_example(c, tmp)
         test_exporter_static(c)
-        test_readme(c)
+        test_readme(c, tmp)
         test_install_deps(c)
     c.done()
 
