@@ -17,7 +17,10 @@ The values must be those of the captures: rw:stats totals from the facts
 files, alerts by rule and severity as test_scenarios.py expects them, the
 top accounts and clients, the stream's length and groups' lag, the sensor's
 health, redis_up 1, no script error, no key left without a name, the
-alerting rules loaded, and nothing refused by the ACL.
+alerting rules loaded, and nothing refused by the ACL. Then a STARTTLS
+session alone (tests/captures/starttls.pcap) is replayed: the sessions
+panel, over a window that holds only it, shows it both begun in clear text
+and encrypted, one line as high as the other.
 
 Every query is evaluated at one instant T, taken once Prometheus has
 scraped the replay's results (polling with a generous timeout: readiness,
@@ -328,6 +331,38 @@ def main():
         c.eq("alerting rules: loaded and healthy",
              (len(rules), sorted({r["health"] for r in rules})), (7, ["ok"]))
         c.eq("nothing refused by the ACL (sensor, exporter, alerts)", fx.acl_log(redis.port), [])
+
+        # A STARTTLS session alone: it is in rw:stats' sessions and in
+        # tls_sessions (SCHEMA.md). The sessions panel is asked over the
+        # window from the last scrape before it to the first after it (from
+        # sample to sample: rate() then extrapolates nothing): each line must
+        # show that one session, 60 / window a minute.
+        stat = 'relaywatch_stats_total{field="%s"}'
+        before = {k: api.value(stat % k, T) for k in ("sessions", "tls_sessions")}
+        p = fx.run_sensor(os.path.join(rwtest.SOURCE, "tests", "captures", "starttls.pcap"),
+                          conf, redis.port, fx.sensor_password_file(tmp))
+        c.eq("starttls.pcap: sensor exit 0 (%s)" % p.stderr[-300:], p.returncode, 0)
+        T2 = rwtest.wait_for("Prometheus to have the STARTTLS session", lambda: (
+            lambda t: t if all(api.value(stat % k, t) == before[k] + 1 for k in before) else None)(
+            time.time()), timeout=60, step=0.2)
+        samples = [(float(ts), float(v)) for ts, v in
+                   api.instant("%s[%ds]" % (stat % "sessions", int(T2 - T) + 2), T2)[0]["values"]]
+        t0 = max(ts for ts, v in samples if v == before["sessions"])
+        t1 = min(ts for ts, v in samples if v == before["sessions"] + 1)
+        panel = [p for p in dash["panels"] if any('field="tls_sessions"' in t["expr"]
+                                                  for t in p.get("targets", []))]
+        if c.eq("the sessions panel: one", len(panel), 1):
+            shown = {}
+            for t in panel[0]["targets"]:
+                q = substitute(t["expr"].replace("$__rate_interval",
+                                                 "%dms" % round((t1 - t0) * 1000)))
+                shown[t.get("legendFormat")] = api.value(q, t1)
+            one = 60 / (t1 - t0)
+            c.true("STARTTLS only: the panel shows the session begun in clear text and "
+                   "encrypted, %.3f a minute each (%r)" % (one, shown),
+                   set(shown) == {"clear text at the start (STARTTLS included)",
+                                  "encrypted (SMTPS or STARTTLS)"} and
+                   all(v is not None and abs(v - one) < 1e-6 * one for v in shown.values()))
 
         # Prometheus shuts down cleanly; redis_exporter 1.45 has no handler (Go's default)
         for name, proc, ok in (("prometheus", prom, {0}), ("exporter", exporter,
