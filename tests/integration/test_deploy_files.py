@@ -740,6 +740,46 @@ def test_readme(c, tmp):
                  (p.returncode, list(json.load(f))), (0, [a.get("--redis.addr")]))
 
 
+def test_references(c):
+    """Every repository path named in the deployment files exists, and the
+    README sections they point to are there."""
+    named = []
+    for root, _dirs, files in os.walk(DEPLOY):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except UnicodeDecodeError:
+                continue
+            for p in re.findall(r"(?<![\w/.])((?:deploy|counters|tests|sensor)/[\w./-]*\w)", text):
+                if "secrets" not in p.split("/"):
+                    named.append((os.path.relpath(path, rwtest.SOURCE), p))
+    c.true("deploy/ names repository files (%d)" % len(named), len(named) >= 10)
+    for where, p in named:
+        c.true("%s names %s: it exists" % (where, p), os.path.exists(os.path.join(rwtest.SOURCE, p)))
+    with open(README) as f:
+        headings = re.findall(r"(?m)^#+ (.*)$", f.read())
+    with open(os.path.join(DEPLOY, "compose", "docker-compose.yml")) as f:
+        for sect in re.findall(r'README\.md, "([^"]+)"', f.read()):
+            c.true("docker-compose.yml: README section %r exists" % sect, sect in headings)
+
+
+def test_alert_fields_documented(c):
+    """SCHEMA.md's table of the alert stream lists every field alert.lua adds."""
+    with open(os.path.join(rwtest.SOURCE, "counters", "SCHEMA.md")) as f:
+        schema = f.read()
+    part = schema.split("## The alert stream", 1)[1].split("\n## ", 1)[0]
+    fields = set(re.findall(r"(?m)^\| `(\w+)` \|", part))
+    with open(os.path.join(rwtest.SOURCE, "counters", "lua", "alert.lua")) as f:
+        # f[#f + 1] = 'NAME'; f[#f + 1] = VALUE: a field name and its value
+        added = re.findall(r"f\[#f \+ 1\] = '(\w+)'; f\[#f \+ 1\] = ", f.read())
+    c.true("alert.lua adds fields of its own (%r)" % added, added)
+    for name in added:
+        c.true("SCHEMA.md's alert stream table lists %s (added by alert.lua)" % name,
+               name in fields)
+
+
 def test_install_deps(c):
     with open(os.path.join(DEPLOY, "install-deps.sh")) as f:
         text = f.read()
@@ -759,6 +799,8 @@ def main():
         test_conf_example(c, tmp)
         test_exporter_static(c)
         test_readme(c, tmp)
+        test_references(c)
+        test_alert_fields_documented(c)
         test_install_deps(c)
     c.done()
 
