@@ -340,7 +340,8 @@ static struct detect *make_counting(struct detect_config *dc, struct counters *c
 	struct rw_options o;
 	memset(&o, 0, sizeof o);
 	o.alert_cooldown = 3600;
-	memcpy(o.rules, kv, nkv * sizeof *kv);
+	if (nkv)
+		memcpy(o.rules, kv, nkv * sizeof *kv);
 	o.n_rules = nkv;
 	CHECK_INT(detect_config_load(dc, &o, err, sizeof err), 0);
 	nseen = 0;
