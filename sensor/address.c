@@ -511,19 +511,13 @@ static const struct { uint32_t lo, hi; } not_domain[] = {
 static size_t domain_char_len(const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	uint32_t cp;
-	size_t l;
+	size_t l = 0;
 
 	if (u[0] < 0x80)
 		return (u[0] >= 'a' && u[0] <= 'z') || (u[0] >= '0' && u[0] <= '9') ||
 		       u[0] == '-' || u[0] == '.';
-	l = utf8_seq(u, n);
-	if (l == 0)
-		return 0;
-	cp = l == 2 ? (uint32_t)(u[0] & 0x1f) << 6 :
-	     l == 3 ? (uint32_t)(u[0] & 0x0f) << 12 : (uint32_t)(u[0] & 0x07) << 18;
-	for (size_t i = 1; i < l; i++)
-		cp |= (uint32_t)(u[i] & 0x3f) << 6 * (l - 1 - i);
+	/* an invalid byte is U+FFFD, in not_domain with the specials */
+	uint32_t cp = utf8_next(s, n, &l);
 	for (size_t i = 0; i < sizeof not_domain / sizeof not_domain[0]; i++)
 		if (cp >= not_domain[i].lo && cp <= not_domain[i].hi)
 			return 0;

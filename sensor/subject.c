@@ -10,6 +10,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "utf8.h"
+
 /* Every sensor must compute the same fingerprint: the seed is fixed
  * ("relaywat" in ASCII) and part of the record format. */
 #define SUBJECT_SEED UINT64_C(0x72656c6179776174)
@@ -19,51 +21,6 @@
 #define SUBJECT_SCAN_MAX 512
 
 /* ---- code points ------------------------------------------------------- */
-
-/* Next code point of s at *i (advanced); an invalid byte is U+FFFD. */
-static uint32_t u8_next(const char *s, size_t len, size_t *i)
-{
-	const unsigned char *u = (const unsigned char *)s + *i;
-	size_t left = len - *i, n;
-	uint32_t cp;
-
-	if (u[0] < 0x80) {
-		*i += 1;
-		return u[0];
-	}
-	if (u[0] >= 0xc2 && u[0] <= 0xdf) {
-		n = 2;
-		cp = u[0] & 0x1f;
-	} else if (u[0] >= 0xe0 && u[0] <= 0xef) {
-		n = 3;
-		cp = u[0] & 0x0f;
-	} else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
-		n = 4;
-		cp = u[0] & 0x07;
-	} else {
-		*i += 1;
-		return 0xfffd;
-	}
-	if (left < n) {
-		*i += 1;
-		return 0xfffd;
-	}
-	for (size_t k = 1; k < n; k++) {
-		if ((u[k] & 0xc0) != 0x80) {
-			*i += 1;
-			return 0xfffd;
-		}
-		cp = cp << 6 | (u[k] & 0x3f);
-	}
-	/* overlongs, surrogates, > U+10FFFF */
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff)) {
-		*i += 1;
-		return 0xfffd;
-	}
-	*i += n;
-	return cp;
-}
 
 static size_t u8_put(uint32_t cp, char b[4])
 {
@@ -129,7 +86,7 @@ static size_t skip_ws(const char *s, size_t len, size_t i)
 {
 	while (i < len) {
 		size_t j = i;
-		if (!is_ws(u8_next(s, len, &j)))
+		if (!is_ws(utf8_next(s, len, &j)))
 			break;
 		i = j;
 	}
@@ -145,8 +102,8 @@ static size_t match_word(const char *s, size_t len, size_t i, const char *word)
 		uint32_t a, b;
 		if (i >= len)
 			return 0;
-		a = case_fold(u8_next(s, len, &i));
-		b = u8_next(word, wl, &w);
+		a = case_fold(utf8_next(s, len, &i));
+		b = utf8_next(word, wl, &w);
 		if (a != b)
 			return 0;
 	}
@@ -161,7 +118,7 @@ static size_t skip_counter(const char *s, size_t len, size_t i)
 
 	if (i >= len)
 		return i;
-	open = case_fold(u8_next(s, len, &j));
+	open = case_fold(utf8_next(s, len, &j));
 	if (open == '[')
 		close = ']';
 	else if (open == '(')
@@ -170,7 +127,7 @@ static size_t skip_counter(const char *s, size_t len, size_t i)
 		return i;
 	while (j < len) {
 		size_t k = j;
-		cp = case_fold(u8_next(s, len, &k));
+		cp = case_fold(utf8_next(s, len, &k));
 		if (cp < '0' || cp > '9')
 			break;
 		digits++;
@@ -180,7 +137,7 @@ static size_t skip_counter(const char *s, size_t len, size_t i)
 		return i;
 	if (close) {
 		size_t k = j;
-		if (j >= len || case_fold(u8_next(s, len, &k)) != close)
+		if (j >= len || case_fold(utf8_next(s, len, &k)) != close)
 			return i;
 		j = k;
 	}
@@ -198,7 +155,7 @@ static size_t match_prefix(const char *s, size_t len, size_t i, bool *reply)
 		j = skip_ws(s, len, skip_counter(s, len, j));
 		if (j < len) {
 			size_t k = j;
-			if (case_fold(u8_next(s, len, &k)) == ':') {
+			if (case_fold(utf8_next(s, len, &k)) == ':') {
 				if (prefixes[p].reply)
 					*reply = true;
 				return k;
@@ -230,7 +187,7 @@ size_t subject_normalise(const char *utf8, size_t len, char *out, size_t outsz,
 		return 0;
 	i = strip_prefixes(utf8, len, &reply);
 	while (i < len) {
-		uint32_t cp = case_fold(u8_next(utf8, len, &i));
+		uint32_t cp = case_fold(utf8_next(utf8, len, &i));
 		char b[5];
 		size_t n;
 
@@ -333,7 +290,7 @@ static void scan_fill(struct scan *sc, const char *s, size_t len)
 
 	sc->n = 0;
 	while (i < len && sc->n < SUBJECT_SCAN_MAX) {
-		uint32_t cp = width_fold(u8_next(s, len, &i));
+		uint32_t cp = width_fold(utf8_next(s, len, &i));
 		sc->cp[sc->n] = cp;
 		sc->cc[sc->n] = cp_class(cp);
 		sc->n++;

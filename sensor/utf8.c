@@ -35,6 +35,21 @@ size_t utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
+uint32_t utf8_next(const char *s, size_t len, size_t *i)
+{
+	const unsigned char *u = (const unsigned char *)s + *i;
+	size_t n = utf8_seq(u, len - *i);
+	if (n == 0) {
+		*i += 1;
+		return 0xfffd;
+	}
+	uint32_t cp = n == 1 ? u[0] : n == 2 ? u[0] & 0x1fu : n == 3 ? u[0] & 0x0fu : u[0] & 0x07u;
+	for (size_t k = 1; k < n; k++)
+		cp = cp << 6 | (u[k] & 0x3fu);
+	*i += n;
+	return cp;
+}
+
 bool utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;

@@ -4,11 +4,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if the
  * bytes there do not start one: overlongs, surrogates and code points past
  * U+10FFFF are invalid (RFC 3629 §4). */
 size_t utf8_seq(const unsigned char *s, size_t n);
+
+/* The code point at s + *i (*i < len), *i moved past it; an invalid byte
+ * is U+FFFD and moves *i by one (the sequences utf8_seq() refuses). */
+uint32_t utf8_next(const char *s, size_t len, size_t *i);
 
 /* True if [s, s+len) is valid UTF-8. */
 bool utf8_valid(const char *s, size_t len);
