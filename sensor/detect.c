@@ -507,19 +507,19 @@ static bool pseudonymizing(const struct detect *d)
 	return d->ctr && counters_pseudonymizing(d->ctr);
 }
 
-static void extra_begin(struct detect *d, struct jsonw *w)
-{
-	jsonw_init(w, d->extra, sizeof d->extra);
-	jsonw_obj_begin(w);
-	d->extra_mark = *w;
-}
-
 /* What is written so far is kept if the rest overflows (see fire()): a
  * rule writes its counts and short fields first, then marks, then its lists
  * and headers as sent. */
 static void extra_mark(struct detect *d, const struct jsonw *w)
 {
 	d->extra_mark = *w;
+}
+
+static void extra_begin(struct detect *d, struct jsonw *w)
+{
+	jsonw_init(w, d->extra, sizeof d->extra);
+	jsonw_obj_begin(w);
+	extra_mark(d, w); /* an empty object, at least */
 }
 
 static uint64_t minus1(uint64_t v)
@@ -550,16 +550,12 @@ static bool is_local(const struct detect *d, const char *domain)
  * that is empty). */
 static bool rcpt_foreign(const struct detect *d, const char *rcpt, const char **dom, size_t *n)
 {
-	*dom = address_domain(rcpt);
-	*n = strlen(*dom);
-	if (address_routed(rcpt, dom, n)) {
-		if (*n == 0) {
-			*dom = address_domain(rcpt);
-			*n = strlen(*dom);
-		}
-		return true;
-	}
-	return **dom && !is_local(d, *dom);
+	const char *domain = address_domain(rcpt), *hop;
+	size_t hn;
+	bool routed = address_routed(rcpt, &hop, &hn);
+	*dom = routed && hn ? hop : domain;
+	*n = routed && hn ? hn : strlen(domain);
+	return routed || (*domain && !is_local(d, domain));
 }
 
 /* The ministry relay (May 2023): an outside client, no AUTH, foreign
@@ -572,11 +568,17 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 		return;
 	unsigned foreign = 0;
 	uint16_t code = 0;
-	const char *dom;
-	size_t dn;
+	const char *dom[20]; /* the first 20 foreign hops, for the evidence */
+	size_t dn[20];
 	for (unsigned i = 0; i < t->n_rcpt; i++) {
+		const char *hd;
+		size_t hn;
 		if (t->rcpt_code[i] >= 200 && t->rcpt_code[i] < 300 &&
-		    rcpt_foreign(d, t->rcpt[i], &dom, &dn)) {
+		    rcpt_foreign(d, t->rcpt[i], &hd, &hn)) {
+			if (foreign < 20) {
+				dom[foreign] = hd;
+				dn[foreign] = hn;
+			}
 			foreign++;
 			code = t->rcpt_code[i];
 		}
@@ -592,13 +594,8 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 	extra_mark(d, &w);
 	jsonw_key(&w, "rcpt_domains");
 	jsonw_arr_begin(&w);
-	for (unsigned i = 0, n = 0; i < t->n_rcpt && n < 20; i++) {
-		if (t->rcpt_code[i] >= 200 && t->rcpt_code[i] < 300 &&
-		    rcpt_foreign(d, t->rcpt[i], &dom, &dn)) {
-			jsonw_strn_max(&w, dom, dn, EXTRA_STR_MAX);
-			n++;
-		}
-	}
+	for (unsigned i = 0; i < foreign && i < 20; i++)
+		jsonw_strn_max(&w, dom[i], dn[i], EXTRA_STR_MAX);
 	jsonw_arr_end(&w);
 	extra_kstr(&w, "last_reply", t->last_reply);
 	extra_kstr(&w, "helo", t->helo);
