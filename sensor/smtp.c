@@ -363,7 +363,10 @@ static const char *slot_str(const struct store *st, enum slot k)
 /* The store of record t: the session's for the open one. */
 static struct store *txn_store(struct smtp_session *s, struct txn *t)
 {
-	return t == &s->t ? &s->st : &((struct closing *)((char *)t - offsetof(struct closing, t)))->st;
+	if (t == &s->t)
+		return &s->st;
+	/* a closing record's: t is the first member of its struct closing */
+	return &((struct closing *)((char *)t - offsetof(struct closing, t)))->st;
 }
 
 /* --- the line pool ------------------------------------------------------------ */
@@ -648,7 +651,7 @@ static void closing_write(struct smtp_session *s)
 }
 
 /* True if a command of record generation gen still waits for its reply. */
-static bool gen_pending(const struct smtp_session *s, uint32_t gen);
+static bool gen_pending(struct smtp_session *s, uint32_t gen);
 
 /* Write the closing records that wait for nothing any more, oldest first
  * (replies come in order: a younger one cannot be done before an older). */
@@ -799,9 +802,9 @@ static void push_cmd(struct smtp_session *s, enum cmd cmd, unsigned flags, unsig
 	s->q_len++;
 }
 
-static bool gen_pending(const struct smtp_session *s, uint32_t gen)
+static bool gen_pending(struct smtp_session *s, uint32_t gen)
 {
-	const struct pending *q = s->q_heap ? s->q_heap : s->q_inline;
+	const struct pending *q = q_entries(s);
 	unsigned cap = q_capacity(s);
 	for (unsigned i = 0; i < s->q_len; i++)
 		if (q[(s->q_head + i) % cap].gen == gen)
