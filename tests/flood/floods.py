@@ -42,6 +42,13 @@ class ListWriter:
     def frame(self, ts_us, data):
         self.frames.append((ts_us, data))
 
+    def save(self, path):
+        """The frames collected, in time order, as a pcap at path."""
+        w = PcapWriter(path)
+        for ts, frame in sorted(self.frames, key=lambda x: x[0]):
+            w.frame(ts, frame)
+        w.close()
+
 
 def message(subject, extra_headers=b"", body=b"hello\r\n", frm=b"Alice <alice@example.jp>"):
     return (b"From: " + frm + b"\r\nTo: bob@example.net\r\nSubject: " + subject + b"\r\n" +

@@ -63,10 +63,7 @@ def build(path, greeting):
         s.client(b"QUIT\r\n")
         s.server(b"221 bye\r\n")
         s.close()
-    w = pcapw.PcapWriter(path)
-    for ts, frame in sorted(lw.frames, key=lambda x: x[0]):
-        w.frame(ts, frame)
-    w.close()
+    lw.save(path)
 
 
 def run(pcap, tmp, *extra):

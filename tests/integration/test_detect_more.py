@@ -52,10 +52,15 @@ protected_domains = s-kantan.example.jp
 """
 
 
-def alerts_of(args, tmp, redis=None):
+def conf_file(tmp):
     conf = os.path.join(tmp, "c.conf")
     with open(conf, "w") as f:
         f.write(CONFIG)
+    return conf
+
+
+def alerts_of(args, tmp, redis=None):
+    conf = conf_file(tmp)
     out = os.path.join(tmp, "alerts.json")
     p = rwtest.run(args + ["-c", conf, "--redis", redis.url if redis else "embedded",
                            "--alerts-json", out], check=False)
@@ -342,18 +347,13 @@ def wire_evidence_pcap(path):
         s.client(b"QUIT\r\n")
         s.server(b"221 2.0.0 Bye\r\n")
         s.close()
-    w = pcapw.PcapWriter(path)
-    for ts, frame in sorted(lw.frames, key=lambda x: x[0]):
-        w.frame(ts, frame)
-    w.close()
+    lw.save(path)
 
 
 def test_wire_evidence(c, tmp):
     pcap = os.path.join(tmp, "wire-evidence.pcap")
     wire_evidence_pcap(pcap)
-    conf = os.path.join(tmp, "c.conf")
-    with open(conf, "w") as f:
-        f.write(CONFIG)
+    conf = conf_file(tmp)
     out = os.path.join(tmp, "alerts.json")
     with rwtest.RedisServer() as redis:
         p = rwtest.run(["-r", pcap, "-c", conf, "--redis", redis.url, "--alerts-json", out],
