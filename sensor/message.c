@@ -148,6 +148,10 @@ struct workspace {
 	const char *val[SLOTS_KEPT];
 	size_t arena_len;
 	char arena[ARENA_SIZE];
+	/* Subject and From decoded from the whole field as it arrived, not
+	 * from the value cut at its bound: a cut inside an encoded-word would
+	 * show that word's first half as written. Set with their val[]. */
+	size_t subject_len, from_decoded_len;
 	char subject[MESSAGE_SUBJECT_MAX + 1];
 	char from_decoded[3 * MESSAGE_FIELD_MAX + 1];
 
@@ -701,6 +705,19 @@ static void field_store(struct message *m, const struct field_def *d, const char
 		return;
 	}
 	*dst = arena_store(m, v, n, d->max);
+	if (d->slot == SLOT_SUBJECT || d->slot == SLOT_FROM) {
+		/* RFC 2047 decoding of the whole field (up to MESSAGE_LINE_MAX),
+		 * its output bounded by the buffer; decoding never more than
+		 * triples, so when that cuts, the raw value was cut and counted. */
+		struct workspace *w = m->ws;
+		struct rfc2047_stats st = { 0, 0, 0, 0 };
+		if (d->slot == SLOT_SUBJECT)
+			w->subject_len = rfc2047_decode(v, n, w->subject, sizeof w->subject, &st);
+		else
+			w->from_decoded_len = rfc2047_decode(v, n, w->from_decoded,
+							     sizeof w->from_decoded, &st);
+		count_add(&m->info.decode_replaced, st.replaced);
+	}
 }
 
 /* The unfolded field in the workspace is complete: split "Name: value" (RFC 5322
@@ -811,15 +828,14 @@ static const char *keep(char **pp, const char *v, size_t len)
 	return dst;
 }
 
-/* The top-level block is over: decode Subject and From (RFC 2047), then
- * copy every value kept into one block sized for them, so that the
- * workspace can go back to the pool. A decoded value equal to the raw one
- * is the same string. */
+/* The top-level block is over: copy every value kept, and the decoded
+ * Subject and From (field_store), into one block sized for them, so that
+ * the workspace can go back to the pool. A decoded value equal to the raw
+ * one is the same string. */
 static void values_keep(struct message *m)
 {
 	struct workspace *w = m->ws;
 	struct message_info *in = &m->info;
-	struct rfc2047_stats st = { 0, 0, 0, 0 };
 	const char **dst[SLOTS_KEPT] = {
 		[SLOT_FROM] = &in->from,
 		[SLOT_TO] = &in->to,
@@ -841,18 +857,15 @@ static void values_keep(struct message *m)
 	char *p;
 
 	if (raw_subject) {
-		subj_len = rfc2047_decode(raw_subject, strlen(raw_subject), w->subject,
-					  sizeof w->subject, &st);
+		subj_len = w->subject_len;
 		subj_same = strcmp(w->subject, raw_subject) == 0;
 		total += subj_same ? 0 : subj_len + 1;
 	}
 	if (raw_from) {
-		fromd_len = rfc2047_decode(raw_from, strlen(raw_from), w->from_decoded,
-					   sizeof w->from_decoded, &st);
+		fromd_len = w->from_decoded_len;
 		from_same = strcmp(w->from_decoded, raw_from) == 0;
 		total += from_same ? 0 : fromd_len + 1;
 	}
-	count_add(&in->decode_replaced, st.replaced);
 	for (size_t i = 0; i < SLOTS_KEPT; i++)
 		if (dst[i] && w->val[i])
 			total += (len[i] = strlen(w->val[i])) + 1;

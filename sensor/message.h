@@ -48,7 +48,10 @@
  * `truncated_fields`). NULL when the header was absent. For repeated
  * headers, the first one wins (counted in `duplicates`). They are set when
  * the top-level header block ends (blank line, gap, or message_finish()),
- * `subject`, `from_decoded` and `user_agent` included.
+ * `subject`, `from_decoded` and `user_agent` included. `subject` and
+ * `from_decoded` are decoded from the whole field (up to MESSAGE_LINE_MAX),
+ * not from the value kept as sent, so they may be longer than it; their
+ * bounds are MESSAGE_SUBJECT_MAX and 3 * MESSAGE_FIELD_MAX.
  *
  * An attachment is a non-multipart part (or a single-part message) with a
  * file name: Content-Disposition filename, else Content-Type name, RFC 2231

@@ -687,8 +687,11 @@ static bool is_wsp(char c)
 }
 
 /* Parse "=?charset[*lang]?B|Q?text?=" at s. The encoded text holds no
- * whitespace and no '?' (RFC 2047 §2); the 75-byte limit is not enforced
- * because real mailers ignore it. */
+ * whitespace (RFC 2047 §2); the 75-byte limit is not enforced because real
+ * mailers ignore it. Nor is "no '?'" in Q text (§4.2 wants "=3F"): mailers
+ * that forget it write "you??=" for a subject ending in a question mark,
+ * and mail clients (Thunderbird) end the word at the first "?=" all the
+ * same. B text with a '?' is malformed whichever way it is read. */
 static bool word_parse(const char *s, size_t len, struct word *w)
 {
 	size_t i = 2, cs_start = 2, star = 0;
@@ -717,7 +720,7 @@ static bool word_parse(const char *s, size_t len, struct word *w)
 			w->len = i + 2;
 			return true;
 		}
-		if (is_wsp(s[i]) || s[i] == '?')
+		if (is_wsp(s[i]) || (s[i] == '?' && w->enc == 'B'))
 			return false;
 	}
 	return false;

@@ -2,7 +2,8 @@
  *
  * Everything works on Unicode code points decoded from the UTF-8 subject
  * (an invalid byte reads as U+FFFD), with full-width ASCII (U+FF01..U+FF5E)
- * read as ASCII, so "Ｒｅ：" is "Re:" and "＃＄％" is "#$%". */
+ * read as ASCII, so "Ｒｅ：" is "Re:" and "＃＄％" is "#$%", and invisible
+ * (default-ignorable) code points not read at all. */
 #include "subject.h"
 
 #include <inttypes.h>
@@ -64,6 +65,24 @@ static bool is_ws(uint32_t cp)
 	       (cp >= 0x2000 && cp <= 0x200a) || cp == 0x202f || cp == 0x205f;
 }
 
+/* Unicode Default_Ignorable_Code_Point (DerivedCoreProperties.txt): soft
+ * hyphen, zero-width space and joiners, word joiner, bidi marks and
+ * isolates, BOM, variation selectors, Hangul fillers, tags. A mail client
+ * shows nothing for them, so spam sprinkles them to make each copy of one
+ * subject a different string: every function here reads past them. */
+static bool is_ignorable(uint32_t cp)
+{
+	if (cp < 0xad)
+		return false;
+	return cp == 0xad || cp == 0x34f || cp == 0x61c || (cp >= 0x115f && cp <= 0x1160) ||
+	       (cp >= 0x17b4 && cp <= 0x17b5) || (cp >= 0x180b && cp <= 0x180f) ||
+	       (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2060 && cp <= 0x206f) || cp == 0x3164 ||
+	       (cp >= 0xfe00 && cp <= 0xfe0f) || cp == 0xfeff || cp == 0xffa0 ||
+	       (cp >= 0xfff0 && cp <= 0xfff8) || (cp >= 0x1bca0 && cp <= 0x1bca3) ||
+	       (cp >= 0x1d173 && cp <= 0x1d17a) || (cp >= 0xe0000 && cp <= 0xe0fff);
+}
+
 /* ---- reply / forward prefixes ------------------------------------------ */
 
 struct prefix {
@@ -86,7 +105,8 @@ static size_t skip_ws(const char *s, size_t len, size_t i)
 {
 	while (i < len) {
 		size_t j = i;
-		if (!is_ws(utf8_next(s, len, &j)))
+		uint32_t cp = utf8_next(s, len, &j);
+		if (!is_ws(cp) && !is_ignorable(cp))
 			break;
 		i = j;
 	}
@@ -103,6 +123,8 @@ static size_t match_word(const char *s, size_t len, size_t i, const char *word)
 		if (i >= len)
 			return 0;
 		a = case_fold(utf8_next(s, len, &i));
+		if (is_ignorable(a))
+			continue;
 		b = utf8_next(word, wl, &w);
 		if (a != b)
 			return 0;
@@ -191,6 +213,8 @@ size_t subject_normalise(const char *utf8, size_t len, char *out, size_t outsz,
 		char b[5];
 		size_t n;
 
+		if (is_ignorable(cp))
+			continue;   /* "12<ZWSP>34" is one number, "t<ZWSP>rust" one word */
 		if (is_ws(cp)) {
 			space = o > 0;
 			digit = false;
@@ -291,6 +315,8 @@ static void scan_fill(struct scan *sc, const char *s, size_t len)
 	sc->n = 0;
 	while (i < len && sc->n < SUBJECT_SCAN_MAX) {
 		uint32_t cp = width_fold(utf8_next(s, len, &i));
+		if (is_ignorable(cp))
+			continue;
 		sc->cp[sc->n] = cp;
 		sc->cc[sc->n] = cp_class(cp);
 		sc->n++;

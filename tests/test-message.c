@@ -619,7 +619,8 @@ static void check_field(size_t len, unsigned long truncated)
 	m = PARSE(b.p, b.len);
 	in = message_info(m);
 	CHECK_INT(strlen(in->subject_raw), len > MESSAGE_FIELD_MAX ? MESSAGE_FIELD_MAX : len);
-	CHECK_INT(strlen(in->subject), strlen(in->subject_raw));
+	/* decoded from the whole field: its own bound, MESSAGE_SUBJECT_MAX */
+	CHECK_INT(strlen(in->subject), len);
 	CHECK_INT(strlen(in->to), len > MESSAGE_FIELD_MAX ? MESSAGE_ADDRLIST_MAX
 			     : len + MESSAGE_ADDRLIST_MAX - MESSAGE_FIELD_MAX);
 	CHECK_INT(in->truncated_fields, truncated);
@@ -632,6 +633,30 @@ static void test_bound_field(void)
 {
 	check_field(MESSAGE_FIELD_MAX, 0);
 	check_field(MESSAGE_FIELD_MAX + 1, 2);   /* Subject and To, one each */
+}
+
+/* The decoded Subject at its bound and one past it (a raw value that long
+ * was cut, and counted, at MESSAGE_FIELD_MAX already). */
+static void check_subject_decoded(size_t len, size_t want)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+
+	mb_str(&b, "Subject: ");
+	mb_rep(&b, 's', len);
+	mb_str(&b, "\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	CHECK_INT(strlen(message_info(m)->subject), want);
+	CHECK_INT(strlen(message_info(m)->subject_raw), MESSAGE_FIELD_MAX);
+	CHECK_INT(message_info(m)->truncated_fields, 1);
+	message_destroy(m);
+	mb_free(&b);
+}
+
+static void test_bound_subject_decoded(void)
+{
+	check_subject_decoded(MESSAGE_SUBJECT_MAX, MESSAGE_SUBJECT_MAX);
+	check_subject_decoded(MESSAGE_SUBJECT_MAX + 1, MESSAGE_SUBJECT_MAX);
 }
 
 static void test_bound_field_utf8(void)
@@ -650,6 +675,43 @@ static void test_bound_field_utf8(void)
 	CHECK_INT(message_info(m)->decode_replaced, 0);
 	message_destroy(m);
 	mb_free(&b);
+}
+
+/* A Subject longer than MESSAGE_FIELD_MAX as sent (a long Japanese subject
+ * folded into 40 encoded-words) is decoded whole, as a mail client shows
+ * it: the raw value is cut at its bound, but the decoded one must not end
+ * in the half of an encoded-word that the cut left ("... =?UTF-8?B?6YeN").
+ * Also From, whose decoded display name must not lose its end either. */
+static void test_long_encoded_subject(void)
+{
+	struct mbuf b = { 0 }, want = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	mb_str(&b, "From: ");
+	for (int i = 0; i < 40; i++) {
+		mb_str(&b, i ? "\r\n =?UTF-8?B?6YeN6KaB44Gq44GK55+l44KJ44Gb?="
+			     : "=?UTF-8?B?6YeN6KaB44Gq44GK55+l44KJ44Gb?=");
+	}
+	mb_str(&b, " <a@x.jp>\r\nSubject: ");
+	for (int i = 0; i < 40; i++) {
+		mb_str(&b, i ? "\r\n =?UTF-8?B?6YeN6KaB44Gq44GK55+l44KJ44Gb?="
+			     : "=?UTF-8?B?6YeN6KaB44Gq44GK55+l44KJ44Gb?=");
+		mb_str(&want, "重要なお知らせ");
+	}
+	mb_str(&b, "\r\n\r\nbody\r\n");
+	CHECK(b.len > 2 * MESSAGE_FIELD_MAX + 1000);
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(strlen(in->subject_raw), MESSAGE_FIELD_MAX);  /* cut inside a word */
+	CHECK_STR(in->subject, want.p);
+	mb_str(&want, " <a@x.jp>");
+	CHECK_STR(in->from_decoded, want.p);
+	CHECK_INT(in->truncated_fields, 2);   /* the raw Subject and From */
+	CHECK_INT(in->decode_replaced, 0);
+	message_destroy(m);
+	mb_free(&b);
+	mb_free(&want);
 }
 
 static void check_attachments(unsigned count, unsigned kept)
@@ -1158,6 +1220,8 @@ int main(void)
 	RUN(test_bound_line);
 	RUN(test_bound_field);
 	RUN(test_bound_field_utf8);
+	RUN(test_long_encoded_subject);
+	RUN(test_bound_subject_decoded);
 	RUN(test_bound_attachments);
 	RUN(test_bound_name);
 	RUN(test_bound_depth);

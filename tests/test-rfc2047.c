@@ -141,6 +141,23 @@ static void test_malformed_words(void)
 	CHECK_STR(dec("=?utf-8?Q?abc"), "=?utf-8?Q?abc");
 }
 
+/* A '?' in Q text should be "=3F" (RFC 2047 §4.2 (3)), but mailers that
+ * forget it are common exactly where a subject ends with a question mark,
+ * and mail clients (Thunderbird) read the word up to "?=" all the same.
+ * ("?" "?=" below: C11 reads ??= as a trigraph.) */
+static void test_q_word_with_question_mark(void)
+{
+	CHECK_STR(dec("=?utf-8?Q?Re:_Can_I_trust_you?" "?="), "Re: Can I trust you?");
+	CHECK_INT(st.words, 1);
+	CHECK_INT(st.bad_words, 0);
+	CHECK_STR(dec("=?UTF-8?Q?a?b?= =?UTF-8?Q?c?" "?="), "a?bc?");
+	CHECK_INT(st.words, 2);
+	/* the first "?=" ends the word, as in every reader */
+	CHECK_STR(dec("=?utf-8?q?a?=b?="), "ab?=");
+	/* B text has no '?': still malformed, shown as written */
+	CHECK_STR(dec("=?utf-8?B?5p?el?="), "=?utf-8?B?5p?el?=");
+}
+
 static void test_unknown_charset(void)
 {
 	CHECK_STR(dec("=?x-unknown?Q?Hello_=E9?="), "Hello " FFFD);
@@ -301,6 +318,7 @@ int main(void)
 	RUN(test_adjacent_words);
 	RUN(test_split_multibyte);
 	RUN(test_malformed_words);
+	RUN(test_q_word_with_question_mark);
 	RUN(test_unknown_charset);
 	RUN(test_other_charsets);
 	RUN(test_raw_8bit);

@@ -130,6 +130,42 @@ static void test_fingerprint(void)
 	CHECK_STR(hex, "0000000000000000");
 }
 
+/* Invisible characters (Unicode Default_Ignorable_Code_Point: zero-width
+ * space and joiners, soft hyphen, word joiner, BOM, bidi marks, variation
+ * selectors, tags) are how spam varies a subject per message while every
+ * copy looks the same in a mail client: they must not split a fingerprint,
+ * hide a Re: prefix, or count as a script in the shape. */
+static void test_invisible_characters(void)
+{
+	struct subject_facts a, b;
+	static const char *const variants[] = {
+		"Re: Can I trust you?\u200b",
+		"Re: Can I t\u200brust you?",
+		"Re: Can\u00ad I trust you?",
+		"Re: Can I \u2060trust\u200c you\u200d?",
+		"\ufeffRe: Can I trust you?",
+		"R\u200be: Can I trust you?",
+		"Re\u200e: Can I trust you?\ufe0f",
+		"Re: Can I trust you?\U000e0041",
+	};
+
+	subject_analyse("Re: Can I trust you?", 20, &a);
+	for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+		subject_analyse(variants[i], strlen(variants[i]), &b);
+		if (a.fingerprint != b.fingerprint || !b.reply_prefix || a.shape != b.shape)
+			fprintf(stderr, "  variant %zu\n", i);
+		CHECK(a.fingerprint == b.fingerprint);
+		CHECK(b.reply_prefix);
+		CHECK(a.shape == b.shape);
+	}
+	CHECK_STR(N("HELLO!\u200bDEAR!\u200bGOOD NEWS TO YOU,"), "hello!dear!good news to you,");
+	CHECK_STR(N("Invoice 12\u200b34"), "invoice 0");
+	CHECK_STR(N("\u200b\u200b"), "");
+	/* visible characters around them are still told apart */
+	subject_analyse("Re: Can I trust you!", 20, &b);
+	CHECK(a.fingerprint != b.fingerprint);
+}
+
 /* Labelled subjects: the flood strings of the 2012 contact-form incidents
  * and their kind, and ordinary subjects in the languages the sensor sees. */
 static const struct {
@@ -313,6 +349,7 @@ int main(void)
 	RUN(test_empty);
 	RUN(test_bounded);
 	RUN(test_fingerprint);
+	RUN(test_invisible_characters);
 	RUN(test_gibberish_table);
 	RUN(test_flood_shapes);
 	RUN(test_shape);
