@@ -22,8 +22,9 @@ struct subject_facts {
  * prefixes repeatedly (Re, RE, Fwd, Fw, FW, AW, SV, Re[2], Re(2), 返信, 転送,
  * with ASCII or full-width colon), collapse runs of digits to one '0', collapse
  * whitespace (including U+3000) to one space, trim. Invisible code points
- * (Unicode Default_Ignorable: U+200B, U+00AD, U+FEFF...) are dropped first. Writes NUL-terminated
- * output, at most outsz-1 bytes, never cutting a UTF-8 sequence; returns length.
+ * (Unicode Default_Ignorable: U+200B, U+00AD, U+FEFF...) are dropped first.
+ * Writes NUL-terminated output, at most outsz-1 bytes, never cutting a UTF-8
+ * sequence; returns length.
  * If reply_prefix is not NULL it is set when a Re-like prefix was stripped. */
 size_t subject_normalise(const char *utf8, size_t len, char *out, size_t outsz,
 			 bool *reply_prefix);
