@@ -318,6 +318,68 @@ def test_health_bounds(c, tmp):
                0 < int(h.get("rss_bytes", 0)) <= int(h.get("rss_peak_bytes", 0)))
 
 
+def counters_snapshot(redis):
+    """Every counter Redis holds after a run: rw:stats without its internal
+    fields, every bucket hash of every entity, every top-N set."""
+    st = {k: v for k, v in hgetall(redis, "rw:stats").items() if not k.startswith("_")}
+    buckets, top = {}, {}
+    for k in redis.keys():
+        if ":c:" in k:
+            buckets[k] = hgetall(redis, k)
+        elif k.startswith("rw:{top}:") and not k.endswith(":seq"):
+            top[k] = redis.cli("ZRANGE", k, "0", "-1", "WITHSCORES")
+    return st, buckets, top
+
+
+def test_partial_round(c, tmp):
+    """After an outage the backlog goes to Redis in one pipelined round; a
+    command of it can be refused while a later one of the same entity is
+    executed: Redis answers BUSY to the part of a pipeline it reads while
+    another client's script runs too long and executes the part it reads
+    after (NOSCRIPT after a SCRIPT FLUSH that another sensor's SCRIPT LOAD
+    follows does the same). The round is sent again; the refused call must
+    then be applied, not taken for a replay because a later call of its
+    entity (or of rw:stats, or of the top-N sets) is already in. Here a
+    proxy refuses the first flush.lua call of the backlog, and the first
+    stats.lua and top.lua calls, with BUSY: the counts must equal those of
+    a run without the fault. Before the fix the refused batch of that
+    entity, of rw:stats and of the top sets was lost."""
+    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    conf = conf_file(tmp)
+    tick = ["--flush-interval", "0.05"]
+    with rwtest.RedisServer() as ref:
+        rwtest.run(["-r", pcap, "--redis", ref.url, "-c", conf, "-q"] + tick)
+        want = counters_snapshot(ref)
+    busy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+
+    def call(pred):
+        return lambda a: len(a) > 3 and a[0].upper() == b"EVALSHA" and pred(a[3])
+
+    with rwtest.RedisServer() as redis, rwtest.FaultProxy(redis.port) as proxy:
+        proxy.down = True          # connects, then loses every round: a backlog
+        sensor = rwtest.Background([rwtest.RELAYWATCH, "-r", pcap, "--redis", proxy.url,
+                                    "-c", conf] + tick)
+        # the capture is read (the summary comes before the last flush)
+        sensor.wait_stderr("the end of the capture", lambda e: b" transactions, " in e,
+                           timeout=120)
+        proxy.inject(call(lambda k: b"{" in k and not k.startswith((b"rw:{top}",
+                                                                     b"rw:{alerts}"))), busy)
+        proxy.inject(call(lambda k: k == b"rw:stats"), busy)
+        proxy.inject(call(lambda k: k == b"rw:{top}"), busy)
+        proxy.down = False
+        c.eq("partial round: sensor exit status", sensor.wait(timeout=120), 0)
+        err = sensor.stderr().decode(errors="replace")
+        c.eq("partial round: three calls refused", len(proxy.injected), 3)
+        got = counters_snapshot(redis)
+        c.eq("partial round: rw:stats equal to a run without the fault", got[0], want[0])
+        c.eq("partial round: the same bucket keys", sorted(got[1]), sorted(want[1]))
+        for k in sorted(want[1]):
+            if got[1].get(k) != want[1][k]:
+                c.eq("partial round: %s" % k, got[1].get(k), want[1][k])
+        c.eq("partial round: top-N sets equal", got[2], want[2])
+        c.true("partial round: nothing lost", "could not be written" not in err)
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -329,6 +391,7 @@ def main():
         test_error_replies(c, tmp)
         test_health_bounds(c, tmp)
         test_minute_boundary(c)
+        test_partial_round(c, tmp)
     c.done()
 
 
