@@ -122,8 +122,12 @@ if applied == 1 then
       end
     end
   end
-  redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq .. ':' .. sub)
-  if full then redis.call('EXPIRE', E .. ':seq', 90000) end
+  -- Renewed on whole-window reads; and whenever the field is new, so that
+  -- a key made by a mode-0 call (E:seq lost meanwhile: a Redis restarted
+  -- without persistence, a failover) expires too.
+  if redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq .. ':' .. sub) == 1 or full then
+    redis.call('EXPIRE', E .. ':seq', 90000)
+  end
   if sample ~= '' then
     redis.call('SET', E .. ':sample', sample, 'EX', 86400)
   end

@@ -380,6 +380,30 @@ def test_partial_round(c, tmp):
         c.true("partial round: nothing lost", "could not be written" not in err)
 
 
+def test_seq_ttl(c):
+    """E:seq expires by itself whichever call creates it. The sensor reads
+    an entity's whole windows (mode 1 or 2, which renews E:seq's TTL) only
+    every few minutes; in between its calls are mode 0. When E:seq is gone
+    meanwhile (a Redis restarted without persistence, a failover to a
+    replica that had not got it, a FLUSHDB), the next mode-0 call created it
+    without a TTL: a key that never expired, against SCHEMA.md. flush.lua
+    is called here as the sensor calls it, on an empty Redis."""
+    with open(os.path.join(rwtest.SOURCE, "counters", "lua", "flush.lua")) as f:
+        src = f.read()
+    with rwtest.RedisServer() as redis:
+        r = rwtest.RespClient(redis.port)
+        now = 1795417934
+        e = "rw:{acct:alice@pref.example.jp}"
+        r.command("EVAL", src, "1", e, "s1", "0123456789abcdef", "7:1", "%d.5" % now,
+                  str(now // 60), "0", "", "1", "msgs", "1", "0")
+        c.eq("seq ttl: the mode-0 call applied", r.command("HGET", e + ":c:m:%d" % (now // 60),
+                                                          "msgs"), b"1")
+        ttl = r.command("TTL", e + ":seq")
+        c.true("seq ttl: E:seq made by a mode-0 call expires by itself (ttl %d)" % ttl,
+               ttl > 0)
+        r.close()
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -392,6 +416,7 @@ def main():
         test_health_bounds(c, tmp)
         test_minute_boundary(c)
         test_partial_round(c, tmp)
+        test_seq_ttl(c)
     c.done()
 
 
