@@ -205,6 +205,7 @@ struct ent {
 
 struct alert_item {
 	struct alert_item *next;
+	bool taken;               /* alert.lua answered: never sent again */
 	char *cool_key;
 	int argc;
 	char **argv;
@@ -1461,6 +1462,8 @@ static int send_round(struct counters *c, struct cmdbuf *b, struct batch *first,
 			break;
 	}
 	for (struct alert_item *a = alerts; a; a = a->next) {
+		if (a->taken)
+			continue; /* in an earlier try of this round (NOSCRIPT) */
 		a->argv[1] = c->sha[LUA_ALERT];
 		a->argvlen[1] = strlen(c->sha[LUA_ALERT]);
 		b->ncmds++;
@@ -1496,6 +1499,7 @@ static int send_round(struct counters *c, struct cmdbuf *b, struct batch *first,
 		} else if (s->kind == R_FLUSH) {
 			parse_flush(s->d, r);
 		} else if (s->kind == R_ALERT) {
+			s->a->taken = true;
 			pthread_mutex_lock(&c->mu);
 			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 				c->st.alerts_duplicate++;
@@ -1558,18 +1562,33 @@ static void acknowledged(struct counters *c, struct batch *first, struct batch *
 	}
 }
 
-/* A round failed: the alerts go back in front of any that came since. */
+/* A round failed: the alerts Redis did not take go back in front of any
+ * that came since; the ones it took are done (sent again, alert.lua would
+ * add them to the stream a second time when outside the cooldown: with a
+ * cooldown of 0, or the last alert of its key). Under mu. */
 static void requeue_alerts(struct counters *c, struct alert_item *alerts)
 {
-	if (!alerts)
+	struct alert_item *head = NULL, *last = NULL;
+	while (alerts) {
+		struct alert_item *n = alerts->next;
+		if (alerts->taken) {
+			c->st.alerts_pending--;
+			alert_free(alerts);
+		} else {
+			if (last)
+				last->next = alerts;
+			else
+				head = alerts;
+			last = alerts;
+		}
+		alerts = n;
+	}
+	if (!head)
 		return;
-	struct alert_item *t = alerts;
-	while (t->next)
-		t = t->next;
-	t->next = c->a_head;
-	c->a_head = alerts;
-	if (!c->a_tail)
-		c->a_tail = t;
+	last->next = c->a_head;
+	if (!c->a_head)
+		c->a_tail = last;
+	c->a_head = head;
 }
 
 static void *writer_main(void *arg)

@@ -404,6 +404,38 @@ def test_seq_ttl(c):
         r.close()
 
 
+def test_alerts_of_failed_round(c, tmp):
+    """A round that Redis does not take whole is sent again; its alerts
+    that Redis did take (alert.lua answered) must not go again. With a
+    cooldown they came back as duplicates and were dropped by alert.lua;
+    with --alert-cooldown 0 (every alert goes out) each one was added to
+    the stream a second time. A proxy refuses one flush.lua call of the
+    round that carries the backlog's alerts; the stream must hold what a
+    run without the fault puts there."""
+    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    conf = conf_file(tmp)
+    args = ["-c", conf, "--flush-interval", "0.05", "--alert-cooldown", "0"]
+    with rwtest.RedisServer() as ref:
+        rwtest.run(["-r", pcap, "--redis", ref.url, "-q"] + args)
+        want = int(ref.cli("XLEN", "rw:alerts").strip())
+    with rwtest.RedisServer() as redis, rwtest.FaultProxy(redis.port) as proxy:
+        proxy.down = True
+        sensor = rwtest.Background([rwtest.RELAYWATCH, "-r", pcap, "--redis", proxy.url]
+                                   + args)
+        sensor.wait_stderr("the end of the capture", lambda e: b" transactions, " in e,
+                           timeout=120)
+        proxy.inject(lambda a: len(a) > 3 and a[0].upper() == b"EVALSHA" and
+                     a[3].startswith(b"rw:{ip:"), "BUSY Redis is busy running a script.")
+        proxy.down = False
+        c.eq("failed round's alerts: sensor exit status", sensor.wait(timeout=120), 0)
+        c.eq("failed round's alerts: one call refused", len(proxy.injected), 1)
+        c.true("failed round's alerts: alerts raised (%d)" % want, want > 0)
+        c.eq("failed round's alerts: the stream holds each alert once",
+             int(redis.cli("XLEN", "rw:alerts").strip()), want)
+        c.eq("failed round's alerts: rw:stats alerts",
+             redis.cli("HGET", "rw:stats", "alerts").strip(), str(want))
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -417,6 +449,7 @@ def main():
         test_minute_boundary(c)
         test_partial_round(c, tmp)
         test_seq_ttl(c)
+        test_alerts_of_failed_round(c, tmp)
     c.done()
 
 
