@@ -926,15 +926,16 @@ static void cut(struct counters *c, uint64_t now_us)
 }
 
 /* Wait until every batch cut so far is acknowledged, or a round has failed
- * since (Redis away: the replay goes on with local deltas). */
+ * since (Redis away, or refusing with error replies over a sound
+ * connection: the replay goes on with local deltas). */
 static void wait_acknowledged(struct counters *c)
 {
 	pthread_mutex_lock(&c->mu);
 	uint64_t start = c->rounds;
 	while (c->q_head && !c->stopping) {
 		pthread_cond_wait(&c->round_done, &c->mu);
-		if (c->rounds > start && !c->st.connected)
-			break; /* a round failed: Redis is away */
+		if (c->rounds > start && c->st.failing)
+			break; /* a round failed */
 	}
 	pthread_mutex_unlock(&c->mu);
 	take_done(c);

@@ -436,6 +436,36 @@ def test_alerts_of_failed_round(c, tmp):
              redis.cli("HGET", "rw:stats", "alerts").strip(), str(want))
 
 
+def test_refused_across_hours(c, tmp):
+    """A plain replay (-r) waits at each new hour of packet time until Redis
+    has answered for the hours before, or a round has failed (the replay
+    goes on with local deltas). A round refused with an error reply
+    (READONLY here: a replica; OOM, NOPERM alike) was not taken for a
+    failure, because the connection stayed up: a capture that crosses an
+    hour hung for as long as Redis refused, instead of finishing and saying
+    what could not be written (exit 1), as it does within one hour. The
+    relay capture and a copy an hour later; the timeout only guards
+    against the hang."""
+    src = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    later = os.path.join(tmp, "relay-later.pcap")
+    merged = os.path.join(tmp, "relay-two-hours.pcap")
+    subprocess.run(["editcap", "-t", "3600", src, later], check=True, capture_output=True)
+    subprocess.run(["mergecap", "-F", "pcap", "-w", merged, src, later], check=True,
+                   capture_output=True)
+    with rwtest.RedisServer() as redis:
+        redis.cli("REPLICAOF", "127.0.0.1", str(rwtest.free_port()))
+        try:
+            p = rwtest.run(["-r", merged, "--redis", redis.url, "-c", conf_file(tmp), "-q"],
+                           check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            c.true("refused across hours: the replay ends (it hung)", False)
+            return
+        c.eq("refused across hours: exit 1", p.returncode, 1)
+        c.true("refused across hours: what was lost and why (%r)" % p.stderr[-300:],
+               re.search(r"\d+ events and alerts could not be written before exit \(READONLY",
+                         p.stderr))
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -450,6 +480,7 @@ def main():
         test_partial_round(c, tmp)
         test_seq_ttl(c)
         test_alerts_of_failed_round(c, tmp)
+        test_refused_across_hours(c, tmp)
     c.done()
 
 
