@@ -205,6 +205,7 @@ struct ent {
 
 struct alert_item {
 	struct alert_item *next;
+	bool taken;               /* alert.lua answered: never sent again */
 	char *cool_key;
 	int argc;
 	char **argv;
@@ -925,15 +926,16 @@ static void cut(struct counters *c, uint64_t now_us)
 }
 
 /* Wait until every batch cut so far is acknowledged, or a round has failed
- * since (Redis away: the replay goes on with local deltas). */
+ * since (Redis away, or refusing with error replies over a sound
+ * connection: the replay goes on with local deltas). */
 static void wait_acknowledged(struct counters *c)
 {
 	pthread_mutex_lock(&c->mu);
 	uint64_t start = c->rounds;
 	while (c->q_head && !c->stopping) {
 		pthread_cond_wait(&c->round_done, &c->mu);
-		if (c->rounds > start && !c->st.connected)
-			break; /* a round failed: Redis is away */
+		if (c->rounds > start && c->st.failing)
+			break; /* a round failed */
 	}
 	pthread_mutex_unlock(&c->mu);
 	take_done(c);
@@ -1028,6 +1030,13 @@ struct cmdbuf {
 	/* per command: what its reply means */
 	struct reply_slot { uint8_t kind; struct delta *d; struct alert_item *a; } *slots;
 	int nslots, slotcap;
+	/* The call before each one of the same idempotency key in this round
+	 * (an entity's E:seq, rw:stats, the top sets), sent along so that a
+	 * script refuses to apply a call whose predecessor Redis refused
+	 * (flush.lua, "RWGAP"). Entities: open addressing on the pointer. */
+	struct prev_call { const struct ent *e; uint64_t seq; uint32_t sub; } *prev;
+	uint32_t prev_mask;
+	uint64_t stats_prev, top_prev;   /* 0: none yet in this round */
 };
 
 enum { R_FLUSH, R_STATS, R_TOP, R_HEALTH, R_ALERT };
@@ -1037,7 +1046,36 @@ static void cb_reset(struct cmdbuf *b)
 	b->argc = 0;
 	b->ncmds = 0;
 	b->nslots = 0;
+	b->stats_prev = b->top_prev = 0;
+	if (b->prev)
+		memset(b->prev, 0, ((size_t)b->prev_mask + 1) * sizeof *b->prev);
 	arena_free(&b->strings);
+}
+
+/* Room to remember the last call of n entities in this round. */
+static bool prev_reserve(struct cmdbuf *b, size_t n)
+{
+	size_t cap = 64;
+	while (cap < 2 * n)
+		cap *= 2;
+	if (b->prev && cap <= (size_t)b->prev_mask + 1)
+		return true;
+	struct prev_call *p = calloc(cap, sizeof *p);
+	if (!p)
+		return false;
+	free(b->prev);
+	b->prev = p;
+	b->prev_mask = (uint32_t)(cap - 1);
+	return true;
+}
+
+/* The slot of entity e in this round's table (e NULL in it: none yet). */
+static struct prev_call *prev_slot(struct cmdbuf *b, const struct ent *e)
+{
+	uint32_t i = (uint32_t)(((uintptr_t)e >> 4) * 0x9e3779b97f4a7c15ull >> 32) & b->prev_mask;
+	while (b->prev[i].e && b->prev[i].e != e)
+		i = (i + 1) & b->prev_mask;
+	return &b->prev[i];
 }
 
 static bool cb_arg(struct cmdbuf *b, const char *s, size_t n)
@@ -1110,7 +1148,14 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		cb_str(b, d->ent->key);
 		cb_str(b, c->sensor);
 		cb_str(b, c->run);
-		cb_fmt(b, "%" PRIu64 ":%" PRIu32, bt->seq, d->sub);
+		struct prev_call *pc = b->prev ? prev_slot(b, d->ent) : NULL;
+		if (pc && pc->e)
+			cb_fmt(b, "%" PRIu64 ":%" PRIu32 ":%" PRIu64 ":%" PRIu32, bt->seq, d->sub,
+			       pc->seq, pc->sub);
+		else
+			cb_fmt(b, "%" PRIu64 ":%" PRIu32, bt->seq, d->sub);
+		if (pc)
+			*pc = (struct prev_call){ d->ent, bt->seq, d->sub };
 		cb_fmt(b, "%.6f", now);
 		cb_fmt(b, "%u", d->minute);
 		if (d->mode)
@@ -1160,7 +1205,10 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 	cb_fmt(b, "%sstats", c->prefix);
 	cb_str(b, c->sensor);
 	cb_str(b, c->run);
-	cb_fmt(b, "%" PRIu64, bt->seq);
+	if (b->stats_prev)
+		cb_fmt(b, "%" PRIu64 ":%" PRIu64, bt->seq, b->stats_prev);
+	else
+		cb_fmt(b, "%" PRIu64, bt->seq);
 	bool any = false;
 	for (int s = 0; s < S_COUNT; s++) {
 		if (!bt->stats[s])
@@ -1172,6 +1220,7 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 	if (any) {
 		cb_append(c, b, start);
 		cb_slot(b, R_STATS, NULL, NULL);
+		b->stats_prev = bt->seq;
 	} else {
 		b->argc = start;
 	}
@@ -1183,7 +1232,10 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 	cb_fmt(b, "%s{top}", c->prefix);
 	cb_str(b, c->sensor);
 	cb_str(b, c->run);
-	cb_fmt(b, "%" PRIu64, bt->seq);
+	if (b->top_prev)
+		cb_fmt(b, "%" PRIu64 ":%" PRIu64, bt->seq, b->top_prev);
+	else
+		cb_fmt(b, "%" PRIu64, bt->seq);
 	cb_fmt(b, "%.6f", now);
 	any = false;
 	static const enum entity_type top_types[] = { ENT_ACCOUNT, ENT_FP, ENT_CLIENT };
@@ -1205,6 +1257,7 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 	if (any) {
 		cb_append(c, b, start);
 		cb_slot(b, R_TOP, NULL, NULL);
+		b->top_prev = bt->seq;
 	} else {
 		b->argc = start;
 	}
@@ -1392,12 +1445,26 @@ static int send_round(struct counters *c, struct cmdbuf *b, struct batch *first,
 		      struct batch *last, struct alert_item *alerts)
 {
 	cb_reset(b);
+	size_t ndeltas = 0;
+	for (struct batch *bt = first; bt; bt = bt->next) {
+		ndeltas += bt->ndeltas;
+		if (bt == last)
+			break;
+	}
+	/* without the table (no memory) calls go without their predecessor,
+	 * as before: a refused call may then be lost, nothing worse */
+	if (!prev_reserve(b, ndeltas)) {
+		free(b->prev);
+		b->prev = NULL;
+	}
 	for (struct batch *bt = first; bt; bt = bt->next) {
 		put_batch(c, b, bt);
 		if (bt == last)
 			break;
 	}
 	for (struct alert_item *a = alerts; a; a = a->next) {
+		if (a->taken)
+			continue; /* in an earlier try of this round (NOSCRIPT) */
 		a->argv[1] = c->sha[LUA_ALERT];
 		a->argvlen[1] = strlen(c->sha[LUA_ALERT]);
 		b->ncmds++;
@@ -1405,6 +1472,7 @@ static int send_round(struct counters *c, struct cmdbuf *b, struct batch *first,
 		cb_slot(b, R_ALERT, NULL, a);
 	}
 	int result = 0;
+	bool told = false;
 	for (int i = 0; i < b->nslots; i++) {
 		redisReply *r = NULL;
 		if (redisGetReply(c->rc, (void **)&r) != REDIS_OK) {
@@ -1419,14 +1487,20 @@ static int send_round(struct counters *c, struct cmdbuf *b, struct batch *first,
 				/* Not taken (OOM, READONLY, BUSY, NOPERM...): the round
 				 * is not acknowledged but sent again after a backoff; what
 				 * it did apply is skipped then (every script is
-				 * idempotent per batch, alerts deduplicated). */
-				set_error(c, r->str);
+				 * idempotent per batch, alerts deduplicated), and what
+				 * came after a refused call of the same key was not
+				 * applied (RWGAP: a consequence, not the reason told). */
+				if (!told && strncmp(r->str, "RWGAP", 5)) {
+					set_error(c, r->str);
+					told = true;
+				}
 				if (result == 0)
 					result = -3;
 			}
 		} else if (s->kind == R_FLUSH) {
 			parse_flush(s->d, r);
 		} else if (s->kind == R_ALERT) {
+			s->a->taken = true;
 			pthread_mutex_lock(&c->mu);
 			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 				c->st.alerts_duplicate++;
@@ -1489,18 +1563,33 @@ static void acknowledged(struct counters *c, struct batch *first, struct batch *
 	}
 }
 
-/* A round failed: the alerts go back in front of any that came since. */
+/* A round failed: the alerts Redis did not take go back in front of any
+ * that came since; the ones it took are done (sent again, alert.lua would
+ * add them to the stream a second time when outside the cooldown: with a
+ * cooldown of 0, or the last alert of its key). Under mu. */
 static void requeue_alerts(struct counters *c, struct alert_item *alerts)
 {
-	if (!alerts)
+	struct alert_item *head = NULL, *last = NULL;
+	while (alerts) {
+		struct alert_item *n = alerts->next;
+		if (alerts->taken) {
+			c->st.alerts_pending--;
+			alert_free(alerts);
+		} else {
+			if (last)
+				last->next = alerts;
+			else
+				head = alerts;
+			last = alerts;
+		}
+		alerts = n;
+	}
+	if (!head)
 		return;
-	struct alert_item *t = alerts;
-	while (t->next)
-		t = t->next;
-	t->next = c->a_head;
-	c->a_head = alerts;
-	if (!c->a_tail)
-		c->a_tail = t;
+	last->next = c->a_head;
+	if (!c->a_head)
+		c->a_tail = last;
+	c->a_head = head;
 }
 
 static void *writer_main(void *arg)
@@ -1572,6 +1661,7 @@ static void *writer_main(void *arg)
 	free(b.argv);
 	free(b.len);
 	free(b.slots);
+	free(b.prev);
 	disconnect(c);
 	return NULL;
 }

@@ -12,6 +12,14 @@
 --                   still returns the windows. sub numbers the entity's
 --                   calls within batch seq (one per minute it touches: a
 --                   batch can span a minute boundary), in the order sent.
+--                   "seq:sub:pseq:psub": pseq:psub is the entity's call
+--                   before this one in the same pipeline. Unless that one
+--                   is the last applied, this call is not applied either
+--                   and the reply is an error (RWGAP): Redis refused the
+--                   earlier call (BUSY while another script ran, NOSCRIPT,
+--                   OOM...) and executed this one, which would make the
+--                   earlier call look like a replay when the round is sent
+--                   again, and its counts would be lost.
 --   now      packet time (seconds) of the flush: TTLs and windows are
 --            computed from it, never from Redis' clock.
 --   minute   the minute (unix time / 60) the deltas belong to.
@@ -31,8 +39,12 @@
 -- hours} or {}.
 local E = KEYS[1]
 local sensor, run = ARGV[1], ARGV[2]
-local seq, sub = string.match(ARGV[3], '^(%d+):?(%d*)$')
+local seq, sub, pseq, psub = string.match(ARGV[3], '^(%d+):(%d+):(%d+):(%d+)$')
+if not seq then
+  seq, sub = string.match(ARGV[3], '^(%d+):?(%d*)$')
+end
 seq, sub = tonumber(seq), tonumber(sub) or 1 -- "seq" alone: the first call of the batch
+pseq, psub = tonumber(pseq), tonumber(psub)
 local now = tonumber(ARGV[4])
 local minute = tonumber(ARGV[5])
 local mode, dkinds = string.match(ARGV[6], '^(%d):?(.*)$')
@@ -50,15 +62,20 @@ end
 
 -- idempotency
 local applied = 1
+local lrun, lseq, lsub
 local last = redis.call('HGET', E .. ':seq', sensor)
 if last then
-  local lrun, lseq, lsub = string.match(last, '^(.*):(%d+):(%d+)$')
+  lrun, lseq, lsub = string.match(last, '^(.*):(%d+):(%d+)$')
   if not lrun then -- written before calls had a sub: one per batch
     lrun, lseq = string.match(last, '^(.*):(%d+)$')
     lsub = math.huge
   end
   lseq, lsub = tonumber(lseq), tonumber(lsub)
   if lrun == run and (lseq > seq or (lseq == seq and lsub >= sub)) then applied = 0 end
+end
+if applied == 1 and pseq and not (lrun == run and lseq == pseq and lsub == psub) then
+  return redis.error_reply('RWGAP ' .. E .. ': the call before ' .. seq .. ':' .. sub ..
+    ' in this pipeline was not applied')
 end
 
 local i = 8
@@ -105,8 +122,12 @@ if applied == 1 then
       end
     end
   end
-  redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq .. ':' .. sub)
-  if full then redis.call('EXPIRE', E .. ':seq', 90000) end
+  -- Renewed on whole-window reads; and whenever the field is new, so that
+  -- a key made by a mode-0 call (E:seq lost meanwhile: a Redis restarted
+  -- without persistence, a failover) expires too.
+  if redis.call('HSET', E .. ':seq', sensor, run .. ':' .. seq .. ':' .. sub) == 1 or full then
+    redis.call('EXPIRE', E .. ':seq', 90000)
+  end
   if sample ~= '' then
     redis.call('SET', E .. ':sample', sample, 'EX', 86400)
   end

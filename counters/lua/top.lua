@@ -2,14 +2,23 @@
 -- KEYS[1]  the top base, "rw:{top}" (one slot for every top key)
 -- ARGV     sensor, run, seq, now, then groups: kind, minute, n, member1, score1, ...
 -- Each set keeps its 1000 best members and lives as long as a 10-minute
--- window needs it (packet time). Idempotent per batch via KEYS[1]:seq.
+-- window needs it (packet time). Idempotent per batch via KEYS[1]:seq; seq
+-- may be "seq:pseq" as in stats.lua (a gap in the pipeline: error RWGAP).
 local T = KEYS[1]
-local sensor, run, seq = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local sensor, run = ARGV[1], ARGV[2]
+local seq, pseq = string.match(ARGV[3], '^(%d+):?(%d*)$')
+seq, pseq = tonumber(seq), tonumber(pseq)
 local now = tonumber(ARGV[4])
+local lrun, lseq
 local last = redis.call('HGET', T .. ':seq', sensor)
 if last then
-  local lrun, lseq = string.match(last, '^(.*):(%d+)$')
-  if lrun == run and tonumber(lseq) >= seq then return 0 end
+  lrun, lseq = string.match(last, '^(.*):(%d+)$')
+  lseq = tonumber(lseq)
+  if lrun == run and lseq >= seq then return 0 end
+end
+if pseq and not (lrun == run and lseq == pseq) then
+  return redis.error_reply('RWGAP ' .. T .. ': batch ' .. pseq .. ' before ' .. seq ..
+    ' in this pipeline was not applied')
 end
 local i = 5
 while i <= #ARGV do

@@ -194,6 +194,124 @@ def wait_for(what, cond, timeout=30.0, step=0.02):
         time.sleep(step)
 
 
+class FaultProxy:
+    """A TCP proxy between a program and a real redis-server that forwards
+    one command at a time, in order, and can stand in for Redis' own
+    misfortunes deterministically:
+
+    - down = True: connections and logins (AUTH, CLIENT, SCRIPT, PING,
+      SELECT) pass, but the first other command closes the connection, as
+      a Redis that dies under a client;
+    - inject(pred, reply): the next command for which pred(args) is true
+      is not forwarded and gets the error reply instead (e.g. "BUSY ...",
+      which Redis gives to the part of a pipeline it reads while another
+      client's script runs, and executes the part it reads after).
+
+    args are the command's arguments as bytes. Use as a context manager;
+    url is where to point the program."""
+
+    def __init__(self, redis_port):
+        import threading
+        self.redis_port = redis_port
+        self.down = False
+        self._rules = []
+        self.injected = []
+        self._lock = threading.Lock()
+        self._srv = socket.socket()
+        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._srv.bind(("127.0.0.1", 0))
+        self._srv.listen(16)
+        self.port = self._srv.getsockname()[1]
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def inject(self, pred, reply):
+        with self._lock:
+            self._rules.append((pred, reply))
+
+    def _accept(self):
+        import threading
+        while not self._closed:
+            try:
+                cs, _ = self._srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(cs,), daemon=True).start()
+
+    @staticmethod
+    def _read_raw(f):
+        """One RESP value, as the bytes it came in; None at EOF."""
+        line = f.readline()
+        if not line:
+            return None
+        kind, out = line[:1], [line]
+        if kind == b"$":
+            n = int(line[1:-2])
+            if n >= 0:
+                out.append(f.read(n + 2))
+        elif kind == b"*":
+            for _ in range(max(int(line[1:-2]), 0)):
+                v = FaultProxy._read_raw(f)
+                if v is None:
+                    return None
+                out.append(v)
+        return b"".join(out)
+
+    @staticmethod
+    def _args(raw):
+        """The arguments of a command (an array of bulk strings)."""
+        args, i = [], raw.index(b"\r\n") + 2
+        while i < len(raw):
+            j = raw.index(b"\r\n", i)
+            n = int(raw[i + 1:j])
+            args.append(raw[j + 2:j + 2 + n])
+            i = j + 2 + n + 2
+        return args
+
+    def _serve(self, cs):
+        rs = socket.create_connection(("127.0.0.1", self.redis_port))
+        cf, rf = cs.makefile("rb"), rs.makefile("rb")
+        try:
+            while True:
+                raw = self._read_raw(cf)
+                if raw is None:
+                    return
+                args = self._args(raw)
+                name = args[0].upper() if args else b""
+                if self.down and name not in (b"AUTH", b"CLIENT", b"SCRIPT", b"PING",
+                                              b"SELECT"):
+                    return
+                reply = None
+                with self._lock:
+                    for k, (pred, rep) in enumerate(self._rules):
+                        if pred(args):
+                            reply = rep
+                            self.injected.append(args)
+                            del self._rules[k]
+                            break
+                if reply is not None:
+                    cs.sendall(b"-" + reply.encode() + b"\r\n")
+                    continue
+                rs.sendall(raw)
+                cs.sendall(self._read_raw(rf))
+        except (OSError, TypeError):
+            return
+        finally:
+            for s in (cf, rf, cs, rs):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._closed = True
+        self._srv.close()
+
+
 class RedisError(Exception):
     """An error reply (-ERR ...)."""
 

@@ -318,6 +318,154 @@ def test_health_bounds(c, tmp):
                0 < int(h.get("rss_bytes", 0)) <= int(h.get("rss_peak_bytes", 0)))
 
 
+def counters_snapshot(redis):
+    """Every counter Redis holds after a run: rw:stats without its internal
+    fields, every bucket hash of every entity, every top-N set."""
+    st = {k: v for k, v in hgetall(redis, "rw:stats").items() if not k.startswith("_")}
+    buckets, top = {}, {}
+    for k in redis.keys():
+        if ":c:" in k:
+            buckets[k] = hgetall(redis, k)
+        elif k.startswith("rw:{top}:") and not k.endswith(":seq"):
+            top[k] = redis.cli("ZRANGE", k, "0", "-1", "WITHSCORES")
+    return st, buckets, top
+
+
+def test_partial_round(c, tmp):
+    """After an outage the backlog goes to Redis in one pipelined round; a
+    command of it can be refused while a later one of the same entity is
+    executed: Redis answers BUSY to the part of a pipeline it reads while
+    another client's script runs too long and executes the part it reads
+    after (NOSCRIPT after a SCRIPT FLUSH that another sensor's SCRIPT LOAD
+    follows does the same). The round is sent again; the refused call must
+    then be applied, not taken for a replay because a later call of its
+    entity (or of rw:stats, or of the top-N sets) is already in. Here a
+    proxy refuses the first flush.lua call of the backlog, and the first
+    stats.lua and top.lua calls, with BUSY: the counts must equal those of
+    a run without the fault. Before the fix the refused batch of that
+    entity, of rw:stats and of the top sets was lost."""
+    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    conf = conf_file(tmp)
+    tick = ["--flush-interval", "0.05"]
+    with rwtest.RedisServer() as ref:
+        rwtest.run(["-r", pcap, "--redis", ref.url, "-c", conf, "-q"] + tick)
+        want = counters_snapshot(ref)
+    busy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+
+    def call(pred):
+        return lambda a: len(a) > 3 and a[0].upper() == b"EVALSHA" and pred(a[3])
+
+    with rwtest.RedisServer() as redis, rwtest.FaultProxy(redis.port) as proxy:
+        proxy.down = True          # connects, then loses every round: a backlog
+        sensor = rwtest.Background([rwtest.RELAYWATCH, "-r", pcap, "--redis", proxy.url,
+                                    "-c", conf] + tick)
+        # the capture is read (the summary comes before the last flush)
+        sensor.wait_stderr("the end of the capture", lambda e: b" transactions, " in e,
+                           timeout=120)
+        proxy.inject(call(lambda k: b"{" in k and not k.startswith((b"rw:{top}",
+                                                                     b"rw:{alerts}"))), busy)
+        proxy.inject(call(lambda k: k == b"rw:stats"), busy)
+        proxy.inject(call(lambda k: k == b"rw:{top}"), busy)
+        proxy.down = False
+        c.eq("partial round: sensor exit status", sensor.wait(timeout=120), 0)
+        err = sensor.stderr().decode(errors="replace")
+        c.eq("partial round: three calls refused", len(proxy.injected), 3)
+        got = counters_snapshot(redis)
+        c.eq("partial round: rw:stats equal to a run without the fault", got[0], want[0])
+        c.eq("partial round: the same bucket keys", sorted(got[1]), sorted(want[1]))
+        for k in sorted(want[1]):
+            if got[1].get(k) != want[1][k]:
+                c.eq("partial round: %s" % k, got[1].get(k), want[1][k])
+        c.eq("partial round: top-N sets equal", got[2], want[2])
+        c.true("partial round: nothing lost", "could not be written" not in err)
+
+
+def test_seq_ttl(c):
+    """E:seq expires by itself whichever call creates it. The sensor reads
+    an entity's whole windows (mode 1 or 2, which renews E:seq's TTL) only
+    every few minutes; in between its calls are mode 0. When E:seq is gone
+    meanwhile (a Redis restarted without persistence, a failover to a
+    replica that had not got it, a FLUSHDB), the next mode-0 call created it
+    without a TTL: a key that never expired, against SCHEMA.md. flush.lua
+    is called here as the sensor calls it, on an empty Redis."""
+    with open(os.path.join(rwtest.SOURCE, "counters", "lua", "flush.lua")) as f:
+        src = f.read()
+    with rwtest.RedisServer() as redis:
+        r = rwtest.RespClient(redis.port)
+        now = 1795417934
+        e = "rw:{acct:alice@pref.example.jp}"
+        r.command("EVAL", src, "1", e, "s1", "0123456789abcdef", "7:1", "%d.5" % now,
+                  str(now // 60), "0", "", "1", "msgs", "1", "0")
+        c.eq("seq ttl: the mode-0 call applied", r.command("HGET", e + ":c:m:%d" % (now // 60),
+                                                          "msgs"), b"1")
+        ttl = r.command("TTL", e + ":seq")
+        c.true("seq ttl: E:seq made by a mode-0 call expires by itself (ttl %d)" % ttl,
+               ttl > 0)
+        r.close()
+
+
+def test_alerts_of_failed_round(c, tmp):
+    """A round that Redis does not take whole is sent again; its alerts
+    that Redis did take (alert.lua answered) must not go again. With a
+    cooldown they came back as duplicates and were dropped by alert.lua;
+    with --alert-cooldown 0 (every alert goes out) each one was added to
+    the stream a second time. A proxy refuses one flush.lua call of the
+    round that carries the backlog's alerts; the stream must hold what a
+    run without the fault puts there."""
+    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    conf = conf_file(tmp)
+    args = ["-c", conf, "--flush-interval", "0.05", "--alert-cooldown", "0"]
+    with rwtest.RedisServer() as ref:
+        rwtest.run(["-r", pcap, "--redis", ref.url, "-q"] + args)
+        want = int(ref.cli("XLEN", "rw:alerts").strip())
+    with rwtest.RedisServer() as redis, rwtest.FaultProxy(redis.port) as proxy:
+        proxy.down = True
+        sensor = rwtest.Background([rwtest.RELAYWATCH, "-r", pcap, "--redis", proxy.url]
+                                   + args)
+        sensor.wait_stderr("the end of the capture", lambda e: b" transactions, " in e,
+                           timeout=120)
+        proxy.inject(lambda a: len(a) > 3 and a[0].upper() == b"EVALSHA" and
+                     a[3].startswith(b"rw:{ip:"), "BUSY Redis is busy running a script.")
+        proxy.down = False
+        c.eq("failed round's alerts: sensor exit status", sensor.wait(timeout=120), 0)
+        c.eq("failed round's alerts: one call refused", len(proxy.injected), 1)
+        c.true("failed round's alerts: alerts raised (%d)" % want, want > 0)
+        c.eq("failed round's alerts: the stream holds each alert once",
+             int(redis.cli("XLEN", "rw:alerts").strip()), want)
+        c.eq("failed round's alerts: rw:stats alerts",
+             redis.cli("HGET", "rw:stats", "alerts").strip(), str(want))
+
+
+def test_refused_across_hours(c, tmp):
+    """A plain replay (-r) waits at each new hour of packet time until Redis
+    has answered for the hours before, or a round has failed (the replay
+    goes on with local deltas). A round refused with an error reply
+    (READONLY here: a replica; OOM, NOPERM alike) was not taken for a
+    failure, because the connection stayed up: a capture that crosses an
+    hour hung for as long as Redis refused, instead of finishing and saying
+    what could not be written (exit 1), as it does within one hour. The
+    relay capture and a copy an hour later; the timeout only guards
+    against the hang."""
+    src = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    later = os.path.join(tmp, "relay-later.pcap")
+    merged = os.path.join(tmp, "relay-two-hours.pcap")
+    subprocess.run(["editcap", "-t", "3600", src, later], check=True, capture_output=True)
+    subprocess.run(["mergecap", "-F", "pcap", "-w", merged, src, later], check=True,
+                   capture_output=True)
+    with rwtest.RedisServer() as redis:
+        redis.cli("REPLICAOF", "127.0.0.1", str(rwtest.free_port()))
+        try:
+            p = rwtest.run(["-r", merged, "--redis", redis.url, "-c", conf_file(tmp), "-q"],
+                           check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            c.true("refused across hours: the replay ends (it hung)", False)
+            return
+        c.eq("refused across hours: exit 1", p.returncode, 1)
+        c.true("refused across hours: what was lost and why (%r)" % p.stderr[-300:],
+               re.search(r"\d+ events and alerts could not be written before exit \(READONLY",
+                         p.stderr))
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -329,6 +477,10 @@ def main():
         test_error_replies(c, tmp)
         test_health_bounds(c, tmp)
         test_minute_boundary(c)
+        test_partial_round(c, tmp)
+        test_seq_ttl(c)
+        test_alerts_of_failed_round(c, tmp)
+        test_refused_across_hours(c, tmp)
     c.done()
 
 
