@@ -87,9 +87,11 @@ struct pending {
 _Static_assert(CMD_UNKNOWN < 16 && SMTP_RCPT_KEEP_MAX < 128 && SMTP_PENDING_MAX <= 255,
 	       "struct pending's fields are too narrow");
 
-/* The queue lives in the session for up to Q_INLINE commands; a client that
- * pipelines more gets a heap array, doubled up to SMTP_PENDING_MAX. */
-#define Q_INLINE 8
+/* The queue lives in the session for up to Q_INLINE commands (7: MAIL
+ * FROM, five RCPT TO and DATA in one flight, and the struct ends at 216 B, a
+ * 224-byte glibc chunk); a client that pipelines more gets a heap array,
+ * doubled up to SMTP_PENDING_MAX, freed when the burst is answered. */
+#define Q_INLINE 7
 
 /* What a content byte means at this point of a DATA line (dot-stuffing). */
 enum dot_state { DOT_LINE_START, DOT_MID, DOT_SEEN, DOT_SEEN_CR };
@@ -171,12 +173,13 @@ struct txn {
 	unsigned gaps;
 	uint16_t data_code;
 	uint8_t n_rcpt;      /* kept: SMTP_RCPT_KEEP_MAX at most */
-	bool open;
-	bool active;         /* client activity: MAIL FROM, RCPT TO, STARTTLS */
-	bool tls;
-	bool data_seen, data_done;
-	bool replies_seen;
-	bool awaiting_end_reply;  /* "." or BDAT LAST sent, its reply not seen */
+	/* one bit each: every session holds a record (64 -> 56 B) */
+	bool open : 1;
+	bool active : 1;     /* client activity: MAIL FROM, RCPT TO, STARTTLS */
+	bool tls : 1;
+	bool data_seen : 1, data_done : 1;
+	bool replies_seen : 1;
+	bool awaiting_end_reply : 1;  /* "." or BDAT LAST sent, its reply not seen */
 };
 
 /* A transaction the client has ended (it pipelined the next MAIL FROM,
@@ -219,6 +222,7 @@ struct smtp_session {
 	uint16_t reply_code;
 	struct pending reply_for;       /* what the open reply answers */
 	uint32_t gen;
+	uint32_t heap;                  /* bytes held beyond the struct, but line buffers */
 	struct carry cl, sl;            /* cut lines of the client, the server */
 	uint64_t bytes_seen;            /* bytes read, counted up to the end of the line
 					 * being read: the same whatever the split */
@@ -231,7 +235,6 @@ struct smtp_session {
 	struct closing *closing;        /* the oldest closing record; NULL: none */
 	struct pending *q_heap;         /* NULL while the queue is in q_inline */
 	struct store st;
-	uint32_t heap;                  /* bytes held beyond the struct, but line buffers */
 	unsigned messages_transferred;
 
 	struct pending q_inline[Q_INLINE];
