@@ -33,7 +33,9 @@ static volatile sig_atomic_t reopen_requested; /* SIGHUP: log rotation */
 static struct capture *signal_capture;
 
 /* SIGHUP reopens the output files (logrotate's postrotate, systemctl reload):
- * done between packets, not in the handler. */
+ * done between packets, not in the handler. Installed with SA_RESTART: a
+ * file read that the signal interrupts goes on (libpcap would take a short
+ * read for a truncated capture). */
 static void on_hup(int sig)
 {
 	(void)sig;
@@ -648,6 +650,13 @@ int main(int argc, char **argv)
 	char err[1024] = "";
 	int status = 1;
 
+	/* SIGHUP (logrotate's postrotate, systemctl reload) may come while we
+	 * start: its default action would end the sensor, and systemd counts
+	 * that as a clean exit, not restarted. Only noted until the loop runs. */
+	struct sigaction hup = { .sa_handler = on_hup, .sa_flags = SA_RESTART };
+	sigemptyset(&hup.sa_mask);
+	sigaction(SIGHUP, &hup, NULL);
+
 	if (redis_password_option_check(argc, argv, err, sizeof err) < 0) {
 		logmsg("%s", err);
 		return 2;
@@ -763,11 +772,6 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	/* SA_RESTART: a file read that the signal interrupts goes on (libpcap
-	 * would take a short read for a truncated capture) */
-	struct sigaction hup = { .sa_handler = on_hup, .sa_flags = SA_RESTART };
-	sigemptyset(&hup.sa_mask);
-	sigaction(SIGHUP, &hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (s.opt.verbose)

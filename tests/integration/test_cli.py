@@ -39,6 +39,73 @@ def proc_wchan_read(pid):
         return True                            # no /proc/PID/syscall: the state will do
 
 
+def proc_in_syscall(pid, names):
+    """Blocked in one of the system calls named (x86-64 numbers); elsewhere
+    the state alone has to do."""
+    numbers = {"read": 0, "open": 2, "openat": 257}
+    if platform.machine() != "x86_64":
+        return True
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            return int(f.read().split()[0]) in {numbers[n] for n in names}
+    except (OSError, IndexError, ValueError):
+        return True
+
+
+def pcap_split(path):
+    """(global header, [packet records]) of a classic pcap file."""
+    import struct
+    with open(path, "rb") as f:
+        d = f.read()
+    head, off, pkts = d[:24], 24, []
+    while off < len(d):
+        caplen = struct.unpack("<I", d[off + 8:off + 12])[0]
+        pkts.append(d[off:off + 16 + caplen])
+        off += 16 + caplen
+    return head, pkts
+
+
+def start_on_fifo(tmp, name, *args):
+    """relaywatch -r FIFO ARGS..., left blocked opening the FIFO (no writer
+    yet): what it does before the capture is open can be looked at."""
+    fifo = os.path.join(tmp, name)
+    os.mkfifo(fifo)
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", fifo] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    rwtest.wait_for("relaywatch opening %s" % name, lambda: proc_state(p.pid) == "S"
+                    and proc_in_syscall(p.pid, ("open", "openat")), timeout=30, step=0.02)
+    return p, fifo
+
+
+def feed_fifo(fifo, data):
+    """Write data to the FIFO's reader, if it still has one."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False                           # ENXIO: nobody reads it any more
+    try:
+        os.set_blocking(fd, True)
+        os.write(fd, data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def test_hup_while_starting(c, tmp):
+    """logrotate's SIGHUP (systemctl reload) may come while the sensor is
+    still starting: it must not end it (systemd counts SIGHUP as a clean
+    exit and would not restart it)."""
+    with open(CAP, "rb") as f:
+        data = f.read()
+    p, fifo = start_on_fifo(tmp, "hup.fifo", "--redis", "none", "-q", "--records", "-")
+    p.send_signal(signal.SIGHUP)
+    feed_fifo(fifo, data)
+    out, err = p.communicate(timeout=60)
+    c.eq("SIGHUP while starting: the sensor goes on, exit 0 (%r)" % err[-200:], p.returncode, 0)
+    c.eq("SIGHUP while starting: the record", out.count(b"\n"), 1)
+
 def main():
     c = rwtest.Checker()
     run = lambda *a: rwtest.run(list(a), check=False)  # noqa: E731
@@ -181,6 +248,8 @@ def main():
         p.stdin.close()
         c.eq("SIGINT while reading a pipe: exit 0 (%r)" % err[-200:], p.returncode, 0)
         c.eq("SIGINT while reading a pipe: the record", out.count(b"\n"), 1)
+
+        test_hup_while_starting(c, tmp)
 
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
