@@ -644,6 +644,41 @@ static uint64_t close_counters(struct sensor *s)
 	return lost;
 }
 
+/* ps shows every process's command line to every user: the password of a
+ * --redis URL (redis://user:PASS@host, redis://PASS@host, the same for
+ * unix://) is overwritten in argv once options_parse() holds its own copy.
+ * A lone name before '@' is hidden too: it is the password unless a
+ * password file is given. */
+static void hide_url_password(char *url)
+{
+	char *p;
+	if (!strncmp(url, "redis://", 8))
+		p = url + 8;
+	else if (!strncmp(url, "unix://", 7))
+		p = url + 7;
+	else
+		return;
+	char *end = p + strcspn(p, "/"), *at = NULL;
+	for (char *c = p; c < end; c++)
+		if (*c == '@')
+			at = c; /* the last '@' of the authority ends the userinfo */
+	if (!at)
+		return;
+	char *colon = memchr(p, ':', (size_t)(at - p));
+	for (char *c = colon ? colon + 1 : p; c < at; c++)
+		*c = 'x';
+}
+
+static void hide_passwords(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--redis") && i + 1 < argc)
+			hide_url_password(argv[++i]);
+		else if (!strncmp(argv[i], "--redis=", 8))
+			hide_url_password(argv[i] + 8);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct sensor s; /* large (json buffer): not on the stack */
@@ -661,7 +696,9 @@ int main(int argc, char **argv)
 		logmsg("%s", err);
 		return 2;
 	}
-	switch (options_parse(argc, argv, &s.opt, err, sizeof err)) {
+	enum options_result parsed = options_parse(argc, argv, &s.opt, err, sizeof err);
+	hide_passwords(argc, argv);
+	switch (parsed) {
 	case OPTIONS_OK:
 		break;
 	case OPTIONS_EXIT:

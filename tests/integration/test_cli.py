@@ -106,6 +106,23 @@ def test_hup_while_starting(c, tmp):
     c.eq("SIGHUP while starting: the sensor goes on, exit 0 (%r)" % err[-200:], p.returncode, 0)
     c.eq("SIGHUP while starting: the record", out.count(b"\n"), 1)
 
+
+def test_password_not_in_ps(c, tmp):
+    """A password in --redis is not left in the process's command line
+    (ps, /proc/PID/cmdline) for other users to read."""
+    for i, args in enumerate((["--redis", "redis://sensor:s3cret@127.0.0.1:1/0"],
+                              ["--redis=redis://sensor:s3cret@127.0.0.1:1"],
+                              ["--redis", "redis://s3cret@127.0.0.1:1"],
+                              ["--redis", "unix://sensor:s3cret@/tmp/redis.sock"])):
+        p, fifo = start_on_fifo(tmp, "ps%d.fifo" % i, "-q", *args)
+        with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        p.kill()
+        p.communicate(timeout=60)
+        c.true("%s: the password is not in ps (%r)" % (args, cmdline), "s3cret" not in cmdline)
+        c.true("%s: the rest of the command line is (%r)" % (args, cmdline),
+               ("127.0.0.1:1" in cmdline or "/tmp/redis.sock" in cmdline) and "-q" in cmdline)
+
 def main():
     c = rwtest.Checker()
     run = lambda *a: rwtest.run(list(a), check=False)  # noqa: E731
@@ -250,6 +267,7 @@ def main():
         c.eq("SIGINT while reading a pipe: the record", out.count(b"\n"), 1)
 
         test_hup_while_starting(c, tmp)
+        test_password_not_in_ps(c, tmp)
 
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
