@@ -72,7 +72,7 @@ struct sensor {
 	bool redis_failing;          /* as last told (watch_redis) */
 	char redis_error[256];
 	uint64_t first_ts_us, last_ts_us;
-	uint64_t next_stats_us, stats_prev_packets, stats_prev_txns;
+	uint64_t next_stats_us, stats_prev_us, stats_prev_packets, stats_prev_txns;
 	uint64_t wall_start_us;
 	char json[RECORD_JSON_MAX];
 };
@@ -281,7 +281,10 @@ static void process_memory(uint64_t *rss, uint64_t *peak)
 	last_peak = *peak;
 }
 
-static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
+/* Rates are over the time since the previous line (or since the first
+ * packet), as measured: a line can come later than --stats-interval (a quiet
+ * file read from a pipe, a paced replay, an idle tick of 200 ms). */
+static void print_stats_line(struct sensor *s, uint64_t now_us)
 {
 	struct capture_stats cs;
 	struct tracker_stats ts;
@@ -289,7 +292,7 @@ static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 	tracker_get_stats(s->trk, &ts);
 	/* transactions parsed, whether or not --records writes them */
 	uint64_t pkts = cs.seen, txns = ts.smtp->transactions;
-	double dt = interval > 0 ? interval : 1;
+	double dt = now_us > s->stats_prev_us ? (double)(now_us - s->stats_prev_us) / 1e6 : 1e-6;
 	uint64_t rss, rss_peak;
 	process_memory(&rss, &rss_peak);
 	fprintf(stderr,
@@ -303,7 +306,7 @@ static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 		ts.reasm->gaps, (double)rss / (1024 * 1024));
 	s->stats_prev_packets = pkts;
 	s->stats_prev_txns = txns;
-	(void)now_us;
+	s->stats_prev_us = now_us;
 }
 
 /* Stats are paced by the wall clock: they report the sensor, not the traffic. */
@@ -314,10 +317,11 @@ static void maybe_stats(struct sensor *s)
 	uint64_t now = mono_us();
 	if (!s->next_stats_us) {
 		s->next_stats_us = now + (uint64_t)(s->opt.stats_interval * 1e6);
+		s->stats_prev_us = now;
 		return;
 	}
 	if (now >= s->next_stats_us) {
-		print_stats_line(s, now, s->opt.stats_interval);
+		print_stats_line(s, now);
 		s->next_stats_us = now + (uint64_t)(s->opt.stats_interval * 1e6);
 	}
 }

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rwtest  # noqa: E402
@@ -122,6 +123,64 @@ def test_password_not_in_ps(c, tmp):
         c.true("%s: the password is not in ps (%r)" % (args, cmdline), "s3cret" not in cmdline)
         c.true("%s: the rest of the command line is (%r)" % (args, cmdline),
                ("127.0.0.1:1" in cmdline or "/tmp/redis.sock" in cmdline) and "-q" in cmdline)
+
+
+RE_STATS = re.compile(r"relaywatch: stats packets=(\d+) pps=(\d+) .* transactions=(\d+) "
+                      r"tps=([0-9.]+) ")
+
+
+def test_stats_rates(c, tmp):
+    """--stats-interval lines give packets/s over the time the line covers:
+    packets come through a pipe with pauses the test measures, so each
+    line's rate has a known upper bound."""
+    head, pkts = pcap_split(CAP)
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "--stats-interval",
+                          "1ms"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    import threading
+    err = bytearray()
+    lock = threading.Lock()
+    def reader():
+        for chunk in iter(lambda: p.stderr.read1(4096), b""):
+            with lock:
+                err.extend(chunk)
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    def lines():
+        with lock:
+            return RE_STATS.findall(err.decode(errors="replace"))
+    # the first packet starts the clock, the second gives the first line
+    p.stdin.write(head + pkts[0])
+    p.stdin.flush()
+    rwtest.wait_for("reading the pipe", lambda: proc_state(p.pid) == "S" and
+                    proc_in_syscall(p.pid, ("read",)), timeout=30)
+    time.sleep(0.01)
+    p.stdin.write(pkts[1])
+    p.stdin.flush()
+    rwtest.wait_for("a first stats line", lambda: len(lines()) >= 1, timeout=30)
+    bounds = []
+    for k in range(2, 6):
+        n = len(lines())
+        seen = time.monotonic()          # the last line was printed before this
+        time.sleep(0.2)
+        p.stdin.write(pkts[k])
+        p.stdin.flush()
+        sent = time.monotonic()
+        rwtest.wait_for("stats line after packet %d" % (k + 1), lambda: len(lines()) > n,
+                        timeout=30)
+        bounds.append((n, sent - seen))
+    p.stdin.write(b"".join(pkts[6:]))
+    p.stdin.close()
+    p.wait(timeout=60)
+    t.join(60)
+    got = lines()
+    for n, pause in bounds:
+        packets, pps = int(got[n][0]) - int(got[n - 1][0]), int(got[n][1])
+        # pps is printed rounded to a whole number
+        c.true("stats line %d: %d packets after a pause of at least %.3f s: pps=%d is at most "
+               "%.1f" % (n + 1, packets, pause, pps, packets / pause),
+               pps <= packets / pause + 0.5)
+
 
 def main():
     c = rwtest.Checker()
@@ -268,6 +327,7 @@ def main():
 
         test_hup_while_starting(c, tmp)
         test_password_not_in_ps(c, tmp)
+        test_stats_rates(c, tmp)
 
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
