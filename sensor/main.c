@@ -69,6 +69,7 @@ struct sensor {
 	int dlt;
 	uint64_t decode_counts[DECODE_RESULT_COUNT];
 	uint64_t records_written, records_overflow;
+	int output_err[3];           /* records, flows, alerts: as last told (watch_outputs) */
 	bool redis_failing;          /* as last told (watch_redis) */
 	char redis_error[256];
 	uint64_t first_ts_us, last_ts_us;
@@ -106,10 +107,12 @@ static void on_record(void *ctx, const struct rw_record *r)
 	if (s->records) {
 		bool overflow;
 		size_t n = record_to_json(r, s->json, sizeof s->json, &overflow);
-		if (overflow)
+		if (overflow) {
 			s->records_overflow++;
-		else if (output_line(s->records, s->json, n) == 0)
+		} else {
+			output_line(s->records, s->json, n); /* a line lost is counted there */
 			s->records_written++;
+		}
 	}
 }
 
@@ -350,10 +353,12 @@ static void print_summary(struct sensor *s)
 		/* flushed first, so that a full disk is told here and not after
 		 * a count that says all went well */
 		int r = output_flush(s->records);
-		if (r < 0)
+		uint64_t lost = output_lost(s->records);
+		if (r < 0 || lost)
 			fprintf(stderr, "relaywatch: %" PRIu64 " records for %s, but writing failed"
-				" (%s): the file is incomplete\n", s->records_written,
-				output_path(s->records), strerror(-r));
+				" (%s): the file is incomplete, %" PRIu64 " lines not written\n",
+				s->records_written, output_path(s->records),
+				strerror(r < 0 ? -r : output_first_error(s->records)), lost);
 		else
 			fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n",
 				s->records_written, output_path(s->records));
@@ -472,20 +477,47 @@ static void tick_counters(struct sensor *s, uint64_t now_us)
 
 /* --- packets ------------------------------------------------------------------- */
 
+static const char *const output_what[3] = { "records", "flows", "alerts" };
+
+/* A file that refuses lines (a full disk) is told when that starts and when
+ * it takes them again, not only at exit: meanwhile they wait in memory. */
+static void watch_outputs(struct sensor *s)
+{
+	struct output *outs[3] = { s->records, s->flows, s->alerts };
+	for (size_t i = 0; i < 3; i++) {
+		if (!outs[i])
+			continue;
+		size_t waiting;
+		int e = output_error(outs[i], &waiting);
+		if (e == s->output_err[i])
+			continue;
+		if (e == EPIPE)
+			logmsg("writing %s to %s: %s: nobody reads it any more, its lines are dropped "
+			       "(counted)", output_what[i], output_path(outs[i]), strerror(e));
+		else if (e)
+			logmsg("writing %s to %s: %s: lines wait in memory (%zu KB, at most %u MB), "
+			       "retrying", output_what[i], output_path(outs[i]), strerror(e),
+			       waiting / 1024, OUTPUT_PENDING_MAX >> 20);
+		else
+			logmsg("writing %s to %s again", output_what[i], output_path(outs[i]));
+		s->output_err[i] = e;
+	}
+}
+
 /* After SIGHUP: every output file opened again (see on_hup). */
 static void maybe_reopen(struct sensor *s)
 {
 	if (!reopen_requested)
 		return;
 	reopen_requested = 0;
-	struct output *outs[] = { s->records, s->flows, s->alerts };
-	static const char *const what[] = { "records", "flows", "alerts" };
-	for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+	struct output *outs[3] = { s->records, s->flows, s->alerts };
+	for (size_t i = 0; i < 3; i++) {
 		int r = output_reopen(outs[i]);
 		if (r < 0)
 			logmsg("cannot reopen the %s output %s: %s (still writing the file it had)",
-			       what[i], output_path(outs[i]), strerror(-r));
+			       output_what[i], output_path(outs[i]), strerror(-r));
 	}
+	watch_outputs(s);
 	if (s->opt.verbose)
 		logmsg("SIGHUP: outputs reopened");
 }
@@ -508,6 +540,7 @@ static void on_packet(void *ctx, const struct capture_packet *cp)
 	}
 	tick_counters(s, cp->ts_us);
 	maybe_stats(s);
+	watch_outputs(s);
 	maybe_reopen(s);
 }
 
@@ -519,25 +552,29 @@ static void on_idle(void *ctx, uint64_t now_us)
 	maybe_stats(s);
 	output_flush(s->records);
 	output_flush(s->flows);
+	watch_outputs(s);
 	maybe_reopen(s);
 }
 
 /* --- setup ------------------------------------------------------------------------ */
 
 /* Close an output; a write error is told with the output's name and path.
- * Returns 0, or -1 after a write error. */
+ * Returns 0, or -1 when lines were lost. */
 static int close_output(struct output *o, const char *what)
 {
 	if (!o)
 		return 0;
 	char path[256];
 	snprintf(path, sizeof path, "%s", output_path(o));
-	uint64_t lost = output_lost(o);
-	int r = output_close(o);
+	uint64_t lost;
+	int r = output_close(o, &lost);
 	if (r == 0)
 		return 0;
-	logmsg("writing %s to %s failed: %s%s", what, path, strerror(-r),
-	       lost ? " (later lines were dropped)" : "");
+	if (lost)
+		logmsg("writing %s to %s failed: %s (%" PRIu64 " lines not written)", what, path,
+		       strerror(-r), lost);
+	else
+		logmsg("writing %s to %s failed: %s", what, path, strerror(-r));
 	return -1;
 }
 
@@ -695,6 +732,9 @@ int main(int argc, char **argv)
 	struct sigaction hup = { .sa_handler = on_hup, .sa_flags = SA_RESTART };
 	sigemptyset(&hup.sa_mask);
 	sigaction(SIGHUP, &hup, NULL);
+	/* a file over RLIMIT_FSIZE (systemd's LimitFSIZE=) is a write error
+	 * (EFBIG), told and retried like a full disk, not the end of the sensor */
+	signal(SIGXFSZ, SIG_IGN);
 
 	if (redis_password_option_check(argc, argv, err, sizeof err) < 0) {
 		logmsg("%s", err);

@@ -182,6 +182,169 @@ def test_stats_rates(c, tmp):
                pps <= packets / pause + 0.5)
 
 
+FLOOD = os.path.join(rwtest.SOURCE, "tests", "scenarios", "contact-form-flood.pcap")
+
+
+def json_lines(path):
+    """(whole JSON lines, lines that are not) of a file."""
+    good, bad = 0, []
+    with open(path, "rb") as f:
+        for line in f.read().split(b"\n")[:-1] if os.path.getsize(path) else []:
+            try:
+                json.loads(line)
+                good += 1
+            except ValueError:
+                bad.append(line[:60] + b"..." + line[-40:])
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        bad.append(b"(no newline at the end) " + data[-60:])
+    return good, bad
+
+
+def fsize_limit(n):
+    import resource
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.RLIM_INFINITY))
+
+
+def test_records_file_full(c, tmp):
+    """A records file the system refuses (a full disk; here RLIMIT_FSIZE,
+    which needs no root) holds whole lines only, and the sensor says how
+    many it could not write (exit 1)."""
+    want = len(rwtest.records(FLOOD))
+    out = os.path.join(tmp, "full.json")
+    p = subprocess.run([rwtest.RELAYWATCH, "-r", FLOOD, "--redis", "none", "--records", out],
+                       capture_output=True, text=True, preexec_fn=fsize_limit(20000), timeout=120)
+    good, bad = json_lines(out)
+    c.eq("records over the file size limit: exit 1 (%r)" % p.stderr[-300:], p.returncode, 1)
+    c.eq("records over the file size limit: no line cut in two", bad, [])
+    m = re.search(r"writing records to .* failed: File too large \((\d+) lines not written\)",
+                  p.stderr)
+    c.true("records over the file size limit: told, with the count (%r)" % p.stderr[-300:], m)
+    if m:
+        c.eq("records over the file size limit: written + not written = all",
+             good + int(m.group(1)), want)
+
+
+class FsizeLimit:
+    """A file size limit (RLIMIT_FSIZE: EFBIG, no root needed) that is
+    lifted while the sensor runs."""
+    error = "File too large"
+
+    def __init__(self, tmp):
+        self.dir = tmp
+
+    def preexec(self):
+        return fsize_limit(20000)
+
+    def clear(self, pid):
+        import resource
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,
+                                                      resource.RLIM_INFINITY))
+
+    def close(self):
+        pass
+
+
+class FullTmpfs:
+    """A real full disk: a small tmpfs (root only) filled up by another
+    file, which is deleted while the sensor runs."""
+    error = "No space left on device"
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "small-fs")
+        os.mkdir(self.dir)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", self.dir],
+                       check=True, capture_output=True)
+        self.filler = os.path.join(self.dir, "filler")
+        with open(self.filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+
+    def preexec(self):
+        return None
+
+    def clear(self, pid):
+        os.unlink(self.filler)
+
+    def close(self):
+        subprocess.run(["umount", self.dir], capture_output=True)
+
+
+def test_records_disk_cleared(c, tmp, how):
+    """A disk that fills and is cleared again while the sensor runs loses no
+    record: the lines wait and go out when the file takes them again."""
+    want = len(rwtest.records(FLOOD))
+    head, pkts = pcap_split(FLOOD)
+    out = os.path.join(how.dir, "cleared.json")
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "--records", out],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, preexec_fn=how.preexec())
+    half = len(pkts) // 2
+    try:
+        p.stdin.write(head + b"".join(pkts[:half]))
+        p.stdin.flush()
+        rwtest.wait_for("the first half read", lambda: p.poll() is not None or (
+            proc_state(p.pid) == "S" and proc_in_syscall(p.pid, ("read",))), timeout=60)
+        how.clear(p.pid)
+        p.stdin.write(b"".join(pkts[half:]))
+        p.stdin.close()
+    except OSError:
+        pass                                  # it died: told below
+    err = p.stderr.read().decode(errors="replace")
+    p.wait(timeout=120)
+    good, bad = json_lines(out)
+    what = "%s for a while" % how.error
+    c.true("%s: it was (%r)" % (what, err[-500:]), how.error in err)
+    c.eq("%s: no line cut in two" % what, bad, [])
+    c.eq("%s: every record written in the end" % what, good, want)
+    c.eq("%s: exit 0, nothing lost (%r)" % (what, err[-300:]), p.returncode, 0)
+    c.true("%s: said when writing worked again" % what,
+           "writing records to %s again" % out in err)
+
+
+def test_records_rotated_while_full(c, tmp):
+    """logrotate moves a file the disk had stopped taking lines for, and
+    SIGHUP reopens the path: the old file keeps whole lines only (the line
+    it took part of is cut off again), the new one gets the rest."""
+    import resource
+    want = len(rwtest.records(FLOOD))
+    head, pkts = pcap_split(FLOOD)
+    out = os.path.join(tmp, "rotated.json")
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "--records", out],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, preexec_fn=fsize_limit(20000))
+    blocked = lambda: p.poll() is not None or (proc_state(p.pid) == "S" and  # noqa: E731
+                                               proc_in_syscall(p.pid, ("read",)))
+    half = len(pkts) // 2
+    try:
+        p.stdin.write(head + b"".join(pkts[:half]))
+        p.stdin.flush()
+        rwtest.wait_for("the first half read", blocked, timeout=60)
+        os.rename(out, out + ".1")
+        p.send_signal(signal.SIGHUP)
+        p.stdin.write(b"".join(pkts[half:]))
+        p.stdin.flush()
+        rwtest.wait_for("the second half read", blocked, timeout=60)
+        resource.prlimit(p.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,
+                                                        resource.RLIM_INFINITY))
+        p.stdin.close()
+    except OSError:
+        pass                                  # it died: told below
+    err = p.stderr.read().decode(errors="replace")
+    p.wait(timeout=120)
+    old_good, old_bad = json_lines(out + ".1")
+    new_good, new_bad = json_lines(out) if os.path.exists(out) else (0, ["(no file)"])
+    c.eq("rotated while full: the old file holds whole lines", old_bad, [])
+    c.eq("rotated while full: the new file holds whole lines", new_bad, [])
+    c.eq("rotated while full: every record in one of them (%d + %d)" % (old_good, new_good),
+         old_good + new_good, want)
+    c.eq("rotated while full: exit 0 (%r)" % err[-300:], p.returncode, 0)
+
+
 def main():
     c = rwtest.Checker()
     run = lambda *a: rwtest.run(list(a), check=False)  # noqa: E731
@@ -328,6 +491,19 @@ def main():
         test_hup_while_starting(c, tmp)
         test_password_not_in_ps(c, tmp)
         test_stats_rates(c, tmp)
+        test_records_file_full(c, tmp)
+        test_records_disk_cleared(c, tmp, FsizeLimit(tmp))
+        test_records_rotated_while_full(c, tmp)
+        if os.geteuid() == 0 and subprocess.run(["which", "mount"], capture_output=True).returncode == 0:
+            try:
+                fs = FullTmpfs(tmp)
+            except (OSError, subprocess.CalledProcessError):
+                fs = None                     # no mount here (a container): the limit did
+            if fs:
+                try:
+                    test_records_disk_cleared(c, tmp, fs)
+                finally:
+                    fs.close()
 
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
