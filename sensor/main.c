@@ -775,7 +775,8 @@ int main(int argc, char **argv)
 		int r = redis_target_parse(s.opt.redis_url, &t, err, sizeof err);
 		redis_target_wipe(&t);
 		if (r < 0) {
-			logmsg("--redis ([redis] url): %s", err);
+			char where[320];
+			logmsg("%s: %s", options_where(&s.opt, "redis", where, sizeof where), err);
 			options_free(&s.opt);
 			return 2;
 		}
@@ -790,9 +791,18 @@ int main(int argc, char **argv)
 	};
 	s.cap = capture_open(&cc, err, sizeof err);
 	if (!s.cap) {
-		if (errno == EINVAL)
+		char where[320];
+		if (errno == EINVAL) {
 			status = 2; /* the filter: systemd does not restart on 2 */
-		logmsg("%s", err);
+			const char *f = s.opt.filter ? s.opt.filter : "";
+			bool quoted = (*f == '"' || *f == '\'') && strlen(f) > 1 &&
+				      f[strlen(f) - 1] == *f;
+			options_where(&s.opt, "filter", where, sizeof where);
+			logmsg("%s: %s%s", where, err, quoted && where[0] != '-' ?
+			       " (the file takes a value without quotes)" : "");
+		} else {
+			logmsg("%s", err);
+		}
 		goto out;
 	}
 	s.dlt = capture_linktype(s.cap);
@@ -803,7 +813,9 @@ int main(int argc, char **argv)
 	if (s.opt.user) {
 		int r = capture_drop_privileges(s.opt.user);
 		if (r == -ENOENT) {
-			logmsg("--user ([sensor] user): no user named %s", s.opt.user);
+			char where[320];
+			logmsg("%s: no user named %s", options_where(&s.opt, "user", where,
+								    sizeof where), s.opt.user);
 			status = 2;
 			goto out_close_capture;
 		}

@@ -133,6 +133,7 @@ static const struct opt_def defs[] = {
 };
 
 #define N_DEFS (sizeof defs / sizeof defs[0])
+_Static_assert(N_DEFS <= OPTIONS_DEFS_MAX, "raise OPTIONS_DEFS_MAX");
 
 /* long-only option ids start past any character */
 enum { OPT_BASE = 1000, OPT_PSEUDO = 2000, OPT_RULE, OPT_PRINT_CONFIG };
@@ -362,9 +363,12 @@ static int config_setting(void *user, const char *section, const char *name, con
 				v = joined;
 			}
 			int r = set_value(c->o, d, v, why, sizeof why);
+			bool appended = joined != NULL;
 			free(joined);
 			if (r == 0) {
 				c->listed[i] = true;
+				if (!appended) /* a list is where it begins */
+					c->o->from_line[i] = c->line;
 				return 1;
 			}
 			goto bad;
@@ -674,6 +678,26 @@ out:
 		free(cli_rules.rules[i].where);
 	}
 	return res;
+}
+
+const char *options_where(const struct rw_options *o, const char *lopt, char *buf,
+			  size_t bufsz)
+{
+	for (size_t i = 0; i < N_DEFS; i++) {
+		const struct opt_def *d = &defs[i];
+		if (!d->lopt || strcmp(d->lopt, lopt))
+			continue;
+		if (o->from_line[i] && o->config_file)
+			snprintf(buf, bufsz, "%s:%d: [%s] %s", o->config_file, o->from_line[i],
+				 d->section, d->key);
+		else if (d->section)
+			snprintf(buf, bufsz, "--%s ([%s] %s)", d->lopt, d->section, d->key);
+		else
+			snprintf(buf, bufsz, "--%s", d->lopt);
+		return buf;
+	}
+	snprintf(buf, bufsz, "--%s", lopt);
+	return buf;
 }
 
 void options_free(struct rw_options *o)

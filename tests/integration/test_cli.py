@@ -404,6 +404,11 @@ def main():
             ("[rule.fingerprint_burst]\nmsgs_10m = lots\n", ":2: [rule.fingerprint_burst] msgs_10m"),
             ("[rule.open_relay]\nenabled = perhaps\n", ":2: [rule.open_relay] enabled"),
             ("[redis\nurl = x\n", ":1: not a valid INI line"),
+            # found wrong only when used, still named where they were given
+            ("[sensor]\nfilter = tcp port foo\n", ":2: [sensor] filter: bad filter"),
+            ("[sensor]\n\nuser = no-such-user-here\n", ":3: [sensor] user: no user named"),
+            ("[redis]\n; the sensor's login\nurl = redis://[::1\n",
+             ":3: [redis] url: unterminated"),
             # inih's 200-byte line buffer would make the rest a line of its own
             ("[sensor]\nname = %srecords = %s\n" % ("a" * 192, NOT_WRITTEN),
              ":2: line longer than"),
@@ -529,6 +534,10 @@ def main():
              % p2.stderr.strip()[-200:], p2.returncode, 0)
 
         # runtime errors: exit 1, one clear line; packets before damage processed
+        p = run("-r", CAP, "-c", conf('[sensor]\nfilter = "tcp port 25"\n'))
+        c.true("a quoted filter in the file: told that the file takes no quotes (%r)"
+               % p.stderr.strip(), p.returncode == 2 and "without quotes" in p.stderr)
+
         p = run("-r", os.path.join(tmp, "none.pcap"), "--redis", "none")
         c.eq("missing capture exits 1", p.returncode, 1)
         c.true("missing capture: one line naming it",
