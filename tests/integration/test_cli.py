@@ -379,6 +379,13 @@ def main():
         (["-r", CAP, "--user", "no-such-user-here"], "no user named no-such-user-here"),
         (["-r", CAP, "--redis-password-file", "/no/such/file"], "/no/such/file"),
         (["-r", CAP, "--buffer-mb", "4096"], "out of range [1, 2047]"),
+        (["-r", CAP, "--max-flows", " -1"], "--max-flows: ' -1' is not a whole number"),
+        (["-r", CAP, "--max-pending", "99999999999999999999"],
+         "--max-pending: 99999999999999999999 is out of range"),
+        (["-r", CAP, "--pseudo-realtime=2h"], "'2h' is not a speed-up factor"),
+        (["-r", CAP, "--records", ""], "--records: an empty FILE|-"),
+        (["-r", CAP, "--sensor-name", ""], "--sensor-name: an empty NAME"),
+        (["-r", CAP, "--user", ""], "--user: an empty USER"),
         # an abbreviation would take a password for a file name and print it
         (["-r", CAP, "--redis-password", "s3cret"], "--redis-password-file FILE in full"),
         (["-r", CAP, "--redis-pass=s3cret"], "--redis-password-file FILE in full"),
@@ -534,6 +541,11 @@ def main():
              % p2.stderr.strip()[-200:], p2.returncode, 0)
 
         # runtime errors: exit 1, one clear line; packets before damage processed
+        # `key =` in the file is the key unset, as the template's `;records =`
+        p = run("-r", CAP, "-c", conf("[sensor]\nrecords =\nuser =\nname =\n"), "--redis",
+                "none", "-q")
+        c.eq("empty paths, user, name in the file: unset (%r)" % p.stderr.strip(),
+             p.returncode, 0)
         p = run("-r", CAP, "-c", conf('[sensor]\nfilter = "tcp port 25"\n'))
         c.true("a quoted filter in the file: told that the file takes no quotes (%r)"
                % p.stderr.strip(), p.returncode == 2 and "without quotes" in p.stderr)
