@@ -33,7 +33,9 @@ static volatile sig_atomic_t reopen_requested; /* SIGHUP: log rotation */
 static struct capture *signal_capture;
 
 /* SIGHUP reopens the output files (logrotate's postrotate, systemctl reload):
- * done between packets, not in the handler. */
+ * done between packets, not in the handler. Installed with SA_RESTART: a
+ * file read that the signal interrupts goes on (libpcap would take a short
+ * read for a truncated capture). */
 static void on_hup(int sig)
 {
 	(void)sig;
@@ -67,10 +69,11 @@ struct sensor {
 	int dlt;
 	uint64_t decode_counts[DECODE_RESULT_COUNT];
 	uint64_t records_written, records_overflow;
+	int output_err[3];           /* records, flows, alerts: as last told (watch_outputs) */
 	bool redis_failing;          /* as last told (watch_redis) */
 	char redis_error[256];
 	uint64_t first_ts_us, last_ts_us;
-	uint64_t next_stats_us, stats_prev_packets, stats_prev_txns;
+	uint64_t next_stats_us, stats_prev_us, stats_prev_packets, stats_prev_txns;
 	uint64_t wall_start_us;
 	char json[RECORD_JSON_MAX];
 };
@@ -104,10 +107,12 @@ static void on_record(void *ctx, const struct rw_record *r)
 	if (s->records) {
 		bool overflow;
 		size_t n = record_to_json(r, s->json, sizeof s->json, &overflow);
-		if (overflow)
+		if (overflow) {
 			s->records_overflow++;
-		else if (output_line(s->records, s->json, n) == 0)
+		} else {
+			output_line(s->records, s->json, n); /* a line lost is counted there */
 			s->records_written++;
+		}
 	}
 }
 
@@ -279,7 +284,10 @@ static void process_memory(uint64_t *rss, uint64_t *peak)
 	last_peak = *peak;
 }
 
-static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
+/* Rates are over the time since the previous line (or since the first
+ * packet), as measured: a line can come later than --stats-interval (a quiet
+ * file read from a pipe, a paced replay, an idle tick of 200 ms). */
+static void print_stats_line(struct sensor *s, uint64_t now_us)
 {
 	struct capture_stats cs;
 	struct tracker_stats ts;
@@ -287,7 +295,7 @@ static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 	tracker_get_stats(s->trk, &ts);
 	/* transactions parsed, whether or not --records writes them */
 	uint64_t pkts = cs.seen, txns = ts.smtp->transactions;
-	double dt = interval > 0 ? interval : 1;
+	double dt = now_us > s->stats_prev_us ? (double)(now_us - s->stats_prev_us) / 1e6 : 1e-6;
 	uint64_t rss, rss_peak;
 	process_memory(&rss, &rss_peak);
 	fprintf(stderr,
@@ -301,7 +309,7 @@ static void print_stats_line(struct sensor *s, uint64_t now_us, double interval)
 		ts.reasm->gaps, (double)rss / (1024 * 1024));
 	s->stats_prev_packets = pkts;
 	s->stats_prev_txns = txns;
-	(void)now_us;
+	s->stats_prev_us = now_us;
 }
 
 /* Stats are paced by the wall clock: they report the sensor, not the traffic. */
@@ -312,10 +320,11 @@ static void maybe_stats(struct sensor *s)
 	uint64_t now = mono_us();
 	if (!s->next_stats_us) {
 		s->next_stats_us = now + (uint64_t)(s->opt.stats_interval * 1e6);
+		s->stats_prev_us = now;
 		return;
 	}
 	if (now >= s->next_stats_us) {
-		print_stats_line(s, now, s->opt.stats_interval);
+		print_stats_line(s, now);
 		s->next_stats_us = now + (uint64_t)(s->opt.stats_interval * 1e6);
 	}
 }
@@ -344,10 +353,12 @@ static void print_summary(struct sensor *s)
 		/* flushed first, so that a full disk is told here and not after
 		 * a count that says all went well */
 		int r = output_flush(s->records);
-		if (r < 0)
+		uint64_t lost = output_lost(s->records);
+		if (r < 0 || lost)
 			fprintf(stderr, "relaywatch: %" PRIu64 " records for %s, but writing failed"
-				" (%s): the file is incomplete\n", s->records_written,
-				output_path(s->records), strerror(-r));
+				" (%s): the file is incomplete, %" PRIu64 " lines not written\n",
+				s->records_written, output_path(s->records),
+				strerror(r < 0 ? -r : output_first_error(s->records)), lost);
 		else
 			fprintf(stderr, "relaywatch: %" PRIu64 " records written to %s\n",
 				s->records_written, output_path(s->records));
@@ -466,20 +477,47 @@ static void tick_counters(struct sensor *s, uint64_t now_us)
 
 /* --- packets ------------------------------------------------------------------- */
 
+static const char *const output_what[3] = { "records", "flows", "alerts" };
+
+/* A file that refuses lines (a full disk) is told when that starts and when
+ * it takes them again, not only at exit: meanwhile they wait in memory. */
+static void watch_outputs(struct sensor *s)
+{
+	struct output *outs[3] = { s->records, s->flows, s->alerts };
+	for (size_t i = 0; i < 3; i++) {
+		if (!outs[i])
+			continue;
+		size_t waiting;
+		int e = output_error(outs[i], &waiting);
+		if (e == s->output_err[i])
+			continue;
+		if (e == EPIPE)
+			logmsg("writing %s to %s: %s: nobody reads it any more, its lines are dropped "
+			       "(counted)", output_what[i], output_path(outs[i]), strerror(e));
+		else if (e)
+			logmsg("writing %s to %s: %s: lines wait in memory (%zu KB, at most %u MB), "
+			       "retrying", output_what[i], output_path(outs[i]), strerror(e),
+			       waiting / 1024, OUTPUT_PENDING_MAX >> 20);
+		else
+			logmsg("writing %s to %s again", output_what[i], output_path(outs[i]));
+		s->output_err[i] = e;
+	}
+}
+
 /* After SIGHUP: every output file opened again (see on_hup). */
 static void maybe_reopen(struct sensor *s)
 {
 	if (!reopen_requested)
 		return;
 	reopen_requested = 0;
-	struct output *outs[] = { s->records, s->flows, s->alerts };
-	static const char *const what[] = { "records", "flows", "alerts" };
-	for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+	struct output *outs[3] = { s->records, s->flows, s->alerts };
+	for (size_t i = 0; i < 3; i++) {
 		int r = output_reopen(outs[i]);
 		if (r < 0)
 			logmsg("cannot reopen the %s output %s: %s (still writing the file it had)",
-			       what[i], output_path(outs[i]), strerror(-r));
+			       output_what[i], output_path(outs[i]), strerror(-r));
 	}
+	watch_outputs(s);
 	if (s->opt.verbose)
 		logmsg("SIGHUP: outputs reopened");
 }
@@ -502,6 +540,7 @@ static void on_packet(void *ctx, const struct capture_packet *cp)
 	}
 	tick_counters(s, cp->ts_us);
 	maybe_stats(s);
+	watch_outputs(s);
 	maybe_reopen(s);
 }
 
@@ -513,25 +552,29 @@ static void on_idle(void *ctx, uint64_t now_us)
 	maybe_stats(s);
 	output_flush(s->records);
 	output_flush(s->flows);
+	watch_outputs(s);
 	maybe_reopen(s);
 }
 
 /* --- setup ------------------------------------------------------------------------ */
 
 /* Close an output; a write error is told with the output's name and path.
- * Returns 0, or -1 after a write error. */
+ * Returns 0, or -1 when lines were lost. */
 static int close_output(struct output *o, const char *what)
 {
 	if (!o)
 		return 0;
 	char path[256];
 	snprintf(path, sizeof path, "%s", output_path(o));
-	uint64_t lost = output_lost(o);
-	int r = output_close(o);
+	uint64_t lost;
+	int r = output_close(o, &lost);
 	if (r == 0)
 		return 0;
-	logmsg("writing %s to %s failed: %s%s", what, path, strerror(-r),
-	       lost ? " (later lines were dropped)" : "");
+	if (lost)
+		logmsg("writing %s to %s failed: %s (%" PRIu64 " lines not written)", what, path,
+		       strerror(-r), lost);
+	else
+		logmsg("writing %s to %s failed: %s", what, path, strerror(-r));
 	return -1;
 }
 
@@ -642,17 +685,64 @@ static uint64_t close_counters(struct sensor *s)
 	return lost;
 }
 
+/* ps shows every process's command line to every user: the password of a
+ * --redis URL (redis://user:PASS@host, redis://PASS@host, the same for
+ * unix://) is overwritten in argv once options_parse() holds its own copy.
+ * A lone name before '@' is hidden too: it is the password unless a
+ * password file is given. */
+static void hide_url_password(char *url)
+{
+	char *p;
+	if (!strncmp(url, "redis://", 8))
+		p = url + 8;
+	else if (!strncmp(url, "unix://", 7))
+		p = url + 7;
+	else
+		return;
+	char *end = p + strcspn(p, "/"), *at = NULL;
+	for (char *c = p; c < end; c++)
+		if (*c == '@')
+			at = c; /* the last '@' of the authority ends the userinfo */
+	if (!at)
+		return;
+	char *colon = memchr(p, ':', (size_t)(at - p));
+	for (char *c = colon ? colon + 1 : p; c < at; c++)
+		*c = 'x';
+}
+
+static void hide_passwords(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--redis") && i + 1 < argc)
+			hide_url_password(argv[++i]);
+		else if (!strncmp(argv[i], "--redis=", 8))
+			hide_url_password(argv[i] + 8);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct sensor s; /* large (json buffer): not on the stack */
 	char err[1024] = "";
 	int status = 1;
 
+	/* SIGHUP (logrotate's postrotate, systemctl reload) may come while we
+	 * start: its default action would end the sensor, and systemd counts
+	 * that as a clean exit, not restarted. Only noted until the loop runs. */
+	struct sigaction hup = { .sa_handler = on_hup, .sa_flags = SA_RESTART };
+	sigemptyset(&hup.sa_mask);
+	sigaction(SIGHUP, &hup, NULL);
+	/* a file over RLIMIT_FSIZE (systemd's LimitFSIZE=) is a write error
+	 * (EFBIG), told and retried like a full disk, not the end of the sensor */
+	signal(SIGXFSZ, SIG_IGN);
+
 	if (redis_password_option_check(argc, argv, err, sizeof err) < 0) {
 		logmsg("%s", err);
 		return 2;
 	}
-	switch (options_parse(argc, argv, &s.opt, err, sizeof err)) {
+	enum options_result parsed = options_parse(argc, argv, &s.opt, err, sizeof err);
+	hide_passwords(argc, argv);
+	switch (parsed) {
 	case OPTIONS_OK:
 		break;
 	case OPTIONS_EXIT:
@@ -685,7 +775,8 @@ int main(int argc, char **argv)
 		int r = redis_target_parse(s.opt.redis_url, &t, err, sizeof err);
 		redis_target_wipe(&t);
 		if (r < 0) {
-			logmsg("--redis ([redis] url): %s", err);
+			char where[320];
+			logmsg("%s: %s", options_where(&s.opt, "redis", where, sizeof where), err);
 			options_free(&s.opt);
 			return 2;
 		}
@@ -700,9 +791,18 @@ int main(int argc, char **argv)
 	};
 	s.cap = capture_open(&cc, err, sizeof err);
 	if (!s.cap) {
-		if (errno == EINVAL)
+		char where[320];
+		if (errno == EINVAL) {
 			status = 2; /* the filter: systemd does not restart on 2 */
-		logmsg("%s", err);
+			const char *f = s.opt.filter ? s.opt.filter : "";
+			bool quoted = (*f == '"' || *f == '\'') && strlen(f) > 1 &&
+				      f[strlen(f) - 1] == *f;
+			options_where(&s.opt, "filter", where, sizeof where);
+			logmsg("%s: %s%s", where, err, quoted && where[0] != '-' ?
+			       " (the file takes a value without quotes)" : "");
+		} else {
+			logmsg("%s", err);
+		}
 		goto out;
 	}
 	s.dlt = capture_linktype(s.cap);
@@ -713,7 +813,9 @@ int main(int argc, char **argv)
 	if (s.opt.user) {
 		int r = capture_drop_privileges(s.opt.user);
 		if (r == -ENOENT) {
-			logmsg("--user ([sensor] user): no user named %s", s.opt.user);
+			char where[320];
+			logmsg("%s: no user named %s", options_where(&s.opt, "user", where,
+								    sizeof where), s.opt.user);
 			status = 2;
 			goto out_close_capture;
 		}
@@ -763,11 +865,6 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	/* SA_RESTART: a file read that the signal interrupts goes on (libpcap
-	 * would take a short read for a truncated capture) */
-	struct sigaction hup = { .sa_handler = on_hup, .sa_flags = SA_RESTART };
-	sigemptyset(&hup.sa_mask);
-	sigaction(SIGHUP, &hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (s.opt.verbose)

@@ -1,6 +1,7 @@
 /* options.c — command line + INI file; see options.h for the contract. */
 #include "options.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
@@ -133,6 +134,7 @@ static const struct opt_def defs[] = {
 };
 
 #define N_DEFS (sizeof defs / sizeof defs[0])
+_Static_assert(N_DEFS <= OPTIONS_DEFS_MAX, "raise OPTIONS_DEFS_MAX");
 
 /* long-only option ids start past any character */
 enum { OPT_BASE = 1000, OPT_PSEUDO = 2000, OPT_RULE, OPT_PRINT_CONFIG };
@@ -204,9 +206,12 @@ static int parse_bool(const char *v, bool *out)
 	return -EINVAL;
 }
 
-/* Store value into the field of d. Returns 0, or -EINVAL with a reason. */
-static int set_value(struct rw_options *o, const struct opt_def *d, const char *v, char *why,
-		     size_t whysz)
+/* Store value into the field of d. Returns 0, or -EINVAL with a reason.
+ * A file, a device, a user or a name cannot be empty: in the file `key =`
+ * leaves it unset (as the commented-out template line does), on the command
+ * line it is refused. The filter and the URL say themselves what '' is. */
+static int set_value(struct rw_options *o, const struct opt_def *d, const char *v, bool in_file,
+		     char *why, size_t whysz)
 {
 	if (strlen(v) > OPTIONS_VALUE_MAX) {
 		snprintf(why, whysz, "value longer than %d bytes", OPTIONS_VALUE_MAX);
@@ -214,9 +219,18 @@ static int set_value(struct rw_options *o, const struct opt_def *d, const char *
 	}
 	switch (d->type) {
 	case OT_STR: {
+		char **p = field(o, d);
+		if (!*v && (!d->def || d->def[0] == '(') && strcmp(d->arg, "LIST")) {
+			if (!in_file) {
+				snprintf(why, whysz, "an empty %s: leave the option out", d->arg);
+				return -EINVAL;
+			}
+			free(*p);
+			*p = NULL;
+			return 0;
+		}
 		if (d->check && d->check(v, why, whysz) < 0)
 			return -EINVAL;
-		char **p = field(o, d);
 		char *copy = strdup(v);
 		if (!copy) {
 			snprintf(why, whysz, "out of memory");
@@ -229,9 +243,14 @@ static int set_value(struct rw_options *o, const struct opt_def *d, const char *
 	case OT_UINT: {
 		char *end;
 		errno = 0;
+		/* digits only: strtoull would take " -1" for 2^64 - 1 */
 		unsigned long long x = strtoull(v, &end, 10);
-		if (end == v || *end || errno || v[0] == '-') {
+		if (!isdigit((unsigned char)v[0]) || *end) {
 			snprintf(why, whysz, "'%.80s' is not a whole number", v);
+			return -EINVAL;
+		}
+		if (errno == ERANGE || (double)x > d->max) {
+			snprintf(why, whysz, "%.80s is out of range [%.0f, %.0f]", v, d->min, d->max);
 			return -EINVAL;
 		}
 		if ((double)x < d->min || (double)x > d->max) {
@@ -361,10 +380,13 @@ static int config_setting(void *user, const char *section, const char *name, con
 				memcpy(joined + a + 2, value, b + 1);
 				v = joined;
 			}
-			int r = set_value(c->o, d, v, why, sizeof why);
+			int r = set_value(c->o, d, v, true, why, sizeof why);
+			bool appended = joined != NULL;
 			free(joined);
 			if (r == 0) {
 				c->listed[i] = true;
+				if (!appended) /* a list is where it begins */
+					c->o->from_line[i] = c->line;
 				return 1;
 			}
 			goto bad;
@@ -548,7 +570,7 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 			}
 		if (d) {
 			const char *v = d->type == OT_BOOL && !optarg ? "yes" : optarg;
-			if (set_value(o, d, v, why, sizeof why) < 0) {
+			if (set_value(o, d, v, false, why, sizeof why) < 0) {
 				res = usage_err(err, errsz, "--%s: %s", d->lopt, why);
 				goto out;
 			}
@@ -581,7 +603,13 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 			break;
 		case OPT_PSEUDO: {
 			double x = 1;
-			if (optarg && (parse_duration(optarg, &x) < 0 || !(x > 0) || x > 1e6)) {
+			char *end = NULL;
+			if (optarg) {
+				errno = 0;
+				x = strtod(optarg, &end);
+			}
+			/* a factor: "2h" is not one */
+			if (optarg && (end == optarg || *end || errno || !(x > 0) || x > 1e6)) {
 				res = usage_err(err, errsz, "--pseudo-realtime: '%s' is not a speed-up "
 					       "factor above 0", optarg);
 				goto out;
@@ -674,6 +702,26 @@ out:
 		free(cli_rules.rules[i].where);
 	}
 	return res;
+}
+
+const char *options_where(const struct rw_options *o, const char *lopt, char *buf,
+			  size_t bufsz)
+{
+	for (size_t i = 0; i < N_DEFS; i++) {
+		const struct opt_def *d = &defs[i];
+		if (!d->lopt || strcmp(d->lopt, lopt))
+			continue;
+		if (o->from_line[i] && o->config_file)
+			snprintf(buf, bufsz, "%s:%d: [%s] %s", o->config_file, o->from_line[i],
+				 d->section, d->key);
+		else if (d->section)
+			snprintf(buf, bufsz, "--%s ([%s] %s)", d->lopt, d->section, d->key);
+		else
+			snprintf(buf, bufsz, "--%s", d->lopt);
+		return buf;
+	}
+	snprintf(buf, bufsz, "--%s", lopt);
+	return buf;
 }
 
 void options_free(struct rw_options *o)

@@ -16,6 +16,7 @@
 
 #define OPTIONS_RULE_KV_MAX 256   /* [rule.NAME] key = value lines kept */
 #define OPTIONS_VALUE_MAX   4096  /* longest value accepted */
+#define OPTIONS_DEFS_MAX    64    /* settings in options.c's table, at most */
 
 /* A [rule.NAME] setting, checked later by the detection module, which needs
  * the file and line to report a bad value. */
@@ -68,6 +69,10 @@ struct rw_options {
 
 	struct rw_rule_kv rules[OPTIONS_RULE_KV_MAX];
 	unsigned n_rules;
+
+	/* the line of config_file that set each setting of the table, 0 if
+	 * none did (options_where) */
+	int from_line[OPTIONS_DEFS_MAX];
 };
 
 enum options_result {
@@ -82,6 +87,13 @@ enum options_result {
 enum options_result options_parse(int argc, char **argv, struct rw_options *o, char *err,
 				  size_t errsz);
 void options_free(struct rw_options *o);
+
+/* Where a setting was given, for a value found wrong only once it is used
+ * (a filter libpcap refuses, a user that does not exist, a Redis URL):
+ * "FILE:LINE: [section] key" when the -c file set it, else "--option
+ * ([section] key)". lopt is the long option's name ("filter"). Returns buf. */
+const char *options_where(const struct rw_options *o, const char *lopt, char *buf,
+			  size_t bufsz);
 
 /* Print --help to stdout (generated from the table). */
 void options_usage(const char *prog);

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rwtest  # noqa: E402
@@ -37,6 +38,311 @@ def proc_wchan_read(pid):
             return f.read().split()[0] == "0"     # read(2) on x86-64
     except (OSError, IndexError):
         return True                            # no /proc/PID/syscall: the state will do
+
+
+def proc_in_syscall(pid, names):
+    """Blocked in one of the system calls named (x86-64 numbers); elsewhere
+    the state alone has to do."""
+    numbers = {"read": 0, "open": 2, "openat": 257}
+    if platform.machine() != "x86_64":
+        return True
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            return int(f.read().split()[0]) in {numbers[n] for n in names}
+    except (OSError, IndexError, ValueError):
+        return True
+
+
+def pcap_split(path):
+    """(global header, [packet records]) of a classic pcap file."""
+    import struct
+    with open(path, "rb") as f:
+        d = f.read()
+    head, off, pkts = d[:24], 24, []
+    while off < len(d):
+        caplen = struct.unpack("<I", d[off + 8:off + 12])[0]
+        pkts.append(d[off:off + 16 + caplen])
+        off += 16 + caplen
+    return head, pkts
+
+
+def start_on_fifo(tmp, name, *args):
+    """relaywatch -r FIFO ARGS..., left blocked opening the FIFO (no writer
+    yet): what it does before the capture is open can be looked at."""
+    fifo = os.path.join(tmp, name)
+    os.mkfifo(fifo)
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", fifo] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    rwtest.wait_for("relaywatch opening %s" % name, lambda: proc_state(p.pid) == "S"
+                    and proc_in_syscall(p.pid, ("open", "openat")), timeout=30, step=0.02)
+    return p, fifo
+
+
+def feed_fifo(fifo, data):
+    """Write data to the FIFO's reader, if it still has one."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False                           # ENXIO: nobody reads it any more
+    try:
+        os.set_blocking(fd, True)
+        os.write(fd, data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def test_hup_while_starting(c, tmp):
+    """logrotate's SIGHUP (systemctl reload) may come while the sensor is
+    still starting: it must not end it (systemd counts SIGHUP as a clean
+    exit and would not restart it)."""
+    with open(CAP, "rb") as f:
+        data = f.read()
+    p, fifo = start_on_fifo(tmp, "hup.fifo", "--redis", "none", "-q", "--records", "-")
+    p.send_signal(signal.SIGHUP)
+    feed_fifo(fifo, data)
+    out, err = p.communicate(timeout=60)
+    c.eq("SIGHUP while starting: the sensor goes on, exit 0 (%r)" % err[-200:], p.returncode, 0)
+    c.eq("SIGHUP while starting: the record", out.count(b"\n"), 1)
+
+
+def test_password_not_in_ps(c, tmp):
+    """A password in --redis is not left in the process's command line
+    (ps, /proc/PID/cmdline) for other users to read."""
+    for i, args in enumerate((["--redis", "redis://sensor:s3cret@127.0.0.1:1/0"],
+                              ["--redis=redis://sensor:s3cret@127.0.0.1:1"],
+                              ["--redis", "redis://s3cret@127.0.0.1:1"],
+                              ["--redis", "unix://sensor:s3cret@/tmp/redis.sock"])):
+        p, fifo = start_on_fifo(tmp, "ps%d.fifo" % i, "-q", *args)
+        with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        p.kill()
+        p.communicate(timeout=60)
+        c.true("%s: the password is not in ps (%r)" % (args, cmdline), "s3cret" not in cmdline)
+        c.true("%s: the rest of the command line is (%r)" % (args, cmdline),
+               ("127.0.0.1:1" in cmdline or "/tmp/redis.sock" in cmdline) and "-q" in cmdline)
+
+
+RE_STATS = re.compile(r"relaywatch: stats packets=(\d+) pps=(\d+) .* transactions=(\d+) "
+                      r"tps=([0-9.]+) ")
+
+
+def test_stats_rates(c, tmp):
+    """--stats-interval lines give packets/s over the time the line covers:
+    packets come through a pipe with pauses the test measures, so each
+    line's rate has a known upper bound."""
+    head, pkts = pcap_split(CAP)
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "--stats-interval",
+                          "1ms"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    import threading
+    err = bytearray()
+    lock = threading.Lock()
+    def reader():
+        for chunk in iter(lambda: p.stderr.read1(4096), b""):
+            with lock:
+                err.extend(chunk)
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    def lines():
+        with lock:
+            return RE_STATS.findall(err.decode(errors="replace"))
+    # the first packet starts the clock, the second gives the first line
+    p.stdin.write(head + pkts[0])
+    p.stdin.flush()
+    rwtest.wait_for("reading the pipe", lambda: proc_state(p.pid) == "S" and
+                    proc_in_syscall(p.pid, ("read",)), timeout=30)
+    time.sleep(0.01)
+    p.stdin.write(pkts[1])
+    p.stdin.flush()
+    rwtest.wait_for("a first stats line", lambda: len(lines()) >= 1, timeout=30)
+    bounds = []
+    for k in range(2, 6):
+        n = len(lines())
+        seen = time.monotonic()          # the last line was printed before this
+        time.sleep(0.2)
+        p.stdin.write(pkts[k])
+        p.stdin.flush()
+        sent = time.monotonic()
+        rwtest.wait_for("stats line after packet %d" % (k + 1), lambda: len(lines()) > n,
+                        timeout=30)
+        bounds.append((n, sent - seen))
+    p.stdin.write(b"".join(pkts[6:]))
+    p.stdin.close()
+    p.wait(timeout=60)
+    t.join(60)
+    got = lines()
+    for n, pause in bounds:
+        packets, pps = int(got[n][0]) - int(got[n - 1][0]), int(got[n][1])
+        # pps is printed rounded to a whole number
+        c.true("stats line %d: %d packets after a pause of at least %.3f s: pps=%d is at most "
+               "%.1f" % (n + 1, packets, pause, pps, packets / pause),
+               pps <= packets / pause + 0.5)
+
+
+FLOOD = os.path.join(rwtest.SOURCE, "tests", "scenarios", "contact-form-flood.pcap")
+
+
+def json_lines(path):
+    """(whole JSON lines, lines that are not) of a file."""
+    good, bad = 0, []
+    with open(path, "rb") as f:
+        for line in f.read().split(b"\n")[:-1] if os.path.getsize(path) else []:
+            try:
+                json.loads(line)
+                good += 1
+            except ValueError:
+                bad.append(line[:60] + b"..." + line[-40:])
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        bad.append(b"(no newline at the end) " + data[-60:])
+    return good, bad
+
+
+def fsize_limit(n):
+    import resource
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.RLIM_INFINITY))
+
+
+def test_records_file_full(c, tmp):
+    """A records file the system refuses (a full disk; here RLIMIT_FSIZE,
+    which needs no root) holds whole lines only, and the sensor says how
+    many it could not write (exit 1)."""
+    want = len(rwtest.records(FLOOD))
+    out = os.path.join(tmp, "full.json")
+    p = subprocess.run([rwtest.RELAYWATCH, "-r", FLOOD, "--redis", "none", "--records", out],
+                       capture_output=True, text=True, preexec_fn=fsize_limit(20000), timeout=120)
+    good, bad = json_lines(out)
+    c.eq("records over the file size limit: exit 1 (%r)" % p.stderr[-300:], p.returncode, 1)
+    c.eq("records over the file size limit: no line cut in two", bad, [])
+    m = re.search(r"writing records to .* failed: File too large \((\d+) lines not written\)",
+                  p.stderr)
+    c.true("records over the file size limit: told, with the count (%r)" % p.stderr[-300:], m)
+    if m:
+        c.eq("records over the file size limit: written + not written = all",
+             good + int(m.group(1)), want)
+
+
+class FsizeLimit:
+    """A file size limit (RLIMIT_FSIZE: EFBIG, no root needed) that is
+    lifted while the sensor runs."""
+    error = "File too large"
+
+    def __init__(self, tmp):
+        self.dir = tmp
+
+    def preexec(self):
+        return fsize_limit(20000)
+
+    def clear(self, pid):
+        import resource
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,
+                                                      resource.RLIM_INFINITY))
+
+    def close(self):
+        pass
+
+
+class FullTmpfs:
+    """A real full disk: a small tmpfs (root only) filled up by another
+    file, which is deleted while the sensor runs."""
+    error = "No space left on device"
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "small-fs")
+        os.mkdir(self.dir)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", self.dir],
+                       check=True, capture_output=True)
+        self.filler = os.path.join(self.dir, "filler")
+        with open(self.filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+
+    def preexec(self):
+        return None
+
+    def clear(self, pid):
+        os.unlink(self.filler)
+
+    def close(self):
+        subprocess.run(["umount", self.dir], capture_output=True)
+
+
+def test_records_disk_cleared(c, tmp, how):
+    """A disk that fills and is cleared again while the sensor runs loses no
+    record: the lines wait and go out when the file takes them again."""
+    want = len(rwtest.records(FLOOD))
+    head, pkts = pcap_split(FLOOD)
+    out = os.path.join(how.dir, "cleared.json")
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "--records", out],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, preexec_fn=how.preexec())
+    half = len(pkts) // 2
+    try:
+        p.stdin.write(head + b"".join(pkts[:half]))
+        p.stdin.flush()
+        rwtest.wait_for("the first half read", lambda: p.poll() is not None or (
+            proc_state(p.pid) == "S" and proc_in_syscall(p.pid, ("read",))), timeout=60)
+        how.clear(p.pid)
+        p.stdin.write(b"".join(pkts[half:]))
+        p.stdin.close()
+    except OSError:
+        pass                                  # it died: told below
+    err = p.stderr.read().decode(errors="replace")
+    p.wait(timeout=120)
+    good, bad = json_lines(out)
+    what = "%s for a while" % how.error
+    c.true("%s: it was (%r)" % (what, err[-500:]), how.error in err)
+    c.eq("%s: no line cut in two" % what, bad, [])
+    c.eq("%s: every record written in the end" % what, good, want)
+    c.eq("%s: exit 0, nothing lost (%r)" % (what, err[-300:]), p.returncode, 0)
+    c.true("%s: said when writing worked again" % what,
+           "writing records to %s again" % out in err)
+
+
+def test_records_rotated_while_full(c, tmp):
+    """logrotate moves a file the disk had stopped taking lines for, and
+    SIGHUP reopens the path: the old file keeps whole lines only (the line
+    it took part of is cut off again), the new one gets the rest."""
+    import resource
+    want = len(rwtest.records(FLOOD))
+    head, pkts = pcap_split(FLOOD)
+    out = os.path.join(tmp, "rotated.json")
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "--records", out],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, preexec_fn=fsize_limit(20000))
+    blocked = lambda: p.poll() is not None or (proc_state(p.pid) == "S" and  # noqa: E731
+                                               proc_in_syscall(p.pid, ("read",)))
+    half = len(pkts) // 2
+    try:
+        p.stdin.write(head + b"".join(pkts[:half]))
+        p.stdin.flush()
+        rwtest.wait_for("the first half read", blocked, timeout=60)
+        os.rename(out, out + ".1")
+        p.send_signal(signal.SIGHUP)
+        p.stdin.write(b"".join(pkts[half:]))
+        p.stdin.flush()
+        rwtest.wait_for("the second half read", blocked, timeout=60)
+        resource.prlimit(p.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,
+                                                        resource.RLIM_INFINITY))
+        p.stdin.close()
+    except OSError:
+        pass                                  # it died: told below
+    err = p.stderr.read().decode(errors="replace")
+    p.wait(timeout=120)
+    old_good, old_bad = json_lines(out + ".1")
+    new_good, new_bad = json_lines(out) if os.path.exists(out) else (0, ["(no file)"])
+    c.eq("rotated while full: the old file holds whole lines", old_bad, [])
+    c.eq("rotated while full: the new file holds whole lines", new_bad, [])
+    c.eq("rotated while full: every record in one of them (%d + %d)" % (old_good, new_good),
+         old_good + new_good, want)
+    c.eq("rotated while full: exit 0 (%r)" % err[-300:], p.returncode, 0)
 
 
 def main():
@@ -73,6 +379,13 @@ def main():
         (["-r", CAP, "--user", "no-such-user-here"], "no user named no-such-user-here"),
         (["-r", CAP, "--redis-password-file", "/no/such/file"], "/no/such/file"),
         (["-r", CAP, "--buffer-mb", "4096"], "out of range [1, 2047]"),
+        (["-r", CAP, "--max-flows", " -1"], "--max-flows: ' -1' is not a whole number"),
+        (["-r", CAP, "--max-pending", "99999999999999999999"],
+         "--max-pending: 99999999999999999999 is out of range"),
+        (["-r", CAP, "--pseudo-realtime=2h"], "'2h' is not a speed-up factor"),
+        (["-r", CAP, "--records", ""], "--records: an empty FILE|-"),
+        (["-r", CAP, "--sensor-name", ""], "--sensor-name: an empty NAME"),
+        (["-r", CAP, "--user", ""], "--user: an empty USER"),
         # an abbreviation would take a password for a file name and print it
         (["-r", CAP, "--redis-password", "s3cret"], "--redis-password-file FILE in full"),
         (["-r", CAP, "--redis-pass=s3cret"], "--redis-password-file FILE in full"),
@@ -98,6 +411,11 @@ def main():
             ("[rule.fingerprint_burst]\nmsgs_10m = lots\n", ":2: [rule.fingerprint_burst] msgs_10m"),
             ("[rule.open_relay]\nenabled = perhaps\n", ":2: [rule.open_relay] enabled"),
             ("[redis\nurl = x\n", ":1: not a valid INI line"),
+            # found wrong only when used, still named where they were given
+            ("[sensor]\nfilter = tcp port foo\n", ":2: [sensor] filter: bad filter"),
+            ("[sensor]\n\nuser = no-such-user-here\n", ":3: [sensor] user: no user named"),
+            ("[redis]\n; the sensor's login\nurl = redis://[::1\n",
+             ":3: [redis] url: unterminated"),
             # inih's 200-byte line buffer would make the rest a line of its own
             ("[sensor]\nname = %srecords = %s\n" % ("a" * 192, NOT_WRITTEN),
              ":2: line longer than"),
@@ -182,6 +500,23 @@ def main():
         c.eq("SIGINT while reading a pipe: exit 0 (%r)" % err[-200:], p.returncode, 0)
         c.eq("SIGINT while reading a pipe: the record", out.count(b"\n"), 1)
 
+        test_hup_while_starting(c, tmp)
+        test_password_not_in_ps(c, tmp)
+        test_stats_rates(c, tmp)
+        test_records_file_full(c, tmp)
+        test_records_disk_cleared(c, tmp, FsizeLimit(tmp))
+        test_records_rotated_while_full(c, tmp)
+        if os.geteuid() == 0 and subprocess.run(["which", "mount"], capture_output=True).returncode == 0:
+            try:
+                fs = FullTmpfs(tmp)
+            except (OSError, subprocess.CalledProcessError):
+                fs = None                     # no mount here (a container): the limit did
+            if fs:
+                try:
+                    test_records_disk_cleared(c, tmp, fs)
+                finally:
+                    fs.close()
+
         # --print-config is a configuration relaywatch accepts
         p = run("--print-config")
         c.eq("--print-config exits 0", p.returncode, 0)
@@ -206,6 +541,15 @@ def main():
              % p2.stderr.strip()[-200:], p2.returncode, 0)
 
         # runtime errors: exit 1, one clear line; packets before damage processed
+        # `key =` in the file is the key unset, as the template's `;records =`
+        p = run("-r", CAP, "-c", conf("[sensor]\nrecords =\nuser =\nname =\n"), "--redis",
+                "none", "-q")
+        c.eq("empty paths, user, name in the file: unset (%r)" % p.stderr.strip(),
+             p.returncode, 0)
+        p = run("-r", CAP, "-c", conf('[sensor]\nfilter = "tcp port 25"\n'))
+        c.true("a quoted filter in the file: told that the file takes no quotes (%r)"
+               % p.stderr.strip(), p.returncode == 2 and "without quotes" in p.stderr)
+
         p = run("-r", os.path.join(tmp, "none.pcap"), "--redis", "none")
         c.eq("missing capture exits 1", p.returncode, 1)
         c.true("missing capture: one line naming it",
