@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""What the wire can do to the packet path below SMTP (sensor/decode.c,
+flow.c, reasm.c, tracker.c), in captures written with tests/flood/pcapw.py.
+Each scenario is one mail transaction that must come out whole:
+
+  ip_length_lie      a frame captured whole whose IPv4 total length claims
+                     1400 bytes more than the frame holds (the server drops
+                     it): not a snap-length cut, no gap over the real bytes
+                     that follow
+"""
+import os
+import struct
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwtest  # noqa: E402
+
+sys.path.insert(0, os.path.join(rwtest.SOURCE, "tests", "flood"))
+import floods  # noqa: E402
+import pcapw  # noqa: E402
+
+CLIENT = ("192.0.2.10", 40001)
+SERVER = ("198.51.100.25", 25)
+T0 = 1700000000 * 1000000
+ACK = pcapw.TCP_ACK
+PSH = pcapw.TCP_PSH
+
+
+def session(w, **kw):
+    return pcapw.TcpSession(w, CLIENT, SERVER, ts_us=kw.pop("ts_us", T0), step_us=1000, **kw)
+
+
+def frame(s, from_client, seq, ack, flags, payload=b""):
+    src, dst = (s.c, s.s) if from_client else (s.s, s.c)
+    sp, dp = (s.cp, s.sp) if from_client else (s.sp, s.cp)
+    s.w.frame(s.ts, pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, s.ident))
+    s.ident += 1
+    s.ts += s.step
+
+
+def rest(s, subject):
+    """MAIL to the end of the transaction (after the EHLO exchange)."""
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(subject), helo=False)
+    s.close()
+
+
+def hello(s):
+    s.server(floods.BANNER)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+
+
+def ip_length_lie(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    f = bytearray(pcapw.tcp_frame(s.c, s.s, s.cp, s.sp, s.seq[True], s.seq[False], ACK | PSH,
+                                  b"QUIT", s.ident))
+    struct.pack_into("!H", f, 14 + 2, 20 + 20 + 4 + 1400)
+    struct.pack_into("!H", f, 14 + 10, 0)
+    struct.pack_into("!H", f, 14 + 10, pcapw.ip_checksum(bytes(f[14:34])))
+    s.w.frame(s.ts, bytes(f))
+    s.ts += s.step
+    rest(s, b"after a lying IP length")
+
+
+SCENARIOS = {
+    "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
+}
+
+
+def main():
+    c = rwtest.Checker()
+    only = sys.argv[1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (build, want) in SCENARIOS.items():
+            if only and name not in only:
+                continue
+            path = os.path.join(tmp, name + ".pcap")
+            w = pcapw.PcapWriter(path)
+            build(w)
+            w.close()
+            recs = rwtest.records(path)
+            c.eq("%s: records" % name, len(recs), len(want))
+            for i, (subject, helo) in enumerate(want[:len(recs)]):
+                r = recs[i]
+                c.eq("%s[%d]: subject" % (name, i), r.get("subject"), subject)
+                c.eq("%s[%d]: helo" % (name, i), r.get("helo"), helo)
+                c.eq("%s[%d]: mailfrom" % (name, i), r.get("mailfrom"), "alice@example.jp")
+                c.eq("%s[%d]: rcptto" % (name, i), r.get("rcptto"), ["bob@example.net"])
+                c.eq("%s[%d]: last_reply" % (name, i), r.get("last_reply"),
+                     "250 2.0.0 Ok: queued as FLOOD1")
+    c.done()
+
+
+if __name__ == "__main__":
+    main()
