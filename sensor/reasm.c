@@ -311,6 +311,21 @@ void reasm_peer_ack(struct reasm_dir *d, struct reasm_pool *pool, uint32_t ack,
 {
 	if (d->state != REASM_SYNCED)
 		return; /* a side never seen sending reports no gaps (one-sided captures) */
+	/* Only bytes seen sent can be seen acknowledged. The acknowledger's
+	 * word alone is no proof: a receiver ignores an ACK for data not yet
+	 * sent (RFC 793 §3.9), and a forged one would otherwise make the
+	 * sender's next real bytes look like old ones. A hole below data
+	 * held out of order is a hole; bytes lost past the last one seen
+	 * become a gap once later data, or the FIN, shows where they end. */
+	struct ooo_buf *held = buf_of(pool, d);
+	uint32_t seen = d->next_seq;
+	if (held && held->nseg) {
+		const struct ooo_seg *last = &held->seg[held->nseg - 1];
+		if (reasm_seq_lt(seen, last->seq + last->len))
+			seen = last->seq + last->len;
+	}
+	if (reasm_seq_lt(seen, ack))
+		ack = seen;
 	/* The FIN takes a sequence number but carries no byte. */
 	if (d->fin_seen && reasm_seq_lt(d->fin_seq, ack))
 		ack = d->fin_seq;

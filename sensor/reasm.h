@@ -74,7 +74,9 @@ void reasm_segment(struct reasm_dir *d, struct reasm_pool *pool, const struct pa
 
 /* The other direction acknowledged up to `ack`: bytes before it that we
  * never saw were received but not captured — report them as a gap at once
- * (as Zeek does) and deliver what was buffered after them. */
+ * (as Zeek does) and deliver what was buffered after them. Only holes below
+ * data seen (held out of order) count: an ACK past every byte seen is
+ * taken no further than the last one. */
 void reasm_peer_ack(struct reasm_dir *d, struct reasm_pool *pool, uint32_t ack,
 		    const struct reasm_sink *sink);
 

@@ -191,6 +191,27 @@ static void test_peer_ack_reports_capture_loss(void)
 	reasm_pool_destroy(pool);
 }
 
+static void test_peer_ack_beyond_sent(void)
+{
+	/* An ACK for bytes the sender was never seen sending (forged, or
+	 * anything a receiver drops) is no evidence they were lost: the
+	 * data sent next at those numbers is still the stream. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	seg(&d, pool, 0, TCP_ACK, "abc");
+	reasm_peer_ack(&d, pool, 100000, &sink);
+	seg(&d, pool, 3, TCP_ACK, "def");
+	CHECK_STR(out, "abcdef");
+	/* what was seen out of order still bounds it: the hole below is a gap */
+	seg(&d, pool, 10, TCP_ACK, "klm");
+	reasm_peer_ack(&d, pool, 0x7fffffffu, &sink);
+	seg(&d, pool, 13, TCP_ACK, "nop");
+	CHECK_STR(out, "abcdef<gap 4>klmnop");
+	CHECK_INT(reasm_stats(pool)->retrans_bytes, 0);
+	reasm_pool_destroy(pool);
+}
+
 static void test_sequence_wraparound(void)
 {
 	struct reasm_pool *pool = reasm_pool_create(4);
@@ -262,6 +283,7 @@ int main(void)
 	RUN(test_ooo_segment_bound);
 	RUN(test_pool_exhausted_means_gap);
 	RUN(test_peer_ack_reports_capture_loss);
+	RUN(test_peer_ack_beyond_sent);
 	RUN(test_sequence_wraparound);
 	RUN(test_snaplen_cut_is_a_gap);
 	RUN(test_far_segment_is_dropped);

@@ -7,6 +7,10 @@ Each scenario is one mail transaction that must come out whole:
                      1400 bytes more than the frame holds (the server drops
                      it): not a snap-length cut, no gap over the real bytes
                      that follow
+  ack_ahead          the client's MAIL FROM acknowledges 100,000 server bytes
+                     never sent: the server's replies that follow are not
+                     taken for bytes already lost (the RCPT stays accepted,
+                     last_reply is the queue reply)
 """
 import os
 import struct
@@ -66,8 +70,25 @@ def ip_length_lie(w):
     rest(s, b"after a lying IP length")
 
 
+def ack_ahead(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    frame(s, True, s.seq[True], s.seq[False] + 100000, ACK | PSH, b"MAIL FROM:<alice@example.jp>\r\n")
+    s.seq[True] += len(b"MAIL FROM:<alice@example.jp>\r\n")
+    s.server(b"250 2.1.0 Ok\r\n")
+    s.client(b"RCPT TO:<bob@example.net>\r\n")
+    s.server(b"250 2.1.5 Ok\r\n")
+    s.client(b"DATA\r\n")
+    s.server(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    s.client(floods.message(b"acked ahead") + b".\r\n")
+    s.server(b"250 2.0.0 Ok: queued as FLOOD1\r\n")
+    s.close()
+
+
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
+    "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
 }
 
 
