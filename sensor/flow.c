@@ -347,6 +347,15 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 	return f;
 }
 
+void flow_table_reopen(struct flow_table *t, struct flow *f)
+{
+	if (f->list != LIST_CLOSING ||
+	    ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN)))
+		return;
+	list_unlink(t, f);
+	list_append(t, f, f->bytes[0] || f->bytes[1] ? LIST_ESTABLISHED : LIST_EMBRYONIC);
+}
+
 void flow_table_expire(struct flow_table *t, uint64_t now_us)
 {
 	for (uint8_t l = 0; l < LIST_COUNT; l++) {

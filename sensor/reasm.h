@@ -80,6 +80,14 @@ void reasm_segment(struct reasm_dir *d, struct reasm_pool *pool, const struct pa
 void reasm_peer_ack(struct reasm_dir *d, struct reasm_pool *pool, uint32_t ack,
 		    const struct reasm_sink *sink);
 
+/* Would the receiver take a RST from this direction at `seq`? RFC 5961
+ * §3.2 receivers take one only at the next byte they expect and drop the
+ * rest, so a RST elsewhere (forged or stale) ends nothing. Accepted: from
+ * next_seq to one past the last sequence number seen (capture loss makes
+ * next_seq lag), the FIN's included; anything when the direction is not
+ * synchronised, there being nothing to judge by. */
+bool reasm_rst_acceptable(const struct reasm_dir *d, const struct reasm_pool *pool, uint32_t seq);
+
 /* Flow end: deliver what is buffered, with gaps for the holes. */
 void reasm_flush(struct reasm_dir *d, struct reasm_pool *pool, const struct reasm_sink *sink);
 

@@ -491,10 +491,19 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 			classify(t, f, c, p);
 		}
 	}
+	/* A RST off the sequence number its receiver expects is dropped by it
+	 * (RFC 5961 §3): the session goes on, so a client cannot end our parse
+	 * with one and carry on unseen. Past STARTTLS the stream is no longer
+	 * followed and there is nothing to judge by. */
+	bool rst = (p->flags & TCP_RST) != 0;
+	if (rst && c->smtp && c->app != APP_ENCRYPTED &&
+	    !reasm_rst_acceptable(&c->rd[dir], t->reasm, p->seq)) {
+		rst = false;
+		flow_table_reopen(t->flows, f);
+	}
 	/* Both sides said FIN, or one said RST: the conversation is over, the
 	 * parser goes back to its pool now rather than when the flow expires. */
-	if (c->smtp && ((p->flags & TCP_RST) ||
-			((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN))))
+	if (c->smtp && (rst || ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN))))
 		session_detach(t, f, c, true);
 	expire(t, p->ts_us);
 }

@@ -11,6 +11,10 @@ Each scenario is one mail transaction that must come out whole:
                      never sent: the server's replies that follow are not
                      taken for bytes already lost (the RCPT stays accepted,
                      last_reply is the queue reply)
+  rst_out_of_window  the client sends a RST whose sequence number is far
+                     outside the window (RFC 5961 §3: the server drops it),
+                     is quiet for 6 s, then sends its mail: the parse must
+                     go on, the flow must not end as closed
 """
 import os
 import struct
@@ -86,9 +90,23 @@ def ack_ahead(w):
     s.close()
 
 
+def rst_out_of_window(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    frame(s, True, s.seq[True] + 3000000, 0, pcapw.TCP_RST)
+    # quiet for longer than a closed flow lingers (another flow's packet
+    # moves the clock), then the mail
+    other = pcapw.TcpSession(w, ("192.0.2.99", 40099), SERVER, ts_us=s.ts + 5500000)
+    other._send(True, pcapw.TCP_SYN)
+    s.ts += 6000000
+    rest(s, b"after a forged RST")
+
+
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
     "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
+    "rst_out_of_window": (rst_out_of_window, [("after a forged RST", "client.example")]),
 }
 
 
