@@ -15,6 +15,9 @@ Each scenario is one mail transaction that must come out whole:
                      outside the window (RFC 5961 §3: the server drops it),
                      is quiet for 6 s, then sends its mail: the parse must
                      go on, the flow must not end as closed
+  reuse_lost_fin     a session whose FINs the capture lost, then a new
+                     connection (new SYN, new ISNs) on the same 5-tuple: both
+                     transactions come out
 """
 import os
 import struct
@@ -103,10 +106,25 @@ def rst_out_of_window(w):
     rest(s, b"after a forged RST")
 
 
+def reuse_lost_fin(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(b"first connection"), helo=False)
+    # no FIN captured; ten seconds later the client's port comes round again
+    s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
+    s2.handshake()
+    hello(s2)
+    rest(s2, b"second connection")
+
+
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
     "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
     "rst_out_of_window": (rst_out_of_window, [("after a forged RST", "client.example")]),
+    "reuse_lost_fin": (reuse_lost_fin, [("first connection", "client.example"),
+                                        ("second connection", "client.example")]),
 }
 
 
