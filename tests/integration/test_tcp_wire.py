@@ -18,6 +18,12 @@ Each scenario is one mail transaction that must come out whole:
   reuse_lost_fin     a session whose FINs the capture lost, then a new
                      connection (new SYN, new ISNs) on the same 5-tuple: both
                      transactions come out
+  first_segment_late the client's first segment (EHLO cut in two) is
+                     captured after its second: the SYN sets where the
+                     stream starts, the two halves are put back in order
+  syn_seq_jump       the client's SYN is retransmitted with a new ISN before
+                     the handshake completes: the stream starts at the
+                     second one
 """
 import os
 import struct
@@ -119,12 +125,34 @@ def reuse_lost_fin(w):
     rest(s2, b"second connection")
 
 
+def first_segment_late(w):
+    s = session(w)
+    s.handshake()
+    s.server(floods.BANNER)
+    seq = s.seq[True]
+    frame(s, True, seq + 9, s.seq[False], ACK | PSH, b"client.example\r\n")
+    frame(s, True, seq, s.seq[False], ACK | PSH, b"EHLO good")
+    s.seq[True] += len(b"EHLO goodclient.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"first segment late")
+
+
+def syn_seq_jump(w):
+    s = session(w, isn_c=3000000000)
+    frame(s, True, 7000, 0, pcapw.TCP_SYN)
+    s.handshake()
+    hello(s)
+    rest(s, b"after a SYN seq jump")
+
+
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
     "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
     "rst_out_of_window": (rst_out_of_window, [("after a forged RST", "client.example")]),
     "reuse_lost_fin": (reuse_lost_fin, [("first connection", "client.example"),
                                         ("second connection", "client.example")]),
+    "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
+    "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
 }
 
 
