@@ -9,7 +9,8 @@
  * manner of tcpdump's GET_* macros: a short frame can never be over-read. */
 struct cursor {
 	const uint8_t *p;
-	uint32_t len;
+	uint32_t len;  /* bytes captured from p on */
+	uint32_t wire; /* bytes the frame had on the wire from p on (>= len) */
 };
 
 static bool have(const struct cursor *c, uint32_t off, uint32_t n)
@@ -38,6 +39,7 @@ static void advance(struct cursor *c, uint32_t n)
 {
 	c->p += n;
 	c->len -= n;
+	c->wire -= n;
 }
 
 #define ETH_IPV4  0x0800
@@ -81,6 +83,13 @@ static enum decode_result decode_ipv4(struct cursor *c, struct packet *out)
 		return DECODE_MALFORMED;
 	if (!have(c, 0, ihl))
 		return DECODE_TRUNCATED;
+	/* A packet longer than the frame that carried it was cut on the wire,
+	 * not by the snap length: every receiver drops it (Zeek's
+	 * truncated_IP_len). Taken for a snap-length cut, its missing bytes
+	 * would become a gap over the real segment sent at that sequence
+	 * number next. */
+	if (total > c->wire)
+		return DECODE_MALFORMED;
 	uint16_t frag = get_be16(c, 6);
 	uint8_t proto = c->p[9];
 	out->v6 = false;
@@ -95,7 +104,7 @@ static enum decode_result decode_ipv4(struct cursor *c, struct packet *out)
 		return DECODE_FRAGMENT; /* MF set or non-zero offset */
 	if (proto != 6)
 		return DECODE_NOT_TCP;
-	struct cursor l4 = { c->p + ihl, out->l3_len - ihl };
+	struct cursor l4 = { c->p + ihl, out->l3_len - ihl, total - ihl };
 	return decode_tcp(&l4, total - ihl, out);
 }
 
@@ -114,13 +123,15 @@ static enum decode_result decode_ipv6(struct cursor *c, struct packet *out)
 	uint32_t plen = get_be16(c, 4);
 	if (plen == 0)
 		return DECODE_MALFORMED; /* jumbogram or garbage: not SMTP on a span port */
+	if (40 + plen > c->wire)
+		return DECODE_MALFORMED; /* longer than its frame: see decode_ipv4() */
 	uint8_t nh = c->p[6];
 	out->v6 = true;
 	memcpy(out->src, c->p + 8, 16);
 	memcpy(out->dst, c->p + 24, 16);
 	out->l3 = c->p;
 	out->l3_len = c->len < 40 + plen ? c->len : 40 + plen;
-	struct cursor x = { c->p + 40, out->l3_len - 40 };
+	struct cursor x = { c->p + 40, out->l3_len - 40, plen };
 	uint32_t left = plen; /* wire bytes after the headers consumed so far */
 	for (int i = 0; i <= DECODE_IPV6_EXT_MAX; i++) {
 		if (nh == 6)
@@ -210,9 +221,10 @@ static enum decode_result decode_af(struct cursor *c, uint32_t af, struct packet
 }
 
 enum decode_result decode_packet(int dlt, const uint8_t *data, uint32_t caplen,
-				 struct packet *out)
+				 uint32_t wire_len, struct packet *out)
 {
-	struct cursor c = { data, caplen };
+	struct cursor c = { data, caplen, wire_len > caplen ? wire_len : caplen };
+	out->wire_len = c.wire;
 	out->vlan = 0;
 	out->l3 = NULL;
 	out->l3_len = 0;

@@ -47,7 +47,7 @@ enum decode_result {
 
 struct packet {
 	uint64_t ts_us;            /* packet time (µs since the epoch); set by the caller */
-	uint32_t wire_len;         /* frame length on the wire */
+	uint32_t wire_len;         /* frame length on the wire (never below caplen) */
 	bool v6;
 	uint8_t src[16], dst[16];  /* IPv4 in the first 4 bytes, rest zero */
 	uint16_t sport, dport;
@@ -62,10 +62,13 @@ struct packet {
 	                            * when the snap length cut the frame) */
 };
 
-/* Decode one frame of link type `dlt`. `caplen` bytes are present at `data`.
- * On DECODE_OK every field of *out except ts_us and wire_len is set. */
+/* Decode one frame of link type `dlt`. `caplen` bytes are present at `data`
+ * of the `wire_len` the frame had on the wire (pcap's caplen and len). An IP
+ * packet longer than its frame on the wire is DECODE_MALFORMED; one cut by
+ * the snap length (caplen < wire_len) is DECODE_OK with payload_len <
+ * payload_wire_len. On DECODE_OK every field of *out except ts_us is set. */
 enum decode_result decode_packet(int dlt, const uint8_t *data, uint32_t caplen,
-				 struct packet *out);
+				 uint32_t wire_len, struct packet *out);
 
 /* True if decode_packet() understands `dlt`. */
 bool decode_linktype_supported(int dlt);

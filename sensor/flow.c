@@ -311,7 +311,14 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 	enum flow_dir d = FLOW_DIR_ORIG;
 	struct flow *f = find(t, p, bucket, &d);
 	*created = false;
-	if (f && f->list == LIST_CLOSING && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+	/* A SYN on a closing flow, or on one whose other side has sent
+	 * payload, opens a new connection on the port pair: the old one ended
+	 * (its FIN or RST unseen, in the second case). Payload from the other
+	 * side means the handshake was done (a server speaks only after the
+	 * final ACK), so this SYN is no retransmission of its own. Zeek tells
+	 * by the ISN (IsReuse); we keep none. */
+	if (f && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN &&
+	    (f->list == LIST_CLOSING || f->bytes[d == FLOW_DIR_ORIG ? FLOW_DIR_RESP : FLOW_DIR_ORIG])) {
 		end_flow(t, f, FLOW_END_REUSED); /* the port pair is being reused */
 		f = NULL;
 	}
@@ -345,6 +352,15 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 		list_append(t, f, list);
 	}
 	return f;
+}
+
+void flow_table_reopen(struct flow_table *t, struct flow *f)
+{
+	if (f->list != LIST_CLOSING ||
+	    ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN)))
+		return;
+	list_unlink(t, f);
+	list_append(t, f, f->bytes[0] || f->bytes[1] ? LIST_ESTABLISHED : LIST_EMBRYONIC);
 }
 
 void flow_table_expire(struct flow_table *t, uint64_t now_us)

@@ -25,7 +25,8 @@ enum flow_end_reason {
 	FLOW_END_CLOSED,    /* FIN from both sides or RST, then the linger passed */
 	FLOW_END_IDLE,      /* no packet for the idle timeout */
 	FLOW_END_EVICTED,   /* the table was full */
-	FLOW_END_REUSED,    /* a new SYN on a closing flow's 5-tuple */
+	FLOW_END_REUSED,    /* a new SYN on the 5-tuple: of a closing flow, or one
+	                     * whose other side has sent payload */
 	FLOW_END_SHUTDOWN,  /* end of capture or exit */
 };
 
@@ -106,6 +107,12 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 			       enum flow_dir *dir, bool *created);
 
 uint32_t flow_table_index(const struct flow_table *t, const struct flow *f);
+
+/* The RST that made f a closing flow was not taken by its receiver (the
+ * user judged its sequence number, RFC 5961 §3): f is an established flow
+ * again, ended by the idle timeout rather than the closing linger. A flow
+ * with FIN from both sides stays closing. */
+void flow_table_reopen(struct flow_table *t, struct flow *f);
 
 /* End flows whose timeout passed at packet time now_us. */
 void flow_table_expire(struct flow_table *t, uint64_t now_us);

@@ -526,14 +526,13 @@ static void on_packet(void *ctx, const struct capture_packet *cp)
 {
 	struct sensor *s = ctx;
 	struct packet p;
-	enum decode_result r = decode_packet(s->dlt, cp->data, cp->caplen, &p);
+	enum decode_result r = decode_packet(s->dlt, cp->data, cp->caplen, cp->len, &p);
 	s->decode_counts[r]++;
 	if (!s->first_ts_us)
 		s->first_ts_us = cp->ts_us;
 	s->last_ts_us = cp->ts_us;
 	if (r == DECODE_OK) {
 		p.ts_us = cp->ts_us;
-		p.wire_len = cp->len;
 		tracker_packet(s->trk, &p);
 	} else {
 		tracker_advance(s->trk, cp->ts_us);

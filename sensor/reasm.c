@@ -306,11 +306,43 @@ void reasm_segment(struct reasm_dir *d, struct reasm_pool *pool, const struct pa
 	check_fin(d, pool);
 }
 
+/* One past the last byte seen from this direction, in order or held. */
+static uint32_t seen_end(const struct reasm_dir *d, const struct reasm_pool *pool)
+{
+	const struct ooo_buf *held = d->ooo ? pool->bufs[d->ooo - 1] : NULL;
+	uint32_t seen = d->next_seq;
+	if (held && held->nseg) {
+		const struct ooo_seg *last = &held->seg[held->nseg - 1];
+		if (reasm_seq_lt(seen, last->seq + last->len))
+			seen = last->seq + last->len;
+	}
+	return seen;
+}
+
+bool reasm_rst_acceptable(const struct reasm_dir *d, const struct reasm_pool *pool, uint32_t seq)
+{
+	if (d->state == REASM_UNSYNCED)
+		return true; /* nothing seen to judge by */
+	uint32_t last = seen_end(d, pool);
+	if (d->fin_seen && reasm_seq_lt(last, d->fin_seq + 1))
+		last = d->fin_seq + 1; /* a RST after the FIN: the FIN's number + 1 */
+	return reasm_seq_leq(d->next_seq, seq) && reasm_seq_leq(seq, last);
+}
+
 void reasm_peer_ack(struct reasm_dir *d, struct reasm_pool *pool, uint32_t ack,
 		    const struct reasm_sink *sink)
 {
 	if (d->state != REASM_SYNCED)
 		return; /* a side never seen sending reports no gaps (one-sided captures) */
+	/* Only bytes seen sent can be seen acknowledged. The acknowledger's
+	 * word alone is no proof: a receiver ignores an ACK for data not yet
+	 * sent (RFC 793 §3.9), and a forged one would otherwise make the
+	 * sender's next real bytes look like old ones. A hole below data
+	 * held out of order is a hole; bytes lost past the last one seen
+	 * become a gap once later data, or the FIN, shows where they end. */
+	uint32_t seen = seen_end(d, pool);
+	if (reasm_seq_lt(seen, ack))
+		ack = seen;
 	/* The FIN takes a sequence number but carries no byte. */
 	if (d->fin_seen && reasm_seq_lt(d->fin_seq, ack))
 		ack = d->fin_seq;

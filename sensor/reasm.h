@@ -74,9 +74,19 @@ void reasm_segment(struct reasm_dir *d, struct reasm_pool *pool, const struct pa
 
 /* The other direction acknowledged up to `ack`: bytes before it that we
  * never saw were received but not captured — report them as a gap at once
- * (as Zeek does) and deliver what was buffered after them. */
+ * (as Zeek does) and deliver what was buffered after them. Only holes below
+ * data seen (held out of order) count: an ACK past every byte seen is
+ * taken no further than the last one. */
 void reasm_peer_ack(struct reasm_dir *d, struct reasm_pool *pool, uint32_t ack,
 		    const struct reasm_sink *sink);
+
+/* Would the receiver take a RST from this direction at `seq`? RFC 5961
+ * §3.2 receivers take one only at the next byte they expect and drop the
+ * rest, so a RST elsewhere (forged or stale) ends nothing. Accepted: from
+ * next_seq to one past the last sequence number seen (capture loss makes
+ * next_seq lag), the FIN's included; anything when the direction is not
+ * synchronised, there being nothing to judge by. */
+bool reasm_rst_acceptable(const struct reasm_dir *d, const struct reasm_pool *pool, uint32_t seq);
 
 /* Flow end: deliver what is buffered, with gaps for the holes. */
 void reasm_flush(struct reasm_dir *d, struct reasm_pool *pool, const struct reasm_sink *sink);

@@ -448,6 +448,26 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	}
 	set_current(t, f, c, p->ts_us);
 
+	/* The handshake says where each stream starts, though the parser comes
+	 * only with the first payload: without it a direction would begin at
+	 * its first segment captured, and a first segment captured late or
+	 * lost would be dropped as old or never missed. A SYN from a side that
+	 * has sent no payload yet starts its stream over: a SYN retransmitted
+	 * with a new ISN replaces the first (Zeek: SYN_seq_jump). */
+	if ((p->flags & TCP_SYN) &&
+	    (c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP)) {
+		if (f->bytes[dir] == p->payload_wire_len) {
+			reasm_dir_finish(&c->rd[dir], t->reasm);
+			reasm_dir_init(&c->rd[dir]);
+		}
+		if (!c->smtp && p->payload_wire_len == 0) {
+			/* No payload, no parser: only the sequence number is taken. */
+			struct reasm_sink sink = { sink_data, sink_gap, t };
+			t->cur_dir = dir;
+			reasm_segment(&c->rd[dir], t->reasm, p, &sink);
+		}
+	}
+
 	/* A parser from the first payload on, while undecided or once SMTP
 	 * (nDPI's pool was full and the port decided). A first payload that is
 	 * the server's SMTP greeting goes to the parser alone: the client's
@@ -491,10 +511,19 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 			classify(t, f, c, p);
 		}
 	}
+	/* A RST off the sequence number its receiver expects is dropped by it
+	 * (RFC 5961 §3): the session goes on, so a client cannot end our parse
+	 * with one and carry on unseen. Past STARTTLS the stream is no longer
+	 * followed and there is nothing to judge by. */
+	bool rst = (p->flags & TCP_RST) != 0;
+	if (rst && c->smtp && c->app != APP_ENCRYPTED &&
+	    !reasm_rst_acceptable(&c->rd[dir], t->reasm, p->seq)) {
+		rst = false;
+		flow_table_reopen(t->flows, f);
+	}
 	/* Both sides said FIN, or one said RST: the conversation is over, the
 	 * parser goes back to its pool now rather than when the flow expires. */
-	if (c->smtp && ((p->flags & TCP_RST) ||
-			((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN))))
+	if (c->smtp && (rst || ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN))))
 		session_detach(t, f, c, true);
 	expire(t, p->ts_us);
 }

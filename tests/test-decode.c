@@ -74,7 +74,7 @@ static void test_ethernet(void)
 	memset(frame, 0, 14);
 	frame[12] = 0x08;
 	size_t n = 14 + put_ipv4_tcp(frame + 14, 17, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	check_tcp(&p, 17);
 	CHECK_INT(p.vlan, 0);
 	CHECK(p.l3 == frame + 14);
@@ -89,7 +89,7 @@ static void test_ethernet_padding_is_not_payload(void)
 	frame[12] = 0x08;
 	put_ipv4_tcp(frame + 14, 0, 0);
 	memset(frame + 54, 0xee, 6); /* padding */
-	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, 60, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, 60, 60, &p), DECODE_OK);
 	CHECK_INT(p.payload_len, 0);
 	CHECK_INT(p.payload_wire_len, 0);
 	CHECK_INT(p.l3_len, 40);
@@ -103,7 +103,7 @@ static void test_vlan_and_qinq(void)
 	frame[12] = 0x81; frame[13] = 0x00; frame[14] = 0x20; frame[15] = 125;
 	frame[16] = 0x08;
 	size_t n = 18 + put_ipv4_tcp(frame + 18, 17, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	check_tcp(&p, 17);
 	CHECK_INT(p.vlan, 125);
 	/* QinQ: 802.1ad outer 300, 802.1Q inner 7 */
@@ -112,7 +112,7 @@ static void test_vlan_and_qinq(void)
 	frame[16] = 0x81; frame[17] = 0x00; frame[18] = 0x00; frame[19] = 7;
 	frame[20] = 0x08;
 	n = 22 + put_ipv4_tcp(frame + 22, 17, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	check_tcp(&p, 17);
 	CHECK_INT(p.vlan, 300);
 }
@@ -131,7 +131,7 @@ static void test_vlan_bound(void)
 		}
 		frame[off] = 0x08;
 		size_t n = off + 2 + put_ipv4_tcp(frame + off + 2, 17, 0);
-		enum decode_result r = decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, &p);
+		enum decode_result r = decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, (uint32_t)n, &p);
 		CHECK_INT(r, tags <= DECODE_VLAN_MAX ? DECODE_OK : DECODE_MALFORMED);
 	}
 }
@@ -143,32 +143,32 @@ static void test_sll_sll2_null_raw(void)
 	memset(frame, 0, 16);
 	frame[14] = 0x08;
 	size_t n = 16 + put_ipv4_tcp(frame + 16, 17, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_LINUX_SLL, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_LINUX_SLL, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	check_tcp(&p, 17);
 	/* SLL2: 20-byte header, protocol first */
 	memset(frame, 0, 20);
 	frame[0] = 0x08;
 	n = 20 + put_ipv4_tcp(frame + 20, 17, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_LINUX_SLL2, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_LINUX_SLL2, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	check_tcp(&p, 17);
 	/* BSD NULL: AF_INET = 2 in either byte order */
 	memcpy(frame, (uint8_t[]){ 2, 0, 0, 0 }, 4);
 	n = 4 + put_ipv4_tcp(frame + 4, 17, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_NULL, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_NULL, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	check_tcp(&p, 17);
 	memcpy(frame, (uint8_t[]){ 0, 0, 0, 2 }, 4);
-	CHECK_INT(decode_packet(DECODE_DLT_NULL, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_NULL, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	/* NULL with AF_INET6 as macOS writes it (30) */
 	memcpy(frame, (uint8_t[]){ 30, 0, 0, 0 }, 4);
 	n = 4 + put_ipv6_tcp(frame + 4, 3, NULL, 0, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_NULL, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_NULL, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	CHECK(p.v6);
 	/* raw IP, both link type numbers */
 	n = put_ipv4_tcp(frame, 17, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_OK);
-	CHECK_INT(decode_packet(DECODE_DLT_RAW_LT, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW_LT, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	check_tcp(&p, 17);
-	CHECK_INT(decode_packet(147, frame, (uint32_t)n, &p), DECODE_BAD_LINKTYPE);
+	CHECK_INT(decode_packet(147, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_BAD_LINKTYPE);
 	CHECK(!decode_linktype_supported(147));
 	CHECK(decode_linktype_supported(DECODE_DLT_LINUX_SLL2));
 }
@@ -181,7 +181,7 @@ static void test_ipv6_extension_headers(void)
 	ext[0] = 60; ext[1] = 0;
 	ext[8] = 6; ext[9] = 1;
 	size_t n = put_ipv6_tcp(frame, 5, ext, sizeof ext, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	CHECK(p.v6);
 	CHECK_INT(p.dport, 25);
 	CHECK_INT(p.payload_len, 5);
@@ -190,20 +190,27 @@ static void test_ipv6_extension_headers(void)
 	/* a real fragment: skipped */
 	uint8_t frag[8] = { 6, 0, 0x00, 0x01, 0, 0, 0, 1 }; /* M set */
 	n = put_ipv6_tcp(frame, 5, frag, sizeof frag, 44);
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_FRAGMENT);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_FRAGMENT);
 	/* an atomic fragment (offset 0, M clear) is a whole packet: RFC 6946 */
 	frag[3] = 0;
 	n = put_ipv6_tcp(frame, 5, frag, sizeof frag, 44);
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	CHECK_INT(p.payload_len, 5);
 	/* an extension header claiming more than the packet holds */
 	ext[9] = 200;
 	n = put_ipv6_tcp(frame, 5, ext, sizeof ext, 0);
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_MALFORMED);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_MALFORMED);
+	/* a payload length past the end of a frame captured whole */
+	n = put_ipv6_tcp(frame, 5, NULL, 0, 0);
+	frame[5]++;
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_MALFORMED);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n + 1, &p), DECODE_OK);
+	CHECK_INT(p.payload_len, 5);
+	CHECK_INT(p.payload_wire_len, 6);
 	/* ESP: not TCP */
 	uint8_t esp[8] = { 0 };
 	n = put_ipv6_tcp(frame, 5, esp, sizeof esp, 50);
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_NOT_TCP);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_NOT_TCP);
 }
 
 static void test_ipv6_extension_bound(void)
@@ -216,7 +223,7 @@ static void test_ipv6_extension_bound(void)
 		for (int i = 0; i < k; i++)
 			ext[i * 8] = i + 1 < k ? 60 : 6;
 		size_t n = put_ipv6_tcp(frame, 1, ext, (size_t)k * 8, 60);
-		CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p),
+		CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p),
 			  k <= DECODE_IPV6_EXT_MAX ? DECODE_OK : DECODE_MALFORMED);
 	}
 }
@@ -225,27 +232,40 @@ static void test_ipv4_fragments_and_lies(void)
 {
 	struct packet p;
 	size_t n = put_ipv4_tcp(frame, 17, 0x2000); /* MF */
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_FRAGMENT);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_FRAGMENT);
 	n = put_ipv4_tcp(frame, 17, 0x0010); /* offset 16 */
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_FRAGMENT);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_FRAGMENT);
 	n = put_ipv4_tcp(frame, 17, 0x4000); /* DF only: a whole packet */
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_OK);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
 	/* total length smaller than the header: must not wrap */
 	n = put_ipv4_tcp(frame, 17, 0);
 	frame[2] = 0; frame[3] = 10;
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_MALFORMED);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_MALFORMED);
 	/* IHL 3 */
 	n = put_ipv4_tcp(frame, 17, 0);
 	frame[0] = 0x43;
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_MALFORMED);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_MALFORMED);
 	/* TCP data offset past the IP payload */
 	n = put_ipv4_tcp(frame, 0, 0);
 	frame[20 + 12] = 15 << 4;
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_MALFORMED);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_MALFORMED);
+	/* a total length past the end of a frame captured whole: cut on the
+	 * wire, dropped by every receiver; one byte less is the whole packet */
+	for (int extra = 0; extra <= 1; extra++) {
+		n = put_ipv4_tcp(frame, 17, 0);
+		frame[3] = (uint8_t)(n + (size_t)extra);
+		CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p),
+			  extra ? DECODE_MALFORMED : DECODE_OK);
+		/* the same frame cut by the snap length is a short payload */
+		CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n + 1500, &p),
+			  DECODE_OK);
+		CHECK_INT(p.payload_len, 17);
+		CHECK_INT(p.payload_wire_len, 17 + extra);
+	}
 	/* UDP */
 	n = put_ipv4_tcp(frame, 17, 0);
 	frame[9] = 17;
-	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, &p), DECODE_NOT_TCP);
+	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_NOT_TCP);
 }
 
 static void test_truncated_everywhere(void)
@@ -260,7 +280,7 @@ static void test_truncated_everywhere(void)
 	for (size_t cut = 0; cut < n; cut++) {
 		static uint8_t copy[2048];
 		memcpy(copy, frame, cut);
-		enum decode_result r = decode_packet(DECODE_DLT_EN10MB, copy, (uint32_t)cut, &p);
+		enum decode_result r = decode_packet(DECODE_DLT_EN10MB, copy, (uint32_t)cut, (uint32_t)n, &p);
 		if (cut < 18 + 40) {
 			CHECK_INT(r, DECODE_TRUNCATED);
 		} else {

@@ -191,6 +191,52 @@ static void test_peer_ack_reports_capture_loss(void)
 	reasm_pool_destroy(pool);
 }
 
+static void test_peer_ack_beyond_sent(void)
+{
+	/* An ACK for bytes the sender was never seen sending (forged, or
+	 * anything a receiver drops) is no evidence they were lost: the
+	 * data sent next at those numbers is still the stream. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	seg(&d, pool, 0, TCP_ACK, "abc");
+	reasm_peer_ack(&d, pool, 100000, &sink);
+	seg(&d, pool, 3, TCP_ACK, "def");
+	CHECK_STR(out, "abcdef");
+	/* what was seen out of order still bounds it: the hole below is a gap */
+	seg(&d, pool, 10, TCP_ACK, "klm");
+	reasm_peer_ack(&d, pool, 0x7fffffffu, &sink);
+	seg(&d, pool, 13, TCP_ACK, "nop");
+	CHECK_STR(out, "abcdef<gap 4>klmnop");
+	CHECK_INT(reasm_stats(pool)->retrans_bytes, 0);
+	reasm_pool_destroy(pool);
+}
+
+static void test_rst_acceptable(void)
+{
+	/* RFC 5961 §3.2: a receiver takes a RST only at the next byte it
+	 * expects; we allow up to the last sequence number seen sent (capture
+	 * loss makes next_seq lag), the FIN's included, and nothing else. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	CHECK(reasm_rst_acceptable(&d, pool, 12345)); /* never seen: no grounds */
+	seg(&d, pool, 100, TCP_ACK, "abc");
+	CHECK(reasm_rst_acceptable(&d, pool, 103));
+	CHECK(!reasm_rst_acceptable(&d, pool, 102));  /* in the past */
+	CHECK(!reasm_rst_acceptable(&d, pool, 104));  /* past every byte seen */
+	CHECK(!reasm_rst_acceptable(&d, pool, 103 + 3000000));
+	seg(&d, pool, 110, TCP_ACK, "xyz");           /* held out of order */
+	CHECK(reasm_rst_acceptable(&d, pool, 113));
+	CHECK(!reasm_rst_acceptable(&d, pool, 114));
+	seg(&d, pool, 103, TCP_ACK, "defghij");
+	seg(&d, pool, 113, TCP_ACK | TCP_FIN, "");    /* after the FIN: FIN + 1 */
+	CHECK(reasm_rst_acceptable(&d, pool, 114));
+	CHECK(!reasm_rst_acceptable(&d, pool, 115));
+	reasm_dir_finish(&d, pool);
+	reasm_pool_destroy(pool);
+}
+
 static void test_sequence_wraparound(void)
 {
 	struct reasm_pool *pool = reasm_pool_create(4);
@@ -262,6 +308,8 @@ int main(void)
 	RUN(test_ooo_segment_bound);
 	RUN(test_pool_exhausted_means_gap);
 	RUN(test_peer_ack_reports_capture_loss);
+	RUN(test_peer_ack_beyond_sent);
+	RUN(test_rst_acceptable);
 	RUN(test_sequence_wraparound);
 	RUN(test_snaplen_cut_is_a_gap);
 	RUN(test_far_segment_is_dropped);

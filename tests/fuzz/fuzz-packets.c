@@ -200,7 +200,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t *frame = malloc(len ? len : 1);
 		memcpy(frame, data, len);
 		struct packet p;
-		enum decode_result r = decode_packet(dlt, frame, (uint32_t)len, &p);
+		/* dt's low bit: the frame whole, or cut by a snap length */
+		uint32_t wire = (dt & 1) ? (uint32_t)len + 65536 : (uint32_t)len;
+		enum decode_result r = decode_packet(dlt, frame, (uint32_t)len, wire, &p);
 		FUZZ_CHECK((unsigned)r < DECODE_RESULT_COUNT);
 		FUZZ_CHECK(decode_result_name(r) != NULL);
 		if (r == DECODE_OK) {
@@ -209,7 +211,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(p.payload_len == 0 ||
 			       (p.payload >= frame && p.payload + p.payload_len <= frame + len));
 			p.ts_us = ts;
-			p.wire_len = (uint32_t)len;
 			tracker_packet(t, &p);
 		} else {
 			tracker_advance(t, ts);

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""What the wire can do to the packet path below SMTP (sensor/decode.c,
+flow.c, reasm.c, tracker.c), in captures written with tests/flood/pcapw.py.
+Each scenario is one mail transaction that must come out whole:
+
+  ip_length_lie      a frame captured whole whose IPv4 total length claims
+                     1400 bytes more than the frame holds (the server drops
+                     it): not a snap-length cut, no gap over the real bytes
+                     that follow
+  ack_ahead          the client's MAIL FROM acknowledges 100,000 server bytes
+                     never sent: the server's replies that follow are not
+                     taken for bytes already lost (the RCPT stays accepted,
+                     last_reply is the queue reply)
+  rst_out_of_window  the client sends a RST whose sequence number is far
+                     outside the window (RFC 5961 §3: the server drops it),
+                     is quiet for 6 s, then sends its mail: the parse must
+                     go on, the flow must not end as closed
+  reuse_lost_fin     a session whose FINs the capture lost, then a new
+                     connection (new SYN, new ISNs) on the same 5-tuple: both
+                     transactions come out
+  first_segment_late the client's first segment (EHLO cut in two) is
+                     captured after its second: the SYN sets where the
+                     stream starts, the two halves are put back in order
+  syn_seq_jump       the client's SYN is retransmitted with a new ISN before
+                     the handshake completes: the stream starts at the
+                     second one
+"""
+import os
+import struct
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwtest  # noqa: E402
+
+sys.path.insert(0, os.path.join(rwtest.SOURCE, "tests", "flood"))
+import floods  # noqa: E402
+import pcapw  # noqa: E402
+
+CLIENT = ("192.0.2.10", 40001)
+SERVER = ("198.51.100.25", 25)
+T0 = 1700000000 * 1000000
+ACK = pcapw.TCP_ACK
+PSH = pcapw.TCP_PSH
+
+
+def session(w, **kw):
+    return pcapw.TcpSession(w, CLIENT, SERVER, ts_us=kw.pop("ts_us", T0), step_us=1000, **kw)
+
+
+def frame(s, from_client, seq, ack, flags, payload=b""):
+    src, dst = (s.c, s.s) if from_client else (s.s, s.c)
+    sp, dp = (s.cp, s.sp) if from_client else (s.sp, s.cp)
+    s.w.frame(s.ts, pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, s.ident))
+    s.ident += 1
+    s.ts += s.step
+
+
+def rest(s, subject):
+    """MAIL to the end of the transaction (after the EHLO exchange)."""
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(subject), helo=False)
+    s.close()
+
+
+def hello(s):
+    s.server(floods.BANNER)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+
+
+def ip_length_lie(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    f = bytearray(pcapw.tcp_frame(s.c, s.s, s.cp, s.sp, s.seq[True], s.seq[False], ACK | PSH,
+                                  b"QUIT", s.ident))
+    struct.pack_into("!H", f, 14 + 2, 20 + 20 + 4 + 1400)
+    struct.pack_into("!H", f, 14 + 10, 0)
+    struct.pack_into("!H", f, 14 + 10, pcapw.ip_checksum(bytes(f[14:34])))
+    s.w.frame(s.ts, bytes(f))
+    s.ts += s.step
+    rest(s, b"after a lying IP length")
+
+
+def ack_ahead(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    frame(s, True, s.seq[True], s.seq[False] + 100000, ACK | PSH, b"MAIL FROM:<alice@example.jp>\r\n")
+    s.seq[True] += len(b"MAIL FROM:<alice@example.jp>\r\n")
+    s.server(b"250 2.1.0 Ok\r\n")
+    s.client(b"RCPT TO:<bob@example.net>\r\n")
+    s.server(b"250 2.1.5 Ok\r\n")
+    s.client(b"DATA\r\n")
+    s.server(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    s.client(floods.message(b"acked ahead") + b".\r\n")
+    s.server(b"250 2.0.0 Ok: queued as FLOOD1\r\n")
+    s.close()
+
+
+def rst_out_of_window(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    frame(s, True, s.seq[True] + 3000000, 0, pcapw.TCP_RST)
+    # quiet for longer than a closed flow lingers (another flow's packet
+    # moves the clock), then the mail
+    other = pcapw.TcpSession(w, ("192.0.2.99", 40099), SERVER, ts_us=s.ts + 5500000)
+    other._send(True, pcapw.TCP_SYN)
+    s.ts += 6000000
+    rest(s, b"after a forged RST")
+
+
+def reuse_lost_fin(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(b"first connection"), helo=False)
+    # no FIN captured; ten seconds later the client's port comes round again
+    s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
+    s2.handshake()
+    hello(s2)
+    rest(s2, b"second connection")
+
+
+def first_segment_late(w):
+    s = session(w)
+    s.handshake()
+    s.server(floods.BANNER)
+    seq = s.seq[True]
+    frame(s, True, seq + 9, s.seq[False], ACK | PSH, b"client.example\r\n")
+    frame(s, True, seq, s.seq[False], ACK | PSH, b"EHLO good")
+    s.seq[True] += len(b"EHLO goodclient.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"first segment late")
+
+
+def syn_seq_jump(w):
+    s = session(w, isn_c=3000000000)
+    frame(s, True, 7000, 0, pcapw.TCP_SYN)
+    s.handshake()
+    hello(s)
+    rest(s, b"after a SYN seq jump")
+
+
+SCENARIOS = {
+    "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
+    "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
+    "rst_out_of_window": (rst_out_of_window, [("after a forged RST", "client.example")]),
+    "reuse_lost_fin": (reuse_lost_fin, [("first connection", "client.example"),
+                                        ("second connection", "client.example")]),
+    "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
+    "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
+}
+
+
+def main():
+    c = rwtest.Checker()
+    only = sys.argv[1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (build, want) in SCENARIOS.items():
+            if only and name not in only:
+                continue
+            path = os.path.join(tmp, name + ".pcap")
+            w = pcapw.PcapWriter(path)
+            build(w)
+            w.close()
+            recs = rwtest.records(path)
+            c.eq("%s: records" % name, len(recs), len(want))
+            for i, (subject, helo) in enumerate(want[:len(recs)]):
+                r = recs[i]
+                c.eq("%s[%d]: subject" % (name, i), r.get("subject"), subject)
+                c.eq("%s[%d]: helo" % (name, i), r.get("helo"), helo)
+                c.eq("%s[%d]: mailfrom" % (name, i), r.get("mailfrom"), "alice@example.jp")
+                c.eq("%s[%d]: rcptto" % (name, i), r.get("rcptto"), ["bob@example.net"])
+                c.eq("%s[%d]: last_reply" % (name, i), r.get("last_reply"),
+                     "250 2.0.0 Ok: queued as FLOOD1")
+    c.done()
+
+
+if __name__ == "__main__":
+    main()
