@@ -311,14 +311,7 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 	enum flow_dir d = FLOW_DIR_ORIG;
 	struct flow *f = find(t, p, bucket, &d);
 	*created = false;
-	/* A SYN on a closing flow, or on one whose other side has sent
-	 * payload, opens a new connection on the port pair: the old one ended
-	 * (its FIN or RST unseen, in the second case). Payload from the other
-	 * side means the handshake was done (a server speaks only after the
-	 * final ACK), so this SYN is no retransmission of its own. Zeek tells
-	 * by the ISN (IsReuse); we keep none. */
-	if (f && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN &&
-	    (f->list == LIST_CLOSING || f->bytes[d == FLOW_DIR_ORIG ? FLOW_DIR_RESP : FLOW_DIR_ORIG])) {
+	if (f && f->list == LIST_CLOSING && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		end_flow(t, f, FLOW_END_REUSED); /* the port pair is being reused */
 		f = NULL;
 	}

@@ -25,8 +25,7 @@ enum flow_end_reason {
 	FLOW_END_CLOSED,    /* FIN from both sides or RST, then the linger passed */
 	FLOW_END_IDLE,      /* no packet for the idle timeout */
 	FLOW_END_EVICTED,   /* the table was full */
-	FLOW_END_REUSED,    /* a new SYN on the 5-tuple: of a closing flow, or one
-	                     * whose other side has sent payload */
+	FLOW_END_REUSED,    /* a new SYN on a closing flow's 5-tuple */
 	FLOW_END_SHUTDOWN,  /* end of capture or exit */
 };
 

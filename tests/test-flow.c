@@ -220,34 +220,6 @@ static void test_reopen_after_rst_not_taken(void)
 	flow_table_destroy(t);
 }
 
-static void test_syn_on_established_flow(void)
-{
-	/* A SYN after the other side has sent payload can only open a new
-	 * connection on the 5-tuple (whose old one ended unseen): a new flow.
-	 * Before that it is a retransmission of the handshake's own SYN. */
-	struct flow_table *t = make(16);
-	enum flow_dir dir;
-	bool created;
-	struct packet syn = pkt(1, 1000, 2, 25, TCP_SYN, 0, 10);
-	struct packet sa = pkt(2, 25, 1, 1000, TCP_SYN | TCP_ACK, 0, 11);
-	struct packet tfo = pkt(1, 1000, 2, 25, TCP_ACK, 20, 12);
-	struct packet greet = pkt(2, 25, 1, 1000, TCP_ACK, 30, 13);
-	struct flow *f = flow_table_packet(t, &syn, &dir, &created);
-	flow_table_packet(t, &sa, &dir, &created);
-	flow_table_packet(t, &tfo, &dir, &created);
-	CHECK(flow_table_packet(t, &syn, &dir, &created) == f); /* retransmitted */
-	CHECK(!created);
-	flow_table_packet(t, &greet, &dir, &created);
-	syn.ts_us = 20;
-	flow_table_packet(t, &syn, &dir, &created);
-	CHECK(created);
-	CHECK_INT(dir, FLOW_DIR_ORIG);
-	CHECK_INT(ended[FLOW_END_REUSED], 1);
-	CHECK_INT(last_ended.bytes[1], 30);
-	CHECK_INT(flow_table_stats(t)->active, 1);
-	flow_table_destroy(t);
-}
-
 static void test_many_flows_recycle(void)
 {
 	/* 10x the table size through a small table: slots recycle, the index
@@ -317,7 +289,6 @@ int main(void)
 	RUN(test_expiry_in_packet_time);
 	RUN(test_fin_rst_and_reuse);
 	RUN(test_reopen_after_rst_not_taken);
-	RUN(test_syn_on_established_flow);
 	RUN(test_many_flows_recycle);
 	RUN(test_lazy_order_still_expires_on_time);
 	RUN(test_ipv6_key);
