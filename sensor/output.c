@@ -88,10 +88,13 @@ static void sink_cut_back(struct sink *k)
 	k->partial = 0;
 }
 
+/* Lines in s[0..n); s may be NULL when n is 0 (no buffer yet). */
 static size_t count_lines(const char *s, size_t n)
 {
 	size_t c = 0;
-	for (const char *p = s; (p = memchr(p, '\n', (size_t)(s + n - p))); p++)
+	if (!n)
+		return 0; /* memchr(NULL, ...) is undefined even for 0 bytes */
+	for (const char *p = s; p < s + n && (p = memchr(p, '\n', (size_t)(s + n - p))); p++)
 		c++;
 	return c;
 }
