@@ -98,6 +98,35 @@ static uint64_t mono_us(void)
 
 /* --- tracker events -------------------------------------------------------- */
 
+static const char *const output_what[3] = { "records", "flows", "alerts" };
+
+/* A file that refuses lines (a full disk) is told when that starts and when
+ * it takes them again, not only at exit: meanwhile they wait in memory. Its
+ * state changes only when a line is written or flushed, so this is called
+ * after those (per line and per idle tick), not per packet. */
+static void watch_outputs(struct sensor *s)
+{
+	struct output *outs[3] = { s->records, s->flows, s->alerts };
+	for (size_t i = 0; i < 3; i++) {
+		if (!outs[i])
+			continue;
+		size_t waiting;
+		int e = output_error(outs[i], &waiting);
+		if (e == s->output_err[i])
+			continue;
+		if (e == EPIPE)
+			logmsg("writing %s to %s: %s: nobody reads it any more, its lines are dropped "
+			       "(counted)", output_what[i], output_path(outs[i]), strerror(e));
+		else if (e)
+			logmsg("writing %s to %s: %s: lines wait in memory (%zu KB, at most %u MB), "
+			       "retrying", output_what[i], output_path(outs[i]), strerror(e),
+			       waiting / 1024, OUTPUT_PENDING_MAX >> 20);
+		else
+			logmsg("writing %s to %s again", output_what[i], output_path(outs[i]));
+		s->output_err[i] = e;
+	}
+}
+
 static void on_record(void *ctx, const struct rw_record *r)
 {
 	struct sensor *s = ctx;
@@ -112,6 +141,7 @@ static void on_record(void *ctx, const struct rw_record *r)
 		} else {
 			output_line(s->records, s->json, n); /* a line lost is counted there */
 			s->records_written++;
+			watch_outputs(s);
 		}
 	}
 }
@@ -179,8 +209,10 @@ static void on_flow_end(void *ctx, const struct tracker_flow_summary *fs)
 	jsonw_kuint(&w, "gap_bytes", fs->gap_bytes);
 	jsonw_kstr(&w, "end", flow_end_reason_name(fs->why));
 	jsonw_obj_end(&w);
-	if (!w.overflow)
+	if (!w.overflow) {
 		output_line(s->flows, s->json, w.len);
+		watch_outputs(s);
+	}
 }
 
 /* --- alerts ------------------------------------------------------------------ */
@@ -238,6 +270,7 @@ static void on_alert(void *ctx, const struct counters_alert *a)
 		if (!w.overflow)
 			output_line(s->alerts, buf, w.len);
 		output_flush(s->alerts); /* alerts are rare and urgent */
+		watch_outputs(s);
 	}
 	if (s->ctr)
 		counters_alert(s->ctr, a);
@@ -477,33 +510,6 @@ static void tick_counters(struct sensor *s, uint64_t now_us)
 
 /* --- packets ------------------------------------------------------------------- */
 
-static const char *const output_what[3] = { "records", "flows", "alerts" };
-
-/* A file that refuses lines (a full disk) is told when that starts and when
- * it takes them again, not only at exit: meanwhile they wait in memory. */
-static void watch_outputs(struct sensor *s)
-{
-	struct output *outs[3] = { s->records, s->flows, s->alerts };
-	for (size_t i = 0; i < 3; i++) {
-		if (!outs[i])
-			continue;
-		size_t waiting;
-		int e = output_error(outs[i], &waiting);
-		if (e == s->output_err[i])
-			continue;
-		if (e == EPIPE)
-			logmsg("writing %s to %s: %s: nobody reads it any more, its lines are dropped "
-			       "(counted)", output_what[i], output_path(outs[i]), strerror(e));
-		else if (e)
-			logmsg("writing %s to %s: %s: lines wait in memory (%zu KB, at most %u MB), "
-			       "retrying", output_what[i], output_path(outs[i]), strerror(e),
-			       waiting / 1024, OUTPUT_PENDING_MAX >> 20);
-		else
-			logmsg("writing %s to %s again", output_what[i], output_path(outs[i]));
-		s->output_err[i] = e;
-	}
-}
-
 /* After SIGHUP: every output file opened again (see on_hup). */
 static void maybe_reopen(struct sensor *s)
 {
@@ -539,7 +545,6 @@ static void on_packet(void *ctx, const struct capture_packet *cp)
 	}
 	tick_counters(s, cp->ts_us);
 	maybe_stats(s);
-	watch_outputs(s);
 	maybe_reopen(s);
 }
 
