@@ -249,12 +249,9 @@ static int set_value(struct rw_options *o, const struct opt_def *d, const char *
 			snprintf(why, whysz, "'%.80s' is not a whole number", v);
 			return -EINVAL;
 		}
-		if (errno == ERANGE || (double)x > d->max) {
+		/* v, not x: past 2^64 strtoull gives ULLONG_MAX (ERANGE) */
+		if (errno == ERANGE || (double)x < d->min || (double)x > d->max) {
 			snprintf(why, whysz, "%.80s is out of range [%.0f, %.0f]", v, d->min, d->max);
-			return -EINVAL;
-		}
-		if ((double)x < d->min || (double)x > d->max) {
-			snprintf(why, whysz, "%llu is out of range [%.0f, %.0f]", x, d->min, d->max);
 			return -EINVAL;
 		}
 		*(uint64_t *)field(o, d) = x;
