@@ -15,8 +15,8 @@
  *
  * Memory follows what a session holds (STYLE.md 5 bounds every piece): a
  * small struct (smtp_session_sizeof()), a string store that grows by size
- * classes up to the sum of the bounds below and keeps its capacity from one
- * transaction to the next, a command queue that grows past a few entries
+ * classes up to the sum of the bounds below and shrinks to what is left
+ * when a record is written, a command queue that grows past a few entries
  * only for pipelining clients, and, only while TCP has cut a line, a buffer
  * borrowed from a struct smtp_line_pool (most segments end at a line end:
  * a line that lies whole in one is read where it lies). Allocation happens
@@ -164,6 +164,13 @@ struct smtp_env {
 /* Allocate a session. Returns NULL on ENOMEM. */
 struct smtp_session *smtp_session_create(const struct smtp_env *env);
 void smtp_session_destroy(struct smtp_session *s);
+
+/* The same in the caller's memory (a pool's block: no allocator header per
+ * session): smtp_session_init() makes a session in smtp_session_sizeof()
+ * bytes aligned to 8; smtp_session_fini() frees what it holds
+ * beyond them. */
+void smtp_session_init(struct smtp_session *s, const struct smtp_env *env);
+void smtp_session_fini(struct smtp_session *s);
 
 /* Make a used session new again (for pools): what it held beyond its
  * struct is freed, a borrowed line buffer given back. */
