@@ -88,8 +88,8 @@ _Static_assert(CMD_UNKNOWN < 16 && SMTP_RCPT_KEEP_MAX < 128 && SMTP_PENDING_MAX 
 	       "struct pending's fields are too narrow");
 
 /* The queue lives in the session for up to Q_INLINE commands (7: MAIL
- * FROM, five RCPT TO and DATA in one flight, and the struct ends at 216 B, a
- * 224-byte glibc chunk); a client that pipelines more gets a heap array,
+ * FROM, five RCPT TO and DATA in one flight, and the struct ends at 200 B:
+ * an eighth would pad it to 208); a client that pipelines more gets a heap array,
  * doubled up to SMTP_PENDING_MAX, freed when the burst is answered. */
 #define Q_INLINE 7
 

@@ -1010,7 +1010,7 @@ static void test_store_to_its_bound(void)
 
 	/* The struct's budget: every open connection has one (113k at once in
 	 * the 100k-session benchmark), what it holds is in the store. */
-	CHECK(smtp_session_sizeof() <= 216);
+	CHECK(smtp_session_sizeof() <= 200);
 	struct smtp_session *s = start(true);
 	CHECK_INT(held(s), 0);
 	S(s, "220 mx\r\n");
