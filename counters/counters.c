@@ -240,6 +240,7 @@ struct counters {
 	char run[24];
 	char where[600];
 	struct redis_target target;
+	bool embedded_wanted;            /* --redis embedded: started by counters_start() */
 	struct redis_embedded *embedded;
 	uint8_t pseudo_key[16];
 	bool pseudonymize;
@@ -1738,31 +1739,40 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 		goto out_free;
 	}
 	if (!strcmp(cfg->url, "embedded")) {
-		c->embedded = redis_embedded_start(err, errsz);
-		if (!c->embedded)
-			goto out_free;
-		char url[256];
-		snprintf(url, sizeof url, "unix://%s", redis_embedded_socket(c->embedded));
-		if (redis_target_parse(url, &c->target, err, errsz) < 0)
-			goto out_free;
+		c->embedded_wanted = true; /* its socket is known once it runs */
 	} else {
 		if (redis_target_parse(cfg->url, &c->target, err, errsz) < 0 ||
 		    redis_target_load_password(&c->target, cfg->password_file, err, errsz) < 0) {
 			why = EINVAL;
 			goto out_free;
 		}
+		redis_target_describe(&c->target, c->where, sizeof c->where);
 	}
-	redis_target_describe(&c->target, c->where, sizeof c->where);
-	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
-		snprintf(err, errsz, "cannot start the Redis writer thread");
-		goto out_free;
-	}
-	c->writer_started = true;
 	return c;
 out_free:
 	counters_destroy(c, 0, NULL);
 	errno = why;
 	return NULL;
+}
+
+int counters_start(struct counters *c, char *err, size_t errsz)
+{
+	if (c->embedded_wanted) {
+		c->embedded = redis_embedded_start(err, errsz);
+		if (!c->embedded)
+			return -EIO;
+		char url[256];
+		snprintf(url, sizeof url, "unix://%s", redis_embedded_socket(c->embedded));
+		if (redis_target_parse(url, &c->target, err, errsz) < 0)
+			return -EIO;
+		redis_target_describe(&c->target, c->where, sizeof c->where);
+	}
+	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
+		snprintf(err, errsz, "cannot start the Redis writer thread");
+		return -EIO;
+	}
+	c->writer_started = true;
+	return 0;
 }
 
 uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters_stats *final)

@@ -466,6 +466,84 @@ def test_refused_across_hours(c, tmp):
                          p.stderr))
 
 
+def test_secrets_before_dropping_privileges(c, tmp):
+    """Started as root with --user, the sensor reads its secrets (the Redis
+    password file, the pseudonymisation key) before it drops to that user:
+    they may stay root-only (0600, as README's install steps make them).
+    Before, counters_create() read them after the drop and a root-only file
+    failed with EACCES (exit 2). The embedded redis-server and the writer
+    still start after the drop: Redis runs as the user, not as root."""
+    if os.geteuid() != 0:
+        print("SKIP secrets before dropping privileges: not root")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    secret = os.path.join(tmp, "root-only")
+    os.mkdir(secret, 0o700)
+    pw = os.path.join(secret, "redis.pass")
+    key = os.path.join(secret, "pseudonymize.key")
+    for path, data in ((pw, b"R00t-0nly-Pa55\n"), (key, b"k3y-" * 16)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+    pcap = os.path.join(CAPS, "basic.pcap")
+    with rwtest.RedisServer(["--requirepass", "R00t-0nly-Pa55"]) as redis:
+        def cli(*a):
+            return redis.cli(*a, password="R00t-0nly-Pa55")
+        for what, extra in (("password file", []),
+                            ("password and key file", ["--pseudonymize",
+                                                       "--pseudonymize-key-file", key])):
+            cli("FLUSHALL")
+            p = rwtest.run(["-r", pcap, "--redis", redis.url, "--redis-password-file", pw,
+                            "--user", "nobody", "--sensor-name", "dropped", "-v",
+                            "--records", "-"] + extra, check=False)
+            c.eq("root-only %s, --user nobody: exit 0 (%r)" % (what, p.stderr[-300:]),
+                 p.returncode, 0)
+            c.eq("root-only %s: counted in Redis" % what,
+                 cli("HGET", "rw:stats", "msgs").strip(), "1")
+            c.true("root-only %s: the health hash written" % what,
+                   cli("HGET", "rw:sensor:dropped", "packets_received").strip() not in ("", "0"))
+            c.true("root-only %s: the password is never printed" % what,
+                   "R00t-0nly" not in p.stderr + p.stdout)
+            accts = [k for k in redis.cli("--scan", "--pattern", "rw:{acct:*",
+                                          password="R00t-0nly-Pa55").split() if k]
+            if extra:
+                c.true("root-only key file: accounts pseudonymised (%r)" % accts[:2],
+                       accts and all(k.startswith("rw:{acct:h:") for k in accts))
+            else:
+                c.true("password file: the account counted (%r)" % accts[:2],
+                       any(k.startswith("rw:{acct:info@example.net}") for k in accts))
+    # --redis embedded: the server is the sensor's child, run as the user
+    with open(pcap, "rb") as f:
+        data = f.read()
+    sensor = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "embedded", "--user",
+                               "nobody", "--pseudonymize", "--pseudonymize-key-file", key],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    sensor.stdin.write(data)          # the pipe stays open: the sensor runs on
+    sensor.stdin.flush()
+
+    def children():
+        if sensor.poll() is not None:
+            raise AssertionError("relaywatch exited %d: %r"
+                                 % (sensor.returncode, sensor.stderr.read()[-300:]))
+        try:
+            with open("/proc/%d/task/%d/children" % (sensor.pid, sensor.pid)) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+    kids = rwtest.wait_for("the embedded redis-server", children, timeout=30)
+    uids = []
+    for k in kids:
+        with open("/proc/%d/status" % k) as f:
+            uids += [int(l.split()[1]) for l in f if l.startswith("Uid:")]
+    sensor.stdin.close()              # the end of the capture
+    sensor.stdin = None
+    out, err = sensor.communicate(timeout=120)
+    c.eq("embedded, --user nobody: exit 0 (%r)" % err[-300:], sensor.returncode, 0)
+    c.eq("embedded, --user nobody: redis-server runs as nobody", uids, [nobody.pw_uid])
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -481,6 +559,7 @@ def main():
         test_seq_ttl(c)
         test_alerts_of_failed_round(c, tmp)
         test_refused_across_hours(c, tmp)
+        test_secrets_before_dropping_privileges(c, tmp)
     c.done()
 
 
