@@ -348,7 +348,7 @@ static void print_stats_line(struct sensor *s, uint64_t now_us)
 /* Stats are paced by the wall clock: they report the sensor, not the traffic. */
 static void maybe_stats(struct sensor *s)
 {
-	if (s->opt.stats_interval <= 0 || s->opt.quiet)
+	if (s->opt.stats_interval <= 0) /* -q: 0 unless given (options.c) */
 		return;
 	uint64_t now = mono_us();
 	if (!s->next_stats_us) {

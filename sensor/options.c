@@ -93,7 +93,7 @@ static const struct opt_def defs[] = {
 	  O(max_workspaces), 1, 1 << 20, "128",
 	  "message header blocks parsed at once (about 36 KB each)", NULL },
 	{ "sensor", "stats_interval", "stats-interval", 0, "DURATION", OT_SECONDS,
-	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files",
+	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files and with -q",
 	  "print capture and processing rates to stderr this often", NULL },
 	{ "sensor", "records", "records", 0, "FILE|-", OT_STR, O(records), 0, 0, NULL,
 	  "write one JSON object per mail transaction", NULL },
@@ -470,7 +470,8 @@ void options_usage(const char *prog)
 	       "                                     (--print-config lists every rule and key)\n"
 	       "      --print-config                 print every setting, rules included, as a\n"
 	       "                                     commented INI file with the defaults\n"
-	       "  -q, --quiet                        no summary and no alert lines on stderr\n"
+	       "  -q, --quiet                        no summary and no alert lines on stderr, and no\n"
+	       "                                     stats lines unless --stats-interval is given\n"
 	       "  -v, --verbose                      more detail on stderr\n"
 	       "  -h, --help                         this help\n"
 	       "  -V, --version                      version and library versions\n"
@@ -689,8 +690,9 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 		gethostname(host, sizeof host - 1);
 		o->sensor_name = strdup(host);
 	}
+	/* -q quiets the default stats lines, not the ones asked for */
 	if (o->stats_interval < 0)
-		o->stats_interval = o->iface ? 60 : 0;
+		o->stats_interval = o->iface && !o->quiet ? 60 : 0;
 out:
 	for (unsigned i = 0; i < cli_rules.n_rules; i++) {
 		free(cli_rules.rules[i].rule);

@@ -182,6 +182,33 @@ def test_stats_rates(c, tmp):
                pps <= packets / pause + 0.5)
 
 
+def test_quiet_stats(c, tmp):
+    """-q drops the summary and the alert lines (--help); an explicit
+    --stats-interval still prints its stats lines: the operator asked for
+    them. Before, -q silenced them too. The packets come through a pipe,
+    each after the sensor waits in read(2) and a pause longer than the
+    interval, so that every packet after the first is due a line."""
+    head, pkts = pcap_split(CAP)
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "-q",
+                          "--stats-interval", "1ms"], stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p.stdin.write(head)
+    for pkt in pkts:
+        p.stdin.write(pkt)
+        p.stdin.flush()
+        rwtest.wait_for("reading the pipe", lambda: proc_state(p.pid) == "S" and
+                        proc_in_syscall(p.pid, ("read",)), timeout=30)
+        time.sleep(0.01)
+    p.stdin.close()
+    err = p.stderr.read().decode(errors="replace")
+    p.wait(timeout=60)
+    c.eq("-q --stats-interval: exit 0 (%r)" % err[-200:], p.returncode, 0)
+    c.true("-q --stats-interval: stats lines printed (%r)" % err[-200:], RE_STATS.search(err))
+    c.true("-q: no summary", " packets (" not in err)
+    p = rwtest.run(["-r", CAP, "--redis", "none", "-q"], check=False)
+    c.eq("-q, no --stats-interval, a file: nothing on stderr", p.stderr, "")
+
+
 FLOOD = os.path.join(rwtest.SOURCE, "tests", "scenarios", "contact-form-flood.pcap")
 
 
@@ -503,6 +530,7 @@ def main():
         test_hup_while_starting(c, tmp)
         test_password_not_in_ps(c, tmp)
         test_stats_rates(c, tmp)
+        test_quiet_stats(c, tmp)
         test_records_file_full(c, tmp)
         test_records_disk_cleared(c, tmp, FsizeLimit(tmp))
         test_records_rotated_while_full(c, tmp)
