@@ -235,7 +235,7 @@ struct batch {
 
 struct counters {
 	struct counters_config cfg;
-	char prefix[64];
+	char prefix[COUNTERS_PREFIX_MAX + 1];
 	char sensor[128];
 	char run[24];
 	char where[600];
@@ -1708,7 +1708,7 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 		c->cfg.max_entities = COUNTERS_ENTITIES_DEFAULT;
 	if (c->cfg.flush_interval_s <= 0)
 		c->cfg.flush_interval_s = 1;
-	snprintf(c->prefix, sizeof c->prefix, "%s", cfg->prefix ? cfg->prefix : "rw:");
+	const char *prefix = cfg->prefix ? cfg->prefix : "rw:";
 	escape_id(cfg->sensor_name ? cfg->sensor_name : "sensor", c->sensor, sizeof c->sensor);
 	uint64_t rnd;
 	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
@@ -1721,6 +1721,12 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 	pthread_cond_init(&c->round_done, NULL);
 
 	int why = EIO;  /* errno at a failure: EINVAL for a configuration error */
+	if (!*prefix || strlen(prefix) > COUNTERS_PREFIX_MAX) {
+		snprintf(err, errsz, "the key prefix must have 1 to %d bytes", COUNTERS_PREFIX_MAX);
+		why = EINVAL;
+		goto out_free;
+	}
+	snprintf(c->prefix, sizeof c->prefix, "%s", prefix);
 	if (cfg->pseudo_key_file) {
 		if (read_key(c, cfg->pseudo_key_file, err, errsz) < 0) {
 			why = EINVAL;

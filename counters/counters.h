@@ -44,13 +44,15 @@ enum counter_hll { H_RCPT, H_RDOM, H_ACCT, H_TRIED, H_COUNT };
 enum counter_window { W_10M, W_1H, W_COUNT };
 
 #define COUNTERS_ID_MAX 320           /* entity IDs are cut here (SCHEMA.md) */
+#define COUNTERS_PREFIX_MAX 63        /* bytes of the key prefix */
 #define COUNTERS_ENTITIES_DEFAULT 262144u
 #define COUNTERS_ALERTS_PENDING_MAX 10000u
 
 struct counters_config {
 	const char *url;              /* redis://..., unix://..., or "embedded" */
 	const char *password_file;
-	const char *prefix;           /* "rw:" */
+	const char *prefix;           /* "rw:"; NULL: that; at most COUNTERS_PREFIX_MAX bytes,
+	                               * not empty */
 	const char *sensor_name;
 	double flush_interval_s;      /* packet time between batches */
 	uint64_t max_pending;         /* events (records, auth, sessions) kept unsent */

@@ -619,6 +619,9 @@ static struct tracker *make_tracker(struct sensor *s)
 
 #define COUNTERS_EXIT_DEADLINE_S 10.0 /* how long exit waits for Redis */
 
+_Static_assert(OPTIONS_PREFIX_MAX <= COUNTERS_PREFIX_MAX,
+	       "options.c accepts a prefix counters.c would refuse");
+
 /* Configuration, the password and the pseudonymisation key: read before
  * privileges are dropped (the files may be root-only); nothing runs yet. */
 static int make_counters(struct sensor *s)

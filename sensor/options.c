@@ -61,6 +61,23 @@ static int check_networks(const char *v, char *why, size_t whysz)
 	return r;
 }
 
+/* Every key starts with the prefix: an empty one would put them among the
+ * database's other keys, where the ACL patterns (~rw:*) and the exporter
+ * cannot tell them apart. */
+static int check_prefix(const char *v, char *why, size_t whysz)
+{
+	if (!*v) {
+		snprintf(why, whysz, "an empty prefix would mix relaywatch's keys with every "
+			 "other key (the default is rw:)");
+		return -EINVAL;
+	}
+	if (strlen(v) > OPTIONS_PREFIX_MAX) {
+		snprintf(why, whysz, "longer than %d bytes", OPTIONS_PREFIX_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 #define O(f) offsetof(struct rw_options, f)
 
 static const struct opt_def defs[] = {
@@ -103,7 +120,7 @@ static const struct opt_def defs[] = {
 	  "redis://[user[:pass]@]host[:port][/db], unix:///path[?db=N], 'embedded' (a private "
 	  "redis-server) or 'none'", NULL },
 	{ "redis", "prefix", "redis-prefix", 0, "PREFIX", OT_STR, O(redis_prefix), 0, 0, "rw:",
-	  "prefix of every key", NULL },
+	  "prefix of every key", check_prefix },
 	{ "redis", "password_file", "redis-password-file", 0, "FILE", OT_STR,
 	  O(redis_password_file), 0, 0, NULL,
 	  "read the Redis password from FILE (else $REDISCLI_AUTH, else the URL)", NULL },

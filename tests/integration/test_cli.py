@@ -413,6 +413,9 @@ def main():
         (["-r", CAP, "--records", ""], "--records: an empty FILE|-"),
         (["-r", CAP, "--sensor-name", ""], "--sensor-name: an empty NAME"),
         (["-r", CAP, "--user", ""], "--user: an empty USER"),
+        # every key would be at the top of the database, among others' keys
+        (["-r", CAP, "--redis-prefix", ""], "--redis-prefix: an empty prefix"),
+        (["-r", CAP, "--redis-prefix", "p" * 64], "--redis-prefix: longer than 63 bytes"),
         # an abbreviation would take a password for a file name and print it
         (["-r", CAP, "--redis-password", "s3cret"], "--redis-password-file FILE in full"),
         (["-r", CAP, "--redis-pass=s3cret"], "--redis-password-file FILE in full"),
@@ -443,6 +446,7 @@ def main():
             ("[sensor]\n\nuser = no-such-user-here\n", ":3: [sensor] user: no user named"),
             ("[redis]\n; the sensor's login\nurl = redis://[::1\n",
              ":3: [redis] url: unterminated"),
+            ("[redis]\nprefix =\n", ":2: [redis] prefix: an empty prefix"),
             # inih's 200-byte line buffer would make the rest a line of its own
             ("[sensor]\nname = %srecords = %s\n" % ("a" * 192, NOT_WRITTEN),
              ":2: line longer than"),
