@@ -176,6 +176,40 @@ def test_acl_login(c, tmp):
                "could not be written" in p.stderr)
 
 
+def test_password_whole_or_refused(c, tmp):
+    """The sensor logs in with the password it was given or not at all. A
+    password file's line longer than REDIS_PASS_MAX (512 bytes) was cut
+    there, and a %00 in a URL's password ended it: a Redis whose password
+    happened to be the cut part let the sensor in (exit 0), any other
+    refused it at every retry with WRONGPASS, far from the cause. Both are
+    configuration errors now (exit 2), the password never printed."""
+    pcap = os.path.join(SCEN, "emotet-reply.pcap")
+    long_pw = "L0ng-" + "p" * 508                  # 513 bytes
+    pw = os.path.join(tmp, "long.pass")
+    with open(pw, "w") as f:
+        f.write(long_pw + "\n")
+    with rwtest.RedisServer(["--requirepass", long_pw[:512]]) as redis:
+        p = rwtest.run(["-r", pcap, "--redis", redis.url, "--redis-password-file", pw, "-q"],
+                       check=False)
+        c.eq("513-byte password file: exit 2 (%r)" % p.stderr[-200:], p.returncode, 2)
+        c.true("513-byte password file: says so (%r)" % p.stderr[-200:],
+               pw + ": the password is longer than 512 bytes" in p.stderr)
+        c.eq("513-byte password file: nothing written with the cut password",
+             redis.cli("HGET", "rw:stats", "msgs", password=long_pw[:512]).strip(), "")
+        c.true("513-byte password file: the password is never printed",
+               "ppppp" not in p.stderr + p.stdout)
+    with rwtest.RedisServer(["--requirepass", "Sekr"]) as redis:
+        url = "redis://:Sekr%%00et@127.0.0.1:%d" % redis.port
+        p = rwtest.run(["-r", pcap, "--redis", url, "-q"], check=False)
+        c.eq("%%00 in the URL's password: exit 2 (%r)" % p.stderr[-200:], p.returncode, 2)
+        c.true("%%00 in the URL's password: says so (%r)" % p.stderr[-200:],
+               "--redis ([redis] url): " in p.stderr and "%00" in p.stderr)
+        c.eq("%00 in the URL's password: nothing written with the cut password",
+             redis.cli("HGET", "rw:stats", "msgs", password="Sekr").strip(), "")
+        c.true("%00 in the URL's password: the password is never printed",
+               "Sekr" not in p.stderr + p.stdout)
+
+
 def snapshot(redis):
     """What a run leaves in Redis, without run-dependent fields."""
     st = {k: v for k, v in hgetall(redis, "rw:stats").items() if not k.startswith("_")}
@@ -551,6 +585,7 @@ def main():
         test_hyperloglog(c)
         test_embedded(c, tmp)
         test_acl_login(c, tmp)
+        test_password_whole_or_refused(c, tmp)
         test_outage(c, tmp)
         test_error_replies(c, tmp)
         test_health_bounds(c, tmp)
