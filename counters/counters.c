@@ -893,7 +893,9 @@ static void enforce_bound(struct counters *c)
 	}
 }
 
-static void cut(struct counters *c, uint64_t now_us)
+/* Hand the current batch to the writer. last: at exit, when no batch comes
+ * after this one. */
+static void cut(struct counters *c, uint64_t now_us, bool last)
 {
 	struct batch *b = c->cur;
 	b->now_us = now_us;
@@ -901,11 +903,15 @@ static void cut(struct counters *c, uint64_t now_us)
 		b->has_health = true;
 		b->health = c->health;
 	}
+	/* Health alone waits while Redis is behind: the next batch carries the
+	 * newest. Not at exit (there is no next one: the last health was lost
+	 * while the batch before was in flight), nor with events (their
+	 * rw:stats counts need no delta: an entity refused leaves none). */
 	pthread_mutex_lock(&c->mu);
-	bool idle = !b->ndeltas && c->q_head; /* health only, and Redis is behind */
+	bool idle = !last && !b->ndeltas && !b->events && c->q_head;
 	pthread_mutex_unlock(&c->mu);
 	if (idle)
-		return; /* the next batch carries the health */
+		return;
 	struct batch *nb = batch_new(c);
 	if (!nb)
 		return; /* keep accumulating into the current one */
@@ -954,7 +960,7 @@ void counters_tick(struct counters *c, uint64_t now_us)
 	if (!c->next_cut_us)
 		c->next_cut_us = now_us + c->tick_us;
 	if (now_us >= c->next_cut_us) {
-		cut(c, now_us);
+		cut(c, now_us, false);
 		c->next_cut_us = now_us + c->tick_us;
 		uint64_t hour = now_us / 3600000000u;
 		if (c->cfg.sync_hours && hour != c->last_cut_hour) {
@@ -1789,9 +1795,8 @@ uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters
 		return 0;
 	if (c->writer_started) {
 		take_done(c);
-		if (c->cur && (c->cur->events || c->cur->ndeltas || c->has_health)) {
-			cut(c, c->last_now_us);
-		}
+		if (c->cur && (c->cur->events || c->cur->ndeltas || c->has_health))
+			cut(c, c->last_now_us, true);
 		pthread_mutex_lock(&c->mu);
 		c->stopping = true;
 		c->stop_deadline = mono_s() + deadline_s;

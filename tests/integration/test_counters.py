@@ -299,6 +299,41 @@ def test_error_replies(c, tmp):
                          p.stderr))
 
 
+def test_last_health_at_exit(c, tmp):
+    """The batch cut at exit reaches Redis even when it holds only the health
+    numbers (no event since the last flush) and Redis is behind. cut() keeps
+    such a batch back while earlier ones wait, so that the next one carries
+    the newest health; at exit there is no next one, and the sensor's last
+    health (packets_received, records, ...) was lost: on a replay against a
+    healthy Redis, most runs left the count of the batch before, whose round
+    trip was still under way. Here Redis is a replica (READONLY) until the
+    sensor has printed its summary, so the batch before is still waiting
+    when the last one is cut. The capture: basic.pcap (29 packets, one
+    message), then its last packet again 5 s later (a flush: the message
+    and the health so far) and 5.1 s later (only the health: 31 packets)."""
+    cap = os.path.join(CAPS, "basic.pcap")
+    last, at5, at51 = (os.path.join(tmp, n) for n in ("last.pcap", "at5.pcap", "at51.pcap"))
+    trail = os.path.join(tmp, "basic-trailing.pcap")
+    for cmd in (["editcap", "-r", cap, last, "29"], ["editcap", "-t", "5", last, at5],
+                ["editcap", "-t", "5.1", last, at51],
+                ["mergecap", "-F", "pcap", "-w", trail, cap, at5, at51]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    with rwtest.RedisServer() as redis:
+        redis.cli("REPLICAOF", "127.0.0.1", str(rwtest.free_port()))
+        sensor = rwtest.Background([rwtest.RELAYWATCH, "-r", trail, "--redis", redis.url,
+                                    "--sensor-name", "last"])
+        sensor.wait_stderr("the summary (the last batch is cut right after)",
+                           lambda e: b" packets (" in e)
+        redis.cli("REPLICAOF", "NO", "ONE")
+        c.eq("last health: exit 0", sensor.wait(timeout=120), 0)
+        err = sensor.stderr().decode(errors="replace")
+        c.true("last health: nothing lost (%r)" % err[-300:], "could not be written" not in err)
+        c.eq("last health: the message counted", redis.cli("HGET", "rw:stats", "msgs").strip(),
+             "1")
+        c.eq("last health: packets_received of the end",
+             redis.cli("HGET", "rw:sensor:last", "packets_received").strip(), "31")
+
+
 def test_minute_boundary(c):
     """A flush batch (1 s of packet time) that spans a minute boundary holds
     two deltas of one entity, one per minute; both are applied. The
@@ -589,6 +624,7 @@ def main():
         test_outage(c, tmp)
         test_error_replies(c, tmp)
         test_health_bounds(c, tmp)
+        test_last_health_at_exit(c, tmp)
         test_minute_boundary(c)
         test_partial_round(c, tmp)
         test_seq_ttl(c)
