@@ -297,6 +297,37 @@ static int set_value(struct rw_options *o, const struct opt_def *d, const char *
 	return -EINVAL;
 }
 
+/* A rule's setting as the file and --rule take it: `enabled` is yes or no
+ * (detect.c checks it with the rule), any other key a decimal number: 100,
+ * 2.5, 2e8 (and -5, to be told it is out of range), not the other forms
+ * strtod() would also read (" 100", "+100", "0x64", "0x1p7", ".5"). The
+ * rule, the key and the range are detect.c's to check. */
+static int check_rule_value(const char *key, const char *v, char *why, size_t whysz)
+{
+	if (!strcmp(key, "enabled"))
+		return 0;
+	const char *p = v + (*v == '-');
+	bool ok = isdigit((unsigned char)*p);
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (ok && *p == '.') {
+		ok = isdigit((unsigned char)*++p);
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (ok && (*p == 'e' || *p == 'E')) {
+		p += p[1] == '+' || p[1] == '-' ? 2 : 1;
+		ok = isdigit((unsigned char)*p);
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (!ok || *p) {
+		snprintf(why, whysz, "'%.40s' is not a decimal number", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int add_rule(struct rw_options *o, const char *rule, const char *key, const char *value,
 		    const char *where, char *why, size_t whysz)
 {
@@ -367,7 +398,8 @@ static int config_setting(void *user, const char *section, const char *name, con
 	if (!strncmp(section, "rule.", 5) && section[5]) {
 		char where[300];
 		snprintf(where, sizeof where, "%s:%d", c->path, c->line);
-		if (add_rule(c->o, section + 5, name, value, where, why, sizeof why) == 0)
+		if (check_rule_value(name, value, why, sizeof why) == 0 &&
+		    add_rule(c->o, section + 5, name, value, where, why, sizeof why) == 0)
 			return 1;
 	} else {
 		for (size_t i = 0; i < N_DEFS; i++) {
@@ -635,6 +667,11 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 		case OPT_RULE: {
 			/* NAME.KEY=VALUE */
 			char buf[OPTIONS_VALUE_MAX + 256];
+			if (strlen(optarg) >= sizeof buf) {
+				res = usage_err(err, errsz, "--rule: longer than %zu bytes",
+						sizeof buf - 1);
+				goto out;
+			}
 			snprintf(buf, sizeof buf, "%s", optarg);
 			char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
 			if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq) {
@@ -643,6 +680,18 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 				goto out;
 			}
 			*eq = *dot = 0;
+			/* the file trims blanks around names; here they would be
+			 * part of the name, told as an unknown rule or setting */
+			if (strpbrk(buf, " \t") || strpbrk(dot + 1, " \t")) {
+				res = usage_err(err, errsz, "--rule '%s': no spaces in NAME.KEY "
+						"(NAME.KEY=VALUE)", optarg);
+				goto out;
+			}
+			if (check_rule_value(dot + 1, eq + 1, why, sizeof why) < 0) {
+				res = usage_err(err, errsz, "--rule: [rule.%s] %s: %s", buf, dot + 1,
+						why);
+				goto out;
+			}
 			if (add_rule(&cli_rules, buf, dot + 1, eq + 1, "--rule", why, sizeof why) < 0) {
 				res = usage_err(err, errsz, "--rule: %s", why);
 				goto out;
