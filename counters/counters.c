@@ -235,11 +235,12 @@ struct batch {
 
 struct counters {
 	struct counters_config cfg;
-	char prefix[64];
+	char prefix[COUNTERS_PREFIX_MAX + 1];
 	char sensor[128];
 	char run[24];
 	char where[600];
 	struct redis_target target;
+	bool embedded_wanted;            /* --redis embedded: started by counters_start() */
 	struct redis_embedded *embedded;
 	uint8_t pseudo_key[16];
 	bool pseudonymize;
@@ -892,7 +893,9 @@ static void enforce_bound(struct counters *c)
 	}
 }
 
-static void cut(struct counters *c, uint64_t now_us)
+/* Hand the current batch to the writer. last: at exit, when no batch comes
+ * after this one. */
+static void cut(struct counters *c, uint64_t now_us, bool last)
 {
 	struct batch *b = c->cur;
 	b->now_us = now_us;
@@ -900,11 +903,15 @@ static void cut(struct counters *c, uint64_t now_us)
 		b->has_health = true;
 		b->health = c->health;
 	}
+	/* Health alone waits while Redis is behind: the next batch carries the
+	 * newest. Not at exit (there is no next one: the last health was lost
+	 * while the batch before was in flight), nor with events (their
+	 * rw:stats counts need no delta: an entity refused leaves none). */
 	pthread_mutex_lock(&c->mu);
-	bool idle = !b->ndeltas && c->q_head; /* health only, and Redis is behind */
+	bool idle = !last && !b->ndeltas && !b->events && c->q_head;
 	pthread_mutex_unlock(&c->mu);
 	if (idle)
-		return; /* the next batch carries the health */
+		return;
 	struct batch *nb = batch_new(c);
 	if (!nb)
 		return; /* keep accumulating into the current one */
@@ -953,7 +960,7 @@ void counters_tick(struct counters *c, uint64_t now_us)
 	if (!c->next_cut_us)
 		c->next_cut_us = now_us + c->tick_us;
 	if (now_us >= c->next_cut_us) {
-		cut(c, now_us);
+		cut(c, now_us, false);
 		c->next_cut_us = now_us + c->tick_us;
 		uint64_t hour = now_us / 3600000000u;
 		if (c->cfg.sync_hours && hour != c->last_cut_hour) {
@@ -1707,7 +1714,7 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 		c->cfg.max_entities = COUNTERS_ENTITIES_DEFAULT;
 	if (c->cfg.flush_interval_s <= 0)
 		c->cfg.flush_interval_s = 1;
-	snprintf(c->prefix, sizeof c->prefix, "%s", cfg->prefix ? cfg->prefix : "rw:");
+	const char *prefix = cfg->prefix ? cfg->prefix : "rw:";
 	escape_id(cfg->sensor_name ? cfg->sensor_name : "sensor", c->sensor, sizeof c->sensor);
 	uint64_t rnd;
 	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
@@ -1720,6 +1727,12 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 	pthread_cond_init(&c->round_done, NULL);
 
 	int why = EIO;  /* errno at a failure: EINVAL for a configuration error */
+	if (!*prefix || strlen(prefix) > COUNTERS_PREFIX_MAX) {
+		snprintf(err, errsz, "the key prefix must have 1 to %d bytes", COUNTERS_PREFIX_MAX);
+		why = EINVAL;
+		goto out_free;
+	}
+	snprintf(c->prefix, sizeof c->prefix, "%s", prefix);
 	if (cfg->pseudo_key_file) {
 		if (read_key(c, cfg->pseudo_key_file, err, errsz) < 0) {
 			why = EINVAL;
@@ -1738,31 +1751,40 @@ struct counters *counters_create(const struct counters_config *cfg, char *err, s
 		goto out_free;
 	}
 	if (!strcmp(cfg->url, "embedded")) {
-		c->embedded = redis_embedded_start(err, errsz);
-		if (!c->embedded)
-			goto out_free;
-		char url[256];
-		snprintf(url, sizeof url, "unix://%s", redis_embedded_socket(c->embedded));
-		if (redis_target_parse(url, &c->target, err, errsz) < 0)
-			goto out_free;
+		c->embedded_wanted = true; /* its socket is known once it runs */
 	} else {
 		if (redis_target_parse(cfg->url, &c->target, err, errsz) < 0 ||
 		    redis_target_load_password(&c->target, cfg->password_file, err, errsz) < 0) {
 			why = EINVAL;
 			goto out_free;
 		}
+		redis_target_describe(&c->target, c->where, sizeof c->where);
 	}
-	redis_target_describe(&c->target, c->where, sizeof c->where);
-	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
-		snprintf(err, errsz, "cannot start the Redis writer thread");
-		goto out_free;
-	}
-	c->writer_started = true;
 	return c;
 out_free:
 	counters_destroy(c, 0, NULL);
 	errno = why;
 	return NULL;
+}
+
+int counters_start(struct counters *c, char *err, size_t errsz)
+{
+	if (c->embedded_wanted) {
+		c->embedded = redis_embedded_start(err, errsz);
+		if (!c->embedded)
+			return -EIO;
+		char url[256];
+		snprintf(url, sizeof url, "unix://%s", redis_embedded_socket(c->embedded));
+		if (redis_target_parse(url, &c->target, err, errsz) < 0)
+			return -EIO;
+		redis_target_describe(&c->target, c->where, sizeof c->where);
+	}
+	if (pthread_create(&c->writer, NULL, writer_main, c) != 0) {
+		snprintf(err, errsz, "cannot start the Redis writer thread");
+		return -EIO;
+	}
+	c->writer_started = true;
+	return 0;
 }
 
 uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters_stats *final)
@@ -1773,9 +1795,8 @@ uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters
 		return 0;
 	if (c->writer_started) {
 		take_done(c);
-		if (c->cur && (c->cur->events || c->cur->ndeltas || c->has_health)) {
-			cut(c, c->last_now_us);
-		}
+		if (c->cur && (c->cur->events || c->cur->ndeltas || c->has_health))
+			cut(c, c->last_now_us, true);
 		pthread_mutex_lock(&c->mu);
 		c->stopping = true;
 		c->stop_deadline = mono_s() + deadline_s;

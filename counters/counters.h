@@ -44,13 +44,15 @@ enum counter_hll { H_RCPT, H_RDOM, H_ACCT, H_TRIED, H_COUNT };
 enum counter_window { W_10M, W_1H, W_COUNT };
 
 #define COUNTERS_ID_MAX 320           /* entity IDs are cut here (SCHEMA.md) */
+#define COUNTERS_PREFIX_MAX 63        /* bytes of the key prefix */
 #define COUNTERS_ENTITIES_DEFAULT 262144u
 #define COUNTERS_ALERTS_PENDING_MAX 10000u
 
 struct counters_config {
 	const char *url;              /* redis://..., unix://..., or "embedded" */
 	const char *password_file;
-	const char *prefix;           /* "rw:" */
+	const char *prefix;           /* "rw:"; NULL: that; at most COUNTERS_PREFIX_MAX bytes,
+	                               * not empty */
 	const char *sensor_name;
 	double flush_interval_s;      /* packet time between batches */
 	uint64_t max_pending;         /* events (records, auth, sessions) kept unsent */
@@ -131,20 +133,31 @@ struct counters_stats {
 
 struct counters;
 
-/* Parse the URL, read the password, start the embedded server if asked,
- * start the writer thread. The first connection is attempted in the
- * background: an unreachable Redis is not an error. Returns NULL with err set
- * (bad URL, unreadable password or key file: errno EINVAL; embedded server
- * failed, no memory: EIO). */
+/* Parse the URL, read the password and the pseudonymisation key, make the
+ * tables: everything that needs the configuration and the secrets, and
+ * nothing that runs (no thread, no child). A sensor started as root calls it
+ * before dropping privileges, so that the secrets may stay root-only, and
+ * counters_start() after. cfg's strings are copied or used before it
+ * returns. Returns NULL with err set (bad URL, unreadable password or key
+ * file: errno EINVAL; no memory: EIO). */
 struct counters *counters_create(const struct counters_config *cfg, char *err, size_t errsz);
+
+/* Start the embedded server if asked (it runs as the caller's user then) and
+ * the writer thread. The first connection is attempted in the background:
+ * an unreachable Redis is not an error. Returns 0, or -EIO with err set
+ * (embedded server failed, no thread). Once only. */
+int counters_start(struct counters *c, char *err, size_t errsz);
 
 /* Send what is pending, waiting at most deadline_s seconds for Redis, then
  * stop the writer and the embedded server and free. Returns the number of
  * events and alerts that could not be sent; *final (may be NULL) receives
- * the statistics after the last flush. NULL is fine. */
+ * the statistics after the last flush. NULL is fine, and so is a counters
+ * never started (nothing is sent then). */
 uint64_t counters_destroy(struct counters *c, double deadline_s, struct counters_stats *final);
 
-/* Where Redis is, for humans: never holds the password. */
+/* Where Redis is, for humans: never holds the password. Known once
+ * counters_create() returned, for --redis embedded once counters_start()
+ * did. */
 const char *counters_where(const struct counters *c);
 
 /* --- events (capture thread) --- */

@@ -30,7 +30,9 @@ static int hexval(int c)
 	return -1;
 }
 
-/* Percent-decode [s, s+n) into out. Returns -1 if it does not fit. */
+/* Percent-decode [s, s+n) into out. Returns 0, -E2BIG if it does not fit,
+ * or -EINVAL for %00: the user name and the password are C strings (and
+ * AUTH's arguments are sent as such), so a NUL would cut them short. */
 static int pct_decode(const char *s, size_t n, char *out, size_t outsz)
 {
 	size_t o = 0;
@@ -40,9 +42,13 @@ static int pct_decode(const char *s, size_t n, char *out, size_t outsz)
 		    hexval((unsigned char)s[i + 2]) >= 0) {
 			c = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
 			i += 2;
+			if (!c) {
+				wipe(out, outsz);
+				return -EINVAL;
+			}
 		}
 		if (o + 1 >= outsz)
-			return -1;
+			return -E2BIG;
 		out[o++] = c;
 	}
 	out[o] = 0;
@@ -54,13 +60,19 @@ static int parse_userinfo(const char *s, size_t n, struct redis_target *t, char 
 {
 	const char *colon = memchr(s, ':', n);
 	size_t ul = colon ? (size_t)(colon - s) : n;
-	if (pct_decode(s, ul, t->user, sizeof t->user) < 0) {
-		snprintf(err, errsz, "user name too long");
+	int r = pct_decode(s, ul, t->user, sizeof t->user);
+	if (r < 0) {
+		/* without a colon it is the password (a lone userinfo) */
+		snprintf(err, errsz, "%s %s", colon ? "user name" : "user name or password",
+			 r == -EINVAL ? "holds %00 (a NUL byte), which no login can carry"
+				      : "too long");
 		return -EINVAL;
 	}
 	if (colon) {
-		if (pct_decode(colon + 1, n - ul - 1, t->pass, sizeof t->pass) < 0) {
-			snprintf(err, errsz, "password too long");
+		r = pct_decode(colon + 1, n - ul - 1, t->pass, sizeof t->pass);
+		if (r < 0) {
+			snprintf(err, errsz, "password %s", r == -EINVAL ?
+				 "holds %00 (a NUL byte), which no login can carry" : "too long");
 			return -EINVAL;
 		}
 		t->has_pass = true;
@@ -243,24 +255,44 @@ int redis_target_load_password(struct redis_target *t, const char *password_file
 			snprintf(err, errsz, "%s: %s", password_file, strerror(e));
 			return -e;
 		}
-		char buf[REDIS_PASS_MAX + 2];
-		if (!fgets(buf, sizeof buf, f))
-			buf[0] = 0;
+		/* the first line, and one byte more than a password may have:
+		 * a longer one is refused, not cut */
+		char buf[REDIS_PASS_MAX + 1];
+		size_t got = fread(buf, 1, sizeof buf, f);
+		int e = ferror(f) ? errno : 0;
 		fclose(f);
-		size_t n = strcspn(buf, "\r\n");
-		buf[n] = 0;
-		if (!n) {
+		size_t n = 0;
+		while (n < got && buf[n] != '\r' && buf[n] != '\n')
+			n++;
+		int r = -EINVAL;
+		if (e) {
+			snprintf(err, errsz, "%s: %s", password_file, strerror(e));
+			r = -e;
+		} else if (!n) {
 			snprintf(err, errsz, "%s: empty password file", password_file);
-			return -EINVAL;
+		} else if (n > REDIS_PASS_MAX) {
+			snprintf(err, errsz, "%s: the password is longer than %d bytes", password_file,
+				 REDIS_PASS_MAX);
+		} else if (memchr(buf, 0, n)) {
+			/* AUTH's arguments go as C strings: it would end there */
+			snprintf(err, errsz, "%s: the password holds a NUL byte", password_file);
+		} else {
+			userinfo_is_user(t);
+			memcpy(t->pass, buf, n);
+			t->pass[n] = 0;
+			t->has_pass = true;
+			r = 0;
 		}
-		userinfo_is_user(t);
-		snprintf(t->pass, sizeof t->pass, "%s", buf);
-		t->has_pass = true;
 		wipe(buf, sizeof buf);
-		return 0;
+		return r;
 	}
 	const char *env = getenv("REDISCLI_AUTH");
 	if (env && *env) {
+		if (strlen(env) > REDIS_PASS_MAX) {
+			snprintf(err, errsz, "REDISCLI_AUTH: the password is longer than %d bytes",
+				 REDIS_PASS_MAX);
+			return -EINVAL;
+		}
 		userinfo_is_user(t);
 		snprintf(t->pass, sizeof t->pass, "%s", env);
 		t->has_pass = true;

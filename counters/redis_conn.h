@@ -43,15 +43,17 @@ int redis_password_option_check(int argc, char **argv, char *err, size_t errsz);
 
 /* redis://[user[:pass]@]host[:port][/db]  (host may be [v6])
  * unix:///path[?db=N]  (also unix://[user[:pass]@]/path?db=N)
- * Percent-escapes in user and password are decoded. Returns 0 or -EINVAL
- * with a reason in err (which never holds the password). */
+ * Percent-escapes in user and password are decoded (%00 is refused: a NUL
+ * would end them). Returns 0 or -EINVAL with a reason in err (which never
+ * holds the password). */
 int redis_target_parse(const char *url, struct redis_target *t, char *err, size_t errsz);
 
 /* Take the password from, in order: the file (first line), the environment
- * variable REDISCLI_AUTH, the URL. A lone userinfo in the URL
- * (redis://sensor@host) is a password as redis-cli reads it, but the user
- * name when the password comes from the file or the environment. Returns 0,
- * or -errno with err set. */
+ * variable REDISCLI_AUTH, the URL. One longer than REDIS_PASS_MAX, or a
+ * file's holding a NUL byte, is refused (-EINVAL), never cut. A lone
+ * userinfo in the URL (redis://sensor@host) is a password as redis-cli reads
+ * it, but the user name when the password comes from the file or the
+ * environment. Returns 0, or -errno with err set. */
 int redis_target_load_password(struct redis_target *t, const char *password_file, char *err,
 			       size_t errsz);
 

@@ -348,7 +348,7 @@ static void print_stats_line(struct sensor *s, uint64_t now_us)
 /* Stats are paced by the wall clock: they report the sensor, not the traffic. */
 static void maybe_stats(struct sensor *s)
 {
-	if (s->opt.stats_interval <= 0 || s->opt.quiet)
+	if (s->opt.stats_interval <= 0) /* -q: 0 unless given (options.c) */
 		return;
 	uint64_t now = mono_us();
 	if (!s->next_stats_us) {
@@ -619,6 +619,11 @@ static struct tracker *make_tracker(struct sensor *s)
 
 #define COUNTERS_EXIT_DEADLINE_S 10.0 /* how long exit waits for Redis */
 
+_Static_assert(OPTIONS_PREFIX_MAX <= COUNTERS_PREFIX_MAX,
+	       "options.c accepts a prefix counters.c would refuse");
+
+/* Configuration, the password and the pseudonymisation key: read before
+ * privileges are dropped (the files may be root-only); nothing runs yet. */
 static int make_counters(struct sensor *s)
 {
 	if (!strcmp(s->opt.redis_url, "none"))
@@ -642,6 +647,20 @@ static int make_counters(struct sensor *s)
 		int e = errno;
 		logmsg("redis: %s", err);
 		return e == EINVAL ? -2 : -1; /* -2: a configuration error */
+	}
+	return 0;
+}
+
+/* The embedded redis-server and the writer: started once privileges are
+ * dropped, so that they run as --user. */
+static int start_counters(struct sensor *s)
+{
+	if (!s->ctr)
+		return 0;
+	char err[512];
+	if (counters_start(s->ctr, err, sizeof err) < 0) {
+		logmsg("redis: %s", err);
+		return -1;
 	}
 	if (!strcmp(s->opt.redis_url, "embedded"))
 		logmsg("embedded Redis at %s (stops when relaywatch exits)", counters_where(s->ctr));
@@ -814,6 +833,14 @@ int main(int argc, char **argv)
 		logmsg("link type %s (%d) is not supported", capture_linktype_name(s.cap), s.dlt);
 		goto out_close_capture;
 	}
+	/* the secrets are read as the user who started us: they may be
+	 * readable by root only */
+	int mc = make_counters(&s);
+	if (mc < 0) {
+		if (mc == -2)
+			status = 2;
+		goto out_close_capture;
+	}
 	if (s.opt.user) {
 		int r = capture_drop_privileges(s.opt.user);
 		if (r == -ENOENT) {
@@ -821,11 +848,11 @@ int main(int argc, char **argv)
 			logmsg("%s: no user named %s", options_where(&s.opt, "user", where,
 								    sizeof where), s.opt.user);
 			status = 2;
-			goto out_close_capture;
+			goto out_close_counters;
 		}
 		if (r < 0) {
 			logmsg("cannot drop privileges to %s: %s", s.opt.user, strerror(-r));
-			goto out_close_capture;
+			goto out_close_counters;
 		}
 	}
 	int caps = capture_drop_capabilities();
@@ -837,20 +864,16 @@ int main(int argc, char **argv)
 	if (open_output(s.opt.records, append, &s.records, "records") < 0 ||
 	    open_output(s.opt.flows, append, &s.flows, "flows") < 0 ||
 	    open_output(s.opt.alerts_json, append, &s.alerts, "alerts") < 0)
-		goto out_close_outputs;
+		goto out_close_counters;
 	if (output_same_file(s.records, s.flows) || output_same_file(s.records, s.alerts) ||
 	    output_same_file(s.flows, s.alerts)) {
 		logmsg("--records, --flows and --alerts-json must name different files ('-' "
 		       "for stdout may be shared)");
 		status = 2;
-		goto out_close_outputs;
+		goto out_close_counters;
 	}
-	int mc = make_counters(&s);
-	if (mc < 0) {
-		if (mc == -2)
-			status = 2;
-		goto out_close_outputs;
-	}
+	if (start_counters(&s) < 0)
+		goto out_close_counters;
 	s.det = detect_create(&s.dcfg, s.ctr, on_alert, &s);
 	if (!s.det) {
 		logmsg("out of memory");
@@ -892,8 +915,7 @@ out_close_counters:
 		status = 1; /* Redis never got all of it: told above */
 	tracker_destroy(s.trk);
 	detect_destroy(s.det);
-out_close_outputs:
-	/* every one is closed, whichever failed */
+	/* every output is closed, whichever failed (or was never opened) */
 	if (close_output(s.records, "records") | close_output(s.flows, "flows") |
 	    close_output(s.alerts, "alerts"))
 		status = 1;

@@ -61,6 +61,23 @@ static int check_networks(const char *v, char *why, size_t whysz)
 	return r;
 }
 
+/* Every key starts with the prefix: an empty one would put them among the
+ * database's other keys, where the ACL patterns (~rw:*) and the exporter
+ * cannot tell them apart. */
+static int check_prefix(const char *v, char *why, size_t whysz)
+{
+	if (!*v) {
+		snprintf(why, whysz, "an empty prefix would mix relaywatch's keys with every "
+			 "other key (the default is rw:)");
+		return -EINVAL;
+	}
+	if (strlen(v) > OPTIONS_PREFIX_MAX) {
+		snprintf(why, whysz, "longer than %d bytes", OPTIONS_PREFIX_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 #define O(f) offsetof(struct rw_options, f)
 
 static const struct opt_def defs[] = {
@@ -93,7 +110,7 @@ static const struct opt_def defs[] = {
 	  O(max_workspaces), 1, 1 << 20, "128",
 	  "message header blocks parsed at once (about 36 KB each)", NULL },
 	{ "sensor", "stats_interval", "stats-interval", 0, "DURATION", OT_SECONDS,
-	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files",
+	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files and with -q",
 	  "print capture and processing rates to stderr this often", NULL },
 	{ "sensor", "records", "records", 0, "FILE|-", OT_STR, O(records), 0, 0, NULL,
 	  "write one JSON object per mail transaction", NULL },
@@ -103,7 +120,7 @@ static const struct opt_def defs[] = {
 	  "redis://[user[:pass]@]host[:port][/db], unix:///path[?db=N], 'embedded' (a private "
 	  "redis-server) or 'none'", NULL },
 	{ "redis", "prefix", "redis-prefix", 0, "PREFIX", OT_STR, O(redis_prefix), 0, 0, "rw:",
-	  "prefix of every key", NULL },
+	  "prefix of every key", check_prefix },
 	{ "redis", "password_file", "redis-password-file", 0, "FILE", OT_STR,
 	  O(redis_password_file), 0, 0, NULL,
 	  "read the Redis password from FILE (else $REDISCLI_AUTH, else the URL)", NULL },
@@ -280,6 +297,37 @@ static int set_value(struct rw_options *o, const struct opt_def *d, const char *
 	return -EINVAL;
 }
 
+/* A rule's setting as the file and --rule take it: `enabled` is yes or no
+ * (detect.c checks it with the rule), any other key a decimal number: 100,
+ * 2.5, 2e8 (and -5, to be told it is out of range), not the other forms
+ * strtod() would also read (" 100", "+100", "0x64", "0x1p7", ".5"). The
+ * rule, the key and the range are detect.c's to check. */
+static int check_rule_value(const char *key, const char *v, char *why, size_t whysz)
+{
+	if (!strcmp(key, "enabled"))
+		return 0;
+	const char *p = v + (*v == '-');
+	bool ok = isdigit((unsigned char)*p);
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (ok && *p == '.') {
+		ok = isdigit((unsigned char)*++p);
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (ok && (*p == 'e' || *p == 'E')) {
+		p += p[1] == '+' || p[1] == '-' ? 2 : 1;
+		ok = isdigit((unsigned char)*p);
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (!ok || *p) {
+		snprintf(why, whysz, "'%.40s' is not a decimal number", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int add_rule(struct rw_options *o, const char *rule, const char *key, const char *value,
 		    const char *where, char *why, size_t whysz)
 {
@@ -350,7 +398,8 @@ static int config_setting(void *user, const char *section, const char *name, con
 	if (!strncmp(section, "rule.", 5) && section[5]) {
 		char where[300];
 		snprintf(where, sizeof where, "%s:%d", c->path, c->line);
-		if (add_rule(c->o, section + 5, name, value, where, why, sizeof why) == 0)
+		if (check_rule_value(name, value, why, sizeof why) == 0 &&
+		    add_rule(c->o, section + 5, name, value, where, why, sizeof why) == 0)
 			return 1;
 	} else {
 		for (size_t i = 0; i < N_DEFS; i++) {
@@ -470,7 +519,8 @@ void options_usage(const char *prog)
 	       "                                     (--print-config lists every rule and key)\n"
 	       "      --print-config                 print every setting, rules included, as a\n"
 	       "                                     commented INI file with the defaults\n"
-	       "  -q, --quiet                        no summary and no alert lines on stderr\n"
+	       "  -q, --quiet                        no summary and no alert lines on stderr, and no\n"
+	       "                                     stats lines unless --stats-interval is given\n"
 	       "  -v, --verbose                      more detail on stderr\n"
 	       "  -h, --help                         this help\n"
 	       "  -V, --version                      version and library versions\n"
@@ -617,6 +667,11 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 		case OPT_RULE: {
 			/* NAME.KEY=VALUE */
 			char buf[OPTIONS_VALUE_MAX + 256];
+			if (strlen(optarg) >= sizeof buf) {
+				res = usage_err(err, errsz, "--rule: longer than %zu bytes",
+						sizeof buf - 1);
+				goto out;
+			}
 			snprintf(buf, sizeof buf, "%s", optarg);
 			char *eq = strchr(buf, '='), *dot = strchr(buf, '.');
 			if (!eq || !dot || dot > eq || dot == buf || dot + 1 == eq) {
@@ -625,6 +680,18 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 				goto out;
 			}
 			*eq = *dot = 0;
+			/* the file trims blanks around names; here they would be
+			 * part of the name, told as an unknown rule or setting */
+			if (strpbrk(buf, " \t") || strpbrk(dot + 1, " \t")) {
+				res = usage_err(err, errsz, "--rule '%s': no spaces in NAME.KEY "
+						"(NAME.KEY=VALUE)", optarg);
+				goto out;
+			}
+			if (check_rule_value(dot + 1, eq + 1, why, sizeof why) < 0) {
+				res = usage_err(err, errsz, "--rule: [rule.%s] %s: %s", buf, dot + 1,
+						why);
+				goto out;
+			}
 			if (add_rule(&cli_rules, buf, dot + 1, eq + 1, "--rule", why, sizeof why) < 0) {
 				res = usage_err(err, errsz, "--rule: %s", why);
 				goto out;
@@ -689,8 +756,9 @@ enum options_result options_parse(int argc, char **argv, struct rw_options *o, c
 		gethostname(host, sizeof host - 1);
 		o->sensor_name = strdup(host);
 	}
+	/* -q quiets the default stats lines, not the ones asked for */
 	if (o->stats_interval < 0)
-		o->stats_interval = o->iface ? 60 : 0;
+		o->stats_interval = o->iface && !o->quiet ? 60 : 0;
 out:
 	for (unsigned i = 0; i < cli_rules.n_rules; i++) {
 		free(cli_rules.rules[i].rule);

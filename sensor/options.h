@@ -17,6 +17,7 @@
 #define OPTIONS_RULE_KV_MAX 256   /* [rule.NAME] key = value lines kept */
 #define OPTIONS_VALUE_MAX   4096  /* longest value accepted */
 #define OPTIONS_DEFS_MAX    64    /* settings in options.c's table, at most */
+#define OPTIONS_PREFIX_MAX  63    /* [redis] prefix: COUNTERS_PREFIX_MAX (main.c checks) */
 
 /* A [rule.NAME] setting, checked later by the detection module, which needs
  * the file and line to report a bad value. */

@@ -119,6 +119,84 @@ static void test_password_sources(void)
 	unlink(path);
 }
 
+/* A password is used whole or refused: a file's first line longer than
+ * REDIS_PASS_MAX was cut there, and a NUL byte (%00 in a URL, or in the
+ * file) ended it early; either way Redis got another password. */
+static void write_file(const char *path, const char *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	CHECK(fwrite(data, 1, n, f) == n);
+	fclose(f);
+}
+
+static void test_password_limits(void)
+{
+	struct redis_target t;
+	char err[256], path[] = "/tmp/rw-test-pw-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	char pw[REDIS_PASS_MAX + 3];
+	memset(pw, 'p', sizeof pw);
+	/* at the limit, with a newline (and with CRLF): taken whole */
+	pw[REDIS_PASS_MAX] = '\n';
+	write_file(path, pw, REDIS_PASS_MAX + 1);
+	CHECK_INT(redis_target_parse("redis://h", &t, err, sizeof err), 0);
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), 0);
+	CHECK_INT(strlen(t.pass), REDIS_PASS_MAX);
+	pw[REDIS_PASS_MAX] = '\r';
+	pw[REDIS_PASS_MAX + 1] = '\n';
+	write_file(path, pw, REDIS_PASS_MAX + 2);
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), 0);
+	CHECK_INT(strlen(t.pass), REDIS_PASS_MAX);
+	/* at the limit without a newline: taken whole */
+	write_file(path, pw, REDIS_PASS_MAX);
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), 0);
+	CHECK_INT(strlen(t.pass), REDIS_PASS_MAX);
+	/* one past it, with or without a newline: refused, not cut */
+	memset(pw, 'p', sizeof pw);
+	pw[REDIS_PASS_MAX + 1] = '\n';
+	write_file(path, pw, REDIS_PASS_MAX + 2);
+	err[0] = 0;
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), -22);
+	CHECK(strstr(err, path) && strstr(err, "longer than 512 bytes") && !strstr(err, "ppp"));
+	write_file(path, pw, REDIS_PASS_MAX + 1);
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), -22);
+	write_file(path, pw, sizeof pw);
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), -22);
+	/* a NUL byte in the first line */
+	write_file(path, "Sekr\0t\n", 7);
+	err[0] = 0;
+	CHECK_INT(redis_target_load_password(&t, path, err, sizeof err), -22);
+	CHECK(strstr(err, "NUL") && !strstr(err, "Sekr"));
+	/* the environment's password is bounded as well */
+	pw[REDIS_PASS_MAX + 1] = 0;
+	setenv("REDISCLI_AUTH", pw, 1);
+	CHECK_INT(redis_target_load_password(&t, NULL, err, sizeof err), -22);
+	CHECK(strstr(err, "REDISCLI_AUTH") && !strstr(err, "ppp"));
+	pw[REDIS_PASS_MAX] = 0;
+	setenv("REDISCLI_AUTH", pw, 1);
+	CHECK_INT(redis_target_load_password(&t, NULL, err, sizeof err), 0);
+	CHECK_INT(strlen(t.pass), REDIS_PASS_MAX);
+	unsetenv("REDISCLI_AUTH");
+	unlink(path);
+	/* %00 in a URL's user name or password */
+	static const char *nul[] = { "redis://:Sekr%00t@h", "redis://u:Sekr%00t@h",
+				     "redis://Sekr%00t@h", "redis://u%00x:Sekr1t@h",
+				     "unix://u:Sekr%00t@/tmp/r.sock" };
+	for (size_t i = 0; i < sizeof nul / sizeof nul[0]; i++) {
+		err[0] = 0;
+		CHECK_INT(redis_target_parse(nul[i], &t, err, sizeof err), -22);
+		CHECK(strstr(err, "%00") && !strstr(err, "Sekr"));
+	}
+	/* other escapes still decode */
+	CHECK_INT(redis_target_parse("redis://u:a%40b%3Ac@h", &t, err, sizeof err), 0);
+	CHECK_STR(t.pass, "a@b:c");
+}
+
 static void test_describe_hides_password(void)
 {
 	struct redis_target t;
@@ -164,6 +242,7 @@ int main(void)
 	RUN(test_bad_urls);
 	RUN(test_password_option_spelled_out);
 	RUN(test_password_sources);
+	RUN(test_password_limits);
 	RUN(test_describe_hides_password);
 	RUN(test_error_transient);
 	return TEST_EXIT();

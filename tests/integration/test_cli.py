@@ -182,6 +182,33 @@ def test_stats_rates(c, tmp):
                pps <= packets / pause + 0.5)
 
 
+def test_quiet_stats(c, tmp):
+    """-q drops the summary and the alert lines (--help); an explicit
+    --stats-interval still prints its stats lines: the operator asked for
+    them. Before, -q silenced them too. The packets come through a pipe,
+    each after the sensor waits in read(2) and a pause longer than the
+    interval, so that every packet after the first is due a line."""
+    head, pkts = pcap_split(CAP)
+    p = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "none", "-q",
+                          "--stats-interval", "1ms"], stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p.stdin.write(head)
+    for pkt in pkts:
+        p.stdin.write(pkt)
+        p.stdin.flush()
+        rwtest.wait_for("reading the pipe", lambda: proc_state(p.pid) == "S" and
+                        proc_in_syscall(p.pid, ("read",)), timeout=30)
+        time.sleep(0.01)
+    p.stdin.close()
+    err = p.stderr.read().decode(errors="replace")
+    p.wait(timeout=60)
+    c.eq("-q --stats-interval: exit 0 (%r)" % err[-200:], p.returncode, 0)
+    c.true("-q --stats-interval: stats lines printed (%r)" % err[-200:], RE_STATS.search(err))
+    c.true("-q: no summary", " packets (" not in err)
+    p = rwtest.run(["-r", CAP, "--redis", "none", "-q"], check=False)
+    c.eq("-q, no --stats-interval, a file: nothing on stderr", p.stderr, "")
+
+
 FLOOD = os.path.join(rwtest.SOURCE, "tests", "scenarios", "contact-form-flood.pcap")
 
 
@@ -370,6 +397,18 @@ def main():
         (["-i", "lo", "--pseudo-realtime"], "needs -r"),
         (["-r", CAP, "--rule", "no_such_rule.x=1"], "unknown rule"),
         (["-r", CAP, "--rule", "account_burst.rcpts_10m=-5"], "out of range"),
+        # a threshold is a decimal number, written as such
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m=100abc"],
+         "--rule: [rule.account_burst] rcpts_10m: '100abc' is not a"),
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m=0x64"],
+         "--rule: [rule.account_burst] rcpts_10m: '0x64' is not a decimal number"),
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m=0x1p7"], "is not a decimal number"),
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m= 100"], "is not a decimal number"),
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m=+100"], "is not a decimal number"),
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m=.5e3"], "is not a decimal number"),
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m =100"], "no spaces in NAME.KEY"),
+        (["-r", CAP, "--rule", "account_burst.baseline_factor=1." + "0" * 5000 + "1"],
+         "--rule: longer than"),
         (["-r", CAP, "--local-domains", "not a domain!"], "is not a domain"),
         (["-r", CAP, "--pseudonymize"], "needs a key"),
         (["-r", CAP, "--redis", "redis://[::1"], "--redis ([redis] url): unterminated"),
@@ -386,6 +425,9 @@ def main():
         (["-r", CAP, "--records", ""], "--records: an empty FILE|-"),
         (["-r", CAP, "--sensor-name", ""], "--sensor-name: an empty NAME"),
         (["-r", CAP, "--user", ""], "--user: an empty USER"),
+        # every key would be at the top of the database, among others' keys
+        (["-r", CAP, "--redis-prefix", ""], "--redis-prefix: an empty prefix"),
+        (["-r", CAP, "--redis-prefix", "p" * 64], "--redis-prefix: longer than 63 bytes"),
         # an abbreviation would take a password for a file name and print it
         (["-r", CAP, "--redis-password", "s3cret"], "--redis-password-file FILE in full"),
         (["-r", CAP, "--redis-pass=s3cret"], "--redis-password-file FILE in full"),
@@ -410,12 +452,15 @@ def main():
             ("[sensor]\nno_such_key = 1\n", ":2: [sensor] no_such_key: unknown setting"),
             ("[rule.fingerprint_burst]\nmsgs_10m = lots\n", ":2: [rule.fingerprint_burst] msgs_10m"),
             ("[rule.open_relay]\nenabled = perhaps\n", ":2: [rule.open_relay] enabled"),
+            ("[rule.account_burst]\n\nrcpts_10m = 0x64\n",
+             ":3: [rule.account_burst] rcpts_10m: '0x64' is not a decimal number"),
             ("[redis\nurl = x\n", ":1: not a valid INI line"),
             # found wrong only when used, still named where they were given
             ("[sensor]\nfilter = tcp port foo\n", ":2: [sensor] filter: bad filter"),
             ("[sensor]\n\nuser = no-such-user-here\n", ":3: [sensor] user: no user named"),
             ("[redis]\n; the sensor's login\nurl = redis://[::1\n",
              ":3: [redis] url: unterminated"),
+            ("[redis]\nprefix =\n", ":2: [redis] prefix: an empty prefix"),
             # inih's 200-byte line buffer would make the rest a line of its own
             ("[sensor]\nname = %srecords = %s\n" % ("a" * 192, NOT_WRITTEN),
              ":2: line longer than"),
@@ -503,6 +548,7 @@ def main():
         test_hup_while_starting(c, tmp)
         test_password_not_in_ps(c, tmp)
         test_stats_rates(c, tmp)
+        test_quiet_stats(c, tmp)
         test_records_file_full(c, tmp)
         test_records_disk_cleared(c, tmp, FsizeLimit(tmp))
         test_records_rotated_while_full(c, tmp)

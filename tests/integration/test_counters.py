@@ -176,6 +176,40 @@ def test_acl_login(c, tmp):
                "could not be written" in p.stderr)
 
 
+def test_password_whole_or_refused(c, tmp):
+    """The sensor logs in with the password it was given or not at all. A
+    password file's line longer than REDIS_PASS_MAX (512 bytes) was cut
+    there, and a %00 in a URL's password ended it: a Redis whose password
+    happened to be the cut part let the sensor in (exit 0), any other
+    refused it at every retry with WRONGPASS, far from the cause. Both are
+    configuration errors now (exit 2), the password never printed."""
+    pcap = os.path.join(SCEN, "emotet-reply.pcap")
+    long_pw = "L0ng-" + "p" * 508                  # 513 bytes
+    pw = os.path.join(tmp, "long.pass")
+    with open(pw, "w") as f:
+        f.write(long_pw + "\n")
+    with rwtest.RedisServer(["--requirepass", long_pw[:512]]) as redis:
+        p = rwtest.run(["-r", pcap, "--redis", redis.url, "--redis-password-file", pw, "-q"],
+                       check=False)
+        c.eq("513-byte password file: exit 2 (%r)" % p.stderr[-200:], p.returncode, 2)
+        c.true("513-byte password file: says so (%r)" % p.stderr[-200:],
+               pw + ": the password is longer than 512 bytes" in p.stderr)
+        c.eq("513-byte password file: nothing written with the cut password",
+             redis.cli("HGET", "rw:stats", "msgs", password=long_pw[:512]).strip(), "")
+        c.true("513-byte password file: the password is never printed",
+               "ppppp" not in p.stderr + p.stdout)
+    with rwtest.RedisServer(["--requirepass", "Sekr"]) as redis:
+        url = "redis://:Sekr%%00et@127.0.0.1:%d" % redis.port
+        p = rwtest.run(["-r", pcap, "--redis", url, "-q"], check=False)
+        c.eq("%%00 in the URL's password: exit 2 (%r)" % p.stderr[-200:], p.returncode, 2)
+        c.true("%%00 in the URL's password: says so (%r)" % p.stderr[-200:],
+               "--redis ([redis] url): " in p.stderr and "%00" in p.stderr)
+        c.eq("%00 in the URL's password: nothing written with the cut password",
+             redis.cli("HGET", "rw:stats", "msgs", password="Sekr").strip(), "")
+        c.true("%00 in the URL's password: the password is never printed",
+               "Sekr" not in p.stderr + p.stdout)
+
+
 def snapshot(redis):
     """What a run leaves in Redis, without run-dependent fields."""
     st = {k: v for k, v in hgetall(redis, "rw:stats").items() if not k.startswith("_")}
@@ -263,6 +297,41 @@ def test_error_replies(c, tmp):
         c.true("refused to the end: what was lost and why (%r)" % p.stderr[-300:],
                re.search(r"\d+ events and alerts could not be written before exit \(READONLY",
                          p.stderr))
+
+
+def test_last_health_at_exit(c, tmp):
+    """The batch cut at exit reaches Redis even when it holds only the health
+    numbers (no event since the last flush) and Redis is behind. cut() keeps
+    such a batch back while earlier ones wait, so that the next one carries
+    the newest health; at exit there is no next one, and the sensor's last
+    health (packets_received, records, ...) was lost: on a replay against a
+    healthy Redis, most runs left the count of the batch before, whose round
+    trip was still under way. Here Redis is a replica (READONLY) until the
+    sensor has printed its summary, so the batch before is still waiting
+    when the last one is cut. The capture: basic.pcap (29 packets, one
+    message), then its last packet again 5 s later (a flush: the message
+    and the health so far) and 5.1 s later (only the health: 31 packets)."""
+    cap = os.path.join(CAPS, "basic.pcap")
+    last, at5, at51 = (os.path.join(tmp, n) for n in ("last.pcap", "at5.pcap", "at51.pcap"))
+    trail = os.path.join(tmp, "basic-trailing.pcap")
+    for cmd in (["editcap", "-r", cap, last, "29"], ["editcap", "-t", "5", last, at5],
+                ["editcap", "-t", "5.1", last, at51],
+                ["mergecap", "-F", "pcap", "-w", trail, cap, at5, at51]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    with rwtest.RedisServer() as redis:
+        redis.cli("REPLICAOF", "127.0.0.1", str(rwtest.free_port()))
+        sensor = rwtest.Background([rwtest.RELAYWATCH, "-r", trail, "--redis", redis.url,
+                                    "--sensor-name", "last"])
+        sensor.wait_stderr("the summary (the last batch is cut right after)",
+                           lambda e: b" packets (" in e)
+        redis.cli("REPLICAOF", "NO", "ONE")
+        c.eq("last health: exit 0", sensor.wait(timeout=120), 0)
+        err = sensor.stderr().decode(errors="replace")
+        c.true("last health: nothing lost (%r)" % err[-300:], "could not be written" not in err)
+        c.eq("last health: the message counted", redis.cli("HGET", "rw:stats", "msgs").strip(),
+             "1")
+        c.eq("last health: packets_received of the end",
+             redis.cli("HGET", "rw:sensor:last", "packets_received").strip(), "31")
 
 
 def test_minute_boundary(c):
@@ -466,6 +535,84 @@ def test_refused_across_hours(c, tmp):
                          p.stderr))
 
 
+def test_secrets_before_dropping_privileges(c, tmp):
+    """Started as root with --user, the sensor reads its secrets (the Redis
+    password file, the pseudonymisation key) before it drops to that user:
+    they may stay root-only (0600, as README's install steps make them).
+    Before, counters_create() read them after the drop and a root-only file
+    failed with EACCES (exit 2). The embedded redis-server and the writer
+    still start after the drop: Redis runs as the user, not as root."""
+    if os.geteuid() != 0:
+        print("SKIP secrets before dropping privileges: not root")
+        return
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    secret = os.path.join(tmp, "root-only")
+    os.mkdir(secret, 0o700)
+    pw = os.path.join(secret, "redis.pass")
+    key = os.path.join(secret, "pseudonymize.key")
+    for path, data in ((pw, b"R00t-0nly-Pa55\n"), (key, b"k3y-" * 16)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+    pcap = os.path.join(CAPS, "basic.pcap")
+    with rwtest.RedisServer(["--requirepass", "R00t-0nly-Pa55"]) as redis:
+        def cli(*a):
+            return redis.cli(*a, password="R00t-0nly-Pa55")
+        for what, extra in (("password file", []),
+                            ("password and key file", ["--pseudonymize",
+                                                       "--pseudonymize-key-file", key])):
+            cli("FLUSHALL")
+            p = rwtest.run(["-r", pcap, "--redis", redis.url, "--redis-password-file", pw,
+                            "--user", "nobody", "--sensor-name", "dropped", "-v",
+                            "--records", "-"] + extra, check=False)
+            c.eq("root-only %s, --user nobody: exit 0 (%r)" % (what, p.stderr[-300:]),
+                 p.returncode, 0)
+            c.eq("root-only %s: counted in Redis" % what,
+                 cli("HGET", "rw:stats", "msgs").strip(), "1")
+            c.true("root-only %s: the health hash written" % what,
+                   cli("HGET", "rw:sensor:dropped", "packets_received").strip() not in ("", "0"))
+            c.true("root-only %s: the password is never printed" % what,
+                   "R00t-0nly" not in p.stderr + p.stdout)
+            accts = [k for k in redis.cli("--scan", "--pattern", "rw:{acct:*",
+                                          password="R00t-0nly-Pa55").split() if k]
+            if extra:
+                c.true("root-only key file: accounts pseudonymised (%r)" % accts[:2],
+                       accts and all(k.startswith("rw:{acct:h:") for k in accts))
+            else:
+                c.true("password file: the account counted (%r)" % accts[:2],
+                       any(k.startswith("rw:{acct:info@example.net}") for k in accts))
+    # --redis embedded: the server is the sensor's child, run as the user
+    with open(pcap, "rb") as f:
+        data = f.read()
+    sensor = subprocess.Popen([rwtest.RELAYWATCH, "-r", "-", "--redis", "embedded", "--user",
+                               "nobody", "--pseudonymize", "--pseudonymize-key-file", key],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    sensor.stdin.write(data)          # the pipe stays open: the sensor runs on
+    sensor.stdin.flush()
+
+    def children():
+        if sensor.poll() is not None:
+            raise AssertionError("relaywatch exited %d: %r"
+                                 % (sensor.returncode, sensor.stderr.read()[-300:]))
+        try:
+            with open("/proc/%d/task/%d/children" % (sensor.pid, sensor.pid)) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+    kids = rwtest.wait_for("the embedded redis-server", children, timeout=30)
+    uids = []
+    for k in kids:
+        with open("/proc/%d/status" % k) as f:
+            uids += [int(l.split()[1]) for l in f if l.startswith("Uid:")]
+    sensor.stdin.close()              # the end of the capture
+    sensor.stdin = None
+    out, err = sensor.communicate(timeout=120)
+    c.eq("embedded, --user nobody: exit 0 (%r)" % err[-300:], sensor.returncode, 0)
+    c.eq("embedded, --user nobody: redis-server runs as nobody", uids, [nobody.pw_uid])
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -473,14 +620,17 @@ def main():
         test_hyperloglog(c)
         test_embedded(c, tmp)
         test_acl_login(c, tmp)
+        test_password_whole_or_refused(c, tmp)
         test_outage(c, tmp)
         test_error_replies(c, tmp)
         test_health_bounds(c, tmp)
+        test_last_health_at_exit(c, tmp)
         test_minute_boundary(c)
         test_partial_round(c, tmp)
         test_seq_ttl(c)
         test_alerts_of_failed_round(c, tmp)
         test_refused_across_hours(c, tmp)
+        test_secrets_before_dropping_privileges(c, tmp)
     c.done()
 
 
