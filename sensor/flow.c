@@ -347,6 +347,16 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 	return f;
 }
 
+struct flow *flow_table_find(struct flow_table *t, const struct packet *p, enum flow_dir *dir)
+{
+	return find(t, p, bucket_of_packet(t, p), dir);
+}
+
+void flow_table_end(struct flow_table *t, struct flow *f, enum flow_end_reason why)
+{
+	end_flow(t, f, why);
+}
+
 void flow_table_reopen(struct flow_table *t, struct flow *f)
 {
 	if (f->list != LIST_CLOSING ||

@@ -1,5 +1,5 @@
 /* test-flow.c — sensor/flow.c: both directions, who opened, bounds and
- * eviction order, expiry in packet time, port reuse. */
+ * eviction order, expiry in packet time, port reuse, ending on request. */
 #include "testlib.h"
 
 #include "flow.h"
@@ -220,6 +220,31 @@ static void test_reopen_after_rst_not_taken(void)
 	flow_table_destroy(t);
 }
 
+static void test_find_and_end(void)
+{
+	/* find() accounts nothing; end() ends through the callback, and the
+	 * next packet of the 5-tuple opens a new flow. */
+	struct flow_table *t = make(16);
+	enum flow_dir dir;
+	bool created;
+	struct packet d = pkt(1, 1000, 2, 25, TCP_ACK, 10, 10);
+	struct packet sa = pkt(2, 25, 1, 1000, TCP_SYN | TCP_ACK, 0, 20);
+	CHECK(flow_table_find(t, &d, &dir) == NULL);
+	struct flow *f = flow_table_packet(t, &d, &dir, &created);
+	CHECK(flow_table_find(t, &sa, &dir) == f);
+	CHECK_INT(dir, FLOW_DIR_RESP);
+	CHECK_INT(f->pkts[1], 0);
+	flow_table_end(t, f, FLOW_END_REUSED);
+	CHECK_INT(ended[FLOW_END_REUSED], 1);
+	CHECK_INT(last_ended.bytes[0], 10);
+	CHECK(flow_table_find(t, &sa, &dir) == NULL);
+	f = flow_table_packet(t, &sa, &dir, &created);
+	CHECK(created);
+	CHECK_INT(f->orig_p, 1000); /* the SYN-ACK's receiver opened it */
+	CHECK_INT(flow_table_stats(t)->active, 1);
+	flow_table_destroy(t);
+}
+
 static void test_many_flows_recycle(void)
 {
 	/* 10x the table size through a small table: slots recycle, the index
@@ -289,6 +314,7 @@ int main(void)
 	RUN(test_expiry_in_packet_time);
 	RUN(test_fin_rst_and_reuse);
 	RUN(test_reopen_after_rst_not_taken);
+	RUN(test_find_and_end);
 	RUN(test_many_flows_recycle);
 	RUN(test_lazy_order_still_expires_on_time);
 	RUN(test_ipv6_key);

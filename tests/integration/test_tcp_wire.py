@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What the wire can do to the packet path below SMTP (sensor/decode.c,
 flow.c, reasm.c, tracker.c), in captures written with tests/flood/pcapw.py.
-Each scenario is one mail transaction that must come out whole:
+Each scenario is one mail transaction (two for the port reuses) that must come
+out whole:
 
   ip_length_lie      a frame captured whole whose IPv4 total length claims
                      1400 bytes more than the frame holds (the server drops
@@ -20,6 +21,20 @@ Each scenario is one mail transaction that must come out whole:
                      that with a challenge ACK (RFC 5961 §4), so the session
                      goes on, its HELO kept, and the flow is not ended as
                      reused
+  syn_challenge_ack  the same, with the server's challenge ACK captured
+  syn_before_command the bare SYN comes after the greeting, before the
+                     client's first command: the client's stream does not
+                     start over at the forged ISN
+  synack_before_command  the same with a SYN-ACK from the client
+  syn_joined_late    the same on a session whose handshake was not captured
+  reuse_lost_fin     a session whose FINs the capture lost, then a new
+                     connection (new SYN, new ISNs) on the same 5-tuple,
+                     which the server's SYN-ACK acknowledges: both
+                     transactions come out, the first flow ended as reused
+  reuse_challenged   the same, but the server still held the old connection:
+                     it answers the SYN with a challenge ACK, the client
+                     resets the old connection at the number acknowledged
+                     (RFC 793 SYN-SENT) and sends its SYN again
   first_segment_late the client's first segment (EHLO cut in two) is
                      captured after its second: the SYN sets where the
                      stream starts, the two halves are put back in order
@@ -122,6 +137,86 @@ def syn_mid_session(w):
     rest(s, b"after a forged SYN")
 
 
+def challenge_ack(s):
+    """RFC 5961 §4: the server's answer to a SYN on an established
+    connection, an ACK of where it is."""
+    frame(s, False, s.seq[False], s.seq[True], ACK)
+
+
+def syn_challenge_ack(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    frame(s, True, 123456789, 0, pcapw.TCP_SYN)
+    challenge_ack(s)
+    rest(s, b"after a challenged SYN")
+
+
+def syn_before_command(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    s.server(floods.BANNER)
+    frame(s, True, 123456789, 0, pcapw.TCP_SYN)
+    challenge_ack(s)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"SYN before the first command")
+
+
+def synack_before_command(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    s.server(floods.BANNER)
+    frame(s, True, 123456789, s.seq[False], pcapw.TCP_SYN | ACK)
+    challenge_ack(s)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"SYN-ACK before the first command")
+
+
+def syn_joined_late(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.seq[True] += 1
+    s.seq[False] += 1
+    s.server(floods.BANNER)
+    frame(s, True, 123456789, 0, pcapw.TCP_SYN)
+    challenge_ack(s)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"SYN on a session joined late")
+
+
+def reuse_lost_fin(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(b"first connection"), helo=False)
+    # no FIN captured; ten seconds later the client's port comes round again
+    s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
+    s2.handshake()
+    hello(s2)
+    rest(s2, b"second connection")
+
+
+def reuse_challenged(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(b"first connection"), helo=False)
+    # the server still holds the old connection: it challenges the new SYN,
+    # the client resets at the number the challenge acknowledges, SYNs again
+    s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
+    frame(s2, True, 1000, 0, pcapw.TCP_SYN)
+    frame(s2, False, s.seq[False], s.seq[True], ACK)
+    frame(s2, True, s.seq[True], 0, pcapw.TCP_RST)
+    s2.ts += 1000000
+    s2.handshake()
+    hello(s2)
+    rest(s2, b"second connection")
+
+
 def first_segment_late(w):
     s = session(w)
     s.handshake()
@@ -146,7 +241,23 @@ SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
     "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
     "rst_out_of_window": (rst_out_of_window, [("after a forged RST", "client.example")]),
-    "syn_mid_session": (syn_mid_session, [("after a forged SYN", "client.example")]),
+    "syn_mid_session": (syn_mid_session, [("after a forged SYN", "client.example")],
+                        ["shutdown"]),
+    "syn_challenge_ack": (syn_challenge_ack, [("after a challenged SYN", "client.example")],
+                          ["shutdown"]),
+    "syn_before_command": (syn_before_command,
+                           [("SYN before the first command", "client.example")], ["shutdown"]),
+    "synack_before_command": (synack_before_command,
+                              [("SYN-ACK before the first command", "client.example")],
+                              ["shutdown"]),
+    "syn_joined_late": (syn_joined_late, [("SYN on a session joined late", "client.example")],
+                        ["shutdown"]),
+    "reuse_lost_fin": (reuse_lost_fin, [("first connection", "client.example"),
+                                        ("second connection", "client.example")],
+                       ["reused", "shutdown"]),
+    "reuse_challenged": (reuse_challenged, [("first connection", "client.example"),
+                                            ("second connection", "client.example")],
+                         ["reused", "shutdown"]),
     "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
     "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
 }
@@ -156,7 +267,7 @@ def main():
     c = rwtest.Checker()
     only = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (build, want) in SCENARIOS.items():
+        for name, (build, want, *ends) in SCENARIOS.items():
             if only and name not in only:
                 continue
             path = os.path.join(tmp, name + ".pcap")
@@ -173,6 +284,9 @@ def main():
                 c.eq("%s[%d]: rcptto" % (name, i), r.get("rcptto"), ["bob@example.net"])
                 c.eq("%s[%d]: last_reply" % (name, i), r.get("last_reply"),
                      "250 2.0.0 Ok: queued as FLOOD1")
+            if ends:
+                c.eq("%s: flows ended" % name, [f.get("end") for f in rwtest.flows(path)],
+                     ends[0])
     c.done()
 
 
