@@ -35,6 +35,13 @@ out whole:
                      it answers the SYN with a challenge ACK, the client
                      resets the old connection at the number acknowledged
                      (RFC 793 SYN-SENT) and sends its SYN again
+  fin_not_taken      the client sends a FIN at the next byte that the server
+                     discards (it acknowledges data never sent), then goes
+                     on: its bytes at the FIN's number and after are read
+  fin_ahead_not_taken the same with the FIN ahead, where the MAIL command
+                     ends: the stream does not end when it gets there
+  fin_ahead_covered  a FIN ahead inside the MAIL command, whose bytes then
+                     cover it (a receiver drops such a FIN as old)
   first_segment_late the client's first segment (EHLO cut in two) is
                      captured after its second: the SYN sets where the
                      stream starts, the two halves are put back in order
@@ -217,6 +224,35 @@ def reuse_challenged(w):
     rest(s2, b"second connection")
 
 
+def fin_not_taken(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # at the next byte, but acknowledging server bytes never sent: a
+    # receiver discards it (RFC 9293 §3.10.7.4), and the client goes on
+    frame(s, True, s.seq[True], s.seq[False] + 100000, pcapw.TCP_FIN | ACK)
+    rest(s, b"after a FIN not taken")
+
+
+def fin_ahead_not_taken(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # where the MAIL command will end, and discarded by the server as above
+    mail = b"MAIL FROM:<alice@example.jp>\r\n"
+    frame(s, True, s.seq[True] + len(mail), s.seq[False] + 100000, pcapw.TCP_FIN | ACK)
+    rest(s, b"after a FIN ahead not taken")
+
+
+def fin_ahead_covered(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # in the middle of the MAIL command: the command's bytes cover it
+    frame(s, True, s.seq[True] + 7, s.seq[False], pcapw.TCP_FIN | ACK)
+    rest(s, b"after a FIN ahead covered")
+
+
 def first_segment_late(w):
     s = session(w)
     s.handshake()
@@ -258,6 +294,10 @@ SCENARIOS = {
     "reuse_challenged": (reuse_challenged, [("first connection", "client.example"),
                                             ("second connection", "client.example")],
                          ["reused", "shutdown"]),
+    "fin_not_taken": (fin_not_taken, [("after a FIN not taken", "client.example")]),
+    "fin_ahead_not_taken": (fin_ahead_not_taken,
+                            [("after a FIN ahead not taken", "client.example")]),
+    "fin_ahead_covered": (fin_ahead_covered, [("after a FIN ahead covered", "client.example")]),
     "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
     "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
 }
