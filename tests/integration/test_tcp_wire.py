@@ -8,6 +8,9 @@ out whole:
                      1400 bytes more than the frame holds (the server drops
                      it): not a snap-length cut, no gap over the real bytes
                      that follow
+  tso_length_zero    the MAIL command in a frame captured before segmentation
+                     offload, whose IPv4 total length is 0: the frame's
+                     length is the packet's
   ack_ahead          the client's MAIL FROM acknowledges 100,000 server bytes
                      never sent: the server's replies that follow are not
                      taken for bytes already lost (the RCPT stays accepted,
@@ -105,6 +108,31 @@ def ip_length_lie(w):
     s.w.frame(s.ts, bytes(f))
     s.ts += s.step
     rest(s, b"after a lying IP length")
+
+
+def tso_length_zero(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # captured on the sending host before segmentation offload: IPv4 total
+    # length 0, the frame is the packet
+    mail = b"MAIL FROM:<alice@example.jp>\r\n"
+    f = bytearray(pcapw.tcp_frame(s.c, s.s, s.cp, s.sp, s.seq[True], s.seq[False], ACK | PSH,
+                                  mail, s.ident))
+    struct.pack_into("!H", f, 14 + 2, 0)
+    struct.pack_into("!H", f, 14 + 10, 0)
+    struct.pack_into("!H", f, 14 + 10, pcapw.ip_checksum(bytes(f[14:34])))
+    s.w.frame(s.ts, bytes(f))
+    s.ts += s.step
+    s.seq[True] += len(mail)
+    s.server(b"250 2.1.0 Ok\r\n")
+    s.client(b"RCPT TO:<bob@example.net>\r\n")
+    s.server(b"250 2.1.5 Ok\r\n")
+    s.client(b"DATA\r\n")
+    s.server(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    s.client(floods.message(b"segmentation offload") + b".\r\n")
+    s.server(b"250 2.0.0 Ok: queued as FLOOD1\r\n")
+    s.close()
 
 
 def ack_ahead(w):
@@ -275,6 +303,7 @@ def syn_seq_jump(w):
 
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
+    "tso_length_zero": (tso_length_zero, [("segmentation offload", "client.example")]),
     "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
     "rst_out_of_window": (rst_out_of_window, [("after a forged RST", "client.example")]),
     "syn_mid_session": (syn_mid_session, [("after a forged SYN", "client.example")],
