@@ -251,6 +251,19 @@ static void check_fin(struct reasm_dir *d, struct reasm_pool *pool)
 		d->state = REASM_CLOSED;
 }
 
+/* One past the last byte seen from this direction, in order or held. */
+static uint32_t seen_end(const struct reasm_dir *d, const struct reasm_pool *pool)
+{
+	const struct ooo_buf *held = d->ooo ? pool->bufs[d->ooo - 1] : NULL;
+	uint32_t seen = d->next_seq;
+	if (held && held->nseg) {
+		const struct ooo_seg *last = &held->seg[held->nseg - 1];
+		if (reasm_seq_lt(seen, last->seq + last->len))
+			seen = last->seq + last->len;
+	}
+	return seen;
+}
+
 /* In-window data at or after next_seq. */
 static void take(struct reasm_dir *d, struct reasm_pool *pool, uint32_t seq,
 		 const uint8_t *p, uint32_t len, uint32_t wire, const struct reasm_sink *sink)
@@ -276,6 +289,15 @@ static void take(struct reasm_dir *d, struct reasm_pool *pool, uint32_t seq,
 		}
 		if (seq - d->next_seq > REASM_WINDOW_MAX) {
 			pool->stats.out_of_window++;
+			return;
+		}
+		/* A keep-alive: one byte at the sender's next sequence number
+		 * - 1 (Wireshark's "TCP Keep-Alive"), garbage or the last byte
+		 * again. In order it is an old byte (above); while bytes wait
+		 * for a hole it is the last one held, and its garbage is no
+		 * conflict. */
+		if (wire == 1 && seq + 1 == seen_end(d, pool)) {
+			pool->stats.retrans_bytes++;
 			return;
 		}
 		/* Out of order: wait for the bytes before it, within the bound. */
@@ -335,19 +357,6 @@ void reasm_segment(struct reasm_dir *d, struct reasm_pool *pool, const struct pa
 		take(d, pool, seq, p->payload, p->payload_len, p->payload_wire_len, sink);
 	}
 	check_fin(d, pool);
-}
-
-/* One past the last byte seen from this direction, in order or held. */
-static uint32_t seen_end(const struct reasm_dir *d, const struct reasm_pool *pool)
-{
-	const struct ooo_buf *held = d->ooo ? pool->bufs[d->ooo - 1] : NULL;
-	uint32_t seen = d->next_seq;
-	if (held && held->nseg) {
-		const struct ooo_seg *last = &held->seg[held->nseg - 1];
-		if (reasm_seq_lt(seen, last->seq + last->len))
-			seen = last->seq + last->len;
-	}
-	return seen;
 }
 
 bool reasm_rst_acceptable(const struct reasm_dir *d, const struct reasm_pool *pool, uint32_t seq)

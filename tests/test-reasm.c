@@ -375,6 +375,38 @@ static void test_fin_old_or_far_ignored(void)
 	reasm_pool_destroy(pool);
 }
 
+static void test_keepalive(void)
+{
+	/* A keep-alive is one byte, garbage or the last one sent, at the
+	 * sender's next sequence number - 1 (Wireshark's "TCP Keep-Alive"):
+	 * an old byte, neither a conflict, a gap nor stream. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	uint64_t conflicts = reasm_stats(pool)->overlap_conflicts;
+	uint64_t gaps = reasm_stats(pool)->gaps;
+	seg(&d, pool, 0, TCP_ACK, "abcd");
+	seg(&d, pool, 3, TCP_ACK, "Z");
+	seg(&d, pool, 3, TCP_ACK, "d");
+	reasm_peer_ack(&d, pool, 4, &sink);
+	CHECK_STR(out, "abcd");
+	/* while later bytes wait for a hole: the last byte held is the one */
+	seg(&d, pool, 10, TCP_ACK, "klm");
+	seg(&d, pool, 12, TCP_ACK, "Z");
+	seg(&d, pool, 12, TCP_ACK, "m");
+	seg(&d, pool, 4, TCP_ACK, "efghij");
+	CHECK_STR(out, "abcdefghijklm");
+	CHECK_INT(reasm_stats(pool)->overlap_conflicts, conflicts);
+	CHECK_INT(reasm_stats(pool)->gaps, gaps);
+	CHECK_INT(reasm_stats(pool)->pool_in_use, 0);
+	/* a real conflict inside held bytes is still counted */
+	seg(&d, pool, 20, TCP_ACK, "uvw");
+	seg(&d, pool, 20, TCP_ACK, "U");
+	CHECK_INT(reasm_stats(pool)->overlap_conflicts, conflicts + 1);
+	reasm_dir_finish(&d, pool);
+	reasm_pool_destroy(pool);
+}
+
 int main(void)
 {
 	RUN(test_in_order_with_syn);
@@ -394,5 +426,6 @@ int main(void)
 	RUN(test_data_after_fin_reopens);
 	RUN(test_fin_ahead);
 	RUN(test_fin_old_or_far_ignored);
+	RUN(test_keepalive);
 	return TEST_EXIT();
 }

@@ -45,6 +45,9 @@ out whole:
                      ends: the stream does not end when it gets there
   fin_ahead_covered  a FIN ahead inside the MAIL command, whose bytes then
                      cover it (a receiver drops such a FIN as old)
+  keepalive          an idle client sends TCP keep-alives (one byte at the
+                     next sequence number - 1, garbage or not, or none): no
+                     byte of theirs reaches the parser, no gap
   first_segment_late the client's first segment (EHLO cut in two) is
                      captured after its second: the SYN sets where the
                      stream starts, the two halves are put back in order
@@ -281,6 +284,20 @@ def fin_ahead_covered(w):
     rest(s, b"after a FIN ahead covered")
 
 
+def keepalive(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # idle: a keep-alive of one garbage byte at the next sequence number - 1
+    # (Windows), one of the last byte again, one of none (Linux), each
+    # acknowledged
+    for data in (b"\0", b"\n", b""):
+        s.ts += 45000000
+        frame(s, True, s.seq[True] - 1, s.seq[False], ACK, data)
+        frame(s, False, s.seq[False], s.seq[True], ACK)
+    rest(s, b"after keep-alives")
+
+
 def first_segment_late(w):
     s = session(w)
     s.handshake()
@@ -327,6 +344,7 @@ SCENARIOS = {
     "fin_ahead_not_taken": (fin_ahead_not_taken,
                             [("after a FIN ahead not taken", "client.example")]),
     "fin_ahead_covered": (fin_ahead_covered, [("after a FIN ahead covered", "client.example")]),
+    "keepalive": (keepalive, [("after keep-alives", "client.example")]),
     "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
     "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
 }
@@ -353,6 +371,7 @@ def main():
                 c.eq("%s[%d]: rcptto" % (name, i), r.get("rcptto"), ["bob@example.net"])
                 c.eq("%s[%d]: last_reply" % (name, i), r.get("last_reply"),
                      "250 2.0.0 Ok: queued as FLOOD1")
+                c.eq("%s[%d]: gaps" % (name, i), r.get("gaps"), None)
             if ends:
                 c.eq("%s: flows ended" % name, [f.get("end") for f in rwtest.flows(path)],
                      ends[0])
