@@ -8,6 +8,9 @@
  * ones last, and the eviction is counted.
  * Time is packet time: flows expire by idle timeout as packets advance the
  * clock (flow_table_expire), and soon after FIN from both sides or RST.
+ * Packet time may go back (a clock stepped back after a packet stamped
+ * ahead): a flow last placed at a time that has not come is idle from the
+ * time expiry sees instead, so that expiry never waits behind it.
  *
  * Ownership: the table owns every struct flow. A flow pointer stays valid
  * until the end callback for that flow returns. Each flow has a stable index

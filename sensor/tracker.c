@@ -78,6 +78,7 @@ struct tracker {
 	uint64_t encrypted_sessions;
 	uint64_t msgs_headers_oversized, fields_truncated, mime_over, bytes_replaced;
 	uint64_t last_expire_us;
+	bool time_jump_seen;         /* the last time was TRACKER_TIME_JUMP_US ahead */
 
 	/* The flow being worked on, for the SMTP and reassembly callbacks. */
 	struct flow *cur_flow;
@@ -469,10 +470,22 @@ static bool end_if_reused(struct tracker *t, const struct packet *p, uint32_t *i
 	return true;
 }
 
+/* Expiry at packet time now_us. It walks list heads only: once per second
+ * of packet time is plenty. Packet time can jump (the capturing host's
+ * clock stepped, a damaged or merged capture): a time further ahead than
+ * TRACKER_TIME_JUMP_US is taken only once a second one confirms it, or a
+ * single packet stamped days ahead would end every session under way as
+ * idle; time going back a second or more expires at once, at the time
+ * that came (flow_table_expire copes with flows placed after it). */
 static void expire(struct tracker *t, uint64_t now_us)
 {
-	/* Expiry walks list heads only: once per second of packet time is plenty. */
-	if (now_us < t->last_expire_us + 1000000u)
+	uint64_t last = t->last_expire_us;
+	if (last && now_us > last + TRACKER_TIME_JUMP_US && !t->time_jump_seen) {
+		t->time_jump_seen = true;
+		return;
+	}
+	t->time_jump_seen = false;
+	if (now_us >= last ? now_us - last < 1000000u : last - now_us < 1000000u)
 		return;
 	t->last_expire_us = now_us;
 	flow_table_expire(t->flows, now_us);

@@ -48,6 +48,10 @@ out whole:
   keepalive          an idle client sends TCP keep-alives (one byte at the
                      next sequence number - 1, garbage or not, or none): no
                      byte of theirs reaches the parser, no gap
+  time_jump          a packet stamped ten days ahead in the middle of a
+                     session, then time where it was: the session is not
+                     ended by it, and flows idle after it still end
+                     (expiry does not stall behind the one stamped ahead)
   first_segment_late the client's first segment (EHLO cut in two) is
                      captured after its second: the SYN sets where the
                      stream starts, the two halves are put back in order
@@ -298,6 +302,26 @@ def keepalive(w):
     rest(s, b"after keep-alives")
 
 
+def time_jump(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # another client's SYN stamped ten days ahead (a clock stepped back
+    # after it, a damaged record), then time goes on where it was
+    other = pcapw.TcpSession(w, ("192.0.2.99", 40099), SERVER, ts_us=s.ts + 10 * 86400 * 1000000)
+    other._send(True, pcapw.TCP_SYN)
+    rest(s, b"after a time jump 0")
+    # sessions that stop without a FIN, each 400 s after the one before:
+    # idle ones end while the capture goes on
+    for i in range(1, 5):
+        s = pcapw.TcpSession(w, ("192.0.2.10", 40001 + i), SERVER, ts_us=T0 + i * 400 * 1000000,
+                             step_us=1000)
+        s.handshake()
+        hello(s)
+        floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                           floods.message(b"after a time jump %d" % i), helo=False)
+
+
 def first_segment_late(w):
     s = session(w)
     s.handshake()
@@ -345,6 +369,8 @@ SCENARIOS = {
                             [("after a FIN ahead not taken", "client.example")]),
     "fin_ahead_covered": (fin_ahead_covered, [("after a FIN ahead covered", "client.example")]),
     "keepalive": (keepalive, [("after keep-alives", "client.example")]),
+    "time_jump": (time_jump, [("after a time jump %d" % i, "client.example") for i in range(5)],
+                  ["closed", "idle", "idle", "idle", "idle", "shutdown"]),
     "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
     "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
 }
