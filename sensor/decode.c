@@ -78,6 +78,14 @@ static enum decode_result decode_ipv4(struct cursor *c, struct packet *out)
 		return DECODE_MALFORMED;
 	uint32_t ihl = (uint32_t)(c->p[0] & 0x0f) * 4;
 	uint32_t total = get_be16(c, 2);
+	/* A frame captured on the host that sent it, before segmentation
+	 * offload cut it into packets, may say 0: the frame is the packet
+	 * (Wireshark: "reported as 0, presumed to be because of TCP
+	 * segmentation offload"), and may be longer than 65,535 bytes. No
+	 * receiver takes 0 from the wire, but one that is lied to is no worse
+	 * off than with a TCP checksum, which is not verified either. */
+	if (total == 0 && c->wire > ihl)
+		total = c->wire;
 	/* Checked before any subtraction: total - ihl must not wrap. */
 	if (ihl < 20 || total < ihl)
 		return DECODE_MALFORMED;

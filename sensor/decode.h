@@ -66,7 +66,9 @@ struct packet {
  * of the `wire_len` the frame had on the wire (pcap's caplen and len). An IP
  * packet longer than its frame on the wire is DECODE_MALFORMED; one cut by
  * the snap length (caplen < wire_len) is DECODE_OK with payload_len <
- * payload_wire_len. On DECODE_OK every field of *out except ts_us is set. */
+ * payload_wire_len. An IPv4 total length of 0 in a frame longer than the IP
+ * header (captured before segmentation offload) is the frame's length. On
+ * DECODE_OK every field of *out except ts_us is set. */
 enum decode_result decode_packet(int dlt, const uint8_t *data, uint32_t caplen,
 				 uint32_t wire_len, struct packet *out);
 

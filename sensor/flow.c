@@ -84,12 +84,14 @@ static void list_unlink(struct flow_table *t, struct flow *f)
 	f->prev = f->next = 0;
 }
 
-static void list_append(struct flow_table *t, struct flow *f, uint8_t list)
+/* Put f at the tail of `list`, active at `placed_us` (never after the time
+ * it is done at: see flow_table_expire). */
+static void list_append(struct flow_table *t, struct flow *f, uint8_t list, uint64_t placed_us)
 {
 	struct flow_list_head *l = &t->lists[list];
 	uint32_t me = link_of(t, f);
 	f->list = list;
-	f->placed_us = f->last_us;
+	f->placed_us = placed_us;
 	f->next = 0;
 	f->prev = l->tail;
 	if (l->tail)
@@ -274,7 +276,7 @@ static struct flow *create_flow(struct flow_table *t, const struct packet *p, ui
 	f->resp_p = so ? p->dport : p->sport;
 	f->hnext = t->buckets[bucket];
 	t->buckets[bucket] = link_of(t, f);
-	list_append(t, f, LIST_EMBRYONIC);
+	list_append(t, f, LIST_EMBRYONIC, p->ts_us);
 	t->stats.active++;
 	t->stats.created++;
 	if (t->stats.active > t->stats.peak_active)
@@ -338,13 +340,25 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 	    ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN)))
 		list = LIST_CLOSING;
 	/* Move to the tail of its list: lists stay ordered by last activity,
-	 * to within lru_slack_us (see flow.h). */
-	if (list != f->list || f->last_us - f->placed_us > t->cfg.lru_slack_us ||
+	 * to within lru_slack_us (see flow.h). A packet from before the flow
+	 * was placed (time went back) places it again at its own time. */
+	uint64_t now = p->ts_us;
+	if (list != f->list || now < f->placed_us || now - f->placed_us > t->cfg.lru_slack_us ||
 	    t->cfg.lru_slack_us == 0) {
 		list_unlink(t, f);
-		list_append(t, f, list);
+		list_append(t, f, list, now);
 	}
 	return f;
+}
+
+struct flow *flow_table_find(struct flow_table *t, const struct packet *p, enum flow_dir *dir)
+{
+	return find(t, p, bucket_of_packet(t, p), dir);
+}
+
+void flow_table_end(struct flow_table *t, struct flow *f, enum flow_end_reason why)
+{
+	end_flow(t, f, why);
 }
 
 void flow_table_reopen(struct flow_table *t, struct flow *f)
@@ -353,7 +367,9 @@ void flow_table_reopen(struct flow_table *t, struct flow *f)
 	    ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN)))
 		return;
 	list_unlink(t, f);
-	list_append(t, f, f->bytes[0] || f->bytes[1] ? LIST_ESTABLISHED : LIST_EMBRYONIC);
+	/* placed_us: the time of the RST, which placed it among the closing */
+	list_append(t, f, f->bytes[0] || f->bytes[1] ? LIST_ESTABLISHED : LIST_EMBRYONIC,
+		    f->placed_us);
 }
 
 void flow_table_expire(struct flow_table *t, uint64_t now_us)
@@ -361,12 +377,26 @@ void flow_table_expire(struct flow_table *t, uint64_t now_us)
 	for (uint8_t l = 0; l < LIST_COUNT; l++) {
 		uint64_t to = timeout_of(t, l);
 		struct flow *f;
-		while ((f = at(t, t->lists[l].head)) && f->placed_us + to <= now_us) {
-			if (f->last_us + to > now_us) {
-				/* active since it was placed: placed again, and its
-				 * last_us + to > now_us ends this loop if it is alone */
+		while ((f = at(t, t->lists[l].head))) {
+			if (f->placed_us > now_us) {
+				/* Placed at a time that has not come: packet time went
+				 * back (a clock stepped back, a packet stamped ahead).
+				 * Waiting for that time would stall every flow behind
+				 * this one: it is idle from now on instead. Placed at
+				 * now_us, it ends this loop when it comes round. */
 				list_unlink(t, f);
-				list_append(t, f, l);
+				list_append(t, f, l, now_us);
+				continue;
+			}
+			if (f->placed_us + to > now_us)
+				break;
+			if (f->last_us <= now_us && f->last_us + to > now_us) {
+				/* active since it was placed: placed again, and its
+				 * last_us + to > now_us ends this loop if it is alone.
+				 * A last_us after now_us is one of a time that has not
+				 * come, and shows no activity. */
+				list_unlink(t, f);
+				list_append(t, f, l, f->last_us);
 				continue;
 			}
 			end_flow(t, f, l == LIST_CLOSING ? FLOW_END_CLOSED : FLOW_END_IDLE);

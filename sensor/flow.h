@@ -8,6 +8,9 @@
  * ones last, and the eviction is counted.
  * Time is packet time: flows expire by idle timeout as packets advance the
  * clock (flow_table_expire), and soon after FIN from both sides or RST.
+ * Packet time may go back (a clock stepped back after a packet stamped
+ * ahead): a flow last placed at a time that has not come is idle from the
+ * time expiry sees instead, so that expiry never waits behind it.
  *
  * Ownership: the table owns every struct flow. A flow pointer stays valid
  * until the end callback for that flow returns. Each flow has a stable index
@@ -25,7 +28,8 @@ enum flow_end_reason {
 	FLOW_END_CLOSED,    /* FIN from both sides or RST, then the linger passed */
 	FLOW_END_IDLE,      /* no packet for the idle timeout */
 	FLOW_END_EVICTED,   /* the table was full */
-	FLOW_END_REUSED,    /* a new SYN on a closing flow's 5-tuple */
+	FLOW_END_REUSED,    /* a new connection on the 5-tuple: a SYN on a closing
+	                     * flow, or one the user saw confirmed (flow_table_end) */
 	FLOW_END_SHUTDOWN,  /* end of capture or exit */
 };
 
@@ -106,6 +110,15 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 			       enum flow_dir *dir, bool *created);
 
 uint32_t flow_table_index(const struct flow_table *t, const struct flow *f);
+
+/* The flow of packet p, if there is one, and p's direction in it; nothing
+ * is accounted or created. */
+struct flow *flow_table_find(struct flow_table *t, const struct packet *p, enum flow_dir *dir);
+
+/* End flow f now, through the end callback, for a reason the user judged
+ * (FLOW_END_REUSED: a handshake confirmed a new connection on its 5-tuple).
+ * f is invalid once this returns. */
+void flow_table_end(struct flow_table *t, struct flow *f, enum flow_end_reason why);
 
 /* The RST that made f a closing flow was not taken by its receiver (the
  * user judged its sequence number, RFC 5961 §3): f is an established flow

@@ -226,11 +226,42 @@ static bool ooo_insert(struct reasm_pool *pool, struct ooo_buf *b, uint32_t seq,
 	return true;
 }
 
+/* A FIN whose number is `fin_seq` (after the segment's bytes). The stream
+ * ends there once every byte before it has come (check_fin), not before.
+ * The latest FIN counts, as in Zeek; one behind the bytes already read (an
+ * old one) or further ahead than any segment is taken ends nothing. */
+static void note_fin(struct reasm_dir *d, struct reasm_pool *pool, uint32_t fin_seq)
+{
+	if (d->state != REASM_UNSYNCED) {
+		if (reasm_seq_lt(fin_seq, d->next_seq))
+			return;
+		if (fin_seq - d->next_seq > REASM_WINDOW_MAX) {
+			pool->stats.out_of_window++;
+			return;
+		}
+	}
+	d->fin_seen = true;
+	d->fin_seq = fin_seq;
+}
+
 static void check_fin(struct reasm_dir *d, struct reasm_pool *pool)
 {
 	if (d->fin_seen && d->state == REASM_SYNCED && d->next_seq == d->fin_seq &&
 	    !buf_of(pool, d))
 		d->state = REASM_CLOSED;
+}
+
+/* One past the last byte seen from this direction, in order or held. */
+static uint32_t seen_end(const struct reasm_dir *d, const struct reasm_pool *pool)
+{
+	const struct ooo_buf *held = d->ooo ? pool->bufs[d->ooo - 1] : NULL;
+	uint32_t seen = d->next_seq;
+	if (held && held->nseg) {
+		const struct ooo_seg *last = &held->seg[held->nseg - 1];
+		if (reasm_seq_lt(seen, last->seq + last->len))
+			seen = last->seq + last->len;
+	}
+	return seen;
 }
 
 /* In-window data at or after next_seq. */
@@ -258,6 +289,15 @@ static void take(struct reasm_dir *d, struct reasm_pool *pool, uint32_t seq,
 		}
 		if (seq - d->next_seq > REASM_WINDOW_MAX) {
 			pool->stats.out_of_window++;
+			return;
+		}
+		/* A keep-alive: one byte at the sender's next sequence number
+		 * - 1 (Wireshark's "TCP Keep-Alive"), garbage or the last byte
+		 * again. In order it is an old byte (above); while bytes wait
+		 * for a hole it is the last one held, and its garbage is no
+		 * conflict. */
+		if (wire == 1 && seq + 1 == seen_end(d, pool)) {
+			pool->stats.retrans_bytes++;
 			return;
 		}
 		/* Out of order: wait for the bytes before it, within the bound. */
@@ -292,10 +332,23 @@ void reasm_segment(struct reasm_dir *d, struct reasm_pool *pool, const struct pa
 	}
 	if (p->flags & TCP_RST)
 		return; /* RFC 1122 §4.2.2.12: RST data is diagnostic, not stream */
-	if ((p->flags & TCP_FIN) && !d->fin_seen) {
-		d->fin_seen = true;
-		d->fin_seq = seq + p->payload_wire_len;
+	uint32_t end = seq + p->payload_wire_len;
+	/* what take() does not drop as garbage (REASM_WINDOW_MAX) */
+	bool in_window = d->state == REASM_UNSYNCED || reasm_seq_leq(seq, d->next_seq) ||
+			 seq - d->next_seq <= REASM_WINDOW_MAX;
+	/* Bytes at or past a FIN's number void it: a receiver that had taken
+	 * the FIN answers them with a RST, one that had not (it was forged, or
+	 * dropped for its checksum or its ACK) takes them, and one holding it
+	 * out of order drops it as old once bytes cover it (Linux). Either
+	 * way the sender's stream did not end there: an injected FIN must not
+	 * hide the commands after it. */
+	if (d->fin_seen && p->payload_wire_len > 0 && in_window && reasm_seq_lt(d->fin_seq, end)) {
+		d->fin_seen = false;
+		if (d->state == REASM_CLOSED)
+			d->state = REASM_SYNCED;
 	}
+	if (p->flags & TCP_FIN)
+		note_fin(d, pool, end);
 	if (p->payload_wire_len > 0 && d->state != REASM_CLOSED) {
 		if (d->state == REASM_UNSYNCED) {
 			d->next_seq = seq; /* joined mid-stream */
@@ -304,19 +357,6 @@ void reasm_segment(struct reasm_dir *d, struct reasm_pool *pool, const struct pa
 		take(d, pool, seq, p->payload, p->payload_len, p->payload_wire_len, sink);
 	}
 	check_fin(d, pool);
-}
-
-/* One past the last byte seen from this direction, in order or held. */
-static uint32_t seen_end(const struct reasm_dir *d, const struct reasm_pool *pool)
-{
-	const struct ooo_buf *held = d->ooo ? pool->bufs[d->ooo - 1] : NULL;
-	uint32_t seen = d->next_seq;
-	if (held && held->nseg) {
-		const struct ooo_seg *last = &held->seg[held->nseg - 1];
-		if (reasm_seq_lt(seen, last->seq + last->len))
-			seen = last->seq + last->len;
-	}
-	return seen;
 }
 
 bool reasm_rst_acceptable(const struct reasm_dir *d, const struct reasm_pool *pool, uint32_t seq)

@@ -10,7 +10,12 @@
  *    REASM_OOO_SEGS per direction, buffers from a capped pool);
  *  - bytes that will never come are reported to the sink as a gap: when the
  *    buffer is full, when the peer acknowledges past a hole, when the snap
- *    length cut a segment, and at reasm_flush() (flow end).
+ *    length cut a segment, and at reasm_flush() (flow end);
+ *  - a FIN ends the direction (REASM_CLOSED) once every byte before it has
+ *    come, not before; the latest FIN counts, one behind the bytes read or
+ *    past REASM_WINDOW_MAX none, and bytes at or past its number void it
+ *    (its receiver did not take it: forged, or dropped for its checksum or
+ *    ACK), so an injected FIN cannot hide what follows.
  *
  * struct reasm_dir lives in caller memory (init/finish). OOO buffers belong to
  * the pool and are borrowed by a direction while it holds data out of order;

@@ -48,8 +48,9 @@ struct flow_ctx {
 	uint8_t app;           /* enum app_state */
 	bool tls;
 	bool parsed;
-	bool session_reported;
+	uint8_t syn_pending;   /* 1 + the direction of a SYN not yet answered, 0 none */
 	uint32_t transactions;
+	uint32_t syn_isn;      /* that SYN's sequence number (see end_if_reused) */
 	uint64_t gaps, gap_bytes;
 };
 
@@ -82,6 +83,7 @@ struct tracker {
 	uint64_t encrypted_sessions;
 	uint64_t msgs_headers_oversized, fields_truncated, mime_over, bytes_replaced;
 	uint64_t last_expire_us;
+	bool time_jump_seen;         /* the last time was TRACKER_TIME_JUMP_US ahead */
 
 	/* The flow being worked on, for the SMTP and reassembly callbacks. */
 	struct flow *cur_flow;
@@ -455,10 +457,65 @@ void tracker_destroy(struct tracker *t)
 	free(t);
 }
 
+static enum flow_dir other_dir(enum flow_dir d)
+{
+	return d == FLOW_DIR_ORIG ? FLOW_DIR_RESP : FLOW_DIR_ORIG;
+}
+
+/* Is a SYN at `seq` the one this direction's stream began with (sent
+ * again, or captured out of order)? Its stream starts at most `sent`
+ * bytes (all this side has sent, retransmissions included) before the next
+ * byte expected. Unknown for a direction never seen sending. */
+static bool syn_of_stream(const struct reasm_dir *rd, uint64_t sent, uint32_t seq)
+{
+	if (rd->state == REASM_UNSYNCED)
+		return false;
+	uint32_t start = seq + 1;
+	return reasm_seq_leq(start, rd->next_seq) && rd->next_seq - start <= sent;
+}
+
+/* A SYN-ACK that acknowledges the pending SYN of its flow (syn_isn + 1)
+ * proves a new connection on the 5-tuple, whose old one ended unseen (the
+ * capture lost its FINs): the old flow ends as reused and the packet opens
+ * a new one. The SYN alone proves nothing: a receiver answers a SYN on an
+ * established connection with a challenge ACK and carries on (RFC 5961
+ * §4), so a client could otherwise end its own session's parse with one
+ * forged SYN. Zeek decides on the SYN (IsReuse: a new ISN); we wait for the
+ * server's word. Returns true, with the SYN's ISN in *isn, if the flow was
+ * ended. */
+static bool end_if_reused(struct tracker *t, const struct packet *p, uint32_t *isn)
+{
+	enum flow_dir dir;
+	struct flow *f = flow_table_find(t->flows, p, &dir);
+	if (!f)
+		return false;
+	struct flow_ctx *c = &t->fctx[flow_table_index(t->flows, f)];
+	if (c->syn_pending != 1 + other_dir(dir) || p->ack != c->syn_isn + 1)
+		return false;
+	/* the old connection's own SYN-ACK again: not a new connection */
+	if (syn_of_stream(&c->rd[dir], f->bytes[dir], p->seq))
+		return false;
+	*isn = c->syn_isn;
+	flow_table_end(t->flows, f, FLOW_END_REUSED);
+	return true;
+}
+
+/* Expiry at packet time now_us. It walks list heads only: once per second
+ * of packet time is plenty. Packet time can jump (the capturing host's
+ * clock stepped, a damaged or merged capture): a time further ahead than
+ * TRACKER_TIME_JUMP_US is taken only once a second one confirms it, or a
+ * single packet stamped days ahead would end every session under way as
+ * idle; time going back a second or more expires at once, at the time
+ * that came (flow_table_expire copes with flows placed after it). */
 static void expire(struct tracker *t, uint64_t now_us)
 {
-	/* Expiry walks list heads only: once per second of packet time is plenty. */
-	if (now_us < t->last_expire_us + 1000000u)
+	uint64_t last = t->last_expire_us;
+	if (last && now_us > last + TRACKER_TIME_JUMP_US && !t->time_jump_seen) {
+		t->time_jump_seen = true;
+		return;
+	}
+	t->time_jump_seen = false;
+	if (now_us >= last ? now_us - last < 1000000u : last - now_us < 1000000u)
 		return;
 	t->last_expire_us = now_us;
 	flow_table_expire(t->flows, now_us);
@@ -468,6 +525,9 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 {
 	enum flow_dir dir;
 	bool created;
+	uint32_t reused_isn = 0;
+	bool reused = (p->flags & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK) &&
+		      end_if_reused(t, p, &reused_isn);
 	struct flow *f = flow_table_packet(t->flows, p, &dir, &created);
 	uint32_t idx = flow_table_index(t->flows, f);
 	struct flow_ctx *c = &t->fctx[idx];
@@ -477,24 +537,48 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 		reasm_dir_init(&c->rd[1]);
 	}
 	set_current(t, f, c, p->ts_us);
+	if (reused && created) {
+		/* The SYN this packet answers, seen on the old flow, starts the
+		 * other side's stream. */
+		struct packet syn = { .ts_us = p->ts_us, .seq = reused_isn, .flags = TCP_SYN };
+		struct reasm_sink sink = { sink_data, sink_gap, t };
+		t->cur_dir = other_dir(dir);
+		reasm_segment(&c->rd[t->cur_dir], t->reasm, &syn, &sink);
+	}
 
 	/* The handshake says where each stream starts, though the parser comes
 	 * only with the first payload: without it a direction would begin at
 	 * its first segment captured, and a first segment captured late or
-	 * lost would be dropped as old or never missed. A SYN from a side that
-	 * has sent no payload yet starts its stream over: a SYN retransmitted
-	 * with a new ISN replaces the first (Zeek: SYN_seq_jump). */
-	if ((p->flags & TCP_SYN) &&
-	    (c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP)) {
-		if (f->bytes[dir] == p->payload_wire_len) {
-			reasm_dir_finish(&c->rd[dir], t->reasm);
-			reasm_dir_init(&c->rd[dir]);
-		}
-		if (!c->smtp && p->payload_wire_len == 0) {
-			/* No payload, no parser: only the sequence number is taken. */
-			struct reasm_sink sink = { sink_data, sink_gap, t };
-			t->cur_dir = dir;
-			reasm_segment(&c->rd[dir], t->reasm, p, &sink);
+	 * lost would be dropped as old or never missed. Until the other side
+	 * has answered (an ACK or payload from it), a SYN from a side that has
+	 * sent no payload yet starts its stream over: a SYN retransmitted with
+	 * a new ISN replaces the first (Zeek: SYN_seq_jump). Once it has, a
+	 * bare SYN with a new ISN is either forged (the receiver answers it
+	 * with a challenge ACK, RFC 5961 §4, and goes on) or opens a new
+	 * connection on the 5-tuple: it is kept aside, its stream untouched,
+	 * until a SYN-ACK tells which (end_if_reused). */
+	bool syn_aside = false;
+	if (p->flags & TCP_SYN) {
+		enum flow_dir peer = other_dir(dir);
+		bool answered = f->bytes[peer] > 0 || (f->flags_seen[peer] & TCP_ACK);
+		if (answered) {
+			syn_aside = !syn_of_stream(&c->rd[dir], f->bytes[dir] - p->payload_wire_len,
+						   p->seq);
+			if (syn_aside && !(p->flags & (TCP_ACK | TCP_RST))) {
+				c->syn_pending = (uint8_t)(1 + dir);
+				c->syn_isn = p->seq;
+			}
+		} else if (c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) {
+			if (f->bytes[dir] == p->payload_wire_len) {
+				reasm_dir_finish(&c->rd[dir], t->reasm);
+				reasm_dir_init(&c->rd[dir]);
+			}
+			if (!c->smtp && p->payload_wire_len == 0) {
+				/* No payload, no parser: only the sequence number is taken. */
+				struct reasm_sink sink = { sink_data, sink_gap, t };
+				t->cur_dir = dir;
+				reasm_segment(&c->rd[dir], t->reasm, p, &sink);
+			}
 		}
 	}
 
@@ -520,7 +604,7 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 			reasm_peer_ack(&c->rd[t->cur_dir], t->reasm, p->ack, &sink);
 		}
 		t->cur_dir = dir;
-		if (c->smtp)
+		if (c->smtp && !syn_aside)
 			reasm_segment(&c->rd[dir], t->reasm, p, &sink);
 		if (c->smtp && smtp_in_tls(c->smtp) && c->app == APP_SMTP)
 			c->app = APP_ENCRYPTED; /* STARTTLS: keep the session for its end */

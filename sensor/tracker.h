@@ -33,6 +33,10 @@
  * most end in the segment they began in, so a few serve many sessions. */
 #define TRACKER_WORKSPACES_DEFAULT 128u
 
+/* Packet time further ahead than this of the last time seen moves expiry
+ * only once a second time confirms it (tracker.c expire()). */
+#define TRACKER_TIME_JUMP_US (60ull * 1000000)
+
 struct tracker_config {
 	struct flow_table_config flows;
 	uint32_t max_sessions;

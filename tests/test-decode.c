@@ -268,6 +268,42 @@ static void test_ipv4_fragments_and_lies(void)
 	CHECK_INT(decode_packet(DECODE_DLT_RAW, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_NOT_TCP);
 }
 
+static void test_ipv4_length_zero_is_tso(void)
+{
+	/* A frame captured on the sending host before segmentation offload may
+	 * carry IPv4 total length 0 (Wireshark: "reported as 0, presumed to be
+	 * because of TCP segmentation offload"): the frame's length is the
+	 * packet's, on the wire if the snap length cut it. Only 0, and only
+	 * when the frame holds more than the header. */
+	struct packet p;
+	size_t n = 14 + put_ipv4_tcp(frame + 14, 1400, 0);
+	memset(frame, 0, 14);
+	frame[12] = 0x08;
+	frame[14 + 2] = 0;
+	frame[14 + 3] = 0;
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, (uint32_t)n, &p), DECODE_OK);
+	check_tcp(&p, 1400);
+	CHECK_INT(p.l3_len, 20 + 20 + 1400);
+	/* cut by the snap length: the rest of the frame on the wire is a gap */
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, 14 + 40 + 100, (uint32_t)n, &p),
+		  DECODE_OK);
+	CHECK_INT(p.payload_len, 100);
+	CHECK_INT(p.payload_wire_len, 1400);
+	/* the same with a 64 KB super-frame, longer than any total length */
+	static uint8_t big[14 + 40 + 70000];
+	memcpy(big, frame, 14 + 40);
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, big, sizeof big, sizeof big, &p), DECODE_OK);
+	CHECK_INT(p.payload_wire_len, 70000);
+	/* a header alone is still malformed; a TCP header cut short, as
+	 * with any total length */
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, 14 + 20, 14 + 20, &p), DECODE_MALFORMED);
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, 14 + 30, 14 + 30, &p), DECODE_TRUNCATED);
+	/* 0 is the only length taken from the frame: 1 is a lie */
+	frame[14 + 3] = 1;
+	CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n, (uint32_t)n, &p),
+		  DECODE_MALFORMED);
+}
+
 static void test_truncated_everywhere(void)
 {
 	/* Every prefix of a valid frame decodes without reading past it: the
@@ -313,6 +349,7 @@ int main(void)
 	RUN(test_ipv6_extension_headers);
 	RUN(test_ipv6_extension_bound);
 	RUN(test_ipv4_fragments_and_lies);
+	RUN(test_ipv4_length_zero_is_tso);
 	RUN(test_truncated_everywhere);
 	RUN(test_names);
 	return TEST_EXIT();

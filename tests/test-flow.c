@@ -1,5 +1,5 @@
 /* test-flow.c — sensor/flow.c: both directions, who opened, bounds and
- * eviction order, expiry in packet time, port reuse. */
+ * eviction order, expiry in packet time, port reuse, ending on request. */
 #include "testlib.h"
 
 #include "flow.h"
@@ -220,6 +220,75 @@ static void test_reopen_after_rst_not_taken(void)
 	flow_table_destroy(t);
 }
 
+static void test_find_and_end(void)
+{
+	/* find() accounts nothing; end() ends through the callback, and the
+	 * next packet of the 5-tuple opens a new flow. */
+	struct flow_table *t = make(16);
+	enum flow_dir dir;
+	bool created;
+	struct packet d = pkt(1, 1000, 2, 25, TCP_ACK, 10, 10);
+	struct packet sa = pkt(2, 25, 1, 1000, TCP_SYN | TCP_ACK, 0, 20);
+	CHECK(flow_table_find(t, &d, &dir) == NULL);
+	struct flow *f = flow_table_packet(t, &d, &dir, &created);
+	CHECK(flow_table_find(t, &sa, &dir) == f);
+	CHECK_INT(dir, FLOW_DIR_RESP);
+	CHECK_INT(f->pkts[1], 0);
+	flow_table_end(t, f, FLOW_END_REUSED);
+	CHECK_INT(ended[FLOW_END_REUSED], 1);
+	CHECK_INT(last_ended.bytes[0], 10);
+	CHECK(flow_table_find(t, &sa, &dir) == NULL);
+	f = flow_table_packet(t, &sa, &dir, &created);
+	CHECK(created);
+	CHECK_INT(f->orig_p, 1000); /* the SYN-ACK's receiver opened it */
+	CHECK_INT(flow_table_stats(t)->active, 1);
+	flow_table_destroy(t);
+}
+
+static void test_time_going_back(void)
+{
+	/* One packet stamped ten days ahead, then packet time back where it
+	 * was (a clock stepped back, a damaged record): expiry goes on for
+	 * the flows behind it, and that flow itself ends one timeout after
+	 * expiry first saw the time back, or after its last packet in the
+	 * time that did come. */
+	struct flow_table *t = make(16);
+	enum flow_dir dir;
+	bool created;
+	const uint64_t T = 1000000000000ull, S = 1000000;
+	struct packet b = pkt(1, 1000, 2, 25, TCP_ACK, 10, T + 10ull * 86400 * S);
+	struct packet c = pkt(1, 1001, 2, 25, TCP_ACK, 10, T);
+	struct packet d = pkt(1, 1002, 2, 25, TCP_ACK, 10, T);
+	flow_table_packet(t, &b, &dir, &created);
+	flow_table_packet(t, &c, &dir, &created);
+	flow_table_packet(t, &d, &dir, &created);
+	flow_table_expire(t, T + 300 * S);
+	CHECK_INT(ended[FLOW_END_IDLE], 2);             /* c and d: nothing in their way */
+	CHECK_INT(flow_table_stats(t)->active, 1);
+	flow_table_expire(t, T + 600 * S - 1);
+	CHECK_INT(flow_table_stats(t)->active, 1);
+	flow_table_expire(t, T + 600 * S);              /* b: idle since time was seen back */
+	CHECK_INT(ended[FLOW_END_IDLE], 3);
+	CHECK_INT(last_ended.orig_p, 1000);
+	CHECK_INT(last_ended.last_us, T + 10ull * 86400 * S); /* its last packet, as stamped */
+	/* a flow with a time ahead that goes on in the time that came is
+	 * active: it ends one timeout after its last packet */
+	b.ts_us = T + 1000 * S + 10ull * 86400 * S;
+	flow_table_packet(t, &b, &dir, &created);
+	b.ts_us = T + 1000 * S;
+	flow_table_packet(t, &b, &dir, &created);
+	c.ts_us = T + 1100 * S;
+	flow_table_packet(t, &c, &dir, &created);
+	flow_table_expire(t, T + 1300 * S - 1);
+	CHECK_INT(flow_table_stats(t)->active, 2);
+	flow_table_expire(t, T + 1300 * S);
+	CHECK_INT(flow_table_stats(t)->active, 1);
+	CHECK_INT(last_ended.orig_p, 1000);
+	flow_table_expire(t, T + 1400 * S);
+	CHECK_INT(flow_table_stats(t)->active, 0);
+	flow_table_destroy(t);
+}
+
 static void test_many_flows_recycle(void)
 {
 	/* 10x the table size through a small table: slots recycle, the index
@@ -289,6 +358,8 @@ int main(void)
 	RUN(test_expiry_in_packet_time);
 	RUN(test_fin_rst_and_reuse);
 	RUN(test_reopen_after_rst_not_taken);
+	RUN(test_find_and_end);
+	RUN(test_time_going_back);
 	RUN(test_many_flows_recycle);
 	RUN(test_lazy_order_still_expires_on_time);
 	RUN(test_ipv6_key);

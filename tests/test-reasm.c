@@ -298,6 +298,115 @@ static void test_rst_payload_ignored_and_fin_gap(void)
 	reasm_pool_destroy(pool);
 }
 
+static void test_data_after_fin_reopens(void)
+{
+	/* A FIN its receiver dropped (bad checksum, an ACK of unsent data, no
+	 * ACK at all) is followed by bytes at its own number: they are the
+	 * stream. A receiver that had taken it would have reset. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	seg(&d, pool, 0, TCP_ACK, "abc");
+	seg(&d, pool, 3, TCP_ACK | TCP_FIN, "");
+	CHECK_INT(d.state, REASM_CLOSED);
+	seg(&d, pool, 3, TCP_ACK, "def");
+	CHECK_STR(out, "abcdef");
+	CHECK_INT(d.state, REASM_SYNCED);
+	CHECK(!d.fin_seen);
+	seg(&d, pool, 6, TCP_ACK | TCP_FIN, "gh");  /* the real end */
+	CHECK_STR(out, "abcdefgh");
+	CHECK_INT(d.state, REASM_CLOSED);
+	seg(&d, pool, 3, TCP_ACK, "def");           /* old bytes: no reopening */
+	CHECK_INT(d.state, REASM_CLOSED);
+	reasm_pool_destroy(pool);
+}
+
+static void test_fin_ahead(void)
+{
+	/* A FIN ahead of the next byte ends the stream when the bytes before
+	 * it have come, not before; bytes that cover its number void it (a
+	 * receiver drops such a FIN as old), and the next FIN counts. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	seg(&d, pool, 0, TCP_ACK, "abc");
+	seg(&d, pool, 10, TCP_ACK | TCP_FIN, "");
+	CHECK_INT(d.state, REASM_SYNCED);
+	seg(&d, pool, 3, TCP_ACK, "defg");
+	CHECK_INT(d.state, REASM_SYNCED);
+	seg(&d, pool, 7, TCP_ACK, "hij");
+	CHECK_STR(out, "abcdefghij");
+	CHECK_INT(d.state, REASM_CLOSED);
+	reset(&d);
+	seg(&d, pool, 0, TCP_ACK, "abc");
+	seg(&d, pool, 5, TCP_ACK | TCP_FIN, "");
+	seg(&d, pool, 3, TCP_ACK, "defghij");       /* covers 5 */
+	CHECK(!d.fin_seen);
+	CHECK_INT(d.state, REASM_SYNCED);
+	/* the voided FIN no longer bounds what an ACK shows lost */
+	seg(&d, pool, 20, TCP_ACK, "uv");
+	reasm_peer_ack(&d, pool, 22, &sink);
+	CHECK_STR(out, "abcdefghij<gap 10>uv");
+	seg(&d, pool, 22, TCP_ACK | TCP_FIN, "");
+	CHECK_INT(d.state, REASM_CLOSED);
+	reasm_dir_finish(&d, pool);
+	reasm_pool_destroy(pool);
+}
+
+static void test_fin_old_or_far_ignored(void)
+{
+	/* A FIN behind the bytes already read, or further ahead than any
+	 * segment is taken (REASM_WINDOW_MAX), ends nothing and bounds
+	 * nothing: flush reports no gap up to it. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	seg(&d, pool, 0, TCP_ACK, "abcdef");
+	seg(&d, pool, 2, TCP_ACK | TCP_FIN, "");
+	CHECK(!d.fin_seen);
+	seg(&d, pool, 6 + REASM_WINDOW_MAX + 1, TCP_ACK | TCP_FIN, "");
+	CHECK(!d.fin_seen);
+	seg(&d, pool, 6, TCP_ACK, "gh");
+	reasm_flush(&d, pool, &sink);
+	CHECK_STR(out, "abcdefgh");
+	CHECK_INT(d.state, REASM_SYNCED);
+	seg(&d, pool, 8, TCP_ACK | TCP_FIN, "");
+	CHECK_INT(d.state, REASM_CLOSED);
+	reasm_pool_destroy(pool);
+}
+
+static void test_keepalive(void)
+{
+	/* A keep-alive is one byte, garbage or the last one sent, at the
+	 * sender's next sequence number - 1 (Wireshark's "TCP Keep-Alive"):
+	 * an old byte, neither a conflict, a gap nor stream. */
+	struct reasm_pool *pool = reasm_pool_create(4);
+	struct reasm_dir d;
+	reset(&d);
+	uint64_t conflicts = reasm_stats(pool)->overlap_conflicts;
+	uint64_t gaps = reasm_stats(pool)->gaps;
+	seg(&d, pool, 0, TCP_ACK, "abcd");
+	seg(&d, pool, 3, TCP_ACK, "Z");
+	seg(&d, pool, 3, TCP_ACK, "d");
+	reasm_peer_ack(&d, pool, 4, &sink);
+	CHECK_STR(out, "abcd");
+	/* while later bytes wait for a hole: the last byte held is the one */
+	seg(&d, pool, 10, TCP_ACK, "klm");
+	seg(&d, pool, 12, TCP_ACK, "Z");
+	seg(&d, pool, 12, TCP_ACK, "m");
+	seg(&d, pool, 4, TCP_ACK, "efghij");
+	CHECK_STR(out, "abcdefghijklm");
+	CHECK_INT(reasm_stats(pool)->overlap_conflicts, conflicts);
+	CHECK_INT(reasm_stats(pool)->gaps, gaps);
+	CHECK_INT(reasm_stats(pool)->pool_in_use, 0);
+	/* a real conflict inside held bytes is still counted */
+	seg(&d, pool, 20, TCP_ACK, "uvw");
+	seg(&d, pool, 20, TCP_ACK, "U");
+	CHECK_INT(reasm_stats(pool)->overlap_conflicts, conflicts + 1);
+	reasm_dir_finish(&d, pool);
+	reasm_pool_destroy(pool);
+}
+
 int main(void)
 {
 	RUN(test_in_order_with_syn);
@@ -314,5 +423,9 @@ int main(void)
 	RUN(test_snaplen_cut_is_a_gap);
 	RUN(test_far_segment_is_dropped);
 	RUN(test_rst_payload_ignored_and_fin_gap);
+	RUN(test_data_after_fin_reopens);
+	RUN(test_fin_ahead);
+	RUN(test_fin_old_or_far_ignored);
+	RUN(test_keepalive);
 	return TEST_EXIT();
 }

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """What the wire can do to the packet path below SMTP (sensor/decode.c,
 flow.c, reasm.c, tracker.c), in captures written with tests/flood/pcapw.py.
-Each scenario is one mail transaction that must come out whole:
+Each scenario is one mail transaction (two for the port reuses) that must come
+out whole:
 
   ip_length_lie      a frame captured whole whose IPv4 total length claims
                      1400 bytes more than the frame holds (the server drops
                      it): not a snap-length cut, no gap over the real bytes
                      that follow
+  tso_length_zero    the MAIL command in a frame captured before segmentation
+                     offload, whose IPv4 total length is 0: the frame's
+                     length is the packet's
   ack_ahead          the client's MAIL FROM acknowledges 100,000 server bytes
                      never sent: the server's replies that follow are not
                      taken for bytes already lost (the RCPT stays accepted,
@@ -20,6 +24,34 @@ Each scenario is one mail transaction that must come out whole:
                      that with a challenge ACK (RFC 5961 §4), so the session
                      goes on, its HELO kept, and the flow is not ended as
                      reused
+  syn_challenge_ack  the same, with the server's challenge ACK captured
+  syn_before_command the bare SYN comes after the greeting, before the
+                     client's first command: the client's stream does not
+                     start over at the forged ISN
+  synack_before_command  the same with a SYN-ACK from the client
+  syn_joined_late    the same on a session whose handshake was not captured
+  reuse_lost_fin     a session whose FINs the capture lost, then a new
+                     connection (new SYN, new ISNs) on the same 5-tuple,
+                     which the server's SYN-ACK acknowledges: both
+                     transactions come out, the first flow ended as reused
+  reuse_challenged   the same, but the server still held the old connection:
+                     it answers the SYN with a challenge ACK, the client
+                     resets the old connection at the number acknowledged
+                     (RFC 793 SYN-SENT) and sends its SYN again
+  fin_not_taken      the client sends a FIN at the next byte that the server
+                     discards (it acknowledges data never sent), then goes
+                     on: its bytes at the FIN's number and after are read
+  fin_ahead_not_taken the same with the FIN ahead, where the MAIL command
+                     ends: the stream does not end when it gets there
+  fin_ahead_covered  a FIN ahead inside the MAIL command, whose bytes then
+                     cover it (a receiver drops such a FIN as old)
+  keepalive          an idle client sends TCP keep-alives (one byte at the
+                     next sequence number - 1, garbage or not, or none): no
+                     byte of theirs reaches the parser, no gap
+  time_jump          a packet stamped ten days ahead in the middle of a
+                     session, then time where it was: the session is not
+                     ended by it, and flows idle after it still end
+                     (expiry does not stall behind the one stamped ahead)
   first_segment_late the client's first segment (EHLO cut in two) is
                      captured after its second: the SYN sets where the
                      stream starts, the two halves are put back in order
@@ -85,6 +117,31 @@ def ip_length_lie(w):
     rest(s, b"after a lying IP length")
 
 
+def tso_length_zero(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # captured on the sending host before segmentation offload: IPv4 total
+    # length 0, the frame is the packet
+    mail = b"MAIL FROM:<alice@example.jp>\r\n"
+    f = bytearray(pcapw.tcp_frame(s.c, s.s, s.cp, s.sp, s.seq[True], s.seq[False], ACK | PSH,
+                                  mail, s.ident))
+    struct.pack_into("!H", f, 14 + 2, 0)
+    struct.pack_into("!H", f, 14 + 10, 0)
+    struct.pack_into("!H", f, 14 + 10, pcapw.ip_checksum(bytes(f[14:34])))
+    s.w.frame(s.ts, bytes(f))
+    s.ts += s.step
+    s.seq[True] += len(mail)
+    s.server(b"250 2.1.0 Ok\r\n")
+    s.client(b"RCPT TO:<bob@example.net>\r\n")
+    s.server(b"250 2.1.5 Ok\r\n")
+    s.client(b"DATA\r\n")
+    s.server(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    s.client(floods.message(b"segmentation offload") + b".\r\n")
+    s.server(b"250 2.0.0 Ok: queued as FLOOD1\r\n")
+    s.close()
+
+
 def ack_ahead(w):
     s = session(w)
     s.handshake()
@@ -122,6 +179,149 @@ def syn_mid_session(w):
     rest(s, b"after a forged SYN")
 
 
+def challenge_ack(s):
+    """RFC 5961 §4: the server's answer to a SYN on an established
+    connection, an ACK of where it is."""
+    frame(s, False, s.seq[False], s.seq[True], ACK)
+
+
+def syn_challenge_ack(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    frame(s, True, 123456789, 0, pcapw.TCP_SYN)
+    challenge_ack(s)
+    rest(s, b"after a challenged SYN")
+
+
+def syn_before_command(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    s.server(floods.BANNER)
+    frame(s, True, 123456789, 0, pcapw.TCP_SYN)
+    challenge_ack(s)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"SYN before the first command")
+
+
+def synack_before_command(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    s.server(floods.BANNER)
+    frame(s, True, 123456789, s.seq[False], pcapw.TCP_SYN | ACK)
+    challenge_ack(s)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"SYN-ACK before the first command")
+
+
+def syn_joined_late(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.seq[True] += 1
+    s.seq[False] += 1
+    s.server(floods.BANNER)
+    frame(s, True, 123456789, 0, pcapw.TCP_SYN)
+    challenge_ack(s)
+    s.client(b"EHLO client.example\r\n")
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    rest(s, b"SYN on a session joined late")
+
+
+def reuse_lost_fin(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(b"first connection"), helo=False)
+    # no FIN captured; ten seconds later the client's port comes round again
+    s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
+    s2.handshake()
+    hello(s2)
+    rest(s2, b"second connection")
+
+
+def reuse_challenged(w):
+    s = session(w, isn_c=900000, isn_s=5000)
+    s.handshake()
+    hello(s)
+    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                       floods.message(b"first connection"), helo=False)
+    # the server still holds the old connection: it challenges the new SYN,
+    # the client resets at the number the challenge acknowledges, SYNs again
+    s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
+    frame(s2, True, 1000, 0, pcapw.TCP_SYN)
+    frame(s2, False, s.seq[False], s.seq[True], ACK)
+    frame(s2, True, s.seq[True], 0, pcapw.TCP_RST)
+    s2.ts += 1000000
+    s2.handshake()
+    hello(s2)
+    rest(s2, b"second connection")
+
+
+def fin_not_taken(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # at the next byte, but acknowledging server bytes never sent: a
+    # receiver discards it (RFC 9293 §3.10.7.4), and the client goes on
+    frame(s, True, s.seq[True], s.seq[False] + 100000, pcapw.TCP_FIN | ACK)
+    rest(s, b"after a FIN not taken")
+
+
+def fin_ahead_not_taken(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # where the MAIL command will end, and discarded by the server as above
+    mail = b"MAIL FROM:<alice@example.jp>\r\n"
+    frame(s, True, s.seq[True] + len(mail), s.seq[False] + 100000, pcapw.TCP_FIN | ACK)
+    rest(s, b"after a FIN ahead not taken")
+
+
+def fin_ahead_covered(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # in the middle of the MAIL command: the command's bytes cover it
+    frame(s, True, s.seq[True] + 7, s.seq[False], pcapw.TCP_FIN | ACK)
+    rest(s, b"after a FIN ahead covered")
+
+
+def keepalive(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # idle: a keep-alive of one garbage byte at the next sequence number - 1
+    # (Windows), one of the last byte again, one of none (Linux), each
+    # acknowledged
+    for data in (b"\0", b"\n", b""):
+        s.ts += 45000000
+        frame(s, True, s.seq[True] - 1, s.seq[False], ACK, data)
+        frame(s, False, s.seq[False], s.seq[True], ACK)
+    rest(s, b"after keep-alives")
+
+
+def time_jump(w):
+    s = session(w)
+    s.handshake()
+    hello(s)
+    # another client's SYN stamped ten days ahead (a clock stepped back
+    # after it, a damaged record), then time goes on where it was
+    other = pcapw.TcpSession(w, ("192.0.2.99", 40099), SERVER, ts_us=s.ts + 10 * 86400 * 1000000)
+    other._send(True, pcapw.TCP_SYN)
+    rest(s, b"after a time jump 0")
+    # sessions that stop without a FIN, each 400 s after the one before:
+    # idle ones end while the capture goes on
+    for i in range(1, 5):
+        s = pcapw.TcpSession(w, ("192.0.2.10", 40001 + i), SERVER, ts_us=T0 + i * 400 * 1000000,
+                             step_us=1000)
+        s.handshake()
+        hello(s)
+        floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
+                           floods.message(b"after a time jump %d" % i), helo=False)
+
+
 def first_segment_late(w):
     s = session(w)
     s.handshake()
@@ -144,9 +344,33 @@ def syn_seq_jump(w):
 
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
+    "tso_length_zero": (tso_length_zero, [("segmentation offload", "client.example")]),
     "ack_ahead": (ack_ahead, [("acked ahead", "client.example")]),
     "rst_out_of_window": (rst_out_of_window, [("after a forged RST", "client.example")]),
-    "syn_mid_session": (syn_mid_session, [("after a forged SYN", "client.example")]),
+    "syn_mid_session": (syn_mid_session, [("after a forged SYN", "client.example")],
+                        ["shutdown"]),
+    "syn_challenge_ack": (syn_challenge_ack, [("after a challenged SYN", "client.example")],
+                          ["shutdown"]),
+    "syn_before_command": (syn_before_command,
+                           [("SYN before the first command", "client.example")], ["shutdown"]),
+    "synack_before_command": (synack_before_command,
+                              [("SYN-ACK before the first command", "client.example")],
+                              ["shutdown"]),
+    "syn_joined_late": (syn_joined_late, [("SYN on a session joined late", "client.example")],
+                        ["shutdown"]),
+    "reuse_lost_fin": (reuse_lost_fin, [("first connection", "client.example"),
+                                        ("second connection", "client.example")],
+                       ["reused", "shutdown"]),
+    "reuse_challenged": (reuse_challenged, [("first connection", "client.example"),
+                                            ("second connection", "client.example")],
+                         ["reused", "shutdown"]),
+    "fin_not_taken": (fin_not_taken, [("after a FIN not taken", "client.example")]),
+    "fin_ahead_not_taken": (fin_ahead_not_taken,
+                            [("after a FIN ahead not taken", "client.example")]),
+    "fin_ahead_covered": (fin_ahead_covered, [("after a FIN ahead covered", "client.example")]),
+    "keepalive": (keepalive, [("after keep-alives", "client.example")]),
+    "time_jump": (time_jump, [("after a time jump %d" % i, "client.example") for i in range(5)],
+                  ["closed", "idle", "idle", "idle", "idle", "shutdown"]),
     "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
     "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
 }
@@ -156,7 +380,7 @@ def main():
     c = rwtest.Checker()
     only = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (build, want) in SCENARIOS.items():
+        for name, (build, want, *ends) in SCENARIOS.items():
             if only and name not in only:
                 continue
             path = os.path.join(tmp, name + ".pcap")
@@ -173,6 +397,10 @@ def main():
                 c.eq("%s[%d]: rcptto" % (name, i), r.get("rcptto"), ["bob@example.net"])
                 c.eq("%s[%d]: last_reply" % (name, i), r.get("last_reply"),
                      "250 2.0.0 Ok: queued as FLOOD1")
+                c.eq("%s[%d]: gaps" % (name, i), r.get("gaps"), None)
+            if ends:
+                c.eq("%s: flows ended" % name, [f.get("end") for f in rwtest.flows(path)],
+                     ends[0])
     c.done()
 
 
