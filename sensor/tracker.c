@@ -51,7 +51,8 @@ struct flow_ctx {
 	uint8_t syn_pending;   /* 1 + the direction of a SYN not yet answered, 0 none */
 	uint32_t transactions;
 	uint32_t syn_isn;      /* that SYN's sequence number (see end_if_reused) */
-	uint64_t gaps, gap_bytes;
+	uint32_t gaps;         /* saturates (a gap takes a segment): 80 B a flow, not 88 */
+	uint64_t gap_bytes;
 };
 
 /* A pool of objects created on first need and recycled. */
@@ -222,7 +223,8 @@ static void sink_data(void *ctx, const uint8_t *p, uint32_t len)
 static void sink_gap(void *ctx, uint32_t len)
 {
 	struct tracker *t = ctx;
-	t->cur_ctx->gaps++;
+	if (t->cur_ctx->gaps < UINT32_MAX)
+		t->cur_ctx->gaps++;
 	t->cur_ctx->gap_bytes += len;
 	if (t->cur_ctx->smtp)
 		smtp_gap(t->cur_ctx->smtp, t->cur_dir == FLOW_DIR_ORIG, len, t->now_us);
