@@ -379,24 +379,33 @@ void flow_table_expire(struct flow_table *t, uint64_t now_us)
 		struct flow *f;
 		while ((f = at(t, t->lists[l].head))) {
 			if (f->placed_us > now_us) {
-				/* Placed at a time that has not come: packet time went
-				 * back (a clock stepped back, a packet stamped ahead).
-				 * Waiting for that time would stall every flow behind
-				 * this one: it is idle from now on instead. Placed at
-				 * now_us, it ends this loop when it comes round. */
+				/* Placed at a time that has not come. A little ahead
+				 * is packets out of order (merged queues or ports):
+				 * its time comes soon, and placed earlier it would
+				 * end early (a closing flow before its last ACK).
+				 * Further ahead, packet time went back (a clock
+				 * stepped back, a packet stamped ahead): waiting for
+				 * that time would stall every flow behind this one,
+				 * so it is idle from now on instead. Placed at now_us,
+				 * it ends this loop when it comes round. */
+				if (f->placed_us - now_us <= FLOW_CLOCK_SKEW_US)
+					break;
 				list_unlink(t, f);
 				list_append(t, f, l, now_us);
 				continue;
 			}
 			if (f->placed_us + to > now_us)
 				break;
-			if (f->last_us <= now_us && f->last_us + to > now_us) {
-				/* active since it was placed: placed again, and its
-				 * last_us + to > now_us ends this loop if it is alone.
-				 * A last_us after now_us is one of a time that has not
-				 * come, and shows no activity. */
+			if (f->last_us + to > now_us && f->last_us <= now_us + FLOW_CLOCK_SKEW_US) {
+				/* active since it was placed: placed again, and ends
+				 * this loop when it comes round. A last_us a little
+				 * after now_us is activity too: the packets of a
+				 * capture merged from several queues or ports are out
+				 * of order by milliseconds, and an established flow
+				 * must not end for that. One further ahead is of a time
+				 * that has not come, and shows no activity. */
 				list_unlink(t, f);
-				list_append(t, f, l, f->last_us);
+				list_append(t, f, l, f->last_us < now_us ? f->last_us : now_us);
 				continue;
 			}
 			end_flow(t, f, l == LIST_CLOSING ? FLOW_END_CLOSED : FLOW_END_IDLE);

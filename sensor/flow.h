@@ -78,6 +78,8 @@ struct flow_table_config {
 #define FLOW_DEFAULT_IDLE_US      (300ull * 1000000)  /* RFC 5321 §4.5.3.2: 5 min */
 #define FLOW_DEFAULT_CLOSING_US   (5ull * 1000000)
 #define FLOW_DEFAULT_LRU_SLACK_US (1ull * 1000000)
+#define FLOW_CLOCK_SKEW_US        (10ull * 1000000)   /* packet times out of order by
+                                                       * this much still show activity */
 
 struct flow_table_stats {
 	uint64_t active;

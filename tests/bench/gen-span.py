@@ -489,7 +489,7 @@ class Gen:
                 dur = duration * (0.5 + rng.random())
                 g, m = self.mail_session(idx, t_next, dur)
                 idx += 1
-                heapq.heappush(heap, (t_next, seq, g, True))
+                heapq.heappush(heap, (t_next, seq, g, True, None))
                 seq += 1
                 self.open_sessions += 1
                 if self.open_sessions > self.max_concurrent:
@@ -497,7 +497,7 @@ class Gen:
                 if rng.random() < a.https:
                     g = self.https_flow(https_idx, t_next + rng.random() * dur / 2, dur / 2)
                     https_idx += 1
-                    heapq.heappush(heap, (t_next, seq, g, False))
+                    heapq.heappush(heap, (t_next, seq, g, False, None))
                     seq += 1
                 planned_msgs += m
                 # Sessions with more messages are rarer: keep R messages/s.
@@ -507,16 +507,23 @@ class Gen:
                     stop = True
             if not heap:
                 break
-            ts, _, g, is_mail = heap[0]
-            try:
-                nts, frame = next(g)
-            except StopIteration:
-                heapq.heappop(heap)
-                if is_mail:
-                    self.open_sessions -= 1
+            # The heap is keyed by each generator's next frame, which it
+            # holds (None until first drawn): frames go out in time order,
+            # as on a span port. Keyed by the frame before, a session whose
+            # next frame came seconds later wrote it ahead of every other
+            # session's, and the capture went back in time by up to 6 s.
+            ts, sq, g, is_mail, frame = heap[0]
+            if frame is None:
+                try:
+                    nts, frame = next(g)
+                except StopIteration:
+                    heapq.heappop(heap)
+                    if is_mail:
+                        self.open_sessions -= 1
+                    continue
+                heapq.heapreplace(heap, (max(nts, ts), sq, g, is_mail, frame))
                 continue
-            if nts < ts:
-                nts = ts
+            nts = ts
             sec = int(nts)
             usec = int((nts - sec) * 1e6)
             w(struct.pack("<IIII", sec, usec, len(frame), len(frame)))
@@ -526,7 +533,7 @@ class Gen:
             if self.out_t0 is None:
                 self.out_t0 = nts
             self.out_t1 = nts
-            heapq.heapreplace(heap, (nts, seq, g, is_mail))
+            heapq.heapreplace(heap, (nts, seq, g, is_mail, None))
             seq += 1
             if a.bytes and self.bytes >= a.bytes and not stop:
                 stop = True
