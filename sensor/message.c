@@ -43,6 +43,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "address.h"
 #include "rfc2047.h"
 #include "utf8.h"
 
@@ -130,6 +131,57 @@ struct part {
 	bool filename_cut, ctname_cut; /* raw value over PARAM_RAW_MAX */
 };
 
+/* A From field longer than the value kept as sent (MESSAGE_FIELD_MAX) is
+ * read whole by a small lexer (RFC 5322 §3.2-3.4, lenient as address.c
+ * is): a display name padded past the cut must not take the address with
+ * it. It keeps the display name's first FROM_TEXT_MAX bytes as text (quotes
+ * taken off, a run of white space one space: folding and padding) and the
+ * last angle-addr of the first mailbox (CFWS and an obs-route dropped),
+ * whatever the length of the field: header bytes past MESSAGE_LINE_MAX
+ * are fed to it one by one. values_keep() makes of them the short mailbox
+ * `"text" <addr>` that message_info's from_mailbox shows. */
+#define FROM_TEXT_MAX MESSAGE_FIELD_MAX
+#define FROM_ADDR_MAX ADDRESS_MAX
+
+_Static_assert(FROM_TEXT_MAX <= UINT16_MAX && FROM_ADDR_MAX <= UINT16_MAX,
+	       "struct from_scan's lengths");
+_Static_assert(1 + 2 * FROM_TEXT_MAX + 3 + FROM_ADDR_MAX + 1 <= MESSAGE_FROM_MAILBOX_MAX,
+	       "`\"name\" <addr>` within its bound");
+
+enum from_lex {
+	FROM_TOP,            /* display name: atoms, specials, white space */
+	FROM_QUOTED,         /* "..." in it */
+	FROM_COMMENT,        /* (...) in it, nested */
+	FROM_ANGLE,          /* <...>: an address */
+	FROM_ANGLE_QUOTED,   /* "..." in it: kept with its quotes */
+	FROM_ANGLE_COMMENT,  /* (...) in it: dropped */
+	FROM_DONE,           /* the first mailbox ended: the rest is not read */
+};
+
+struct from_scan {
+	uint8_t lex;              /* enum from_lex */
+	bool esc;                 /* after a backslash (quoted string, comment) */
+	bool space;               /* white space to show before the next text byte */
+	bool bare;                /* an '@' outside angles and comments: the first
+				   * mailbox may be a bare addr-spec (address.c) */
+	uint32_t depth;           /* comment nesting, saturating */
+	uint16_t text_len;
+	uint16_t cur_mark, mark;  /* text_len where the angle being read, and
+				   * the one in addr, began */
+	uint16_t cur_len, addr_len;
+	/* one byte over each bound tells whether the cut splits a character */
+	char text[FROM_TEXT_MAX + 1];
+	char cur[FROM_ADDR_MAX + 1];  /* the angle-addr being read */
+	char addr[FROM_ADDR_MAX + 1]; /* the last non-empty one; addr_len 0: none */
+};
+
+/* Where a long From stands: not known yet, not one, or being read. */
+enum from_long {
+	FROM_LONG_UNKNOWN,
+	FROM_LONG_NO,
+	FROM_LONG_SCANNING,       /* past MESSAGE_LINE_MAX: fed byte by byte */
+};
+
 /* Everything a header block needs while it is read; pooled. */
 struct workspace {
 	struct workspace *next;   /* in the pool's free list */
@@ -142,6 +194,9 @@ struct workspace {
 	size_t field_len;
 	size_t field_line_start;  /* field_len when the current line began */
 	unsigned nfields;         /* top-level fields looked at */
+	uint8_t from_long;        /* enum from_long: the field being unfolded */
+	bool from_found;          /* the top level's From was long and `from` has
+				   * its address: values_keep() makes from_mailbox */
 	char field[MESSAGE_LINE_MAX + 1];
 
 	/* top-level values until the block ends */
@@ -154,6 +209,7 @@ struct workspace {
 	size_t subject_len, from_decoded_len;
 	char subject[MESSAGE_SUBJECT_MAX + 1];
 	char from_decoded[3 * MESSAGE_FIELD_MAX + 1];
+	struct from_scan from;    /* a From longer than its kept value */
 
 	struct part part;
 	char param_raw[PARAM_RAW_MAX];
@@ -187,17 +243,17 @@ struct strblock {
 struct message {
 	struct message_info info;
 	struct message_workspaces *pool;
-	bool own_pool;            /* made by message_create(NULL) */
 	enum msg_state state;
-
-	/* line state shared by all states */
-	bool line_start;          /* next byte begins a line */
-	bool cr;                  /* a CR is held back */
-	bool skip_line;           /* after a gap: ignore up to the next LF */
-	bool block_skipped;       /* this header block found no workspace */
 	uint8_t depth;            /* boundaries followed */
 	uint8_t bl_len;           /* body line bytes in mime->bl */
-	bool bl_tail;             /* non-white bytes past BODY_LINE_KEEP */
+	/* one bit each: with the three fields above they fill 8 bytes */
+	bool own_pool : 1;        /* made by message_create(NULL) */
+	/* line state shared by all states */
+	bool line_start : 1;      /* next byte begins a line */
+	bool cr : 1;              /* a CR is held back */
+	bool skip_line : 1;       /* after a gap: ignore up to the next LF */
+	bool block_skipped : 1;   /* this header block found no workspace */
+	bool bl_tail : 1;         /* non-white bytes past BODY_LINE_KEEP */
 
 	struct workspace *ws;     /* while a header block is read, else NULL */
 	struct mime *mime;        /* NULL while depth is 0 */
@@ -287,6 +343,8 @@ static void block_begin(struct message *m, bool top)
 	w->field_len = 0;
 	w->field_line_start = 0;
 	w->nfields = 0;
+	w->from_long = FROM_LONG_UNKNOWN;
+	w->from_found = false;
 	for (size_t i = 0; i < SLOTS_KEPT; i++)
 		w->val[i] = NULL;
 	w->arena_len = 0;
@@ -672,6 +730,254 @@ static void part_end(struct message *m, bool has_body)
 	}
 }
 
+/* ---- a From longer than its kept value --------------------------------- */
+
+static bool is_fws(char c)
+{
+	return is_wsp(c) || c == '\r' || c == '\n';
+}
+
+static void from_scan_begin(struct from_scan *s)
+{
+	s->lex = FROM_TOP;
+	s->esc = s->space = s->bare = false;
+	s->depth = 0;
+	s->text_len = s->cur_mark = s->mark = s->cur_len = s->addr_len = 0;
+}
+
+/* A byte of display name text; a run of white space shows as one space. */
+static void from_text(struct from_scan *s, char c)
+{
+	if (is_fws(c)) {
+		s->space = s->space || s->text_len > 0;
+		return;
+	}
+	if (s->space && s->text_len < sizeof s->text)
+		s->text[s->text_len++] = ' ';
+	s->space = false;
+	if (s->text_len < sizeof s->text)
+		s->text[s->text_len++] = c;
+}
+
+/* Start over (RFC 5322 §3.4 group syntax, "<>"): not this mailbox's name. */
+static void from_text_reset(struct from_scan *s)
+{
+	s->text_len = 0;
+	s->space = false;
+}
+
+static void from_cur(struct from_scan *s, char c)
+{
+	if (s->cur_len < sizeof s->cur)
+		s->cur[s->cur_len++] = c;   /* longer is no address: cut, as address.c cuts */
+}
+
+/* An angle-addr ended: the last non-empty one is the mailbox's. "<>"
+ * before any names nothing: the next mailbox is tried (address.c). One
+ * that still starts with '@' is a route without its colon, which address.c
+ * reads as empty too. */
+static void from_angle_end(struct from_scan *s)
+{
+	if (s->cur_len == 0 || s->cur[0] == '@') {
+		if (s->addr_len == 0)
+			from_text_reset(s);
+		return;
+	}
+	memcpy(s->addr, s->cur, s->cur_len);
+	s->addr_len = s->cur_len;
+	s->mark = s->cur_mark;
+}
+
+static void from_scan_byte(struct from_scan *s, char c)
+{
+	switch ((enum from_lex)s->lex) {
+	case FROM_TOP:
+		switch (c) {
+		case '"':
+			s->lex = FROM_QUOTED;
+			return;
+		case '(':
+			s->lex = FROM_COMMENT;
+			s->depth = 1;
+			break;
+		case '<':
+			s->lex = FROM_ANGLE;
+			s->cur_len = 0;
+			s->cur_mark = s->text_len;
+			break;
+		case ',':
+		case ';':
+		case ':':
+			/* the first mailbox ends here if it had its address */
+			if (s->addr_len || s->bare) {
+				s->lex = FROM_DONE;
+				return;
+			}
+			if (c != ',')
+				from_text_reset(s);   /* a group's name or end */
+			else if (s->text_len)
+				from_text(s, c);      /* "Doe, John <j@d>" */
+			return;
+		case '@':
+			s->bare = true;
+			break;
+		}
+		from_text(s, c);
+		return;
+	case FROM_QUOTED:
+		if (s->esc) {
+			s->esc = false;
+		} else if (c == '\\') {
+			s->esc = true;
+			return;
+		} else if (c == '"') {
+			s->lex = FROM_TOP;
+			return;
+		}
+		s->bare = s->bare || c == '@';
+		from_text(s, c);
+		return;
+	case FROM_COMMENT:
+	case FROM_ANGLE_COMMENT:
+		/* nested (RFC 5322 §3.2.2): text, not part of an address */
+		if (s->esc) {
+			s->esc = false;
+		} else if (c == '\\') {
+			s->esc = true;
+			return;
+		} else if (c == '(') {
+			s->depth += s->depth < UINT32_MAX;
+		} else if (c == ')' && --s->depth == 0) {
+			s->lex = s->lex == FROM_COMMENT ? FROM_TOP : FROM_ANGLE;
+		}
+		from_text(s, c);
+		return;
+	case FROM_ANGLE:
+		from_text(s, c);   /* should a later angle-addr follow, this is name */
+		if (c == '>') {
+			from_angle_end(s);
+			s->lex = FROM_TOP;
+		} else if (c == '"') {
+			s->lex = FROM_ANGLE_QUOTED;
+			from_cur(s, c);
+		} else if (c == '(') {
+			s->lex = FROM_ANGLE_COMMENT;
+			s->depth = 1;
+		} else if (c == ':' && s->cur_len && s->cur[0] == '@') {
+			s->cur_len = 0;   /* RFC 5322 §4.4 obs-route "@a,@b:" */
+		} else if (!is_fws(c)) {
+			from_cur(s, c);
+		}
+		return;
+	case FROM_ANGLE_QUOTED:
+		from_text(s, c);
+		from_cur(s, c);
+		if (s->esc)
+			s->esc = false;
+		else if (c == '\\')
+			s->esc = true;
+		else if (c == '"')
+			s->lex = FROM_ANGLE;
+		return;
+	case FROM_DONE:
+		return;
+	}
+}
+
+static void from_scan_feed(struct from_scan *s, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && s->lex != FROM_DONE; i++)
+		from_scan_byte(s, p[i]);
+}
+
+/* The field ended: an angle-addr left open runs to its end (address.c).
+ * True if the first mailbox has an angle-addr. */
+static bool from_scan_end(struct from_scan *s)
+{
+	if (s->lex == FROM_ANGLE || s->lex == FROM_ANGLE_QUOTED || s->lex == FROM_ANGLE_COMMENT)
+		from_angle_end(s);
+	s->lex = FROM_DONE;
+	return s->addr_len > 0;
+}
+
+/* The display name text before the address, at most FROM_TEXT_MAX bytes
+ * cut between characters, without a space at its end. */
+static size_t from_name_len(const struct from_scan *s)
+{
+	size_t n = utf8_cut(s->text, s->mark, FROM_TEXT_MAX);
+
+	while (n && s->text[n - 1] == ' ')
+		n--;
+	return n;
+}
+
+/* Bytes of `"name" <addr>` with its NUL. */
+static size_t from_mailbox_size(const struct from_scan *s)
+{
+	size_t n = from_name_len(s), size = n + 6 + utf8_cut(s->addr, s->addr_len, FROM_ADDR_MAX);
+
+	for (size_t i = 0; i < n; i++)
+		size += s->text[i] == '"' || s->text[i] == '\\';
+	return size;
+}
+
+static const char *from_mailbox_write(const struct from_scan *s, char **pp)
+{
+	char *start = *pp, *p = start;
+	size_t n = from_name_len(s), an = utf8_cut(s->addr, s->addr_len, FROM_ADDR_MAX);
+
+	*p++ = '"';
+	for (size_t i = 0; i < n; i++) {
+		if (s->text[i] == '"' || s->text[i] == '\\')
+			*p++ = '\\';
+		*p++ = s->text[i];
+	}
+	memcpy(p, "\" <", 3);
+	p += 3;
+	memcpy(p, s->addr, an);
+	p += an;
+	*p++ = '>';
+	*p++ = '\0';
+	*pp = p;
+	return start;
+}
+
+/* The field being unfolded has just passed MESSAGE_LINE_MAX: if it is the
+ * top level's first From, the lexer takes what the buffer holds and then
+ * every byte that the buffer cannot. */
+static void from_long_begin(struct message *m)
+{
+	struct workspace *w = m->ws;
+	const char *colon = memchr(w->field, ':', w->field_len);
+	size_t nlen = colon ? (size_t)(colon - w->field) : 0;
+
+	w->from_long = FROM_LONG_NO;
+	while (nlen && is_wsp(w->field[nlen - 1]))
+		nlen--;
+	if (!colon || m->state != MSG_HEADERS || w->val[SLOT_FROM] || nlen != 4 ||
+	    strncasecmp(w->field, "From", 4) != 0)
+		return;
+	w->from_long = FROM_LONG_SCANNING;
+	from_scan_begin(&w->from);
+	from_scan_feed(&w->from, colon + 1, w->field_len - (size_t)(colon + 1 - w->field));
+}
+
+/* From's value v (n bytes, at most MESSAGE_LINE_MAX) is complete. Over the
+ * bound of the value kept as sent, its mailbox is read from the whole
+ * field, which the lexer has seen if it was longer than v. */
+static void from_long_end(struct message *m, const char *v, size_t n)
+{
+	struct workspace *w = m->ws;
+
+	if (w->from_long != FROM_LONG_SCANNING) {
+		if (n <= MESSAGE_FIELD_MAX)
+			return;
+		from_scan_begin(&w->from);
+		from_scan_feed(&w->from, v, n);
+	}
+	w->from_found = from_scan_end(&w->from);
+}
+
 /* ---- header fields ----------------------------------------------------- */
 
 static void field_mime(struct message *m, enum slot s, const char *v, size_t n)
@@ -705,6 +1011,8 @@ static void field_store(struct message *m, const struct field_def *d, const char
 		return;
 	}
 	*dst = arena_store(m, v, n, d->max);
+	if (d->slot == SLOT_FROM)
+		from_long_end(m, v, n);
 	if (d->slot == SLOT_SUBJECT || d->slot == SLOT_FROM) {
 		/* RFC 2047 decoding of the whole field (up to MESSAGE_LINE_MAX),
 		 * its output bounded by the buffer; decoding never more than
@@ -775,10 +1083,15 @@ static void field_put(struct message *m, char c)
 		field_put(m, '\xbd');
 		return;
 	}
-	if (w->field_len < MESSAGE_LINE_MAX)
+	if (w->field_len < MESSAGE_LINE_MAX) {
 		w->field[w->field_len++] = c;
-	else
-		w->field_cut = true;
+		return;
+	}
+	w->field_cut = true;
+	if (w->from_long == FROM_LONG_UNKNOWN)
+		from_long_begin(m);
+	if (w->from_long == FROM_LONG_SCANNING)
+		from_scan_byte(&w->from, c);
 }
 
 /* First byte of a header line: a continuation, or the start of a field. */
@@ -796,6 +1109,7 @@ static void header_line_begin(struct message *m, bool continuation)
 	field_dispatch(m);
 	w->field_active = true;
 	w->field_cut = false;
+	w->from_long = FROM_LONG_UNKNOWN;
 	w->field_len = 0;
 	w->field_line_start = 0;
 	w->line_is_cont = false;
@@ -865,6 +1179,8 @@ static void values_keep(struct message *m)
 		fromd_len = w->from_decoded_len;
 		from_same = strcmp(w->from_decoded, raw_from) == 0;
 		total += from_same ? 0 : fromd_len + 1;
+		if (w->from_found)
+			total += from_mailbox_size(&w->from);
 	}
 	for (size_t i = 0; i < SLOTS_KEPT; i++)
 		if (dst[i] && w->val[i])
@@ -887,6 +1203,8 @@ static void values_keep(struct message *m)
 		in->subject = subj_same ? in->subject_raw : keep(&p, w->subject, subj_len);
 	if (raw_from)
 		in->from_decoded = from_same ? in->from : keep(&p, w->from_decoded, fromd_len);
+	if (raw_from && w->from_found)
+		in->from_mailbox = from_mailbox_write(&w->from, &p);
 }
 
 static void line_reset(struct message *m)

@@ -37,6 +37,8 @@
 #define MESSAGE_FIELD_MAX         1024         /* From, Subject, Date, ids... as sent */
 #define MESSAGE_ADDRLIST_MAX      (4 * 1024)   /* To and Cc as sent */
 #define MESSAGE_SUBJECT_MAX       (3 * 1024)   /* decoded subject (UTF-8) */
+#define MESSAGE_FROM_MAILBOX_MAX  (2 * MESSAGE_FIELD_MAX + 5 + 320) /* from_mailbox: its
+						  * name escaped, an ADDRESS_MAX address */
 #define MESSAGE_ATTACH_KEEP_MAX   16           /* attachment names kept */
 #define MESSAGE_ATTACH_NAME_MAX   255          /* bytes per attachment name (UTF-8) */
 #define MESSAGE_MIME_DEPTH_MAX    8            /* nested multiparts followed */
@@ -53,6 +55,17 @@
  * not from the value kept as sent, so they may be longer than it; their
  * bounds are MESSAGE_SUBJECT_MAX and 3 * MESSAGE_FIELD_MAX.
  *
+ * A From longer than MESSAGE_FIELD_MAX as sent has its address past the
+ * cut of `from` (an attacker pads the display name to hide it), so its
+ * first mailbox is read from the whole field, of any length: `from_mailbox`
+ * is that mailbox rebuilt short, `"name" <addr>`, where addr is the last
+ * angle-addr before the mailbox ends (CFWS dropped, at most ADDRESS_MAX
+ * bytes) and name the display name's first MESSAGE_FIELD_MAX bytes before
+ * it (quotes and backslashes taken off and put back, a run of white space
+ * one space), at most MESSAGE_FROM_MAILBOX_MAX bytes. NULL when `from`
+ * holds the whole field, or when the field has no angle-addr (a bare
+ * addr-spec comes first: `from` has it).
+ *
  * An attachment is a non-multipart part (or a single-part message) with a
  * file name: Content-Disposition filename, else Content-Type name, RFC 2231
  * continuations and charsets and RFC 2047 encoded-words decoded. */
@@ -64,6 +77,7 @@ struct message_info {
 	const char *subject_raw;  /* as sent (may hold =?..?= words or raw 8-bit) */
 	const char *subject;      /* decoded to UTF-8 (RFC 2047; invalid -> U+FFFD) */
 	const char *from_decoded; /* From with encoded-words decoded (display name) */
+	const char *from_mailbox; /* a long From's first mailbox, short (see above) */
 	const char *date;
 	const char *message_id;
 	const char *in_reply_to;

@@ -3,8 +3,10 @@
 #include <stdbool.h>
 
 #include "message.h"
+#include "address.h"
 #include "rfc2047.h"
 #include "testlib.h"
+#include "utf8.h"
 
 /* ---- building messages ------------------------------------------------- */
 
@@ -70,11 +72,11 @@ static bool str_same(const char *a, const char *b)
 static bool info_same(const struct message_info *a, const struct message_info *b)
 {
 	const char *const sa[] = { a->from, a->to, a->cc, a->reply_to, a->subject_raw,
-				   a->subject, a->from_decoded, a->date, a->message_id,
+				   a->subject, a->from_decoded, a->from_mailbox, a->date, a->message_id,
 				   a->in_reply_to, a->references, a->user_agent,
 				   a->x_originating_ip };
 	const char *const sb[] = { b->from, b->to, b->cc, b->reply_to, b->subject_raw,
-				   b->subject, b->from_decoded, b->date, b->message_id,
+				   b->subject, b->from_decoded, b->from_mailbox, b->date, b->message_id,
 				   b->in_reply_to, b->references, b->user_agent,
 				   b->x_originating_ip };
 
@@ -714,6 +716,162 @@ static void test_long_encoded_subject(void)
 	mb_free(&want);
 }
 
+/* A From longer than MESSAGE_FIELD_MAX as sent: its first mailbox is read
+ * from the whole field, of any length (from_mailbox), so that a display name
+ * padded past the cut does not take the address with it. */
+static struct message *parse_from(struct mbuf *b, const char *before, char pad, size_t padlen,
+				  const char *after, int line)
+{
+	b->len = 0;
+	mb_str(b, "Received: x\r\nFrom: ");
+	mb_str(b, before);
+	for (size_t i = 0; i < padlen; i++)
+		mb_str(b, pad != '\n' ? (char[]){ pad, 0 } : i % 72 == 70 ? "\r\n " : "p");
+	mb_str(b, after);
+	mb_str(b, "\r\nSubject: s\r\n\r\nbody\r\n");
+	return parse_at(b->p, b->len, line);
+}
+
+static void test_long_from(void)
+{
+	struct mbuf b = { 0 }, want = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	/* within the bound: `from` has it all */
+	m = parse_from(&b, "\"helpdesk@s-kantan.jp ", 'x', MESSAGE_FIELD_MAX - 50,
+		       "\" <attacker@elsewhere.com>", __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+
+	/* over it: the name's first MESSAGE_FIELD_MAX bytes and the address */
+	m = parse_from(&b, "\"helpdesk@s-kantan.jp ", 'x', 2000, "\" <attacker@elsewhere.com>",
+		       __LINE__);
+	in = message_info(m);
+	CHECK_INT(strlen(in->from), MESSAGE_FIELD_MAX);
+	mb_str(&want, "\"helpdesk@s-kantan.jp ");
+	mb_rep(&want, 'x', MESSAGE_FIELD_MAX - 21);
+	mb_str(&want, "\" <attacker@elsewhere.com>");
+	CHECK_STR(in->from_mailbox, want.p);
+	CHECK_STR(in->subject, "s");
+	message_destroy(m);
+
+	/* folded past MESSAGE_LINE_MAX; a comment and a quoted string hold
+	 * angle brackets, escapes and a comma; the address has white space, a
+	 * comment and an obsolete route */
+	m = parse_from(&b, "Help (desk <x@y.jp> \\) (in)) \"a, >\\\"b\"\r\n ", '\n', 20000,
+		       "\r\n  < @r1.example,@r2.example: Attacker (c>) @ Elsewhere.COM >", __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox != NULL);
+	if (in->from_mailbox) {
+		const char *p = in->from_mailbox;
+		const char *tail = "pp\" <Attacker@Elsewhere.COM>";
+		CHECK(strncmp(p, "\"Help (desk <x@y.jp> ) (in)) a, >\\\"b ppp", 40) == 0);
+		CHECK(strlen(p) > strlen(tail) &&
+		      strcmp(p + strlen(p) - strlen(tail), tail) == 0);
+		CHECK(strlen(p) <= MESSAGE_FROM_MAILBOX_MAX);
+	}
+	CHECK_INT(in->truncated_fields, 2);    /* the field buffer and the value */
+	message_destroy(m);
+
+	/* past the header block's bound: still read */
+	m = parse_from(&b, "helpdesk@s-kantan.jp", '\n', MESSAGE_HEADER_BYTES_MAX + 4096,
+		       " <attacker@elsewhere.com>", __LINE__);
+	in = message_info(m);
+	CHECK(in->header_bytes_over > 0);
+	CHECK(in->from_mailbox && strstr(in->from_mailbox, "\" <attacker@elsewhere.com>"));
+	CHECK_STR(in->subject, "s");
+	message_destroy(m);
+
+	/* an angle-addr left open runs to the end of the field */
+	m = parse_from(&b, "\"", 'x', 2000, "\" <attacker@elsewhere.com  ", __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox && strstr(in->from_mailbox, "x\" <attacker@elsewhere.com>"));
+	message_destroy(m);
+
+	/* a route without its colon is no address (address.c) */
+	m = parse_from(&b, "\"", 'x', 2000, "\" <a@b.jp> <@no.colon.example>", __LINE__);
+	CHECK(message_info(m)->from_mailbox &&
+	      strstr(message_info(m)->from_mailbox, "x\" <a@b.jp>"));
+	message_destroy(m);
+	/* a list: the first mailbox is the author; a group's name is no name */
+	m = parse_from(&b, "\"Alice\" <alice@x.jp>, \"", 'z', 2000, "\" <b@y.jp>", __LINE__);
+	CHECK_STR(message_info(m)->from_mailbox, "\"Alice\" <alice@x.jp>");
+	message_destroy(m);
+	m = parse_from(&b, "Friends: \"Bob", ' ', 2000, "\" <b@y.jp>, <c@z.jp>;", __LINE__);
+	CHECK_STR(message_info(m)->from_mailbox, "\"Bob\" <b@y.jp>");
+	message_destroy(m);
+	/* "<>" names no one: the next mailbox */
+	m = parse_from(&b, "Alice <>, \"Bob", ' ', 2000, "\" <b@y.jp>", __LINE__);
+	CHECK_STR(message_info(m)->from_mailbox, "\"Bob\" <b@y.jp>");
+	message_destroy(m);
+	/* two angle-addrs (not valid): the last, the first is name text */
+	m = parse_from(&b, "Desk <desk@s-kantan.jp> ", 'w', 2000, " <attacker@elsewhere.com>",
+		       __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox &&
+	      strncmp(in->from_mailbox, "\"Desk <desk@s-kantan.jp> www", 28) == 0);
+	message_destroy(m);
+
+	/* a bare addr-spec first: `from` has it, nothing more to read */
+	m = parse_from(&b, "attacker@elsewhere.com (helpdesk@s-kantan.jp ", 'x', 2000, ")",
+		       __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+	m = parse_from(&b, "a@x.jp, \"", 'x', 2000, "\" <b@y.jp>", __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+	/* an atom with an '@' before an angle-addr is name (address.c) */
+	m = parse_from(&b, "attacker@elsewhere.com (", 'x', 2000, ") <a@b.jp>", __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox && strncmp(in->from_mailbox, "\"attacker@elsewhere.com (xx", 27) == 0);
+	message_destroy(m);
+	/* no address at all */
+	m = parse_from(&b, "\"", 'x', 2000, "\"", __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+
+	/* RFC 5322 §3.6: the first From wins, long or not */
+	b.len = 0;
+	mb_str(&b, "From: <first@x.jp>\r\nFrom: \"");
+	mb_rep(&b, 'x', 10000);
+	mb_str(&b, "\" <second@y.jp>\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_STR(in->from, "<first@x.jp>");
+	CHECK(in->from_mailbox == NULL);
+	CHECK_INT(in->duplicates, 1);
+	message_destroy(m);
+	b.len = 0;
+	mb_str(&b, "From: \"");
+	mb_rep(&b, 'x', 10000);
+	mb_str(&b, "\" <first@x.jp>\r\nFrom: \"");
+	mb_rep(&b, 'x', 10000);
+	mb_str(&b, "\" <second@y.jp>\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK(in->from_mailbox && strstr(in->from_mailbox, "\" <first@x.jp>"));
+	message_destroy(m);
+
+	/* a name with a UTF-8 sequence at the cut: not split */
+	b.len = 0;
+	for (int k = 0; k < 3; k++) {
+		b.len = 0;
+		mb_str(&b, "From: \"");
+		mb_rep(&b, 'x', (size_t)k);
+		for (int i = 0; i < 700; i++)
+			mb_str(&b, "山");
+		mb_str(&b, "\" <a@b.jp>\r\n\r\n");
+		m = PARSE(b.p, b.len);
+		in = message_info(m);
+		CHECK(in->from_mailbox && utf8_valid(in->from_mailbox, strlen(in->from_mailbox)));
+		CHECK(in->from_mailbox && strlen(in->from_mailbox) >= MESSAGE_FIELD_MAX - 2 + 11);
+		message_destroy(m);
+	}
+	mb_free(&b);
+	mb_free(&want);
+}
+
 static void check_attachments(unsigned count, unsigned kept)
 {
 	struct mbuf b = { 0 };
@@ -1221,6 +1379,7 @@ int main(void)
 	RUN(test_bound_field);
 	RUN(test_bound_field_utf8);
 	RUN(test_long_encoded_subject);
+	RUN(test_long_from);
 	RUN(test_bound_subject_decoded);
 	RUN(test_bound_attachments);
 	RUN(test_bound_name);

@@ -885,6 +885,68 @@ def dot_stuffing():
         srv.stop()
 
 
+# ------------------------------------------------------------ from-padded ---
+#
+# Emotet-style display names padded past the 1 KB that the sensor keeps of a
+# From as sent: the real address comes after the padding. Folded the way
+# mail clients fold (a line of at most 76 columns, RFC 5322 §2.2.3).
+
+def fold(words, head):
+    """head + words joined by blanks, a new folded line before a word that
+    would pass column 76."""
+    lines, cur = [], head
+    for w in words:
+        if len(cur) + 1 + len(w) > 76 and cur.strip():
+            lines.append(cur)
+            cur = ' ' + w
+        else:
+            cur += ' ' + w if cur else w
+    lines.append(cur)
+    return '\n'.join(lines)
+
+
+PAD_WORDS = ('Kantan Helpdesk (Information Systems Division) support desk, '
+             'general affairs section;').split() * 50          # ~4 KB
+PAD_JA = '総務課 情報システム担当 '   # an encoded-word of 60 columns
+
+
+def padded_msg(n, frm, subject):
+    return ("Date: Wed, 08 Oct 2025 09:%02d:00 +0900\n"
+            "%s\n"
+            "To: koho@pref.example.jp\n"
+            "Subject: %s\n"
+            "Message-ID: <padded-%04d@example.org>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=us-ascii\n\n"
+            "Please see the attached documents.\n" % (n, frm, subject, n))
+
+
+def from_padded_msgs():
+    # 1: a quoted display name of ~4 KB, the claimed address first
+    quoted = fold(['"helpdesk@s-kantan.example.jp'] + PAD_WORDS[:-1] +
+                  [PAD_WORDS[-1] + '"', '<nobody@badhost.example>'], 'From:')
+    # 2: ~10 KB of encoded-words (past one 8 KB unfolded field), the claimed
+    # address in the first one, a comment before the address
+    words = [b64w('【helpdesk@s-kantan.example.jp】', 'UTF-8')]
+    words += [b64w(PAD_JA, 'UTF-8') for _ in range(180)]
+    encoded = fold(words + ['(Helpdesk)', '<x@evil.example>'], 'From:')
+    # 3: the sender's own address in a long display name: not a spoof
+    own = fold(['"yamada@pref.example.jp'] + PAD_WORDS[:-1] +
+               [PAD_WORDS[-1] + '"', '<yamada@pref.example.jp>'], 'From:')
+    return [('nobody@badhost.example', ['koho@pref.example.jp'],
+             padded_msg(1, quoted, 'RE: Invoice')),
+            ('x@evil.example', ['koho@pref.example.jp'],
+             padded_msg(2, encoded, 'RE: Meeting minutes')),
+            ('yamada@pref.example.jp', ['koho@pref.example.jp'],
+             padded_msg(3, own, 'Disaster drill schedule'))]
+
+
+@capture
+def from_padded():
+    mta_session('from-padded', '192.0.2.16', 42401, 'mail.example.org', from_padded_msgs(),
+                '9D')
+
+
 def main():
     enter_client_ns()
     names = sys.argv[1:] or list(CAPTURES)
