@@ -263,6 +263,8 @@ static void test_encoded_subjects(void)
 	check_subject("=?UTF-8?Q?Hello_World?=", "Hello World", 0);
 	/* 日本 cut inside 本, the two words on folded lines */
 	check_subject("=?UTF-8?B?5pel5g==?=\r\n =?UTF-8?B?nKw=?=", "日本", 0);
+	/* こんに with the base64 cut inside a quantum, on folded lines */
+	check_subject("=?utf-8?B?44GT44K?=\r\n =?utf-8?B?T44Gr?=", "こんに", 0);
 	check_subject("=?UTF-8?B?5pel!!?=", "=?UTF-8?B?5pel!!?=", 0);
 	check_subject("=?x-unknown?Q?Hello_=E9?=", "Hello \xef\xbf\xbd", 1);
 	check_subject("raw \xe9t\xe9", "raw \xef\xbf\xbdt\xef\xbf\xbd", 2);
