@@ -3,12 +3,19 @@
  * State machine (one handler per state, fed byte ranges of any size):
  *
  *   HEADERS ──blank line──────────────► BODY ◄──────────────┐
- *                                            │ "--b" line     │ blank line,
- *                                            ▼                │ gap
- *                                          PART_HEADERS ──────┘
- *                                           ▲  │ "--b" line: next part
- *   (gap in HEADERS: BODY;                  └──┘
- *    message_finish(): DONE from any state)
+ *      │                                     │ "--b" line     │ blank line,
+ *      │ blank line,                         ▼                │ gap
+ *      └─ message/rfc822 ───────────────► PART_HEADERS ──────┘
+ *                                           ▲  │ "--b" line: next part;
+ *   (gap in HEADERS: BODY;                  └──┘ blank line, message/rfc822:
+ *    message_finish(): DONE from any state)      the forwarded message's block
+ *
+ * A forwarded message (message/rfc822, RFC 2046 §5.2.1) is read as a part
+ * whose header block follows its part's: its multipart is followed and its
+ * attachments named; its Subject and From are not the message's. It needs
+ * no state of its own but a count (rfc822), which each open boundary notes
+ * so that the boundary ends the forwarded messages opened inside it; with
+ * the boundaries it is bounded by MESSAGE_MIME_DEPTH_MAX.
  *
  * Past MESSAGE_HEADER_BYTES_MAX or MESSAGE_HEADER_COUNT_MAX the block is
  * still read to its end and the fields not seen yet are still taken: a
@@ -79,6 +86,7 @@ enum slot {
 	SLOT_X_ORIGINATING_IP,
 	SLOT_CONTENT_TYPE,         /* not kept: parsed into the part */
 	SLOT_CONTENT_DISPOSITION,  /* idem */
+	SLOT_CONTENT_TRANSFER_ENCODING, /* idem */
 };
 
 static const struct field_def {
@@ -100,6 +108,7 @@ static const struct field_def {
 	{ "X-Originating-IP", SLOT_X_ORIGINATING_IP, MESSAGE_FIELD_MAX },
 	{ "Content-Type", SLOT_CONTENT_TYPE, 0 },
 	{ "Content-Disposition", SLOT_CONTENT_DISPOSITION, 0 },
+	{ "Content-Transfer-Encoding", SLOT_CONTENT_TRANSFER_ENCODING, 0 },
 };
 
 /* Every kept field at its bound, plus NULs: 10 short ones and To, Cc. */
@@ -120,8 +129,10 @@ _Static_assert(MESSAGE_BOUNDARY_MAX <= UINT8_MAX &&
 
 /* The part whose header block is being read (the top level is a part too). */
 struct part {
-	bool have_ct, have_cd;
+	bool have_ct, have_cd, have_cte;
 	bool multipart;
+	bool message;                  /* message/rfc822 or message/global */
+	bool encoded;                  /* base64 or quoted-printable */
 	bool boundary_too_long;
 	size_t boundary_len;
 	char boundary[MESSAGE_BOUNDARY_MAX + 1];
@@ -229,6 +240,7 @@ struct mime {
 	uint16_t cap;                          /* bytes in bnd[] */
 	uint16_t boff[MESSAGE_MIME_DEPTH_MAX]; /* where each boundary starts in bnd[] */
 	uint8_t blen[MESSAGE_MIME_DEPTH_MAX];
+	uint8_t rfc822[MESSAGE_MIME_DEPTH_MAX]; /* forwarded messages open around each */
 	char bl[BODY_LINE_KEEP];               /* first bytes of the current line */
 	char bnd[];                            /* boundaries, outermost first, no NULs */
 };
@@ -245,8 +257,9 @@ struct message {
 	struct message_workspaces *pool;
 	enum msg_state state;
 	uint8_t depth;            /* boundaries followed */
+	uint8_t rfc822;           /* forwarded messages (message/rfc822) open */
 	uint8_t bl_len;           /* body line bytes in mime->bl */
-	/* one bit each: with the three fields above they fill 8 bytes */
+	/* one bit each: with the four fields above they fill 8 bytes */
 	bool own_pool : 1;        /* made by message_create(NULL) */
 	/* line state shared by all states */
 	bool line_start : 1;      /* next byte begins a line */
@@ -419,6 +432,7 @@ static bool mime_push(struct message *m, const char *b, size_t len)
 	memcpy(x->bnd + off, b, len);
 	x->boff[m->depth] = (uint16_t)off;
 	x->blen[m->depth] = (uint8_t)len;
+	x->rfc822[m->depth] = m->rfc822;
 	m->depth++;
 	return true;
 }
@@ -428,6 +442,7 @@ static void mime_free(struct message *m)
 	free(m->mime);
 	m->mime = NULL;
 	m->depth = 0;
+	m->rfc822 = 0;
 }
 
 /* ---- parameters (RFC 2045 §5.1, RFC 2231) ------------------------------ */
@@ -650,6 +665,11 @@ static void part_content_type(struct message *m, const char *v, size_t n)
 
 	p->have_ct = true;
 	p->multipart = n >= 10 && strncasecmp(v, "multipart/", 10) == 0;
+	/* RFC 2046 §5.2.1, RFC 6532 §3.7: a whole message, headers first */
+	p->message = (n >= 14 && strncasecmp(v, "message/rfc822", 14) == 0 &&
+		      (n == 14 || v[14] == ';' || is_wsp(v[14]))) ||
+		     (n >= 14 && strncasecmp(v, "message/global", 14) == 0 &&
+		      (n == 14 || v[14] == ';' || is_wsp(v[14])));
 	if (p->multipart && param_assemble(v, n, "boundary", &r, charset, sizeof charset)) {
 		if (r.len == 0 || r.len > MESSAGE_BOUNDARY_MAX || r.cut) {
 			p->boundary_too_long = r.len > 0;
@@ -704,30 +724,54 @@ static void attachment_add(struct message *m, const char *name, bool raw_cut,
 	in->attachments[in->n_attachments++] = dst;
 }
 
-/* The header block of the current part is over. A named leaf part is an
- * attachment; a multipart one with a body is followed (RFC 2046 §5.1). */
-static void part_end(struct message *m, bool has_body)
+/* RFC 2045 §6.1 Content-Transfer-Encoding: only whether the body is
+ * encoded matters (a forwarded message so encoded is not read). */
+static void part_transfer_encoding(struct message *m, const char *v, size_t n)
 {
 	struct part *p = &m->ws->part;
+
+	p->have_cte = true;
+	p->encoded = (n >= 6 && strncasecmp(v, "base64", 6) == 0) ||
+		     (n >= 16 && strncasecmp(v, "quoted-printable", 16) == 0);
+}
+
+/* The header block of the current part is over. A named leaf part is an
+ * attachment; a multipart one with a body is followed (RFC 2046 §5.1); so
+ * is a forwarded message (RFC 2046 §5.2.1: its body is a header block and
+ * a body, not encoded), which returns true: the next bytes are its header
+ * block. Multiparts and forwarded messages nest MESSAGE_MIME_DEPTH_MAX
+ * deep together. */
+static bool part_end(struct message *m, bool has_body)
+{
+	struct part *p = &m->ws->part;
+	bool deep = m->depth + m->rfc822 >= MESSAGE_MIME_DEPTH_MAX;
 
 	if (!p->multipart) {
 		if (p->filename[0])
 			attachment_add(m, p->filename, p->filename_cut, p->filename_replaced);
 		else if (p->ctname[0])
 			attachment_add(m, p->ctname, p->ctname_cut, p->ctname_replaced);
-		return;
+		if (!p->message || !has_body || p->encoded)
+			return false;
+		if (deep) {
+			count_add(&m->info.mime_depth_over, 1);
+			return false;
+		}
+		m->rfc822++;
+		return true;
 	}
 	if (!has_body)
-		return;
+		return false;
 	if (p->boundary_too_long) {
 		count_add(&m->info.boundary_too_long, 1);
 	} else if (p->boundary_len == 0) {
-		return;   /* multipart without a boundary: nothing to follow */
-	} else if (m->depth == MESSAGE_MIME_DEPTH_MAX) {
+		return false;   /* multipart without a boundary: nothing to follow */
+	} else if (deep) {
 		count_add(&m->info.mime_depth_over, 1);
 	} else if (!mime_push(m, p->boundary, p->boundary_len)) {
 		count_skipped(m, false);   /* out of memory: not followed */
 	}
+	return false;
 }
 
 /* ---- a From longer than its kept value --------------------------------- */
@@ -982,7 +1026,9 @@ static void from_long_end(struct message *m, const char *v, size_t n)
 
 static void field_mime(struct message *m, enum slot s, const char *v, size_t n)
 {
-	bool seen = s == SLOT_CONTENT_TYPE ? m->ws->part.have_ct : m->ws->part.have_cd;
+	const struct part *p = &m->ws->part;
+	bool seen = s == SLOT_CONTENT_TYPE ? p->have_ct
+		    : s == SLOT_CONTENT_DISPOSITION ? p->have_cd : p->have_cte;
 
 	if (seen) {
 		count_add(&m->info.duplicates, 1);
@@ -990,8 +1036,10 @@ static void field_mime(struct message *m, enum slot s, const char *v, size_t n)
 	}
 	if (s == SLOT_CONTENT_TYPE)
 		part_content_type(m, v, n);
-	else
+	else if (s == SLOT_CONTENT_DISPOSITION)
 		part_disposition(m, v, n);
+	else
+		part_transfer_encoding(m, v, n);
 }
 
 static void field_store(struct message *m, const struct field_def *d, const char *v,
@@ -999,7 +1047,8 @@ static void field_store(struct message *m, const struct field_def *d, const char
 {
 	const char **dst;
 
-	if (d->slot == SLOT_CONTENT_TYPE || d->slot == SLOT_CONTENT_DISPOSITION) {
+	if (d->slot == SLOT_CONTENT_TYPE || d->slot == SLOT_CONTENT_DISPOSITION ||
+	    d->slot == SLOT_CONTENT_TRANSFER_ENCODING) {
 		field_mime(m, d->slot, v, n);
 		return;
 	}
@@ -1218,24 +1267,29 @@ static void line_reset(struct message *m)
 /* The top-level header block ended (blank line, gap or end of data). */
 static void top_headers_end(struct message *m, bool blank_line)
 {
+	bool message = false;
+
 	field_dispatch(m);
 	m->info.headers_done = blank_line;
 	if (m->ws) {
 		values_keep(m);
-		part_end(m, true);
+		message = part_end(m, true);
 	}
 	block_end(m);
-	m->state = MSG_BODY;
+	/* the whole message may be a forwarded one: its header block next */
+	m->state = message ? MSG_PART_HEADERS : MSG_BODY;
 	line_reset(m);
 }
 
 static void part_headers_end(struct message *m, bool has_body)
 {
+	bool message = false;
+
 	field_dispatch(m);
 	if (m->ws)
-		part_end(m, has_body);
+		message = part_end(m, has_body);
 	block_end(m);
-	m->state = MSG_BODY;
+	m->state = message ? MSG_PART_HEADERS : MSG_BODY;
 }
 
 /* LF in a header block: end of a line, or of the block if it was empty. */
@@ -1344,6 +1398,7 @@ static void boundary_hit(struct message *m, unsigned level, bool close)
 		part_headers_end(m, false); /* a part without a blank line */
 	}
 	m->depth = (uint8_t)(close ? level : level + 1);
+	m->rfc822 = m->mime->rfc822[level];   /* those opened inside it are over */
 	m->state = close ? MSG_BODY : MSG_PART_HEADERS;
 	line_reset(m);
 	if (m->depth == 0)
@@ -1408,13 +1463,15 @@ static const char *feed_body(struct message *m, const char *p, const char *end)
 
 static const char *feed_part_headers(struct message *m, const char *p, const char *end)
 {
-	if (!m->ws && !m->block_skipped)
-		block_begin(m, false);
 	while (p < end && m->state == MSG_PART_HEADERS) {
 		char c = *p++;
 		unsigned level;
 		bool close;
 
+		/* at the block's first byte; a forwarded message's header block
+		 * follows its part's at once */
+		if (!m->ws && !m->block_skipped)
+			block_begin(m, false);
 		/* a part's header block may be cut short by the next boundary */
 		if (c == '\n' && bl_boundary(m, &level, &close)) {
 			boundary_hit(m, level, close);
@@ -1423,8 +1480,8 @@ static const char *feed_part_headers(struct message *m, const char *p, const cha
 		if (c == '\n') {
 			m->bl_len = 0;
 			m->bl_tail = false;
-		} else {
-			bl_put(m, &c, 1);
+		} else if (m->depth) {
+			bl_put(m, &c, 1);   /* a forwarded message may have no boundary around */
 		}
 		header_byte(m, c);
 	}
@@ -1554,6 +1611,8 @@ void message_gap(struct message *m, uint64_t len)
 	case MSG_DONE:
 		return;
 	}
+	/* a forwarded message's header block cannot be told from what was lost */
+	m->state = MSG_BODY;
 	line_reset(m);
 	m->skip_line = true;    /* the bytes up to the next LF end a lost line */
 }

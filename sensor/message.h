@@ -41,7 +41,8 @@
 						  * name escaped, an ADDRESS_MAX address */
 #define MESSAGE_ATTACH_KEEP_MAX   16           /* attachment names kept */
 #define MESSAGE_ATTACH_NAME_MAX   255          /* bytes per attachment name (UTF-8) */
-#define MESSAGE_MIME_DEPTH_MAX    8            /* nested multiparts followed */
+#define MESSAGE_MIME_DEPTH_MAX    8            /* nested multiparts and forwarded
+						* messages followed */
 #define MESSAGE_BOUNDARY_MAX      70           /* RFC 2046 §5.1.1 */
 
 /* Header values are NUL-terminated, unfolded (CRLF removed, the folding
@@ -68,7 +69,10 @@
  *
  * An attachment is a non-multipart part (or a single-part message) with a
  * file name: Content-Disposition filename, else Content-Type name, RFC 2231
- * continuations and charsets and RFC 2047 encoded-words decoded. */
+ * continuations and charsets and RFC 2047 encoded-words decoded. The parts
+ * of a forwarded message (message/rfc822 or message/global, not base64 or
+ * quoted-printable, which RFC 2046 §5.2.1 forbids) are parts too, after the
+ * forwarded message's own name if it has one. */
 struct message_info {
 	const char *from;         /* as sent */
 	const char *to;           /* as sent */

@@ -371,6 +371,120 @@ static void test_mime_names(void)
 	message_destroy(m);
 }
 
+/* A forwarded message (message/rfc822, RFC 2046 §5.2.1) is a message: its
+ * header block is read like a part's, so its own multipart is followed
+ * and its attachments are found (an Emotet reply forwards the thread with
+ * the zip inside it). Its Subject and From stay the outer message's. */
+static void test_rfc822_parts(void)
+{
+	static const char msg[] =
+		"Subject: outer\r\n"
+		"Content-Type: multipart/mixed; boundary=o\r\n"
+		"\r\n"
+		"--o\r\n"
+		"Content-Type: text/plain\r\n"
+		"\r\n"
+		"see the forwarded mail\r\n"
+		"--o\r\n"
+		"Content-Type: message/rfc822\r\n"
+		"Content-Disposition: attachment; filename=\"fwd.eml\"\r\n"
+		"\r\n"
+		"From: inner@example.org\r\n"
+		"Subject: inner\r\n"
+		"Content-Type: multipart/mixed; boundary=\"i\"\r\n"
+		"\r\n"
+		"--i\r\n"
+		"Content-Type: text/plain\r\n"
+		"\r\n"
+		"body\r\n"
+		"--i\r\n"
+		"Content-Type: application/zip; name=\"invoice.zip\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n"
+		"\r\n"
+		"UEsDBBQ=\r\n"
+		"--i\r\n"
+		"Content-Type: MESSAGE/RFC822\r\n"
+		"\r\n"
+		"Subject: twice forwarded\r\n"
+		"Content-Type: application/pdf; name=deep.pdf\r\n"
+		"\r\n"
+		"JVBERi0=\r\n"
+		"--i--\r\n"
+		"--o\r\n"
+		"Content-Type: message/rfc822; name=\"b64.eml\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n"
+		"\r\n"
+		"Q29udGVudC1EaXNwb3NpdGlvbjogYXR0YWNobWVudDsgZmlsZW5hbWU9bm90LnppcA0KDQo=\r\n"
+		"--o\r\n"
+		"Content-Disposition: attachment; filename=after.txt\r\n"
+		"\r\n"
+		"x\r\n"
+		"--o--\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+	const struct message_info *in = message_info(m);
+
+	CHECK_INT(in->n_attachments, 5);
+	CHECK_INT(in->attachments_total, 5);
+	if (in->n_attachments == 5) {
+		CHECK_STR(in->attachments[0], "fwd.eml");
+		CHECK_STR(in->attachments[1], "invoice.zip");
+		CHECK_STR(in->attachments[2], "deep.pdf");
+		/* a base64 message/rfc822 (RFC 2046 §5.2.1 forbids it) is not read */
+		CHECK_STR(in->attachments[3], "b64.eml");
+		CHECK_STR(in->attachments[4], "after.txt");
+	}
+	CHECK_STR(in->subject, "outer");
+	CHECK_INT(in->mime_depth_over, 0);
+	message_destroy(m);
+
+	/* the whole message one forwarded message */
+	m = PARSE_STR("Subject: s\r\nContent-Type: message/rfc822\r\n\r\n"
+		      "Subject: t\r\nContent-Type: text/plain; name=a.txt\r\n\r\nx\r\n");
+	CHECK_INT(message_info(m)->n_attachments, 1);
+	CHECK_STR(message_info(m)->subject, "s");
+	message_destroy(m);
+}
+
+/* Forwarded messages and multiparts nested far deeper than
+ * MESSAGE_MIME_DEPTH_MAX: they count as levels together, the one past the
+ * bound is counted and not followed, and nothing inside it is read. */
+static void test_rfc822_deep(void)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	for (int with_multipart = 0; with_multipart < 2; with_multipart++) {
+		b.len = 0;
+		mb_str(&b, "Subject: s\r\n");
+		for (int i = 0; i < 10000; i++) {
+			if (with_multipart)
+				mb_fmt(&b, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
+					   "--b%d\r\n", i, i);
+			mb_fmt(&b, "Content-Type: message/rfc822\r\n\r\nSubject: %d\r\n", i);
+		}
+		mb_str(&b, "Content-Type: text/plain; name=bottom.txt\r\n\r\nx\r\n");
+		m = PARSE(b.p, b.len);
+		in = message_info(m);
+		CHECK_INT(in->mime_depth_over, 1);
+		CHECK_INT(in->n_attachments, 0);
+		CHECK_STR(in->subject, "s");
+		message_destroy(m);
+	}
+	/* at the bound: the leaf is found */
+	b.len = 0;
+	mb_str(&b, "Subject: s\r\n");
+	for (int i = 0; i < MESSAGE_MIME_DEPTH_MAX; i++)
+		mb_fmt(&b, "Content-Type: message/rfc822\r\n\r\nSubject: %d\r\n", i);
+	mb_str(&b, "Content-Type: text/plain; name=bottom.txt\r\n\r\nx\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(in->mime_depth_over, 0);
+	CHECK_INT(in->n_attachments, 1);
+	message_destroy(m);
+	mb_free(&b);
+}
+
 static void test_single_part_attachment(void)
 {
 	static const char msg[] =
@@ -1370,6 +1484,8 @@ int main(void)
 	RUN(test_encoded_subjects);
 	RUN(test_emotet);
 	RUN(test_mime_names);
+	RUN(test_rfc822_parts);
+	RUN(test_rfc822_deep);
 	RUN(test_single_part_attachment);
 	RUN(test_multipart_without_boundary);
 	RUN(test_gap_in_headers);

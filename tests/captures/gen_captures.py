@@ -947,6 +947,61 @@ def from_padded():
                 '9D')
 
 
+# ------------------------------------------------------- rfc822-attachment ---
+#
+# A reply that forwards the old thread as an attachment (message/rfc822),
+# the zip inside the forwarded message, as Emotet's thread hijacks do.
+
+def rfc822_attachment_msg():
+    zip_name = b64w('請求書_2025年10月.zip', 'UTF-8')
+    return ("Date: Thu, 09 Oct 2025 10:00:00 +0900\n"
+            "From: \"Accounting\" <keiri@example.co.jp>\n"
+            "To: koho@pref.example.jp\n"
+            "Subject: RE: Invoice for October\n"
+            "Message-ID: <fwd-0001@example.co.jp>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=\"==outer-3c1e==\"\n"
+            "\n"
+            "--==outer-3c1e==\n"
+            "Content-Type: text/plain; charset=us-ascii\n"
+            "\n"
+            "Please see the invoice in the forwarded mail below.\n"
+            "\n"
+            "--==outer-3c1e==\n"
+            "Content-Type: message/rfc822\n"
+            "Content-Disposition: attachment; filename=\"RE_ Invoice.eml\"\n"
+            "\n"
+            "Date: Wed, 01 Oct 2025 09:00:00 +0900\n"
+            "From: Koho <koho@pref.example.jp>\n"
+            "To: keiri@example.co.jp\n"
+            "Subject: Invoice for October\n"
+            "Message-ID: <fwd-inner-0001@pref.example.jp>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=\"==inner-8b2d==\"\n"
+            "\n"
+            "--==inner-8b2d==\n"
+            "Content-Type: text/plain; charset=us-ascii\n"
+            "\n"
+            "The invoice is attached.\n"
+            "\n"
+            "--==inner-8b2d==\n"
+            "Content-Type: application/zip; name=\"%s\"\n"
+            "Content-Transfer-Encoding: base64\n"
+            "Content-Disposition: attachment; filename=\"%s\"\n"
+            "\n"
+            "%s\n"
+            "--==inner-8b2d==--\n"
+            "\n"
+            "--==outer-3c1e==--\n" % (zip_name, zip_name, b64lines(make_zip())))
+
+
+@capture
+def rfc822_attachment():
+    mta_session('rfc822-attachment', '192.0.2.17', 42501, 'mail.example.co.jp',
+                [('keiri@example.co.jp', ['koho@pref.example.jp'], rfc822_attachment_msg())],
+                '9E')
+
+
 def main():
     enter_client_ns()
     names = sys.argv[1:] or list(CAPTURES)
