@@ -313,8 +313,16 @@ static void phrase_word(struct mb_state *st, const struct tok *t)
 		return;
 	}
 	for (size_t i = 0; i < t->n; i++) {
-		if (t->s[i] == '\\' && i + 1 < t->n)
+		if (t->s[i] == '\\' && i + 1 < t->n) {
 			i++;
+		} else if (is_space(t->s[i])) {
+			/* a run of white space shows as one space: padding must not
+			 * push the rest of the name out of the display buffer */
+			if (st->phrase.len && st->phrase.p[st->phrase.len - 1] == ' ')
+				continue;
+			sb_addc(&st->phrase, ' ');
+			continue;
+		}
 		sb_addc(&st->phrase, t->s[i]);
 	}
 	sb_addc(&st->bare, '"');
@@ -355,21 +363,39 @@ static bool mb_finish_bare(struct mb_state *st, struct mailbox *out)
 	return true;
 }
 
-static bool mb_finish_angle(struct mb_state *st, const struct tok *t, struct mailbox *out)
+/* The mailbox ends with the angle-addr t; the phrase up to `mark` (where
+ * t began) is its display name. */
+static bool mb_finish_angle(struct mb_state *st, const struct tok *t, size_t mark,
+			    struct mailbox *out)
 {
-	const struct sbuf *name = st->phrase.len ? &st->phrase : &st->comment;
+	const struct sbuf *name;
 
+	st->phrase.len = mark;
+	st->phrase.p[mark] = '\0';
+	name = st->phrase.len ? &st->phrase : &st->comment;
 	addr_clean(t->s, t->n, out->addr, sizeof out->addr);
 	out->domain = address_domain(out->addr);
 	display_set(out->display, sizeof out->display, name->p, name->len);
 	return out->addr[0] != '\0';
 }
 
+/* An angle-addr that a later one replaces is part of that one's display
+ * name: keep it in the phrase as written. */
+static void phrase_angle(struct mb_state *st, const struct tok *t)
+{
+	if (st->phrase.len && t->space_before)
+		sb_addc(&st->phrase, ' ');
+	sb_addc(&st->phrase, '<');
+	sb_add(&st->phrase, t->s, t->n);
+	sb_addc(&st->phrase, '>');
+}
+
 bool address_parse_mailbox(const char *value, size_t len, struct mailbox *out)
 {
 	struct lexer lx = { value, value + len };
 	struct mb_state st;
-	struct tok t;
+	struct tok t, angle = { TOK_END, NULL, 0, false };
+	size_t mark = 0;   /* phrase length where `angle` began */
 
 	out->display[0] = '\0';
 	out->addr[0] = '\0';
@@ -379,27 +405,44 @@ bool address_parse_mailbox(const char *value, size_t len, struct mailbox *out)
 		lex(&lx, &t);
 		switch (t.kind) {
 		case TOK_END:
+			if (angle.kind == TOK_ANGLE)
+				return mb_finish_angle(&st, &angle, mark, out);
 			return mb_finish_bare(&st, out);
 		case TOK_ATOM:
 		case TOK_QUOTED:
 			phrase_word(&st, &t);
 			break;
 		case TOK_COMMENT:
-			if (st.comment.len == 0)
+			/* "addr (Name)"; one after the angle-addr names nothing */
+			if (st.comment.len == 0 && angle.kind != TOK_ANGLE)
 				sb_add(&st.comment, t.s, t.n);
 			break;
 		case TOK_ANGLE:
-			if (mb_finish_angle(&st, &t, out))
-				return true;
-			mb_reset(&st);   /* "<>": try the next mailbox */
+			/* RFC 5322 §3.4: name-addr = [display-name] angle-addr, so the
+			 * angle-addr ends the mailbox. Another one before the mailbox
+			 * ends (`a <b@c> <d@e>`, not valid) makes the text up to it
+			 * the display name: the last one wins, as in a field read
+			 * whole past its kept value (message.c). */
+			addr_clean(t.s, t.n, out->addr, sizeof out->addr);
+			if (out->addr[0]) {
+				angle = t;
+				mark = st.phrase.len;
+				phrase_angle(&st, &t);
+			} else if (angle.kind != TOK_ANGLE) {
+				mb_reset(&st);   /* "<>": try the next mailbox */
+			}
 			break;
 		case TOK_COLON:      /* group name (RFC 5322 §3.4): not a mailbox */
 		case TOK_SEMI:       /* end of group */
+			if (angle.kind == TOK_ANGLE)
+				return mb_finish_angle(&st, &angle, mark, out);
 			if (mb_finish_bare(&st, out))
 				return true;
 			mb_reset(&st);
 			break;
 		case TOK_COMMA:
+			if (angle.kind == TOK_ANGLE)
+				return mb_finish_angle(&st, &angle, mark, out);
 			if (mb_finish_bare(&st, out))
 				return true;
 			/* "Doe, John <j@d>": the comma belongs to the name */

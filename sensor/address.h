@@ -20,7 +20,10 @@ struct mailbox {
  * hold RFC 2047 words, comments, quoted strings, group syntax). Lenient the
  * way mail clients are: "Doe, John <j@d>" keeps the comma in the name,
  * encoded-words inside quotes are decoded, "addr (Name)" takes the comment
- * as the name. Over-long values are cut, never overflowed.
+ * as the name. The address is the angle-addr that ends the mailbox: should
+ * two come before a comma (`a <b@c> <d@e>`, not valid), the last, and the
+ * text before it is the display name. A run of white space in the name is
+ * one space. Over-long values are cut, never overflowed.
  * Returns true if an addr-spec was found. */
 bool address_parse_mailbox(const char *value, size_t len, struct mailbox *out);
 

@@ -3,12 +3,19 @@
  * State machine (one handler per state, fed byte ranges of any size):
  *
  *   HEADERS ──blank line──────────────► BODY ◄──────────────┐
- *                                            │ "--b" line     │ blank line,
- *                                            ▼                │ gap
- *                                          PART_HEADERS ──────┘
- *                                           ▲  │ "--b" line: next part
- *   (gap in HEADERS: BODY;                  └──┘
- *    message_finish(): DONE from any state)
+ *      │                                     │ "--b" line     │ blank line,
+ *      │ blank line,                         ▼                │ gap
+ *      └─ message/rfc822 ───────────────► PART_HEADERS ──────┘
+ *                                           ▲  │ "--b" line: next part;
+ *   (gap in HEADERS: BODY;                  └──┘ blank line, message/rfc822:
+ *    message_finish(): DONE from any state)      the forwarded message's block
+ *
+ * A forwarded message (message/rfc822, RFC 2046 §5.2.1) is read as a part
+ * whose header block follows its part's: its multipart is followed and its
+ * attachments named; its Subject and From are not the message's. It needs
+ * no state of its own but a count (rfc822), which each open boundary notes
+ * so that the boundary ends the forwarded messages opened inside it; with
+ * the boundaries it is bounded by MESSAGE_MIME_DEPTH_MAX.
  *
  * Past MESSAGE_HEADER_BYTES_MAX or MESSAGE_HEADER_COUNT_MAX the block is
  * still read to its end and the fields not seen yet are still taken: a
@@ -43,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "address.h"
 #include "rfc2047.h"
 #include "utf8.h"
 
@@ -78,6 +86,7 @@ enum slot {
 	SLOT_X_ORIGINATING_IP,
 	SLOT_CONTENT_TYPE,         /* not kept: parsed into the part */
 	SLOT_CONTENT_DISPOSITION,  /* idem */
+	SLOT_CONTENT_TRANSFER_ENCODING, /* idem */
 };
 
 static const struct field_def {
@@ -99,6 +108,7 @@ static const struct field_def {
 	{ "X-Originating-IP", SLOT_X_ORIGINATING_IP, MESSAGE_FIELD_MAX },
 	{ "Content-Type", SLOT_CONTENT_TYPE, 0 },
 	{ "Content-Disposition", SLOT_CONTENT_DISPOSITION, 0 },
+	{ "Content-Transfer-Encoding", SLOT_CONTENT_TRANSFER_ENCODING, 0 },
 };
 
 /* Every kept field at its bound, plus NULs: 10 short ones and To, Cc. */
@@ -119,8 +129,10 @@ _Static_assert(MESSAGE_BOUNDARY_MAX <= UINT8_MAX &&
 
 /* The part whose header block is being read (the top level is a part too). */
 struct part {
-	bool have_ct, have_cd;
+	bool have_ct, have_cd, have_cte;
 	bool multipart;
+	bool message;                  /* message/rfc822 or message/global */
+	bool encoded;                  /* base64 or quoted-printable */
 	bool boundary_too_long;
 	size_t boundary_len;
 	char boundary[MESSAGE_BOUNDARY_MAX + 1];
@@ -128,6 +140,57 @@ struct part {
 	char ctname[NAME_BUF];         /* Content-Type name, decoded */
 	unsigned long filename_replaced, ctname_replaced;
 	bool filename_cut, ctname_cut; /* raw value over PARAM_RAW_MAX */
+};
+
+/* A From field longer than the value kept as sent (MESSAGE_FIELD_MAX) is
+ * read whole by a small lexer (RFC 5322 §3.2-3.4, lenient as address.c
+ * is): a display name padded past the cut must not take the address with
+ * it. It keeps the display name's first FROM_TEXT_MAX bytes as text (quotes
+ * taken off, a run of white space one space: folding and padding) and the
+ * last angle-addr of the first mailbox (CFWS and an obs-route dropped),
+ * whatever the length of the field: header bytes past MESSAGE_LINE_MAX
+ * are fed to it one by one. values_keep() makes of them the short mailbox
+ * `"text" <addr>` that message_info's from_mailbox shows. */
+#define FROM_TEXT_MAX MESSAGE_FIELD_MAX
+#define FROM_ADDR_MAX ADDRESS_MAX
+
+_Static_assert(FROM_TEXT_MAX <= UINT16_MAX && FROM_ADDR_MAX <= UINT16_MAX,
+	       "struct from_scan's lengths");
+_Static_assert(1 + 2 * FROM_TEXT_MAX + 3 + FROM_ADDR_MAX + 1 <= MESSAGE_FROM_MAILBOX_MAX,
+	       "`\"name\" <addr>` within its bound");
+
+enum from_lex {
+	FROM_TOP,            /* display name: atoms, specials, white space */
+	FROM_QUOTED,         /* "..." in it */
+	FROM_COMMENT,        /* (...) in it, nested */
+	FROM_ANGLE,          /* <...>: an address */
+	FROM_ANGLE_QUOTED,   /* "..." in it: kept with its quotes */
+	FROM_ANGLE_COMMENT,  /* (...) in it: dropped */
+	FROM_DONE,           /* the first mailbox ended: the rest is not read */
+};
+
+struct from_scan {
+	uint8_t lex;              /* enum from_lex */
+	bool esc;                 /* after a backslash (quoted string, comment) */
+	bool space;               /* white space to show before the next text byte */
+	bool bare;                /* an '@' outside angles and comments: the first
+				   * mailbox may be a bare addr-spec (address.c) */
+	uint32_t depth;           /* comment nesting, saturating */
+	uint16_t text_len;
+	uint16_t cur_mark, mark;  /* text_len where the angle being read, and
+				   * the one in addr, began */
+	uint16_t cur_len, addr_len;
+	/* one byte over each bound tells whether the cut splits a character */
+	char text[FROM_TEXT_MAX + 1];
+	char cur[FROM_ADDR_MAX + 1];  /* the angle-addr being read */
+	char addr[FROM_ADDR_MAX + 1]; /* the last non-empty one; addr_len 0: none */
+};
+
+/* Where a long From stands: not known yet, not one, or being read. */
+enum from_long {
+	FROM_LONG_UNKNOWN,
+	FROM_LONG_NO,
+	FROM_LONG_SCANNING,       /* past MESSAGE_LINE_MAX: fed byte by byte */
 };
 
 /* Everything a header block needs while it is read; pooled. */
@@ -142,6 +205,9 @@ struct workspace {
 	size_t field_len;
 	size_t field_line_start;  /* field_len when the current line began */
 	unsigned nfields;         /* top-level fields looked at */
+	uint8_t from_long;        /* enum from_long: the field being unfolded */
+	bool from_found;          /* the top level's From was long and `from` has
+				   * its address: values_keep() makes from_mailbox */
 	char field[MESSAGE_LINE_MAX + 1];
 
 	/* top-level values until the block ends */
@@ -154,6 +220,7 @@ struct workspace {
 	size_t subject_len, from_decoded_len;
 	char subject[MESSAGE_SUBJECT_MAX + 1];
 	char from_decoded[3 * MESSAGE_FIELD_MAX + 1];
+	struct from_scan from;    /* a From longer than its kept value */
 
 	struct part part;
 	char param_raw[PARAM_RAW_MAX];
@@ -173,6 +240,7 @@ struct mime {
 	uint16_t cap;                          /* bytes in bnd[] */
 	uint16_t boff[MESSAGE_MIME_DEPTH_MAX]; /* where each boundary starts in bnd[] */
 	uint8_t blen[MESSAGE_MIME_DEPTH_MAX];
+	uint8_t rfc822[MESSAGE_MIME_DEPTH_MAX]; /* forwarded messages open around each */
 	char bl[BODY_LINE_KEEP];               /* first bytes of the current line */
 	char bnd[];                            /* boundaries, outermost first, no NULs */
 };
@@ -187,17 +255,18 @@ struct strblock {
 struct message {
 	struct message_info info;
 	struct message_workspaces *pool;
-	bool own_pool;            /* made by message_create(NULL) */
 	enum msg_state state;
-
-	/* line state shared by all states */
-	bool line_start;          /* next byte begins a line */
-	bool cr;                  /* a CR is held back */
-	bool skip_line;           /* after a gap: ignore up to the next LF */
-	bool block_skipped;       /* this header block found no workspace */
 	uint8_t depth;            /* boundaries followed */
+	uint8_t rfc822;           /* forwarded messages (message/rfc822) open */
 	uint8_t bl_len;           /* body line bytes in mime->bl */
-	bool bl_tail;             /* non-white bytes past BODY_LINE_KEEP */
+	/* one bit each: with the four fields above they fill 8 bytes */
+	bool own_pool : 1;        /* made by message_create(NULL) */
+	/* line state shared by all states */
+	bool line_start : 1;      /* next byte begins a line */
+	bool cr : 1;              /* a CR is held back */
+	bool skip_line : 1;       /* after a gap: ignore up to the next LF */
+	bool block_skipped : 1;   /* this header block found no workspace */
+	bool bl_tail : 1;         /* non-white bytes past BODY_LINE_KEEP */
 
 	struct workspace *ws;     /* while a header block is read, else NULL */
 	struct mime *mime;        /* NULL while depth is 0 */
@@ -287,6 +356,8 @@ static void block_begin(struct message *m, bool top)
 	w->field_len = 0;
 	w->field_line_start = 0;
 	w->nfields = 0;
+	w->from_long = FROM_LONG_UNKNOWN;
+	w->from_found = false;
 	for (size_t i = 0; i < SLOTS_KEPT; i++)
 		w->val[i] = NULL;
 	w->arena_len = 0;
@@ -361,6 +432,7 @@ static bool mime_push(struct message *m, const char *b, size_t len)
 	memcpy(x->bnd + off, b, len);
 	x->boff[m->depth] = (uint16_t)off;
 	x->blen[m->depth] = (uint8_t)len;
+	x->rfc822[m->depth] = m->rfc822;
 	m->depth++;
 	return true;
 }
@@ -370,6 +442,7 @@ static void mime_free(struct message *m)
 	free(m->mime);
 	m->mime = NULL;
 	m->depth = 0;
+	m->rfc822 = 0;
 }
 
 /* ---- parameters (RFC 2045 §5.1, RFC 2231) ------------------------------ */
@@ -592,6 +665,11 @@ static void part_content_type(struct message *m, const char *v, size_t n)
 
 	p->have_ct = true;
 	p->multipart = n >= 10 && strncasecmp(v, "multipart/", 10) == 0;
+	/* RFC 2046 §5.2.1, RFC 6532 §3.7: a whole message, headers first */
+	p->message = (n >= 14 && strncasecmp(v, "message/rfc822", 14) == 0 &&
+		      (n == 14 || v[14] == ';' || is_wsp(v[14]))) ||
+		     (n >= 14 && strncasecmp(v, "message/global", 14) == 0 &&
+		      (n == 14 || v[14] == ';' || is_wsp(v[14])));
 	if (p->multipart && param_assemble(v, n, "boundary", &r, charset, sizeof charset)) {
 		if (r.len == 0 || r.len > MESSAGE_BOUNDARY_MAX || r.cut) {
 			p->boundary_too_long = r.len > 0;
@@ -646,37 +724,311 @@ static void attachment_add(struct message *m, const char *name, bool raw_cut,
 	in->attachments[in->n_attachments++] = dst;
 }
 
-/* The header block of the current part is over. A named leaf part is an
- * attachment; a multipart one with a body is followed (RFC 2046 §5.1). */
-static void part_end(struct message *m, bool has_body)
+/* RFC 2045 §6.1 Content-Transfer-Encoding: only whether the body is
+ * encoded matters (a forwarded message so encoded is not read). */
+static void part_transfer_encoding(struct message *m, const char *v, size_t n)
 {
 	struct part *p = &m->ws->part;
+
+	p->have_cte = true;
+	p->encoded = (n >= 6 && strncasecmp(v, "base64", 6) == 0) ||
+		     (n >= 16 && strncasecmp(v, "quoted-printable", 16) == 0);
+}
+
+/* The header block of the current part is over. A named leaf part is an
+ * attachment; a multipart one with a body is followed (RFC 2046 §5.1); so
+ * is a forwarded message (RFC 2046 §5.2.1: its body is a header block and
+ * a body, not encoded), which returns true: the next bytes are its header
+ * block. Multiparts and forwarded messages nest MESSAGE_MIME_DEPTH_MAX
+ * deep together. */
+static bool part_end(struct message *m, bool has_body)
+{
+	struct part *p = &m->ws->part;
+	bool deep = m->depth + m->rfc822 >= MESSAGE_MIME_DEPTH_MAX;
 
 	if (!p->multipart) {
 		if (p->filename[0])
 			attachment_add(m, p->filename, p->filename_cut, p->filename_replaced);
 		else if (p->ctname[0])
 			attachment_add(m, p->ctname, p->ctname_cut, p->ctname_replaced);
-		return;
+		if (!p->message || !has_body || p->encoded)
+			return false;
+		if (deep) {
+			count_add(&m->info.mime_depth_over, 1);
+			return false;
+		}
+		m->rfc822++;
+		return true;
 	}
 	if (!has_body)
-		return;
+		return false;
 	if (p->boundary_too_long) {
 		count_add(&m->info.boundary_too_long, 1);
 	} else if (p->boundary_len == 0) {
-		return;   /* multipart without a boundary: nothing to follow */
-	} else if (m->depth == MESSAGE_MIME_DEPTH_MAX) {
+		return false;   /* multipart without a boundary: nothing to follow */
+	} else if (deep) {
 		count_add(&m->info.mime_depth_over, 1);
 	} else if (!mime_push(m, p->boundary, p->boundary_len)) {
 		count_skipped(m, false);   /* out of memory: not followed */
 	}
+	return false;
+}
+
+/* ---- a From longer than its kept value --------------------------------- */
+
+static bool is_fws(char c)
+{
+	return is_wsp(c) || c == '\r' || c == '\n';
+}
+
+static void from_scan_begin(struct from_scan *s)
+{
+	s->lex = FROM_TOP;
+	s->esc = s->space = s->bare = false;
+	s->depth = 0;
+	s->text_len = s->cur_mark = s->mark = s->cur_len = s->addr_len = 0;
+}
+
+/* A byte of display name text; a run of white space shows as one space. */
+static void from_text(struct from_scan *s, char c)
+{
+	if (is_fws(c)) {
+		s->space = s->space || s->text_len > 0;
+		return;
+	}
+	if (s->space && s->text_len < sizeof s->text)
+		s->text[s->text_len++] = ' ';
+	s->space = false;
+	if (s->text_len < sizeof s->text)
+		s->text[s->text_len++] = c;
+}
+
+/* Start over (RFC 5322 §3.4 group syntax, "<>"): not this mailbox's name. */
+static void from_text_reset(struct from_scan *s)
+{
+	s->text_len = 0;
+	s->space = false;
+}
+
+static void from_cur(struct from_scan *s, char c)
+{
+	if (s->cur_len < sizeof s->cur)
+		s->cur[s->cur_len++] = c;   /* longer is no address: cut, as address.c cuts */
+}
+
+/* An angle-addr ended: the last non-empty one is the mailbox's. "<>"
+ * before any names nothing: the next mailbox is tried (address.c). One
+ * that still starts with '@' is a route without its colon, which address.c
+ * reads as empty too. */
+static void from_angle_end(struct from_scan *s)
+{
+	if (s->cur_len == 0 || s->cur[0] == '@') {
+		if (s->addr_len == 0)
+			from_text_reset(s);
+		return;
+	}
+	memcpy(s->addr, s->cur, s->cur_len);
+	s->addr_len = s->cur_len;
+	s->mark = s->cur_mark;
+}
+
+static void from_scan_byte(struct from_scan *s, char c)
+{
+	switch ((enum from_lex)s->lex) {
+	case FROM_TOP:
+		switch (c) {
+		case '"':
+			s->lex = FROM_QUOTED;
+			return;
+		case '(':
+			s->lex = FROM_COMMENT;
+			s->depth = 1;
+			break;
+		case '<':
+			s->lex = FROM_ANGLE;
+			s->cur_len = 0;
+			s->cur_mark = s->text_len;
+			break;
+		case ',':
+		case ';':
+		case ':':
+			/* the first mailbox ends here if it had its address */
+			if (s->addr_len || s->bare) {
+				s->lex = FROM_DONE;
+				return;
+			}
+			if (c != ',')
+				from_text_reset(s);   /* a group's name or end */
+			else if (s->text_len)
+				from_text(s, c);      /* "Doe, John <j@d>" */
+			return;
+		case '@':
+			s->bare = true;
+			break;
+		}
+		from_text(s, c);
+		return;
+	case FROM_QUOTED:
+		if (s->esc) {
+			s->esc = false;
+		} else if (c == '\\') {
+			s->esc = true;
+			return;
+		} else if (c == '"') {
+			s->lex = FROM_TOP;
+			return;
+		}
+		s->bare = s->bare || c == '@';
+		from_text(s, c);
+		return;
+	case FROM_COMMENT:
+	case FROM_ANGLE_COMMENT:
+		/* nested (RFC 5322 §3.2.2): text, not part of an address */
+		if (s->esc) {
+			s->esc = false;
+		} else if (c == '\\') {
+			s->esc = true;
+			return;
+		} else if (c == '(') {
+			s->depth += s->depth < UINT32_MAX;
+		} else if (c == ')' && --s->depth == 0) {
+			s->lex = s->lex == FROM_COMMENT ? FROM_TOP : FROM_ANGLE;
+		}
+		from_text(s, c);
+		return;
+	case FROM_ANGLE:
+		from_text(s, c);   /* should a later angle-addr follow, this is name */
+		if (c == '>') {
+			from_angle_end(s);
+			s->lex = FROM_TOP;
+		} else if (c == '"') {
+			s->lex = FROM_ANGLE_QUOTED;
+			from_cur(s, c);
+		} else if (c == '(') {
+			s->lex = FROM_ANGLE_COMMENT;
+			s->depth = 1;
+		} else if (c == ':' && s->cur_len && s->cur[0] == '@') {
+			s->cur_len = 0;   /* RFC 5322 §4.4 obs-route "@a,@b:" */
+		} else if (!is_fws(c)) {
+			from_cur(s, c);
+		}
+		return;
+	case FROM_ANGLE_QUOTED:
+		from_text(s, c);
+		from_cur(s, c);
+		if (s->esc)
+			s->esc = false;
+		else if (c == '\\')
+			s->esc = true;
+		else if (c == '"')
+			s->lex = FROM_ANGLE;
+		return;
+	case FROM_DONE:
+		return;
+	}
+}
+
+static void from_scan_feed(struct from_scan *s, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && s->lex != FROM_DONE; i++)
+		from_scan_byte(s, p[i]);
+}
+
+/* The field ended: an angle-addr left open runs to its end (address.c).
+ * True if the first mailbox has an angle-addr. */
+static bool from_scan_end(struct from_scan *s)
+{
+	if (s->lex == FROM_ANGLE || s->lex == FROM_ANGLE_QUOTED || s->lex == FROM_ANGLE_COMMENT)
+		from_angle_end(s);
+	s->lex = FROM_DONE;
+	return s->addr_len > 0;
+}
+
+/* The display name text before the address, at most FROM_TEXT_MAX bytes
+ * cut between characters, without a space at its end. */
+static size_t from_name_len(const struct from_scan *s)
+{
+	size_t n = utf8_cut(s->text, s->mark, FROM_TEXT_MAX);
+
+	while (n && s->text[n - 1] == ' ')
+		n--;
+	return n;
+}
+
+/* Bytes of `"name" <addr>` with its NUL. */
+static size_t from_mailbox_size(const struct from_scan *s)
+{
+	size_t n = from_name_len(s), size = n + 6 + utf8_cut(s->addr, s->addr_len, FROM_ADDR_MAX);
+
+	for (size_t i = 0; i < n; i++)
+		size += s->text[i] == '"' || s->text[i] == '\\';
+	return size;
+}
+
+static const char *from_mailbox_write(const struct from_scan *s, char **pp)
+{
+	char *start = *pp, *p = start;
+	size_t n = from_name_len(s), an = utf8_cut(s->addr, s->addr_len, FROM_ADDR_MAX);
+
+	*p++ = '"';
+	for (size_t i = 0; i < n; i++) {
+		if (s->text[i] == '"' || s->text[i] == '\\')
+			*p++ = '\\';
+		*p++ = s->text[i];
+	}
+	memcpy(p, "\" <", 3);
+	p += 3;
+	memcpy(p, s->addr, an);
+	p += an;
+	*p++ = '>';
+	*p++ = '\0';
+	*pp = p;
+	return start;
+}
+
+/* The field being unfolded has just passed MESSAGE_LINE_MAX: if it is the
+ * top level's first From, the lexer takes what the buffer holds and then
+ * every byte that the buffer cannot. */
+static void from_long_begin(struct message *m)
+{
+	struct workspace *w = m->ws;
+	const char *colon = memchr(w->field, ':', w->field_len);
+	size_t nlen = colon ? (size_t)(colon - w->field) : 0;
+
+	w->from_long = FROM_LONG_NO;
+	while (nlen && is_wsp(w->field[nlen - 1]))
+		nlen--;
+	if (!colon || m->state != MSG_HEADERS || w->val[SLOT_FROM] || nlen != 4 ||
+	    strncasecmp(w->field, "From", 4) != 0)
+		return;
+	w->from_long = FROM_LONG_SCANNING;
+	from_scan_begin(&w->from);
+	from_scan_feed(&w->from, colon + 1, w->field_len - (size_t)(colon + 1 - w->field));
+}
+
+/* From's value v (n bytes, at most MESSAGE_LINE_MAX) is complete. Over the
+ * bound of the value kept as sent, its mailbox is read from the whole
+ * field, which the lexer has seen if it was longer than v. */
+static void from_long_end(struct message *m, const char *v, size_t n)
+{
+	struct workspace *w = m->ws;
+
+	if (w->from_long != FROM_LONG_SCANNING) {
+		if (n <= MESSAGE_FIELD_MAX)
+			return;
+		from_scan_begin(&w->from);
+		from_scan_feed(&w->from, v, n);
+	}
+	w->from_found = from_scan_end(&w->from);
 }
 
 /* ---- header fields ----------------------------------------------------- */
 
 static void field_mime(struct message *m, enum slot s, const char *v, size_t n)
 {
-	bool seen = s == SLOT_CONTENT_TYPE ? m->ws->part.have_ct : m->ws->part.have_cd;
+	const struct part *p = &m->ws->part;
+	bool seen = s == SLOT_CONTENT_TYPE ? p->have_ct
+		    : s == SLOT_CONTENT_DISPOSITION ? p->have_cd : p->have_cte;
 
 	if (seen) {
 		count_add(&m->info.duplicates, 1);
@@ -684,8 +1036,10 @@ static void field_mime(struct message *m, enum slot s, const char *v, size_t n)
 	}
 	if (s == SLOT_CONTENT_TYPE)
 		part_content_type(m, v, n);
-	else
+	else if (s == SLOT_CONTENT_DISPOSITION)
 		part_disposition(m, v, n);
+	else
+		part_transfer_encoding(m, v, n);
 }
 
 static void field_store(struct message *m, const struct field_def *d, const char *v,
@@ -693,7 +1047,8 @@ static void field_store(struct message *m, const struct field_def *d, const char
 {
 	const char **dst;
 
-	if (d->slot == SLOT_CONTENT_TYPE || d->slot == SLOT_CONTENT_DISPOSITION) {
+	if (d->slot == SLOT_CONTENT_TYPE || d->slot == SLOT_CONTENT_DISPOSITION ||
+	    d->slot == SLOT_CONTENT_TRANSFER_ENCODING) {
 		field_mime(m, d->slot, v, n);
 		return;
 	}
@@ -705,6 +1060,8 @@ static void field_store(struct message *m, const struct field_def *d, const char
 		return;
 	}
 	*dst = arena_store(m, v, n, d->max);
+	if (d->slot == SLOT_FROM)
+		from_long_end(m, v, n);
 	if (d->slot == SLOT_SUBJECT || d->slot == SLOT_FROM) {
 		/* RFC 2047 decoding of the whole field (up to MESSAGE_LINE_MAX),
 		 * its output bounded by the buffer; decoding never more than
@@ -775,10 +1132,15 @@ static void field_put(struct message *m, char c)
 		field_put(m, '\xbd');
 		return;
 	}
-	if (w->field_len < MESSAGE_LINE_MAX)
+	if (w->field_len < MESSAGE_LINE_MAX) {
 		w->field[w->field_len++] = c;
-	else
-		w->field_cut = true;
+		return;
+	}
+	w->field_cut = true;
+	if (w->from_long == FROM_LONG_UNKNOWN)
+		from_long_begin(m);
+	if (w->from_long == FROM_LONG_SCANNING)
+		from_scan_byte(&w->from, c);
 }
 
 /* First byte of a header line: a continuation, or the start of a field. */
@@ -796,6 +1158,7 @@ static void header_line_begin(struct message *m, bool continuation)
 	field_dispatch(m);
 	w->field_active = true;
 	w->field_cut = false;
+	w->from_long = FROM_LONG_UNKNOWN;
 	w->field_len = 0;
 	w->field_line_start = 0;
 	w->line_is_cont = false;
@@ -865,6 +1228,8 @@ static void values_keep(struct message *m)
 		fromd_len = w->from_decoded_len;
 		from_same = strcmp(w->from_decoded, raw_from) == 0;
 		total += from_same ? 0 : fromd_len + 1;
+		if (w->from_found)
+			total += from_mailbox_size(&w->from);
 	}
 	for (size_t i = 0; i < SLOTS_KEPT; i++)
 		if (dst[i] && w->val[i])
@@ -887,6 +1252,8 @@ static void values_keep(struct message *m)
 		in->subject = subj_same ? in->subject_raw : keep(&p, w->subject, subj_len);
 	if (raw_from)
 		in->from_decoded = from_same ? in->from : keep(&p, w->from_decoded, fromd_len);
+	if (raw_from && w->from_found)
+		in->from_mailbox = from_mailbox_write(&w->from, &p);
 }
 
 static void line_reset(struct message *m)
@@ -900,24 +1267,29 @@ static void line_reset(struct message *m)
 /* The top-level header block ended (blank line, gap or end of data). */
 static void top_headers_end(struct message *m, bool blank_line)
 {
+	bool message = false;
+
 	field_dispatch(m);
 	m->info.headers_done = blank_line;
 	if (m->ws) {
 		values_keep(m);
-		part_end(m, true);
+		message = part_end(m, true);
 	}
 	block_end(m);
-	m->state = MSG_BODY;
+	/* the whole message may be a forwarded one: its header block next */
+	m->state = message ? MSG_PART_HEADERS : MSG_BODY;
 	line_reset(m);
 }
 
 static void part_headers_end(struct message *m, bool has_body)
 {
+	bool message = false;
+
 	field_dispatch(m);
 	if (m->ws)
-		part_end(m, has_body);
+		message = part_end(m, has_body);
 	block_end(m);
-	m->state = MSG_BODY;
+	m->state = message ? MSG_PART_HEADERS : MSG_BODY;
 }
 
 /* LF in a header block: end of a line, or of the block if it was empty. */
@@ -1026,6 +1398,7 @@ static void boundary_hit(struct message *m, unsigned level, bool close)
 		part_headers_end(m, false); /* a part without a blank line */
 	}
 	m->depth = (uint8_t)(close ? level : level + 1);
+	m->rfc822 = m->mime->rfc822[level];   /* those opened inside it are over */
 	m->state = close ? MSG_BODY : MSG_PART_HEADERS;
 	line_reset(m);
 	if (m->depth == 0)
@@ -1090,13 +1463,15 @@ static const char *feed_body(struct message *m, const char *p, const char *end)
 
 static const char *feed_part_headers(struct message *m, const char *p, const char *end)
 {
-	if (!m->ws && !m->block_skipped)
-		block_begin(m, false);
 	while (p < end && m->state == MSG_PART_HEADERS) {
 		char c = *p++;
 		unsigned level;
 		bool close;
 
+		/* at the block's first byte; a forwarded message's header block
+		 * follows its part's at once */
+		if (!m->ws && !m->block_skipped)
+			block_begin(m, false);
 		/* a part's header block may be cut short by the next boundary */
 		if (c == '\n' && bl_boundary(m, &level, &close)) {
 			boundary_hit(m, level, close);
@@ -1105,8 +1480,8 @@ static const char *feed_part_headers(struct message *m, const char *p, const cha
 		if (c == '\n') {
 			m->bl_len = 0;
 			m->bl_tail = false;
-		} else {
-			bl_put(m, &c, 1);
+		} else if (m->depth) {
+			bl_put(m, &c, 1);   /* a forwarded message may have no boundary around */
 		}
 		header_byte(m, c);
 	}
@@ -1236,6 +1611,8 @@ void message_gap(struct message *m, uint64_t len)
 	case MSG_DONE:
 		return;
 	}
+	/* a forwarded message's header block cannot be told from what was lost */
+	m->state = MSG_BODY;
 	line_reset(m);
 	m->skip_line = true;    /* the bytes up to the next LF end a lost line */
 }

@@ -37,9 +37,12 @@
 #define MESSAGE_FIELD_MAX         1024         /* From, Subject, Date, ids... as sent */
 #define MESSAGE_ADDRLIST_MAX      (4 * 1024)   /* To and Cc as sent */
 #define MESSAGE_SUBJECT_MAX       (3 * 1024)   /* decoded subject (UTF-8) */
+#define MESSAGE_FROM_MAILBOX_MAX  (2 * MESSAGE_FIELD_MAX + 5 + 320) /* from_mailbox: its
+						  * name escaped, an ADDRESS_MAX address */
 #define MESSAGE_ATTACH_KEEP_MAX   16           /* attachment names kept */
 #define MESSAGE_ATTACH_NAME_MAX   255          /* bytes per attachment name (UTF-8) */
-#define MESSAGE_MIME_DEPTH_MAX    8            /* nested multiparts followed */
+#define MESSAGE_MIME_DEPTH_MAX    8            /* nested multiparts and forwarded
+						* messages followed */
 #define MESSAGE_BOUNDARY_MAX      70           /* RFC 2046 §5.1.1 */
 
 /* Header values are NUL-terminated, unfolded (CRLF removed, the folding
@@ -53,9 +56,23 @@
  * not from the value kept as sent, so they may be longer than it; their
  * bounds are MESSAGE_SUBJECT_MAX and 3 * MESSAGE_FIELD_MAX.
  *
+ * A From longer than MESSAGE_FIELD_MAX as sent has its address past the
+ * cut of `from` (an attacker pads the display name to hide it), so its
+ * first mailbox is read from the whole field, of any length: `from_mailbox`
+ * is that mailbox rebuilt short, `"name" <addr>`, where addr is the last
+ * angle-addr before the mailbox ends (CFWS dropped, at most ADDRESS_MAX
+ * bytes) and name the display name's first MESSAGE_FIELD_MAX bytes before
+ * it (quotes and backslashes taken off and put back, a run of white space
+ * one space), at most MESSAGE_FROM_MAILBOX_MAX bytes. NULL when `from`
+ * holds the whole field, or when the field has no angle-addr (a bare
+ * addr-spec comes first: `from` has it).
+ *
  * An attachment is a non-multipart part (or a single-part message) with a
  * file name: Content-Disposition filename, else Content-Type name, RFC 2231
- * continuations and charsets and RFC 2047 encoded-words decoded. */
+ * continuations and charsets and RFC 2047 encoded-words decoded. The parts
+ * of a forwarded message (message/rfc822 or message/global, not base64 or
+ * quoted-printable, which RFC 2046 §5.2.1 forbids) are parts too, after the
+ * forwarded message's own name if it has one. */
 struct message_info {
 	const char *from;         /* as sent */
 	const char *to;           /* as sent */
@@ -64,6 +81,7 @@ struct message_info {
 	const char *subject_raw;  /* as sent (may hold =?..?= words or raw 8-bit) */
 	const char *subject;      /* decoded to UTF-8 (RFC 2047; invalid -> U+FFFD) */
 	const char *from_decoded; /* From with encoded-words decoded (display name) */
+	const char *from_mailbox; /* a long From's first mailbox, short (see above) */
 	const char *date;
 	const char *message_id;
 	const char *in_reply_to;

@@ -89,8 +89,10 @@ void record_build(struct rw_record *r, const struct flow *f, const char *uid,
 		r->fake_reply = r->subj.reply_prefix && !m->in_reply_to && !m->references;
 	}
 	if (m->from) {
+		/* a From longer than its value as sent: its mailbox read whole */
+		const char *from = m->from_mailbox ? m->from_mailbox : m->from;
 		struct mailbox mb;
-		if (address_parse_mailbox(m->from, strlen(m->from), &mb)) {
+		if (address_parse_mailbox(from, strlen(from), &mb)) {
 			snprintf(r->from_addr, sizeof r->from_addr, "%s", mb.addr);
 			r->from_domain = address_domain(r->from_addr);
 			r->display_spoof = address_display_spoof(&mb, r->spoof_claimed,

@@ -20,6 +20,7 @@
 #include <iconv.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 /* Decoded bytes of one run of adjacent same-charset words converted at once.
  * Longer runs are converted in pieces (a character split exactly at a piece
@@ -857,15 +858,16 @@ static bool word_payload(const struct word *w, char *out, size_t outsz, size_t *
 			     : q_decode(w->text, w->text_len, out, n);
 }
 
-/* Add a decoded word to the run, flushing first if the charset changes or
- * the run is full. Words in unknown charsets are written at once. */
-static void word_into_run(const struct word *w, const char *bytes, size_t n,
-			  struct run *r, struct obuf *o, struct rfc2047_stats *st)
+/* Add a decoded word (or nwords joined by b_join()) to the run, flushing
+ * first if the charset changes or the run is full. Words in unknown
+ * charsets are written at once. */
+static void word_into_run(const struct word *w, unsigned long nwords, const char *bytes,
+			  size_t n, struct run *r, struct obuf *o, struct rfc2047_stats *st)
 {
 	const struct charset *cs = cs_lookup(w->charset, w->charset_len);
 
 	if (st)
-		st->words++;
+		st->words += nwords;
 	if (!cs) {
 		unsigned long rep = 0;
 		run_flush(r, o, st);
@@ -883,12 +885,79 @@ static void word_into_run(const struct word *w, const char *bytes, size_t n,
 	r->len += n;
 }
 
+/* Sextets of a B word's text; *padded if '=' padding ends it (its last
+ * quantum is then complete). */
+static size_t b_sextets(const struct word *w, bool *padded)
+{
+	size_t n = w->text_len;
+
+	while (n && w->text[n - 1] == '=')
+		n--;
+	*padded = n < w->text_len;
+	return n;
+}
+
+/* One charset: the same registry entry, or the same unknown name. */
+static bool same_charset(const struct word *a, const struct word *b)
+{
+	const struct charset *ca = cs_lookup(a->charset, a->charset_len);
+	const struct charset *cb = cs_lookup(b->charset, b->charset_len);
+
+	if (ca || cb)
+		return ca == cb;
+	return a->charset_len == b->charset_len &&
+	       strncasecmp(a->charset, b->charset, a->charset_len) == 0;
+}
+
+/* Mailers cut base64 text into words anywhere, also inside a 4-character
+ * quantum, though RFC 2047 §5 wants each word decodable alone: each half
+ * then decodes to garbage or not at all. Thunderbird joins the text of
+ * adjacent B words in one charset until a padded one ends it (Mozilla bug
+ * 493544); so here, from the word *w at in[i] whose last quantum is short,
+ * the text of the adjacent B words in its charset (only white space
+ * between) is joined to it until the quantum is whole, a padded word is
+ * taken or bufsz would be passed. The joined text goes to buf (*len bytes),
+ * the input index after the last word taken to *end, their number to
+ * *nwords. False if w's quanta are whole or no such word follows: then it
+ * is decoded alone, as before. */
+static bool b_join(const char *in, size_t inlen, size_t i, const struct word *w, char *buf,
+		   size_t bufsz, size_t *len, size_t *end, unsigned long *nwords)
+{
+	bool padded;
+	size_t sextets = b_sextets(w, &padded), n = w->text_len, j = i + w->len;
+	unsigned long k = 1;
+
+	if (w->enc != 'B' || padded || sextets % 4 == 0 || n > bufsz)
+		return false;
+	memcpy(buf, w->text, n);
+	while (sextets % 4 != 0 && !padded) {
+		struct word x;
+		size_t s = j;
+
+		while (s < inlen && is_wsp(in[s]))
+			s++;
+		if (s == inlen || in[s] != '=' || !word_parse(in + s, inlen - s, &x) ||
+		    x.enc != 'B' || !same_charset(w, &x) || x.text_len > bufsz - n)
+			break;
+		memcpy(buf + n, x.text, x.text_len);
+		n += x.text_len;
+		sextets += b_sextets(&x, &padded);
+		j = s + x.len;
+		k++;
+	}
+	*len = n;
+	*end = j;
+	*nwords = k;
+	return k > 1;
+}
+
 size_t rfc2047_decode(const char *in, size_t inlen, char *out, size_t outsz,
 		      struct rfc2047_stats *stats)
 {
 	struct obuf o;
 	struct run run;
 	char payload[RFC2047_RUN_MAX];
+	char joined[RFC2047_RUN_MAX];   /* b_join()'s text */
 	size_t text = 0;        /* start of pending raw text */
 	bool after_word = false;
 
@@ -897,21 +966,29 @@ size_t rfc2047_decode(const char *in, size_t inlen, char *out, size_t outsz,
 	run.len = 0;
 	for (size_t i = 0; i < inlen && !o.full;) {
 		struct word w;
-		size_t n;
+		size_t n, jlen, jend;
+		unsigned long nwords = 1;
 		bool ok;
 
 		if (in[i] != '=' || !word_parse(in + i, inlen - i, &w)) {
 			i++;
 			continue;
 		}
-		ok = word_payload(&w, payload, sizeof payload, &n);
+		if (b_join(in, inlen, i, &w, joined, sizeof joined, &jlen, &jend, &nwords) &&
+		    b_decode(joined, jlen, payload, &n)) {
+			ok = true;
+			w.len = jend - i;   /* the words joined are one from here */
+		} else {
+			nwords = 1;
+			ok = word_payload(&w, payload, sizeof payload, &n);
+		}
 		/* RFC 2047 §6.2: whitespace between two encoded-words is dropped */
 		if (!(ok && after_word && only_wsp(in + text, i - text))) {
 			run_flush(&run, &o, stats);
 			raw_into(&o, in + text, i - text, stats);
 		}
 		if (ok) {
-			word_into_run(&w, payload, n, &run, &o, stats);
+			word_into_run(&w, nwords, payload, n, &run, &o, stats);
 		} else {
 			/* RFC 2047 §6.3: a malformed word is shown as written */
 			if (stats)

@@ -25,10 +25,13 @@ struct rfc2047_stats {
  * "charset*lang" accepted) become UTF-8; whitespace between two adjacent
  * encoded-words is dropped (RFC 2047 §6.2); the decoded bytes of adjacent
  * words in one charset are converted together, so a character split across
- * two words comes out whole. A malformed word (bad base64 or "=XX") is left
- * as written and counted in bad_words (RFC 2047 §6.3). Text outside words is
- * kept where it is valid UTF-8, decoded where it carries ISO-2022-JP escapes
- * (old Japanese mailers), and otherwise every bad byte becomes U+FFFD.
+ * two words comes out whole; the base64 text of adjacent B words in one
+ * charset is joined when a word ends inside a 4-character quantum (as
+ * Thunderbird does), up to 4 KB of it. A malformed word (bad base64 or
+ * "=XX") is left as written and counted in bad_words (RFC 2047 §6.3). Text
+ * outside words is kept where it is valid UTF-8, decoded where it carries
+ * ISO-2022-JP escapes (old Japanese mailers), and otherwise every bad byte
+ * becomes U+FFFD.
  * Never drops a byte silently: every undecodable byte becomes one U+FFFD and
  * is counted in *stats (may be NULL).
  * Writes at most outsz-1 bytes plus NUL (nothing if outsz is 0), never

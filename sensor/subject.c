@@ -3,7 +3,9 @@
  * Everything works on Unicode code points decoded from the UTF-8 subject
  * (an invalid byte reads as U+FFFD), with full-width ASCII (U+FF01..U+FF5E)
  * read as ASCII, so "Ｒｅ：" is "Re:" and "＃＄％" is "#$%", and invisible
- * (default-ignorable) code points not read at all. */
+ * (default-ignorable) code points not read at all. The normalised subject
+ * (the fingerprint) also reads half-width katakana as full-width; the
+ * gibberish score and the shape count both widths as kana already. */
 #include "subject.h"
 
 #include <inttypes.h>
@@ -59,6 +61,61 @@ static uint32_t case_fold(uint32_t cp)
 	return cp >= 'A' && cp <= 'Z' ? cp + ('a' - 'A') : cp;
 }
 
+/* Half-width katakana and CJK punctuation (U+FF61..U+FF9F) as full-width:
+ * their <narrow> decompositions (UnicodeData.txt), which NFKC applies. The
+ * sound marks U+FF9E/U+FF9F become the combining U+3099/U+309A, which
+ * kana_compose() then joins to the kana before them. */
+static const uint16_t halfwidth_kana[0xff9f - 0xff61 + 1] = {
+	0x3002, 0x300c, 0x300d, 0x3001, 0x30fb, 0x30f2,                 /* ｡｢｣､･ｦ */
+	0x30a1, 0x30a3, 0x30a5, 0x30a7, 0x30a9, 0x30e3, 0x30e5, 0x30e7, /* ｧｨｩｪｫｬｭｮ */
+	0x30c3, 0x30fc,                                                 /* ｯｰ */
+	0x30a2, 0x30a4, 0x30a6, 0x30a8, 0x30aa,                         /* ｱｲｳｴｵ */
+	0x30ab, 0x30ad, 0x30af, 0x30b1, 0x30b3,                         /* ｶｷｸｹｺ */
+	0x30b5, 0x30b7, 0x30b9, 0x30bb, 0x30bd,                         /* ｻｼｽｾｿ */
+	0x30bf, 0x30c1, 0x30c4, 0x30c6, 0x30c8,                         /* ﾀﾁﾂﾃﾄ */
+	0x30ca, 0x30cb, 0x30cc, 0x30cd, 0x30ce,                         /* ﾅﾆﾇﾈﾉ */
+	0x30cf, 0x30d2, 0x30d5, 0x30d8, 0x30db,                         /* ﾊﾋﾌﾍﾎ */
+	0x30de, 0x30df, 0x30e0, 0x30e1, 0x30e2,                         /* ﾏﾐﾑﾒﾓ */
+	0x30e4, 0x30e6, 0x30e8,                                         /* ﾔﾕﾖ */
+	0x30e9, 0x30ea, 0x30eb, 0x30ec, 0x30ed,                         /* ﾗﾘﾙﾚﾛ */
+	0x30ef, 0x30f3, 0x3099, 0x309a,                                 /* ﾜﾝﾞﾟ */
+};
+
+static uint32_t kana_fold(uint32_t cp)
+{
+	return cp >= 0xff61 && cp <= 0xff9f ? halfwidth_kana[cp - 0xff61] : cp;
+}
+
+/* The kana that `base` followed by the combining voiced (U+3099) or
+ * semi-voiced (U+309A) sound mark composes to (Unicode canonical
+ * composition, as NFC/NFKC: カ+゙ = ガ, ハ+゚ = パ); 0 if none. Hiragana and
+ * katakana compose alike, at the same offsets. */
+static uint32_t kana_compose(uint32_t base, uint32_t mark)
+{
+	/* hiragana bases of a voiced kana one code point after them */
+	static const uint16_t voiced[] = {
+		0x304b, 0x304d, 0x304f, 0x3051, 0x3053, 0x3055, 0x3057, 0x3059, 0x305b, 0x305d,
+		0x305f, 0x3061, 0x3064, 0x3066, 0x3068, 0x306f, 0x3072, 0x3075, 0x3078, 0x307b,
+	};
+	uint32_t h = base >= 0x30a1 && base <= 0x30f6 ? base - 0x60 : base; /* as hiragana */
+	uint32_t kata = h != base ? 0x60 : 0;
+
+	if (mark == 0x309a)   /* semi-voiced: the h row only (ぱ, パ) */
+		return (h >= 0x306f && h <= 0x307b && (h - 0x306f) % 3 == 0) ? base + 2 : 0;
+	if (mark != 0x3099)
+		return 0;
+	for (size_t i = 0; i < sizeof voiced / sizeof voiced[0]; i++)
+		if (h == voiced[i])
+			return base + 1;
+	if (h == 0x3046)                       /* う ウ: ゔ ヴ */
+		return 0x3094 + kata;
+	if (base == 0x309d || base == 0x30fd)  /* ゝ ヽ: ゞ ヾ */
+		return base + 1;
+	if (base >= 0x30ef && base <= 0x30f2)  /* ワ ヰ ヱ ヲ: ヷ ヸ ヹ ヺ */
+		return base + 8;
+	return 0;
+}
+
 static bool is_ws(uint32_t cp)
 {
 	return cp == ' ' || (cp >= 0x09 && cp <= 0x0d) || cp == 0xa0 || cp == 0x3000 ||
@@ -100,6 +157,17 @@ static const struct prefix prefixes[] = {
 	{ "fwd", false }, { "fw", false }, { "wg", false }, { "tr", false },
 	{ "転送", false }, { "转发", false }, { "轉寄", false }, { "전달", false },
 };
+
+static size_t skip_ignorable(const char *s, size_t len, size_t i)
+{
+	while (i < len) {
+		size_t j = i;
+		if (!is_ignorable(utf8_next(s, len, &j)))
+			break;
+		i = j;
+	}
+	return i;
+}
 
 static size_t skip_ws(const char *s, size_t len, size_t i)
 {
@@ -209,12 +277,22 @@ size_t subject_normalise(const char *utf8, size_t len, char *out, size_t outsz,
 		return 0;
 	i = strip_prefixes(utf8, len, &reply);
 	while (i < len) {
-		uint32_t cp = case_fold(utf8_next(utf8, len, &i));
+		uint32_t cp = kana_fold(case_fold(utf8_next(utf8, len, &i)));
 		char b[5];
 		size_t n;
 
 		if (is_ignorable(cp))
 			continue;   /* "12<ZWSP>34" is one number, "t<ZWSP>rust" one word */
+		if (cp >= 0x3041 && cp <= 0x30fd) {
+			/* a sound mark after a kana (ｶﾞ, カ U+3099) joins it: one
+			 * character, as in NFKC, invisible characters between or not */
+			size_t j = skip_ignorable(utf8, len, i), k = j;
+			uint32_t c = j < len ? kana_compose(cp, kana_fold(utf8_next(utf8, len, &k))) : 0;
+			if (c) {
+				cp = c;
+				i = k;
+			}
+		}
 		if (is_ws(cp)) {
 			space = o > 0;
 			digit = false;

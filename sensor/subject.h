@@ -21,8 +21,11 @@ struct subject_facts {
 /* Normalise: case-fold ASCII and full-width letters, strip reply/forward
  * prefixes repeatedly (Re, RE, Fwd, Fw, FW, AW, SV, Re[2], Re(2), 返信, 転送,
  * with ASCII or full-width colon), collapse runs of digits to one '0', collapse
- * whitespace (including U+3000) to one space, trim. Invisible code points
- * (Unicode Default_Ignorable: U+200B, U+00AD, U+FEFF...) are dropped first.
+ * whitespace (including U+3000) to one space, trim. Half-width katakana and
+ * punctuation (U+FF61..U+FF9F) become full-width and a voiced or semi-voiced
+ * sound mark joins the kana before it (ｶﾞ, カ U+3099: ガ), as NFKC does.
+ * Invisible code points (Unicode Default_Ignorable: U+200B, U+00AD,
+ * U+FEFF...) are dropped first.
  * Writes NUL-terminated output, at most outsz-1 bytes, never cutting a UTF-8
  * sequence; returns length.
  * If reply_prefix is not NULL it is set when a Re-like prefix was stripped. */

@@ -249,6 +249,31 @@ static void test_spoof_claimed_bounded(void)
 	CHECK_STR(claimed, "helpdes");
 }
 
+/* Padding in the display name: a run of white space is one space, so the
+ * name's address is still within the display buffer; a second angle-addr
+ * (not valid) makes the first one name text, as message.c's reading of a
+ * long From does. */
+static void test_padded_name(void)
+{
+	char v[1024];
+	size_t n = (size_t)snprintf(v, sizeof v, "\"");
+
+	for (; n < 900; n++)
+		v[n] = n % 3 ? ' ' : '\t';
+	snprintf(v + n, sizeof v - n, "helpdesk@s-kantan.jp\" <attacker@evil.example>");
+	CHECK_MB(v, "helpdesk@s-kantan.jp", "attacker@evil.example");
+	check_spoof(v, "helpdesk@s-kantan.jp");
+	CHECK_MB("\"a \t  b\" <x@y.jp>", "a b", "x@y.jp");
+	CHECK_MB("helpdesk@s-kantan.jp <helpdesk@s-kantan.jp> <attacker@evil.example>",
+		 "helpdesk@s-kantan.jp <helpdesk@s-kantan.jp>", "attacker@evil.example");
+	check_spoof("helpdesk@s-kantan.jp <helpdesk@s-kantan.jp> <attacker@evil.example>",
+		    "helpdesk@s-kantan.jp");
+	CHECK_MB("\"Alice\" <a@x.jp> <>", "Alice", "a@x.jp");
+	CHECK_MB("\"Alice\" <a@x.jp> \"Bob\", <b@y.jp>", "Alice", "a@x.jp");
+	CHECK_MB("<a@x.jp> (Bob)", "", "a@x.jp");       /* a comment after names nothing */
+	CHECK_MB("(Bob) <a@x.jp> (Carol)", "Bob", "a@x.jp");
+}
+
 int main(void)
 {
 	RUN(test_name_addr);
@@ -262,6 +287,7 @@ int main(void)
 	RUN(test_spoof);
 	RUN(test_not_spoof);
 	RUN(test_spoof_claimed_bounded);
+	RUN(test_padded_name);
 	rfc2047_cleanup();
 	return TEST_EXIT();
 }

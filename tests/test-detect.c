@@ -213,6 +213,102 @@ static void test_display_spoof_cjk(void)
 	message_destroy(fx.msg);
 }
 
+/* A From longer than the value kept as sent (MESSAGE_FIELD_MAX): its
+ * address is the angle-addr at the end of the whole field, however much
+ * display name comes before it (padded with text, white space, folding,
+ * comments and quoted strings holding '<', '>' and ','), up to the header
+ * block's bound. It was lost with the cut, and the spoof with it. */
+static char *padded_from(const char *before, char pad, size_t padlen, const char *after)
+{
+	size_t nb = strlen(before), na = strlen(after);
+	char *s = malloc(nb + padlen + na + 1);
+
+	if (!s)
+		abort();
+	memcpy(s, before, nb);
+	for (size_t i = 0; i < padlen; i++)
+		/* a folded line every 70 bytes when padding with spaces */
+		s[nb + i] = pad == '\n' ? (i % 72 == 70 ? '\r' : i % 72 == 71 ? '\n' : ' ') : pad;
+	memcpy(s + nb + padlen, after, na + 1);
+	return s;
+}
+
+static void test_display_spoof_padded(void)
+{
+	struct detect_config dc;
+	struct detect *d = make(&dc, "pref.example.jp", "", "s-kantan.jp");
+	struct fixture fx = { 0 };
+	static const uint16_t ok[] = { 250 };
+	static const struct {
+		const char *before;
+		char pad;
+		size_t padlen;
+		const char *after;
+		const char *claimed;  /* NULL: no alert */
+	} cases[] = {
+		/* the display name padded past the 1 KB kept as sent */
+		{ "From: \"helpdesk@s-kantan.jp ", 'x', 2000, "\" <attacker@elsewhere.com>\r\n",
+		  "helpdesk@s-kantan.jp" },
+		/* folded, past the 8 KB of one unfolded field, with a comment and
+		 * quoted strings holding angle brackets and commas */
+		{ "From: helpdesk@s-kantan.jp (\"<helpdesk@s-kantan.jp>\" \\) x",
+		  '\n', 20000, " ) \"<a@s-kantan.jp>, >\" <attacker@elsewhere.com>\r\n",
+		  "helpdesk@s-kantan.jp" },
+		/* white space before the claimed address: shown as one space */
+		{ "From: \"", ' ', 3000, "helpdesk@s-kantan.jp\" <attacker@elsewhere.com>\r\n",
+		  "helpdesk@s-kantan.jp" },
+		/* an encoded display name, near the header block's 64 KB */
+		{ "From: =?UTF-8?B?44CQaGVscGRlc2tAcy1rYW50YW4uanDjgJE=?= ", '\n', 60000,
+		  "<Attacker@Elsewhere.COM (comment)>\r\n", "helpdesk@s-kantan.jp" },
+		/* the same within the 1 KB kept: white space pushed the address
+		 * out of the display buffer */
+		{ "From: \"", '\t', 900, "helpdesk@s-kantan.jp\" <attacker@elsewhere.com>\r\n",
+		  "helpdesk@s-kantan.jp" },
+		/* two angle-addrs (not valid): the last is the address */
+		{ "From: helpdesk@s-kantan.jp <helpdesk@s-kantan.jp> ", 'w', 10,
+		  " <attacker@elsewhere.com>\r\n", "helpdesk@s-kantan.jp" },
+		/* the sender's own address in a long display name: no spoof */
+		{ "From: \"yamada@pref.example.jp ", 'y', 2000, "\" <yamada@pref.example.jp>\r\n",
+		  NULL },
+		/* a long list: the first mailbox is the author */
+		{ "From: \"Alice\" <alice@pref.example.jp>, \"", 'z', 2000,
+		  "helpdesk@s-kantan.jp\" <attacker@elsewhere.com>\r\n", NULL },
+	};
+	char account[32];
+	int want = 0;
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *h = padded_from(cases[i].before, cases[i].pad, cases[i].padlen,
+				      cases[i].after);
+		snprintf(account, sizeof account, "a%zu@pref.example.jp", i);
+		detect_record(d, fixture_build(&fx, "10.1.2.3", h, account, account, foreign,
+					       ok, 1));
+		free(h);
+		if (!cases[i].claimed) {
+			if (nseen != want)
+				fprintf(stderr, "case %zu: alerted\n", i);
+			CHECK_INT(nseen, want);
+			continue;
+		}
+		want++;
+		if (nseen != want) {
+			fprintf(stderr, "case %zu: no alert\n", i);
+			CHECK_INT(nseen, want);
+			want = nseen;
+			continue;
+		}
+		CHECK_STR(seen_rule[want - 1], "display_spoof");
+		CHECK_STR(seen_sev[want - 1], "high");
+		json_t *j = extra_of(want - 1);
+		CHECK(j != NULL);
+		CHECK_STR(extra_str(j, "claimed"), cases[i].claimed);
+		CHECK_STR(extra_str(j, "actual"), "attacker@elsewhere.com");
+		json_decref(j);
+	}
+	detect_destroy(d);
+	message_destroy(fx.msg);
+}
+
 /* Every string in an alert's evidence is capped (256 bytes of JSON text),
  * and the evidence is JSON whatever the wire put into it: escaping makes a
  * control character six bytes (\u0001), so bounded input grew past the
@@ -504,6 +600,7 @@ int main(void)
 	RUN(test_display_spoof);
 	RUN(test_open_relay_routed);
 	RUN(test_display_spoof_cjk);
+	RUN(test_display_spoof_padded);
 	RUN(test_extra_bounded);
 	RUN(test_rule_settings);
 	RUN(test_cooldown_per_measure_auth);

@@ -3,8 +3,10 @@
 #include <stdbool.h>
 
 #include "message.h"
+#include "address.h"
 #include "rfc2047.h"
 #include "testlib.h"
+#include "utf8.h"
 
 /* ---- building messages ------------------------------------------------- */
 
@@ -70,11 +72,11 @@ static bool str_same(const char *a, const char *b)
 static bool info_same(const struct message_info *a, const struct message_info *b)
 {
 	const char *const sa[] = { a->from, a->to, a->cc, a->reply_to, a->subject_raw,
-				   a->subject, a->from_decoded, a->date, a->message_id,
+				   a->subject, a->from_decoded, a->from_mailbox, a->date, a->message_id,
 				   a->in_reply_to, a->references, a->user_agent,
 				   a->x_originating_ip };
 	const char *const sb[] = { b->from, b->to, b->cc, b->reply_to, b->subject_raw,
-				   b->subject, b->from_decoded, b->date, b->message_id,
+				   b->subject, b->from_decoded, b->from_mailbox, b->date, b->message_id,
 				   b->in_reply_to, b->references, b->user_agent,
 				   b->x_originating_ip };
 
@@ -261,6 +263,8 @@ static void test_encoded_subjects(void)
 	check_subject("=?UTF-8?Q?Hello_World?=", "Hello World", 0);
 	/* 日本 cut inside 本, the two words on folded lines */
 	check_subject("=?UTF-8?B?5pel5g==?=\r\n =?UTF-8?B?nKw=?=", "日本", 0);
+	/* こんに with the base64 cut inside a quantum, on folded lines */
+	check_subject("=?utf-8?B?44GT44K?=\r\n =?utf-8?B?T44Gr?=", "こんに", 0);
 	check_subject("=?UTF-8?B?5pel!!?=", "=?UTF-8?B?5pel!!?=", 0);
 	check_subject("=?x-unknown?Q?Hello_=E9?=", "Hello \xef\xbf\xbd", 1);
 	check_subject("raw \xe9t\xe9", "raw \xef\xbf\xbdt\xef\xbf\xbd", 2);
@@ -365,6 +369,120 @@ static void test_mime_names(void)
 	CHECK_STR(in->attachments[5], "plain name.zip");
 	CHECK_INT(in->mime_depth_over, 0);
 	message_destroy(m);
+}
+
+/* A forwarded message (message/rfc822, RFC 2046 §5.2.1) is a message: its
+ * header block is read like a part's, so its own multipart is followed
+ * and its attachments are found (an Emotet reply forwards the thread with
+ * the zip inside it). Its Subject and From stay the outer message's. */
+static void test_rfc822_parts(void)
+{
+	static const char msg[] =
+		"Subject: outer\r\n"
+		"Content-Type: multipart/mixed; boundary=o\r\n"
+		"\r\n"
+		"--o\r\n"
+		"Content-Type: text/plain\r\n"
+		"\r\n"
+		"see the forwarded mail\r\n"
+		"--o\r\n"
+		"Content-Type: message/rfc822\r\n"
+		"Content-Disposition: attachment; filename=\"fwd.eml\"\r\n"
+		"\r\n"
+		"From: inner@example.org\r\n"
+		"Subject: inner\r\n"
+		"Content-Type: multipart/mixed; boundary=\"i\"\r\n"
+		"\r\n"
+		"--i\r\n"
+		"Content-Type: text/plain\r\n"
+		"\r\n"
+		"body\r\n"
+		"--i\r\n"
+		"Content-Type: application/zip; name=\"invoice.zip\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n"
+		"\r\n"
+		"UEsDBBQ=\r\n"
+		"--i\r\n"
+		"Content-Type: MESSAGE/RFC822\r\n"
+		"\r\n"
+		"Subject: twice forwarded\r\n"
+		"Content-Type: application/pdf; name=deep.pdf\r\n"
+		"\r\n"
+		"JVBERi0=\r\n"
+		"--i--\r\n"
+		"--o\r\n"
+		"Content-Type: message/rfc822; name=\"b64.eml\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n"
+		"\r\n"
+		"Q29udGVudC1EaXNwb3NpdGlvbjogYXR0YWNobWVudDsgZmlsZW5hbWU9bm90LnppcA0KDQo=\r\n"
+		"--o\r\n"
+		"Content-Disposition: attachment; filename=after.txt\r\n"
+		"\r\n"
+		"x\r\n"
+		"--o--\r\n";
+	struct message *m = PARSE(msg, sizeof msg - 1);
+	const struct message_info *in = message_info(m);
+
+	CHECK_INT(in->n_attachments, 5);
+	CHECK_INT(in->attachments_total, 5);
+	if (in->n_attachments == 5) {
+		CHECK_STR(in->attachments[0], "fwd.eml");
+		CHECK_STR(in->attachments[1], "invoice.zip");
+		CHECK_STR(in->attachments[2], "deep.pdf");
+		/* a base64 message/rfc822 (RFC 2046 §5.2.1 forbids it) is not read */
+		CHECK_STR(in->attachments[3], "b64.eml");
+		CHECK_STR(in->attachments[4], "after.txt");
+	}
+	CHECK_STR(in->subject, "outer");
+	CHECK_INT(in->mime_depth_over, 0);
+	message_destroy(m);
+
+	/* the whole message one forwarded message */
+	m = PARSE_STR("Subject: s\r\nContent-Type: message/rfc822\r\n\r\n"
+		      "Subject: t\r\nContent-Type: text/plain; name=a.txt\r\n\r\nx\r\n");
+	CHECK_INT(message_info(m)->n_attachments, 1);
+	CHECK_STR(message_info(m)->subject, "s");
+	message_destroy(m);
+}
+
+/* Forwarded messages and multiparts nested far deeper than
+ * MESSAGE_MIME_DEPTH_MAX: they count as levels together, the one past the
+ * bound is counted and not followed, and nothing inside it is read. */
+static void test_rfc822_deep(void)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	for (int with_multipart = 0; with_multipart < 2; with_multipart++) {
+		b.len = 0;
+		mb_str(&b, "Subject: s\r\n");
+		for (int i = 0; i < 10000; i++) {
+			if (with_multipart)
+				mb_fmt(&b, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n"
+					   "--b%d\r\n", i, i);
+			mb_fmt(&b, "Content-Type: message/rfc822\r\n\r\nSubject: %d\r\n", i);
+		}
+		mb_str(&b, "Content-Type: text/plain; name=bottom.txt\r\n\r\nx\r\n");
+		m = PARSE(b.p, b.len);
+		in = message_info(m);
+		CHECK_INT(in->mime_depth_over, 1);
+		CHECK_INT(in->n_attachments, 0);
+		CHECK_STR(in->subject, "s");
+		message_destroy(m);
+	}
+	/* at the bound: the leaf is found */
+	b.len = 0;
+	mb_str(&b, "Subject: s\r\n");
+	for (int i = 0; i < MESSAGE_MIME_DEPTH_MAX; i++)
+		mb_fmt(&b, "Content-Type: message/rfc822\r\n\r\nSubject: %d\r\n", i);
+	mb_str(&b, "Content-Type: text/plain; name=bottom.txt\r\n\r\nx\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(in->mime_depth_over, 0);
+	CHECK_INT(in->n_attachments, 1);
+	message_destroy(m);
+	mb_free(&b);
 }
 
 static void test_single_part_attachment(void)
@@ -710,6 +828,162 @@ static void test_long_encoded_subject(void)
 	CHECK_INT(in->truncated_fields, 2);   /* the raw Subject and From */
 	CHECK_INT(in->decode_replaced, 0);
 	message_destroy(m);
+	mb_free(&b);
+	mb_free(&want);
+}
+
+/* A From longer than MESSAGE_FIELD_MAX as sent: its first mailbox is read
+ * from the whole field, of any length (from_mailbox), so that a display name
+ * padded past the cut does not take the address with it. */
+static struct message *parse_from(struct mbuf *b, const char *before, char pad, size_t padlen,
+				  const char *after, int line)
+{
+	b->len = 0;
+	mb_str(b, "Received: x\r\nFrom: ");
+	mb_str(b, before);
+	for (size_t i = 0; i < padlen; i++)
+		mb_str(b, pad != '\n' ? (char[]){ pad, 0 } : i % 72 == 70 ? "\r\n " : "p");
+	mb_str(b, after);
+	mb_str(b, "\r\nSubject: s\r\n\r\nbody\r\n");
+	return parse_at(b->p, b->len, line);
+}
+
+static void test_long_from(void)
+{
+	struct mbuf b = { 0 }, want = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	/* within the bound: `from` has it all */
+	m = parse_from(&b, "\"helpdesk@s-kantan.jp ", 'x', MESSAGE_FIELD_MAX - 50,
+		       "\" <attacker@elsewhere.com>", __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+
+	/* over it: the name's first MESSAGE_FIELD_MAX bytes and the address */
+	m = parse_from(&b, "\"helpdesk@s-kantan.jp ", 'x', 2000, "\" <attacker@elsewhere.com>",
+		       __LINE__);
+	in = message_info(m);
+	CHECK_INT(strlen(in->from), MESSAGE_FIELD_MAX);
+	mb_str(&want, "\"helpdesk@s-kantan.jp ");
+	mb_rep(&want, 'x', MESSAGE_FIELD_MAX - 21);
+	mb_str(&want, "\" <attacker@elsewhere.com>");
+	CHECK_STR(in->from_mailbox, want.p);
+	CHECK_STR(in->subject, "s");
+	message_destroy(m);
+
+	/* folded past MESSAGE_LINE_MAX; a comment and a quoted string hold
+	 * angle brackets, escapes and a comma; the address has white space, a
+	 * comment and an obsolete route */
+	m = parse_from(&b, "Help (desk <x@y.jp> \\) (in)) \"a, >\\\"b\"\r\n ", '\n', 20000,
+		       "\r\n  < @r1.example,@r2.example: Attacker (c>) @ Elsewhere.COM >", __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox != NULL);
+	if (in->from_mailbox) {
+		const char *p = in->from_mailbox;
+		const char *tail = "pp\" <Attacker@Elsewhere.COM>";
+		CHECK(strncmp(p, "\"Help (desk <x@y.jp> ) (in)) a, >\\\"b ppp", 40) == 0);
+		CHECK(strlen(p) > strlen(tail) &&
+		      strcmp(p + strlen(p) - strlen(tail), tail) == 0);
+		CHECK(strlen(p) <= MESSAGE_FROM_MAILBOX_MAX);
+	}
+	CHECK_INT(in->truncated_fields, 2);    /* the field buffer and the value */
+	message_destroy(m);
+
+	/* past the header block's bound: still read */
+	m = parse_from(&b, "helpdesk@s-kantan.jp", '\n', MESSAGE_HEADER_BYTES_MAX + 4096,
+		       " <attacker@elsewhere.com>", __LINE__);
+	in = message_info(m);
+	CHECK(in->header_bytes_over > 0);
+	CHECK(in->from_mailbox && strstr(in->from_mailbox, "\" <attacker@elsewhere.com>"));
+	CHECK_STR(in->subject, "s");
+	message_destroy(m);
+
+	/* an angle-addr left open runs to the end of the field */
+	m = parse_from(&b, "\"", 'x', 2000, "\" <attacker@elsewhere.com  ", __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox && strstr(in->from_mailbox, "x\" <attacker@elsewhere.com>"));
+	message_destroy(m);
+
+	/* a route without its colon is no address (address.c) */
+	m = parse_from(&b, "\"", 'x', 2000, "\" <a@b.jp> <@no.colon.example>", __LINE__);
+	CHECK(message_info(m)->from_mailbox &&
+	      strstr(message_info(m)->from_mailbox, "x\" <a@b.jp>"));
+	message_destroy(m);
+	/* a list: the first mailbox is the author; a group's name is no name */
+	m = parse_from(&b, "\"Alice\" <alice@x.jp>, \"", 'z', 2000, "\" <b@y.jp>", __LINE__);
+	CHECK_STR(message_info(m)->from_mailbox, "\"Alice\" <alice@x.jp>");
+	message_destroy(m);
+	m = parse_from(&b, "Friends: \"Bob", ' ', 2000, "\" <b@y.jp>, <c@z.jp>;", __LINE__);
+	CHECK_STR(message_info(m)->from_mailbox, "\"Bob\" <b@y.jp>");
+	message_destroy(m);
+	/* "<>" names no one: the next mailbox */
+	m = parse_from(&b, "Alice <>, \"Bob", ' ', 2000, "\" <b@y.jp>", __LINE__);
+	CHECK_STR(message_info(m)->from_mailbox, "\"Bob\" <b@y.jp>");
+	message_destroy(m);
+	/* two angle-addrs (not valid): the last, the first is name text */
+	m = parse_from(&b, "Desk <desk@s-kantan.jp> ", 'w', 2000, " <attacker@elsewhere.com>",
+		       __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox &&
+	      strncmp(in->from_mailbox, "\"Desk <desk@s-kantan.jp> www", 28) == 0);
+	message_destroy(m);
+
+	/* a bare addr-spec first: `from` has it, nothing more to read */
+	m = parse_from(&b, "attacker@elsewhere.com (helpdesk@s-kantan.jp ", 'x', 2000, ")",
+		       __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+	m = parse_from(&b, "a@x.jp, \"", 'x', 2000, "\" <b@y.jp>", __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+	/* an atom with an '@' before an angle-addr is name (address.c) */
+	m = parse_from(&b, "attacker@elsewhere.com (", 'x', 2000, ") <a@b.jp>", __LINE__);
+	in = message_info(m);
+	CHECK(in->from_mailbox && strncmp(in->from_mailbox, "\"attacker@elsewhere.com (xx", 27) == 0);
+	message_destroy(m);
+	/* no address at all */
+	m = parse_from(&b, "\"", 'x', 2000, "\"", __LINE__);
+	CHECK(message_info(m)->from_mailbox == NULL);
+	message_destroy(m);
+
+	/* RFC 5322 §3.6: the first From wins, long or not */
+	b.len = 0;
+	mb_str(&b, "From: <first@x.jp>\r\nFrom: \"");
+	mb_rep(&b, 'x', 10000);
+	mb_str(&b, "\" <second@y.jp>\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_STR(in->from, "<first@x.jp>");
+	CHECK(in->from_mailbox == NULL);
+	CHECK_INT(in->duplicates, 1);
+	message_destroy(m);
+	b.len = 0;
+	mb_str(&b, "From: \"");
+	mb_rep(&b, 'x', 10000);
+	mb_str(&b, "\" <first@x.jp>\r\nFrom: \"");
+	mb_rep(&b, 'x', 10000);
+	mb_str(&b, "\" <second@y.jp>\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK(in->from_mailbox && strstr(in->from_mailbox, "\" <first@x.jp>"));
+	message_destroy(m);
+
+	/* a name with a UTF-8 sequence at the cut: not split */
+	b.len = 0;
+	for (int k = 0; k < 3; k++) {
+		b.len = 0;
+		mb_str(&b, "From: \"");
+		mb_rep(&b, 'x', (size_t)k);
+		for (int i = 0; i < 700; i++)
+			mb_str(&b, "山");
+		mb_str(&b, "\" <a@b.jp>\r\n\r\n");
+		m = PARSE(b.p, b.len);
+		in = message_info(m);
+		CHECK(in->from_mailbox && utf8_valid(in->from_mailbox, strlen(in->from_mailbox)));
+		CHECK(in->from_mailbox && strlen(in->from_mailbox) >= MESSAGE_FIELD_MAX - 2 + 11);
+		message_destroy(m);
+	}
 	mb_free(&b);
 	mb_free(&want);
 }
@@ -1210,6 +1484,8 @@ int main(void)
 	RUN(test_encoded_subjects);
 	RUN(test_emotet);
 	RUN(test_mime_names);
+	RUN(test_rfc822_parts);
+	RUN(test_rfc822_deep);
 	RUN(test_single_part_attachment);
 	RUN(test_multipart_without_boundary);
 	RUN(test_gap_in_headers);
@@ -1221,6 +1497,7 @@ int main(void)
 	RUN(test_bound_field);
 	RUN(test_bound_field_utf8);
 	RUN(test_long_encoded_subject);
+	RUN(test_long_from);
 	RUN(test_bound_subject_decoded);
 	RUN(test_bound_attachments);
 	RUN(test_bound_name);

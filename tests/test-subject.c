@@ -130,6 +130,35 @@ static void test_fingerprint(void)
 	CHECK_STR(hex, "0000000000000000");
 }
 
+/* Half-width katakana (U+FF61..U+FF9F) read as full-width, a voiced or
+ * semi-voiced sound mark joined to the kana before it, as NFKC does
+ * (expected strings: Python's unicodedata.normalize("NFKC", ...)): a spam
+ * run that mixes widths per copy is one fingerprint. */
+static void test_halfwidth_katakana(void)
+{
+	struct subject_facts a, b;
+
+	CHECK_STR(N("ｾﾐﾅｰのご案内"), "セミナーのご案内");
+	CHECK_STR(N("ｶﾞｲﾄﾞ"), "ガイド");
+	CHECK_STR(N("ﾊﾟｽﾜｰﾄﾞ"), "パスワード");
+	CHECK_STR(N("ﾎﾟｲﾝﾄ ｳﾞｧｲｵﾘﾝ ﾜﾞ ｦﾞ"), "ポイント ヴァイオリン ヷ ヺ");
+	CHECK_STR(N("｢ｺﾝﾆﾁﾊ｣｡､･"), "「コンニチハ」。、・");
+	CHECK_STR(N("ｯｬｭｮｧｨｩｪｫｰ"), "ッャュョァィゥェォー");
+	/* a mark with nothing to join: the combining mark (U+3099), as NFKC */
+	CHECK_STR(N("ｱﾞ"), "ア\u3099");
+	CHECK_STR(N("ﾞx"), "\u3099x");
+	/* a combining mark after a full-width kana composes too (NFC), and
+	 * an invisible character between does not keep them apart */
+	CHECK_STR(N("カ\u3099は\u309a"), "ガぱ");
+	CHECK_STR(N("ｶ\u200bﾞ"), "ガ");
+	CHECK_STR(N("ＡＢＣ ｶﾀｶﾅ"), "abc カタカナ");
+	subject_analyse("【重要】ﾊﾟｽﾜｰﾄﾞの有効期限", strlen("【重要】ﾊﾟｽﾜｰﾄﾞの有効期限"), &a);
+	subject_analyse("【重要】パスワードの有効期限", strlen("【重要】パスワードの有効期限"), &b);
+	CHECK(a.fingerprint == b.fingerprint);
+	subject_analyse("【重要】パｽﾜｰド の有効期限", strlen("【重要】パｽﾜｰド の有効期限"), &a);
+	CHECK(a.fingerprint != b.fingerprint);   /* the space is real */
+}
+
 /* Invisible characters (Unicode Default_Ignorable_Code_Point: zero-width
  * space and joiners, soft hyphen, word joiner, BOM, bidi marks, variation
  * selectors, tags) are how spam varies a subject per message while every
@@ -350,6 +379,7 @@ int main(void)
 	RUN(test_bounded);
 	RUN(test_fingerprint);
 	RUN(test_invisible_characters);
+	RUN(test_halfwidth_katakana);
 	RUN(test_gibberish_table);
 	RUN(test_flood_shapes);
 	RUN(test_shape);

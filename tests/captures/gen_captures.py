@@ -885,6 +885,123 @@ def dot_stuffing():
         srv.stop()
 
 
+# ------------------------------------------------------------ from-padded ---
+#
+# Emotet-style display names padded past the 1 KB that the sensor keeps of a
+# From as sent: the real address comes after the padding. Folded the way
+# mail clients fold (a line of at most 76 columns, RFC 5322 §2.2.3).
+
+def fold(words, head):
+    """head + words joined by blanks, a new folded line before a word that
+    would pass column 76."""
+    lines, cur = [], head
+    for w in words:
+        if len(cur) + 1 + len(w) > 76 and cur.strip():
+            lines.append(cur)
+            cur = ' ' + w
+        else:
+            cur += ' ' + w if cur else w
+    lines.append(cur)
+    return '\n'.join(lines)
+
+
+PAD_WORDS = ('Kantan Helpdesk (Information Systems Division) support desk, '
+             'general affairs section;').split() * 50          # ~4 KB
+PAD_JA = '総務課 情報システム担当 '   # an encoded-word of 60 columns
+
+
+def padded_msg(n, frm, subject):
+    return ("Date: Wed, 08 Oct 2025 09:%02d:00 +0900\n"
+            "%s\n"
+            "To: koho@pref.example.jp\n"
+            "Subject: %s\n"
+            "Message-ID: <padded-%04d@example.org>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=us-ascii\n\n"
+            "Please see the attached documents.\n" % (n, frm, subject, n))
+
+
+def from_padded_msgs():
+    # 1: a quoted display name of ~4 KB, the claimed address first
+    quoted = fold(['"helpdesk@s-kantan.example.jp'] + PAD_WORDS[:-1] +
+                  [PAD_WORDS[-1] + '"', '<nobody@badhost.example>'], 'From:')
+    # 2: ~10 KB of encoded-words (past one 8 KB unfolded field), the claimed
+    # address in the first one, a comment before the address
+    words = [b64w('【helpdesk@s-kantan.example.jp】', 'UTF-8')]
+    words += [b64w(PAD_JA, 'UTF-8') for _ in range(180)]
+    encoded = fold(words + ['(Helpdesk)', '<x@evil.example>'], 'From:')
+    # 3: the sender's own address in a long display name: not a spoof
+    own = fold(['"yamada@pref.example.jp'] + PAD_WORDS[:-1] +
+               [PAD_WORDS[-1] + '"', '<yamada@pref.example.jp>'], 'From:')
+    return [('nobody@badhost.example', ['koho@pref.example.jp'],
+             padded_msg(1, quoted, 'RE: Invoice')),
+            ('x@evil.example', ['koho@pref.example.jp'],
+             padded_msg(2, encoded, 'RE: Meeting minutes')),
+            ('yamada@pref.example.jp', ['koho@pref.example.jp'],
+             padded_msg(3, own, 'Disaster drill schedule'))]
+
+
+@capture
+def from_padded():
+    mta_session('from-padded', '192.0.2.16', 42401, 'mail.example.org', from_padded_msgs(),
+                '9D')
+
+
+# ------------------------------------------------------- rfc822-attachment ---
+#
+# A reply that forwards the old thread as an attachment (message/rfc822),
+# the zip inside the forwarded message, as Emotet's thread hijacks do.
+
+def rfc822_attachment_msg():
+    zip_name = b64w('請求書_2025年10月.zip', 'UTF-8')
+    return ("Date: Thu, 09 Oct 2025 10:00:00 +0900\n"
+            "From: \"Accounting\" <keiri@example.co.jp>\n"
+            "To: koho@pref.example.jp\n"
+            "Subject: RE: Invoice for October\n"
+            "Message-ID: <fwd-0001@example.co.jp>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=\"==outer-3c1e==\"\n"
+            "\n"
+            "--==outer-3c1e==\n"
+            "Content-Type: text/plain; charset=us-ascii\n"
+            "\n"
+            "Please see the invoice in the forwarded mail below.\n"
+            "\n"
+            "--==outer-3c1e==\n"
+            "Content-Type: message/rfc822\n"
+            "Content-Disposition: attachment; filename=\"RE_ Invoice.eml\"\n"
+            "\n"
+            "Date: Wed, 01 Oct 2025 09:00:00 +0900\n"
+            "From: Koho <koho@pref.example.jp>\n"
+            "To: keiri@example.co.jp\n"
+            "Subject: Invoice for October\n"
+            "Message-ID: <fwd-inner-0001@pref.example.jp>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=\"==inner-8b2d==\"\n"
+            "\n"
+            "--==inner-8b2d==\n"
+            "Content-Type: text/plain; charset=us-ascii\n"
+            "\n"
+            "The invoice is attached.\n"
+            "\n"
+            "--==inner-8b2d==\n"
+            "Content-Type: application/zip; name=\"%s\"\n"
+            "Content-Transfer-Encoding: base64\n"
+            "Content-Disposition: attachment; filename=\"%s\"\n"
+            "\n"
+            "%s\n"
+            "--==inner-8b2d==--\n"
+            "\n"
+            "--==outer-3c1e==--\n" % (zip_name, zip_name, b64lines(make_zip())))
+
+
+@capture
+def rfc822_attachment():
+    mta_session('rfc822-attachment', '192.0.2.17', 42501, 'mail.example.co.jp',
+                [('keiri@example.co.jp', ['koho@pref.example.jp'], rfc822_attachment_msg())],
+                '9E')
+
+
 def main():
     enter_client_ns()
     names = sys.argv[1:] or list(CAPTURES)

@@ -248,13 +248,13 @@ static void run_contended(const char *c, size_t n, uint64_t rng,
 	FUZZ_CHECK(mi->header_bytes == ref->header_bytes);
 	FUZZ_CHECK(mi->headers_done == ref->headers_done);
 	const char *const a[] = { mi->from, mi->to, mi->cc, mi->reply_to, mi->subject_raw,
-				  mi->subject, mi->from_decoded, mi->date, mi->message_id,
-				  mi->in_reply_to, mi->references, mi->user_agent,
-				  mi->x_originating_ip };
+				  mi->subject, mi->from_decoded, mi->from_mailbox, mi->date,
+				  mi->message_id, mi->in_reply_to, mi->references,
+				  mi->user_agent, mi->x_originating_ip };
 	const char *const b[] = { ref->from, ref->to, ref->cc, ref->reply_to, ref->subject_raw,
-				  ref->subject, ref->from_decoded, ref->date, ref->message_id,
-				  ref->in_reply_to, ref->references, ref->user_agent,
-				  ref->x_originating_ip };
+				  ref->subject, ref->from_decoded, ref->from_mailbox, ref->date,
+				  ref->message_id, ref->in_reply_to, ref->references,
+				  ref->user_agent, ref->x_originating_ip };
 	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
 		FUZZ_CHECK(mi->headers_skipped ? a[i] == NULL : str_same(a[i], b[i]));
 	if (mi->headers_skipped)
@@ -313,7 +313,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run(c, n, 0, rng, 0, &gapped);
 	const struct message_info *mi = message_info(msg);
 	run_contended(c, n, rng, mi);
-	const char *vals[] = { mi->from, mi->to, mi->cc, mi->reply_to, mi->subject_raw };
+	const char *vals[] = { mi->from, mi->to, mi->cc, mi->reply_to, mi->subject_raw,
+			       mi->from_mailbox };
 	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
 		if (vals[i]) {
 			check_decode(vals[i], strlen(vals[i]), &rng);
@@ -322,6 +323,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* And the raw first lines: line 1 as a header value and a charset name,
 	 * line 2 as text in that charset. */
+	if (mi->from_mailbox) {
+		/* message.h: a long From's mailbox, rebuilt so that it parses */
+		struct mailbox mb;
+		FUZZ_CHECK(address_parse_mailbox(mi->from_mailbox, strlen(mi->from_mailbox), &mb));
+	}
 	const char *nl = memchr(c, '\n', n);
 	size_t l1 = nl ? (size_t)(nl - c) : n;
 	check_decode(c, l1, &rng);

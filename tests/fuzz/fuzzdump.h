@@ -80,6 +80,8 @@ static void dump_message_info(struct dump *d, const struct message_info *mi)
 	dump_str(d, "subject_raw", mi->subject_raw, MESSAGE_FIELD_MAX);
 	dump_utf8(d, "subject", mi->subject, MESSAGE_SUBJECT_MAX);
 	dump_utf8(d, "from_decoded", mi->from_decoded, 3 * MESSAGE_FIELD_MAX);
+	dump_str(d, "from_mailbox", mi->from_mailbox, MESSAGE_FROM_MAILBOX_MAX);
+	FUZZ_CHECK(!mi->from_mailbox || mi->from);
 	dump_str(d, "date", mi->date, MESSAGE_FIELD_MAX);
 	dump_str(d, "message_id", mi->message_id, MESSAGE_FIELD_MAX);
 	dump_str(d, "in_reply_to", mi->in_reply_to, MESSAGE_FIELD_MAX);

@@ -28,6 +28,11 @@
   ideographic comma end a display name's address; 16 attachment names of
   control characters leave every --alerts-json line and every extra in the
   stream valid JSON.
+- a From display name padded past the 1 KB kept of the value as sent (a
+  capture made with smtplib and aiosmtpd, tests/captures/from-padded.pcap)
+  still raises display_spoof against the address after the padding, folded
+  or in 11 KB of encoded-words; the same padding around the sender's own
+  address raises nothing.
 """
 import base64
 import json
@@ -396,6 +401,27 @@ def test_wire_evidence(c, tmp):
          ["display_spoof", "open_relay"])
 
 
+def test_padded_from(c, tmp):
+    with open(os.path.join(CAPS, "from-padded.expect.json"), encoding="utf-8") as f:
+        exp = json.load(f)
+    out = os.path.join(tmp, "padded-alerts.json")
+    p = rwtest.run(["-r", os.path.join(CAPS, "from-padded.pcap"), "-c", conf_file(tmp),
+                    "--redis", "none", "--records", "-", "--alerts-json", out], check=False)
+    c.eq("padded From: exit", p.returncode, 0)
+    recs = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+    c.eq("padded From: the records' display_spoof",
+         [(r["trans_depth"], r["display_spoof"], r["spoof_claimed"]) for r in recs],
+         [(1, True, "helpdesk@s-kantan.example.jp"), (2, True, "helpdesk@s-kantan.example.jp"),
+          (3, False, None)])
+    with open(out) as f:
+        alerts = [json.loads(line) for line in f if line.strip()]
+    c.eq("padded From: display_spoof against the address after the padding",
+         [(a["rule"], a["severity"], a["extra"]["claimed"], a["extra"]["actual"])
+          for a in alerts],
+         [("display_spoof", "high", e["claimed"], e["actual"])
+          for e in exp["expected_display_spoof"]])
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -406,6 +432,7 @@ def main():
         test_cooldown_packet_time(c, tmp)
         test_baseline(c, tmp)
         test_wire_evidence(c, tmp)
+        test_padded_from(c, tmp)
     c.done()
 
 
