@@ -397,8 +397,8 @@ def test_grafana(c):
     for what, needle in [
             ("messages per minute", 'relaywatch_stats_total{field="msgs"}'),
             ("recipients per minute", 'relaywatch_stats_total{field="rcpts"}'),
-            ("alerts by rule and severity", "sum by (rule, severity) (increase("
-             "relaywatch_alerts_total"),
+            ("alerts by rule and severity", "sum by (rule, severity) ("
+             "relaywatch_alerts_total - relaywatch_alerts_total offset $__interval)"),
             ("top accounts", 'relaywatch_top_msgs_10m{account!=""}'),
             ("top fingerprints", 'relaywatch_top_msgs_10m{fingerprint!=""}'),
             ("AUTH failures", 'field="auth_failures"'),
