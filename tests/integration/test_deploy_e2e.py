@@ -338,7 +338,7 @@ def main():
              api.instant('{__name__=~"relaywatch_.+", key!=""}', T), [])
         rules = [r for g in api.api("rules")["groups"] for r in g["rules"]]
         c.eq("alerting rules: loaded and healthy",
-             (len(rules), sorted({r["health"] for r in rules})), (7, ["ok"]))
+             (len(rules), sorted({r["health"] for r in rules})), (8, ["ok"]))
         c.eq("nothing refused by the ACL (sensor, exporter, alerts)", fx.acl_log(redis.port), [])
 
         # A STARTTLS session alone: it is in rw:stats' sessions and in
