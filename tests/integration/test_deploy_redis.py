@@ -281,6 +281,15 @@ def test_sensor_and_readers(c, f, tmp, pcap):
         refused(c, "sensor: CONFIG SET", s, "CONFIG", "SET", "appendonly", "no")
         refused(c, "sensor: ACL SETUSER", s, "ACL", "SETUSER", "sensor", "+@all")
         refused(c, "sensor: DEL rw:stats", s, "DEL", "rw:stats")
+        # SET and EXPIRE are the sensor's only commands that can destroy a
+        # key of any type: its scripts use them on expiring keys only, never
+        # on the two that must not expire (SCHEMA.md)
+        for key in ("rw:stats", "rw:alerts"):
+            refused(c, "sensor: EXPIRE %s 0 (deletes it)" % key, s, "EXPIRE", key, "0")
+            refused(c, "sensor: SET %s (overwrites it)" % key, s, "SET", key, "x")
+        sha = s.command("SCRIPT", "LOAD", "return redis.call('EXPIRE', KEYS[1], 0)")
+        refused(c, "sensor: a loaded script expiring rw:stats", s, "EVALSHA", sha, "1",
+                "rw:stats")
         refused(c, "sensor: SET foo bar", s, "SET", "foo", "bar")
         refused(c, "sensor: GET foo", s, "GET", "foo")
         refused(c, "sensor: HSET outside rw:", s, "HSET", "other:stats", "msgs", "1")
@@ -293,13 +302,16 @@ def test_sensor_and_readers(c, f, tmp, pcap):
                 "1", "foo")
         sha = s.command("SCRIPT", "LOAD", "return redis.call('FLUSHALL')")
         refused(c, "sensor: a loaded script calling FLUSHALL", s, "EVALSHA", sha, "0")
-        sha = s.command("SCRIPT", "LOAD", "return redis.call('SET', 'rw:acl-test', '1')")
-        c.eq("sensor: a loaded script may write under rw:", s.command("EVALSHA", sha, "0"), b"OK")
+        sha = s.command("SCRIPT", "LOAD", "return redis.call('SET', 'rw:{acl}:test', '1')")
+        c.eq("sensor: a loaded script may write an entity's key", s.command("EVALSHA", sha, "0"),
+             b"OK")
+        sha = s.command("SCRIPT", "LOAD", "return redis.call('HSET', 'rw:acl-test', 'f', '1')")
+        c.eq("sensor: a loaded script may write under rw:", s.command("EVALSHA", sha, "0"), 1)
         s.close()
         c.eq("after the refusals: no key foo", admin.command("EXISTS", "foo", "other:stats"), 0)
         c.eq("after the refusals: rw:stats intact", admin.command("HGET", "rw:stats", "msgs"),
              str(totals["msgs"]).encode())
-        admin.command("DEL", "rw:acl-test")
+        admin.command("DEL", "rw:acl-test", "rw:{acl}:test")
 
         # the exporter and top users write nothing, even from a script
         for user in ("exporter", "top"):
