@@ -336,6 +336,14 @@ def test_sensor_and_readers(c, f, tmp, pcap):
                         "return redis.call('SET', KEYS[1], 'bar')", "1", "rw:x")
             else:
                 refused(c, "top: EVAL", r, "EVAL", "return 1", "0")
+                # relaywatch-top reads top sets, buckets, HyperLogLogs and
+                # samples (SCAN EXISTS ZREVRANGE HMGET PFCOUNT GETRANGE):
+                # the alert stream's evidence and the rest are not its business
+                refused(c, "top: XRANGE rw:alerts (the alerts' evidence)", r, "XRANGE",
+                        "rw:alerts", "-", "+")
+                refused(c, "top: XREAD rw:alerts", r, "XREAD", "STREAMS", "rw:alerts", "0")
+                refused(c, "top: DUMP rw:stats", r, "DUMP", "rw:stats")
+                refused(c, "top: HGETALL rw:sensor:acl", r, "HGETALL", "rw:sensor:acl")
             r.close()
         c.eq("after the refusals: rw:stats intact", admin.command("HGET", "rw:stats", "msgs"),
              str(totals["msgs"]).encode())
