@@ -63,6 +63,15 @@ NETWORK = test_scenarios.CONFIG
 # only to tolerate such a leak again while it is being fixed.
 KNOWN_EXTRA_LEAK = False
 
+# counters/counters.c formats "P sensor:NAME" with cb_fmt(), which prints into
+# a 64-byte buffer and then copies the untruncated length: a sensor name of
+# more than about 50 characters gets a health key cut at 63 bytes followed by
+# stack bytes, so the exporter finds no health hash for a running sensor
+# (relaywatch_sensor{field="up"} 0, RelaywatchSensorSilent). Reported; not
+# fixable here (C). Set to False once fixed: the check then fails instead of
+# printing XFAIL.
+KNOWN_LONG_SENSOR_NAME = True
+
 
 # --- fixtures shared with test_deploy_e2e.py -------------------------------------------
 
@@ -592,6 +601,34 @@ def test_exporter_scale(c, f, tmp):
         e.close()
 
 
+def test_long_sensor_name(c, f, tmp):
+    """A sensor named as hosts are (an FQDN and a role, 65 characters): its
+    health hash is rw:sensor:NAME, as rw:sensors says, and the exporter
+    reports it up with its records."""
+    name = "mx1-span-eth1.mail-gateway.pref.example.jp-primary-sensor-rack-12"
+    pcap = os.path.join(SCEN, "emotet-reply.pcap")
+    with acl_server() as srv:
+        p = run_sensor(pcap, sensor_config(tmp, name), srv.port, sensor_password_file(tmp))
+        c.eq("long sensor name: exit 0 (%s)" % p.stderr[-200:], p.returncode, 0)
+        admin = login(srv.port, "admin")
+        keys = admin.command("SCAN", "0", "MATCH", "rw:sensor:*", "COUNT", "1000")[1]
+        admin.close()
+        v = parse_exporter_reply(c, "long sensor name", exporter_eval(login(srv.port,
+                                                                              "exporter")))
+        got = (keys, v.get("sensor|%s|up" % name), v.get("sensor|%s|records" % name))
+        want = ([("rw:sensor:" + name).encode()], 1.0,
+                float(f["emotet-reply"]["message_count"]))
+        if KNOWN_LONG_SENSOR_NAME:
+            if got != want:
+                print("XFAIL (known, C: counters.c cb_fmt's 64-byte buffer): a %d-character "
+                      "sensor name: health keys %r, exporter up %r" % (len(name), keys, got[1]))
+            else:
+                c.true("XPASS: long sensor names work: set KNOWN_LONG_SENSOR_NAME = False",
+                       False)
+        else:
+            c.eq("long sensor name: its health hash, found by the exporter", got, want)
+
+
 # --- [privacy] pseudonymize = yes ---------------------------------------------------------
 
 
@@ -734,6 +771,7 @@ def main():
         test_sensor_and_readers(c, f, tmp, pcap)
         test_exporter_script(c, f, tmp, pcap)
         test_exporter_scale(c, f, tmp)
+        test_long_sensor_name(c, f, tmp)
         test_pseudonymize(c, f, tmp, pcap)
         test_unit_identity(c, f, tmp)
     c.done()
