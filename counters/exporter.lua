@@ -28,8 +28,8 @@
 --                              messages in the 10-minute window, top TOP_N each
 --                              -> relaywatch_top_msgs_10m{account|fingerprint|client}
 --   top|window_end             unix seconds where that window ends (packet time)
---   top|lookup                 how "now" was found: 1 near the wall clock,
---                              2 by SCAN (a replayed capture), 0 no data
+--   top|lookup                 1: the sensors' newest minute is known
+--                              (P{top}:newest), 0: no top data
 --                              -> relaywatch_top_window_end_seconds, relaywatch_top_lookup
 --   stream|length              XLEN P alerts -> relaywatch_stream_length
 --   stream|last_entry          unix seconds of the newest entry's ID (when Redis
@@ -44,14 +44,15 @@
 -- sensor (SCHEMA.md), pseudonymised accounts as `h:...`.
 --
 -- The 10-minute window ends with "now" in packet time, like every window
--- in Redis: the newest minute that has a top key P{top}:KIND:MINUTE. It is
--- looked for around the wall clock first (a live sensor: the first EXISTS
--- hits), back over 24 hours (one EXISTS per minute, about a millisecond),
--- and only then with a bounded SCAN (a replayed capture writes the minutes
--- of its own time; its keys live about 11 minutes after the replay).
--- relaywatch-top decides the same way. (P{top}:seq cannot tell: it holds
--- each sensor's last batch number, not a minute.) Measured on 300,000 keys
--- with no top key: about 30 ms per scrape, the probe and the SCAN included.
+-- in Redis: the newest minute that has top sets P{top}:KIND:MINUTE, which
+-- counters/lua/top.lua keeps in P{top}:newest (with that minute's TTL: it
+-- is gone when the minute's sets are). One GET, whatever the size of the
+-- keyspace and wherever the minute is (a replayed capture writes the
+-- minutes of its own time). The script runs atomically at every scrape, so
+-- it walks no keyspace: the earlier probe of 1,443 minutes with EXISTS and
+-- a SCAN of up to 100,000 keys held Redis about 100 ms a scrape on a
+-- million keys whenever no top key was near the wall clock, and could
+-- still miss the window.
 --
 -- Every read is guarded (redis.pcall): a failed read is counted in
 -- exporter|errors and the rest is still reported, so that a missing key, a
@@ -66,9 +67,6 @@ local P = 'rw:'
 local TOP_N = 20               -- rows per top list
 local TOP_MINUTES = 10         -- the window: 10 per-minute top sets
 local TOP_MEMBERS = 1000       -- read per top set (the sensor keeps 1000)
-local PROBE_AHEAD = 2          -- minutes past the wall clock probed (clock skew)
-local PROBE_BACK = 1440        -- minutes before the wall clock probed (24 h)
-local SCAN_CALLS = 100         -- SCAN ... COUNT 1000 calls at most (100k keys)
 local SENSORS_MAX = 64         -- sensors reported, most recently seen first
 local GROUPS_MAX = 64          -- consumer groups reported
 local NAME_MAX = 320           -- longest name put in a key (SCHEMA.md cuts IDs there)
@@ -197,35 +195,12 @@ end)
 -- top accounts, fingerprints, clients over the last 10 minutes ----------------------
 section(function()
   local T = P .. '{top}:'
-  local now, lookup = nil, 0
-  local t = read('TIME')
-  if type(t) == 'table' then
-    local wm = math.floor(tonumber(t[1]) / 60)
-    for m = wm + PROBE_AHEAD, wm - PROBE_BACK, -1 do
-      local n = read('EXISTS', T .. 'acct:' .. m, T .. 'fp:' .. m, T .. 'ip:' .. m)
-      if n and n > 0 then
-        now, lookup = m, 1
-        break
-      end
-    end
+  local raw = read('GET', T .. 'newest')     -- false when absent
+  local now = num(raw)
+  if raw and not (now and now == math.floor(now) and now >= 0 and now < 2 ^ 31) then
+    errors, now = errors + 1, nil            -- not a minute: not written by top.lua
   end
-  if not now then
-    -- the prefix is literal in the pattern: escape glob characters
-    local pattern = T:gsub('[%*%?%[%]\\]', '\\%0') .. '*'
-    local cursor, calls = '0', 0
-    repeat
-      local r = read('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
-      if type(r) ~= 'table' then break end
-      cursor, calls = r[1], calls + 1
-      for _, k in ipairs(r[2]) do
-        local kind, m = k:sub(#T + 1):match('^(%a+):(%d+)$')
-        if (kind == 'acct' or kind == 'fp' or kind == 'ip') and #m <= 12 then
-          m = tonumber(m)
-          if not now or m > now then now, lookup = m, 2 end
-        end
-      end
-    until cursor == '0' or calls >= SCAN_CALLS
-  end
+  local lookup = now and 1 or 0
   emit('top|lookup', lookup)
   if not now then return end
   emit('top|window_end', (now + 1) * 60)

@@ -395,6 +395,8 @@ def counters_snapshot(redis):
     for k in redis.keys():
         if ":c:" in k:
             buckets[k] = hgetall(redis, k)
+        elif k == "rw:{top}:newest":     # a string: the newest top minute
+            top[k] = redis.cli("GET", k)
         elif k.startswith("rw:{top}:") and not k.endswith(":seq"):
             top[k] = redis.cli("ZRANGE", k, "0", "-1", "WITHSCORES")
     return st, buckets, top

@@ -20,7 +20,9 @@ health, redis_up 1, no script error, no key left without a name, the
 alerting rules loaded, and nothing refused by the ACL. Then a STARTTLS
 session alone (tests/captures/starttls.pcap) is replayed: the sessions
 panel, over a window that holds only it, shows it both begun in clear text
-and encrypted, one line as high as the other.
+and encrypted, one line as high as the other. Last, the bar chart of new
+alerts, asked at Grafana's step over a range ending after the alerts, adds
+up to the alerts (one bar per alert, not one per step of a longer window).
 
 Every query is evaluated at one instant T, taken once Prometheus has
 scraped the replay's results (polling with a generous timeout: readiness,
@@ -196,6 +198,13 @@ def main():
                         timeout=60, step=0.2)
         rwtest.wait_for("a scrape of the empty Redis", lambda: api.value(
             'relaywatch_stats_total{field="msgs"}', time.time()) == 0, timeout=60, step=0.2)
+        # Counters that begin with the alerts cannot show them as new: wait
+        # until Prometheus holds the zeros for longer than Grafana's
+        # $__interval (readiness, not a measurement).
+        offset = int(VARIABLES["__interval"].rstrip("s")) + 1
+        rwtest.wait_for("zeros older than $__interval", lambda: api.value(
+            'relaywatch_alerts_total{rule="open_relay",severity="high"} offset %ds' % offset,
+            time.time()) == 0, timeout=60, step=0.2)
         targets = api.api("targets")["activeTargets"]
         c.eq("Prometheus: one target, up", [(t["labels"]["job"], t["health"]) for t in targets],
              [("relaywatch", "up")])
@@ -329,7 +338,7 @@ def main():
              api.instant('{__name__=~"relaywatch_.+", key!=""}', T), [])
         rules = [r for g in api.api("rules")["groups"] for r in g["rules"]]
         c.eq("alerting rules: loaded and healthy",
-             (len(rules), sorted({r["health"] for r in rules})), (7, ["ok"]))
+             (len(rules), sorted({r["health"] for r in rules})), (8, ["ok"]))
         c.eq("nothing refused by the ACL (sensor, exporter, alerts)", fx.acl_log(redis.port), [])
 
         # A STARTTLS session alone: it is in rw:stats' sessions and in
@@ -363,6 +372,28 @@ def main():
                    set(shown) == {"clear text at the start (STARTTLS included)",
                                   "encrypted (SMTPS or STARTTLS)"} and
                    all(v is not None and abs(v - one) < 1e-6 * one for v in shown.values()))
+
+        # The bar chart of new alerts, asked as Grafana asks it (step =
+        # $__interval) over a range that ends a minute and more after the
+        # alerts, once Prometheus has scraped that far: each alert is one
+        # bar in one step, so the bars of a series add up to its alerts
+        # (every alerts_total began at 0 in this Prometheus).
+        # increase(...[$__rate_interval]) at a step four times shorter than
+        # its window drew every alert in four consecutive bars, extrapolated.
+        bars = next(e for title, _r, e, _i in queries if title == "Alerts by rule and severity")
+        step = int(VARIABLES["__interval"].rstrip("s"))
+        end = T - T % step + 5 * step
+        rwtest.wait_for("Prometheus to scrape past the bar chart's range", lambda: (
+            api.value('max(timestamp(relaywatch_alerts_total))', time.time()) or 0) > end + 1,
+            timeout=120, step=0.5)
+        res = api.api("query_range", query=substitute(bars), start="%d" % (end - RANGE_S),
+                      end="%d" % end, step=str(step))["result"]
+        got = {(s["metric"].get("rule"), s["metric"].get("severity")):
+               round(sum(float(v) for _, v in s["values"]), 6) for s in res}
+        c.eq("alert bars at Grafana's step: they add up to the alerts (%d bars)"
+             % sum(len(s["values"]) for s in res), got,
+             {(s["metric"]["rule"], s["metric"]["severity"]): float(s["value"][1])
+              for s in api.instant("relaywatch_alerts_total > 0", end)})
 
         # Prometheus shuts down cleanly; redis_exporter 1.45 has no handler (Go's default)
         for name, proc, ok in (("prometheus", prom, {0}), ("exporter", exporter,

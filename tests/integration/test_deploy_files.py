@@ -12,7 +12,9 @@
   - set-passwords.sh: the ACL it writes loads in redis-server, the new
     passwords log in and the test passwords no longer do; a rerun keeps the
     passwords, --force changes them;
-  - Prometheus: promtool accepts the configuration and the alerting rules;
+  - Prometheus: promtool accepts the configuration and the alerting rules,
+    and `promtool test rules` finds each way the watcher goes blind alerted
+    (the exporter unscrapable, Redis down, a sensor silent);
     the relabelling turns every key kind counters/exporter.lua emits into a
     named metric with the right labels, also for IDs holding '|' and ';'
     (simulated here; test_deploy_e2e.py runs the real thing); every metric
@@ -348,6 +350,67 @@ def test_prometheus(c, tmp):
     c.eq("every relaywatch_* metric used is produced", sorted(used - produced), [])
 
 
+def test_alert_rules_fire(c, tmp):
+    """deploy/prometheus/alerts.yml evaluated by `promtool test rules` on
+    made-up series: each way the watcher can go blind must fire something.
+    When Prometheus cannot scrape redis_exporter at all (stopped, crashed,
+    a wrong address) there is no redis_up and no relaywatch_* series, only
+    Prometheus' own up == 0: no rule fired, and the dashboard just went
+    empty."""
+    if not shutil.which("promtool"):
+        print("note: promtool missing; alert rules not evaluated")
+        return
+    inst = {"job": "relaywatch", "instance": "127.0.0.1:9121"}
+
+    def series(name, labels, values):
+        return {"series": "%s{%s}" % (name, ",".join('%s="%s"' % kv for kv in
+                                                     sorted(labels.items()))),
+                "values": values}
+
+    def firing(alert, labels, at="10m"):
+        return {"eval_time": at, "alertname": alert, "exp_alerts": [{"exp_labels": labels}]}
+
+    def silent(alert, at="10m"):
+        return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+    # whether a rule fires, not its wording: the annotations are left out
+    rules = load_yaml(ALERTS_YML)
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            r.pop("annotations", None)
+    rules_file = os.path.join(tmp, "alerts-no-annotations.yml")
+    with open(rules_file, "w") as f:
+        yaml.safe_dump(rules, f)
+    sensor = dict(inst, sensor="mx1")
+    cases = [
+        ("the exporter cannot be scraped", [series("up", inst, "0x20")],
+         [firing("RelaywatchExporterDown", dict(inst, severity="critical")),
+          silent("RelaywatchRedisDown")]),
+        ("Redis down behind a working exporter",
+         [series("up", inst, "1x20"), series("redis_up", inst, "0x20")],
+         [firing("RelaywatchRedisDown", dict(inst, severity="critical")),
+          silent("RelaywatchExporterDown")]),
+        ("all well", [series("up", inst, "1x20"), series("redis_up", inst, "1x20"),
+                      series("relaywatch_sensor", dict(sensor, field="up"), "1x20"),
+                      series("relaywatch_exporter_errors", inst, "0x20")],
+         [silent(a) for a in ("RelaywatchExporterDown", "RelaywatchRedisDown",
+                              "RelaywatchSensorSilent", "RelaywatchExporterErrors")]),
+        ("a sensor silent", [series("up", inst, "1x20"), series("redis_up", inst, "1x20"),
+                             series("relaywatch_sensor", dict(sensor, field="up"), "0x20")],
+         [firing("RelaywatchSensorSilent", dict(sensor, field="up", severity="warning"))]),
+    ]
+    for what, input_series, tests in cases:
+        doc = {"rule_files": [rules_file], "evaluation_interval": "1m",
+               "tests": [{"interval": "1m", "input_series": input_series,
+                          "alert_rule_test": tests}]}
+        path = os.path.join(tmp, "rules-test.yml")
+        with open(path, "w") as f:
+            yaml.safe_dump(doc, f)
+        p = subprocess.run(["promtool", "test", "rules", path], capture_output=True, text=True)
+        c.eq("alerts.yml, %s (%s)" % (what, (p.stdout + p.stderr).strip()[-600:]),
+             p.returncode, 0)
+
+
 # --- Grafana -------------------------------------------------------------------------------
 
 
@@ -397,8 +460,8 @@ def test_grafana(c):
     for what, needle in [
             ("messages per minute", 'relaywatch_stats_total{field="msgs"}'),
             ("recipients per minute", 'relaywatch_stats_total{field="rcpts"}'),
-            ("alerts by rule and severity", "sum by (rule, severity) (increase("
-             "relaywatch_alerts_total"),
+            ("alerts by rule and severity", "sum by (rule, severity) ("
+             "relaywatch_alerts_total - relaywatch_alerts_total offset $__interval)"),
             ("top accounts", 'relaywatch_top_msgs_10m{account!=""}'),
             ("top fingerprints", 'relaywatch_top_msgs_10m{fingerprint!=""}'),
             ("AUTH failures", 'field="auth_failures"'),
@@ -797,6 +860,7 @@ def main():
         secrets_dir = test_compose(c, tmp)
         test_set_passwords(c, tmp, secrets_dir)
         test_prometheus(c, tmp)
+        test_alert_rules_fire(c, tmp)
         test_grafana(c)
         test_systemd(c, tmp)
         test_conf_example(c, tmp)

@@ -15,9 +15,10 @@
   - counters/exporter.lua, as `exporter`: the reply is what redis_exporter
     1.45 accepts (flat, bulk strings, even, unique keys, numbers); the values
     match the scenarios; an empty Redis, hostile keys (wrong types, control
-    characters, non-numbers), old replayed minutes found by SCAN, the newest
-    minute preferred, an unknown stream lag: the script still answers and
-    counts what it skipped;
+    characters, non-numbers), old replayed minutes found through
+    rw:{top}:newest, the newest minute preferred, an unknown stream lag: the
+    script still answers and counts what it skipped; among 150,000 other
+    keys a scrape makes no SCAN and a few EXISTS (Redis' own count);
   - [privacy] pseudonymize = yes: no account name anywhere in Redis, alerts
     still fire with h: pseudonyms (see KNOWN_EXTRA_LEAK);
   - the systemd unit's identity (an unprivileged user with only CAP_NET_RAW
@@ -61,6 +62,15 @@ NETWORK = test_scenarios.CONFIG
 # "account") even with pseudonymize = yes; fixed in 8929f45. Set this to True
 # only to tolerate such a leak again while it is being fixed.
 KNOWN_EXTRA_LEAK = False
+
+# counters/counters.c formats "P sensor:NAME" with cb_fmt(), which prints into
+# a 64-byte buffer and then copies the untruncated length: a sensor name of
+# more than about 50 characters gets a health key cut at 63 bytes followed by
+# stack bytes, so the exporter finds no health hash for a running sensor
+# (relaywatch_sensor{field="up"} 0, RelaywatchSensorSilent). Reported; not
+# fixable here (C). Set to False once fixed: the check then fails instead of
+# printing XFAIL.
+KNOWN_LONG_SENSOR_NAME = True
 
 
 # --- fixtures shared with test_deploy_e2e.py -------------------------------------------
@@ -280,6 +290,15 @@ def test_sensor_and_readers(c, f, tmp, pcap):
         refused(c, "sensor: CONFIG SET", s, "CONFIG", "SET", "appendonly", "no")
         refused(c, "sensor: ACL SETUSER", s, "ACL", "SETUSER", "sensor", "+@all")
         refused(c, "sensor: DEL rw:stats", s, "DEL", "rw:stats")
+        # SET and EXPIRE are the sensor's only commands that can destroy a
+        # key of any type: its scripts use them on expiring keys only, never
+        # on the two that must not expire (SCHEMA.md)
+        for key in ("rw:stats", "rw:alerts"):
+            refused(c, "sensor: EXPIRE %s 0 (deletes it)" % key, s, "EXPIRE", key, "0")
+            refused(c, "sensor: SET %s (overwrites it)" % key, s, "SET", key, "x")
+        sha = s.command("SCRIPT", "LOAD", "return redis.call('EXPIRE', KEYS[1], 0)")
+        refused(c, "sensor: a loaded script expiring rw:stats", s, "EVALSHA", sha, "1",
+                "rw:stats")
         refused(c, "sensor: SET foo bar", s, "SET", "foo", "bar")
         refused(c, "sensor: GET foo", s, "GET", "foo")
         refused(c, "sensor: HSET outside rw:", s, "HSET", "other:stats", "msgs", "1")
@@ -292,13 +311,16 @@ def test_sensor_and_readers(c, f, tmp, pcap):
                 "1", "foo")
         sha = s.command("SCRIPT", "LOAD", "return redis.call('FLUSHALL')")
         refused(c, "sensor: a loaded script calling FLUSHALL", s, "EVALSHA", sha, "0")
-        sha = s.command("SCRIPT", "LOAD", "return redis.call('SET', 'rw:acl-test', '1')")
-        c.eq("sensor: a loaded script may write under rw:", s.command("EVALSHA", sha, "0"), b"OK")
+        sha = s.command("SCRIPT", "LOAD", "return redis.call('SET', 'rw:{acl}:test', '1')")
+        c.eq("sensor: a loaded script may write an entity's key", s.command("EVALSHA", sha, "0"),
+             b"OK")
+        sha = s.command("SCRIPT", "LOAD", "return redis.call('HSET', 'rw:acl-test', 'f', '1')")
+        c.eq("sensor: a loaded script may write under rw:", s.command("EVALSHA", sha, "0"), 1)
         s.close()
         c.eq("after the refusals: no key foo", admin.command("EXISTS", "foo", "other:stats"), 0)
         c.eq("after the refusals: rw:stats intact", admin.command("HGET", "rw:stats", "msgs"),
              str(totals["msgs"]).encode())
-        admin.command("DEL", "rw:acl-test")
+        admin.command("DEL", "rw:acl-test", "rw:{acl}:test")
 
         # the exporter and top users write nothing, even from a script
         for user in ("exporter", "top"):
@@ -323,6 +345,14 @@ def test_sensor_and_readers(c, f, tmp, pcap):
                         "return redis.call('SET', KEYS[1], 'bar')", "1", "rw:x")
             else:
                 refused(c, "top: EVAL", r, "EVAL", "return 1", "0")
+                # relaywatch-top reads top sets, buckets, HyperLogLogs and
+                # samples (SCAN EXISTS ZREVRANGE HMGET PFCOUNT GETRANGE):
+                # the alert stream's evidence and the rest are not its business
+                refused(c, "top: XRANGE rw:alerts (the alerts' evidence)", r, "XRANGE",
+                        "rw:alerts", "-", "+")
+                refused(c, "top: XREAD rw:alerts", r, "XREAD", "STREAMS", "rw:alerts", "0")
+                refused(c, "top: DUMP rw:stats", r, "DUMP", "rw:stats")
+                refused(c, "top: HGETALL rw:sensor:acl", r, "HGETALL", "rw:sensor:acl")
             r.close()
         c.eq("after the refusals: rw:stats intact", admin.command("HGET", "rw:stats", "msgs"),
              str(totals["msgs"]).encode())
@@ -435,21 +465,38 @@ def test_exporter_script(c, f, tmp, pcap):
         e = login(srv.port, "exporter")
         now_min = int(time.time()) // 60
         old = 1000000000 // 60              # 2001-09-09: a replay of an old capture
-        for m, score in ((old, 5), (old - 9, 2), (old - 10, 100)):
-            admin.command("ZADD", "rw:{top}:acct:%d" % m, score, "alice@example.jp")
-        admin.command("ZADD", "rw:{top}:ip:%d" % old, 7, "192.0.2.1")
+        # counters/lua/top.lua as the sensor calls it (it keeps rw:{top}:newest)
+        with open(os.path.join(rwtest.SOURCE, "counters", "lua", "top.lua"), "rb") as tf:
+            top_lua = tf.read()
+
+        def top(seq, now, *groups):
+            args = []
+            for kind, minute, member, score in groups:
+                args += [kind, minute, 1, member, score]
+            return admin.command("EVAL", top_lua, "1", "rw:{top}", "s1", "run1", seq,
+                                 "%d.5" % now, *args)
+        top(1, old * 60 + 30, ("acct", old, "alice@example.jp", 5),
+            ("acct", old - 9, "alice@example.jp", 2), ("acct", old - 10, "alice@example.jp", 100),
+            ("ip", old, "192.0.2.1", 7))
         admin.command("ZADD", "rw:{top}:acct:notaminute", 1, "nobody@example.jp")
         v = parse_exporter_reply(c, "old minutes", exporter_eval(e))
-        c.eq("old minutes: found by SCAN", v.get("top|lookup"), 2.0)
+        c.eq("old minutes: found", v.get("top|lookup"), 1.0)
         c.eq("old minutes: the window ends after the newest", v.get("top|window_end"),
              float((old + 1) * 60))
         c.eq("old minutes: the 10 minutes summed, the 11th not",
              (v.get("top_account|alice@example.jp"), v.get("top_client|192.0.2.1")), (7.0, 7.0))
         c.true("old minutes: a key that is not a minute is ignored",
                "top_account|nobody@example.jp" not in v)
-        admin.command("ZADD", "rw:{top}:fp:%d" % now_min, 3, "00000000000000ff")
+        c.true("old minutes: rw:{top}:newest lives as the newest minute's sets (%r, %r)"
+               % (admin.command("TTL", "rw:{top}:newest"),
+                  admin.command("TTL", "rw:{top}:acct:%d" % old)),
+               0 < admin.command("TTL", "rw:{top}:newest")
+               <= admin.command("TTL", "rw:{top}:acct:%d" % old))
+        top(2, now_min * 60 + 30, ("fp", now_min, "00000000000000ff", 3))
+        # a late call for an earlier minute (another sensor's replay) does not move it back
+        top(3, old * 60 + 30, ("acct", old - 1, "bob@example.jp", 1))
         v = parse_exporter_reply(c, "newest minute", exporter_eval(e))
-        c.eq("newest minute: the one near the wall clock wins",
+        c.eq("newest minute: the newest of all calls wins",
              (v.get("top|lookup"), v.get("top|window_end"), v.get("top_fingerprint|00000000000000ff"),
               v.get("top_account|alice@example.jp")), (1.0, float((now_min + 1) * 60), 3.0, None))
 
@@ -484,8 +531,102 @@ def test_exporter_script(c, f, tmp, pcap):
              ("stream_lag|g" in v, v.get("stream_pending|g"), v.get("stream|length")),
              (False, 0.0, 2.0))
         c.eq("hostile: nothing refused (ACL LOG)", acl_log(srv.port), [])
+        admin.command("DEL", "rw:stats")
+        for bad in ("not-a-minute", "1e300", "-5", "12.5"):
+            admin.command("SET", "rw:{top}:newest", bad)
+            v = parse_exporter_reply(c, "hostile newest %r" % bad, exporter_eval(e))
+            c.eq("hostile: rw:{top}:newest %r: no top data, an error" % bad,
+                 (v.get("top|lookup"), "top|window_end" in v, v.get("exporter|errors")),
+                 (0.0, False, 1.0))
         admin.close()
         e.close()
+
+
+def commandstats(port):
+    """{command: calls} of INFO commandstats (commands run inside scripts count)."""
+    r = login(port, "admin")
+    text = r.command("INFO", "commandstats").decode()
+    r.close()
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"cmdstat_([\w|]+):calls=(\d+)", text)}
+
+
+def test_exporter_scale(c, f, tmp):
+    """The exporter script runs at every scrape, atomically: Redis serves
+    no one else meanwhile. Where the 10-minute top window ends must not
+    cost a walk over the keyspace. Before, when no top key existed around
+    the wall clock (a quiet quarter of an hour on a live sensor, or a
+    replayed capture) every scrape probed 1,443 minutes with EXISTS and then
+    ran up to 100 SCAN ... COUNT 1000: on a Redis with a million counter
+    keys about 100 ms of Redis blocked per scrape, and past 100,000 keys the
+    bounded SCAN could miss the replayed window altogether (lookup 0, no
+    top lists). Here 150,000 keys that are not top sets stand for a busy
+    deployment's counters; the script's calls are counted by Redis
+    (INFO commandstats), not timed."""
+    with acl_server() as srv:
+        admin = login(srv.port, "admin")
+        e = login(srv.port, "exporter")
+        for chunk in range(150):
+            args = []
+            for i in range(chunk * 1000, chunk * 1000 + 1000):
+                args += ["rw:{acct:filler%d@pref.example.jp}:sample" % i, "x"]
+            admin.command("MSET", *args)
+        # no top data at all: a quiet live sensor
+        admin.command("CONFIG", "RESETSTAT")
+        v = parse_exporter_reply(c, "scale, quiet", exporter_eval(e))
+        calls = commandstats(srv.port)
+        c.eq("scale, quiet: no top data", v.get("top|lookup"), 0.0)
+        c.eq("scale, quiet: no SCAN in a scrape (%r)" % calls, calls.get("scan", 0), 0)
+        c.true("scale, quiet: a few EXISTS, not a probe per minute (%d)" % calls.get("exists", 0),
+               calls.get("exists", 0) <= 3)
+        # a replayed capture, a month old (more than the 24 h probed before)
+        name = "emotet-reply"
+        old = os.path.join(tmp, name + "-month-old.pcap")
+        subprocess.run(["editcap", "-t", str(-30 * 86400), os.path.join(SCEN, name + ".pcap"),
+                        old], check=True, capture_output=True)
+        p = run_sensor(old, sensor_config(tmp, "scale"), srv.port, sensor_password_file(tmp))
+        c.eq("scale, replayed: sensor exit 0 (%s)" % p.stderr[-200:], p.returncode, 0)
+        admin.command("CONFIG", "RESETSTAT")
+        v = parse_exporter_reply(c, "scale, replayed", exporter_eval(e))
+        calls = commandstats(srv.port)
+        c.eq("scale, replayed: the window found", v.get("top|lookup"), 1.0)
+        c.eq("scale, replayed: top accounts",
+             {k[len("top_account|"):]: x for k, x in v.items() if k.startswith("top_account|")},
+             {a: float(n) for a, n in expected_by_account({name: f[name]}).most_common(20)})
+        c.eq("scale, replayed: no SCAN in a scrape (%r)" % calls, calls.get("scan", 0), 0)
+        c.true("scale, replayed: a few EXISTS (%d)" % calls.get("exists", 0),
+               calls.get("exists", 0) <= 3)
+        c.eq("scale: nothing refused (ACL LOG)", acl_log(srv.port), [])
+        admin.close()
+        e.close()
+
+
+def test_long_sensor_name(c, f, tmp):
+    """A sensor named as hosts are (an FQDN and a role, 65 characters): its
+    health hash is rw:sensor:NAME, as rw:sensors says, and the exporter
+    reports it up with its records."""
+    name = "mx1-span-eth1.mail-gateway.pref.example.jp-primary-sensor-rack-12"
+    pcap = os.path.join(SCEN, "emotet-reply.pcap")
+    with acl_server() as srv:
+        p = run_sensor(pcap, sensor_config(tmp, name), srv.port, sensor_password_file(tmp))
+        c.eq("long sensor name: exit 0 (%s)" % p.stderr[-200:], p.returncode, 0)
+        admin = login(srv.port, "admin")
+        keys = admin.command("SCAN", "0", "MATCH", "rw:sensor:*", "COUNT", "1000")[1]
+        admin.close()
+        v = parse_exporter_reply(c, "long sensor name", exporter_eval(login(srv.port,
+                                                                              "exporter")))
+        got = (keys, v.get("sensor|%s|up" % name), v.get("sensor|%s|records" % name))
+        want = ([("rw:sensor:" + name).encode()], 1.0,
+                float(f["emotet-reply"]["message_count"]))
+        if KNOWN_LONG_SENSOR_NAME:
+            if got != want:
+                print("XFAIL (known, C: counters.c cb_fmt's 64-byte buffer): a %d-character "
+                      "sensor name: health keys %r, exporter up %r" % (len(name), keys, got[1]))
+            else:
+                c.true("XPASS: long sensor names work: set KNOWN_LONG_SENSOR_NAME = False",
+                       False)
+        else:
+            c.eq("long sensor name: its health hash, found by the exporter", got, want)
 
 
 # --- [privacy] pseudonymize = yes ---------------------------------------------------------
@@ -629,6 +770,8 @@ def main():
         test_logins(c)
         test_sensor_and_readers(c, f, tmp, pcap)
         test_exporter_script(c, f, tmp, pcap)
+        test_exporter_scale(c, f, tmp)
+        test_long_sensor_name(c, f, tmp)
         test_pseudonymize(c, f, tmp, pcap)
         test_unit_identity(c, f, tmp)
     c.done()
