@@ -1111,14 +1111,27 @@ static void cb_str(struct cmdbuf *b, const char *s)
 }
 
 __attribute__((format(printf, 2, 3)))
+/* One argument, formatted whole: a key of the prefix (up to 63 bytes) and
+ * the sensor's name (up to 127 escaped) does not fit the usual 128 bytes;
+ * it was once cut at 64 and followed by stack bytes. */
 static void cb_fmt(struct cmdbuf *b, const char *fmt, ...)
 {
-	char tmp[64];
-	va_list ap;
+	char tmp[128], *big = NULL;
+	va_list ap, again;
 	va_start(ap, fmt);
+	va_copy(again, ap);
 	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	char *s = arena_strdup(&b->strings, tmp, (size_t)n);
+	const char *src = tmp;
+	if (n >= (int)sizeof tmp) {
+		big = malloc((size_t)n + 1); /* per batch, for a long name */
+		if (big)
+			vsnprintf(big, (size_t)n + 1, fmt, again);
+		src = big;
+	}
+	va_end(again);
+	char *s = n >= 0 && src ? arena_strdup(&b->strings, src, (size_t)n) : NULL;
+	free(big);
 	if (s)
 		cb_arg(b, s, (size_t)n);
 }

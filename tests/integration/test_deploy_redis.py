@@ -63,15 +63,6 @@ NETWORK = test_scenarios.CONFIG
 # only to tolerate such a leak again while it is being fixed.
 KNOWN_EXTRA_LEAK = False
 
-# counters/counters.c formats "P sensor:NAME" with cb_fmt(), which prints into
-# a 64-byte buffer and then copies the untruncated length: a sensor name of
-# more than about 50 characters gets a health key cut at 63 bytes followed by
-# stack bytes, so the exporter finds no health hash for a running sensor
-# (relaywatch_sensor{field="up"} 0, RelaywatchSensorSilent). Reported; not
-# fixable here (C). Set to False once fixed: the check then fails instead of
-# printing XFAIL.
-KNOWN_LONG_SENSOR_NAME = True
-
 
 # --- fixtures shared with test_deploy_e2e.py -------------------------------------------
 
@@ -618,15 +609,8 @@ def test_long_sensor_name(c, f, tmp):
         got = (keys, v.get("sensor|%s|up" % name), v.get("sensor|%s|records" % name))
         want = ([("rw:sensor:" + name).encode()], 1.0,
                 float(f["emotet-reply"]["message_count"]))
-        if KNOWN_LONG_SENSOR_NAME:
-            if got != want:
-                print("XFAIL (known, C: counters.c cb_fmt's 64-byte buffer): a %d-character "
-                      "sensor name: health keys %r, exporter up %r" % (len(name), keys, got[1]))
-            else:
-                c.true("XPASS: long sensor names work: set KNOWN_LONG_SENSOR_NAME = False",
-                       False)
-        else:
-            c.eq("long sensor name: its health hash, found by the exporter", got, want)
+        # counters.c once formatted the key in 64 bytes and sent stack bytes after
+        c.eq("long sensor name: its health hash, found by the exporter", got, want)
 
 
 # --- [privacy] pseudonymize = yes ---------------------------------------------------------
