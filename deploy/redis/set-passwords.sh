@@ -42,7 +42,11 @@ while (($#)); do
   esac
 done
 [[ -n "$dir" ]] || { echo "usage: set-passwords.sh [--exporter-addr URL] [--force] DIR" >&2; exit 2; }
-[[ "$addr" == redis://* ]] || { echo "set-passwords: --exporter-addr must be redis://HOST:PORT" >&2; exit 2; }
+# the address is a JSON key in exporter-pwd.json: only what a host and port
+# are made of, so that it needs no escaping
+re='^redis://[][A-Za-z0-9._:-]+$'
+[[ "$addr" =~ $re ]] ||
+  { echo "set-passwords: --exporter-addr must be redis://HOST:PORT" >&2; exit 2; }
 
 umask 077
 mkdir -p "$dir"

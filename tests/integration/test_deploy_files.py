@@ -257,6 +257,20 @@ def test_set_passwords(c, tmp, secrets_dir):
                p.returncode == 0 and f.readline().strip() != pw["sensor"])
     p = subprocess.run([SET_PASSWORDS], capture_output=True, text=True)
     c.eq("set-passwords without DIR: usage error", p.returncode, 2)
+    # the address is written as a JSON key: one that would need escaping is
+    # refused, not written as broken JSON
+    for bad in ('redis://a"b:6379', "redis://a\\b:6379", "redis://a b:6379"):
+        d = os.path.join(tmp, "pw-bad")
+        p = subprocess.run([SET_PASSWORDS, "--exporter-addr", bad, d], capture_output=True,
+                           text=True)
+        c.eq("set-passwords --exporter-addr %r: usage error, nothing written" % bad,
+             (p.returncode, os.path.exists(os.path.join(d, "exporter-pwd.json"))), (2, False))
+    d = os.path.join(tmp, "pw-v6")
+    p = subprocess.run([SET_PASSWORDS, "--exporter-addr", "redis://[::1]:6380", d],
+                       capture_output=True, text=True)
+    with open(os.path.join(d, "exporter-pwd.json")) as f:
+        c.eq("set-passwords --exporter-addr redis://[::1]:6380: valid JSON keyed by it",
+             (p.returncode, list(json.load(f))), (0, ["redis://[::1]:6380"]))
 
 
 # --- Prometheus --------------------------------------------------------------------------
