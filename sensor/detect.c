@@ -358,6 +358,13 @@ static bool cool_pass(struct detect *d, uint64_t key, uint64_t now, double value
 			slot = c;
 	}
 	*escalated = false;
+	/* The same alert twice (the same packet time and value) is one, as
+	 * alert.lua decides: with --alert-cooldown 0 it is how a resend after a
+	 * lost reply stays out of the stream. */
+	if (slot->key == key && now == slot->last_us && value == slot->value) {
+		d->st.suppressed++;
+		return false;
+	}
 	if (slot->key == key && now < slot->last_us + counters_cooldown_us(d->cfg.cooldown_s)) {
 		if (!(value >= 2 * slot->value && value > 0)) {
 			d->st.suppressed++;

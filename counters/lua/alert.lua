@@ -4,7 +4,8 @@
 -- KEYS[3]  the stats     P stats
 -- ARGV     cooldown_us, value, maxlen, rule, severity, ts_us, field1, value1, ...
 -- One alert per (rule, measure, window, entity) per cooldown of packet time;
--- a new one if the value at least doubled since the last alert (escalation).
+-- a new one if the value at least doubled since the last alert (escalation);
+-- never the same alert twice (the same time and value).
 -- Decided as sensor/detect.c's cool_pass decides, so that the stream holds
 -- what the sensor raised: an alert at ts_us is within the cooldown when
 -- ts_us < last ts_us + cooldown_us (a time before the last alert's is within
@@ -22,6 +23,12 @@ local ts_us = tonumber(ARGV[6])
 local last = redis.call('HMGET', KEYS[1], 'ts_us', 'value')
 local last_ts, last_value = tonumber(last[1]), tonumber(last[2])
 local result = 1
+-- The same alert said twice (the same time and value: a resend after a lost
+-- reply) is one, whatever the cooldown; with a cooldown of 0 nothing else
+-- would hold it back.
+if last_ts and last_value and ts_us == last_ts and value == last_value then
+  return 0
+end
 if last_ts and last_value and ts_us < last_ts + cool_us then
   if not (value >= 2 * last_value and value > 0) then
     return 0

@@ -205,10 +205,15 @@ class FaultProxy:
     - inject(pred, reply): the next command for which pred(args) is true
       is not forwarded and gets the error reply instead (e.g. "BUSY ...",
       which Redis gives to the part of a pipeline it reads while another
-      client's script runs, and executes the part it reads after).
+      client's script runs, and executes the part it reads after);
+    - inject(pred, LOSE_REPLY): the next such command is executed by Redis,
+      and the connection closes before its reply (a network that failed
+      after the command arrived).
 
     args are the command's arguments as bytes. Use as a context manager;
     url is where to point the program."""
+
+    LOSE_REPLY = object()
 
     def __init__(self, redis_port):
         import threading
@@ -290,6 +295,10 @@ class FaultProxy:
                             self.injected.append(args)
                             del self._rules[k]
                             break
+                if reply is self.LOSE_REPLY:
+                    rs.sendall(raw)
+                    self._read_raw(rf)
+                    return
                 if reply is not None:
                     cs.sendall(b"-" + reply.encode() + b"\r\n")
                     continue

@@ -507,6 +507,28 @@ def test_alerts_of_failed_round(c, tmp):
              redis.cli("HGET", "rw:stats", "alerts").strip(), str(want))
 
 
+def test_alert_reply_lost(c, tmp):
+    """An alert that Redis added but whose reply was lost (the connection
+    failed after alert.lua ran) is sent again on the next connection. With a
+    cooldown alert.lua finds it within the cooldown; with --alert-cooldown 0
+    it added it to the stream a second time. The same alert said twice (the
+    same packet time and value) is one, whatever the cooldown."""
+    pcap = os.path.join(SCEN, "relay-can-i-trust-you.pcap")
+    args = ["-c", conf_file(tmp), "--flush-interval", "0.05", "--alert-cooldown", "0", "-q"]
+    with rwtest.RedisServer() as ref:
+        rwtest.run(["-r", pcap, "--redis", ref.url] + args)
+        want = int(ref.cli("XLEN", "rw:alerts").strip())
+    with rwtest.RedisServer() as redis, rwtest.FaultProxy(redis.port) as proxy:
+        proxy.inject(lambda a: len(a) > 3 and a[0].upper() == b"EVALSHA" and
+                     b"{alerts}:cool:" in a[3], rwtest.FaultProxy.LOSE_REPLY)
+        p = rwtest.run(["-r", pcap, "--redis", proxy.url] + args, check=False)
+        c.eq("alert reply lost: exit 0 (%s)" % p.stderr[-300:], p.returncode, 0)
+        c.eq("alert reply lost: one reply lost", len(proxy.injected), 1)
+        c.true("alert reply lost: alerts raised (%d)" % want, want > 0)
+        c.eq("alert reply lost: the stream holds each alert once",
+             int(redis.cli("XLEN", "rw:alerts").strip()), want)
+
+
 def test_refused_across_hours(c, tmp):
     """A plain replay (-r) waits at each new hour of packet time until Redis
     has answered for the hours before, or a round has failed (the replay
@@ -631,6 +653,7 @@ def main():
         test_partial_round(c, tmp)
         test_seq_ttl(c)
         test_alerts_of_failed_round(c, tmp)
+        test_alert_reply_lost(c, tmp)
         test_refused_across_hours(c, tmp)
         test_secrets_before_dropping_privileges(c, tmp)
     c.done()
