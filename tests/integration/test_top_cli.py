@@ -17,6 +17,9 @@ minutes, so every 10 m / 1 h / 24 h value below is exact. Checked:
   - the text table exactly, with percent-escaped IDs decoded, hostile names
     escaped and cut, wide characters; the JSON document exactly;
   - a top member longer than the ID limit is skipped and counted;
+  - among 100,000 other keys, where the windows end costs one GET of
+    P{top}:newest and no SCAN, once and at every refresh of the live view
+    (Redis' own count, INFO commandstats);
   - the live view on a terminal: refreshes, shows new data, q and SIGINT
     exit 0 and give the screen back; bold only with colour allowed;
   - a read-only ACL user is enough; Redis unreachable: exit 1 with one line
@@ -27,6 +30,7 @@ minutes, so every 10 m / 1 h / 24 h value below is exact. Checked:
 """
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -382,6 +386,58 @@ def test_acl_read_only(c, srv_unused):
         r.close()
 
 
+def commandstats(r):
+    """{command: calls} of INFO commandstats: Redis' own count of what was asked."""
+    text = r.command("INFO", "commandstats").decode()
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"cmdstat_([\w|]+):calls=(\d+)", text)}
+
+
+def test_keyspace_scale(c):
+    """Where the windows end costs one GET of P{top}:newest (kept by
+    counters/lua/top.lua), whatever the size of the keyspace and wherever
+    the minutes are: no SCAN, at every refresh of the live view too. Before,
+    data far from the wall clock (a replayed capture) was looked for with
+    SCAN over the whole keyspace at every refresh. 100,000 keys that are not
+    top sets stand for a busy deployment's counters; the calls are counted
+    by Redis (INFO commandstats), not timed."""
+    with rwtest.RedisServer() as srv:
+        r = rwtest.RespClient(srv.port)
+        for chunk in range(100):
+            args = []
+            for i in range(chunk * 1000, chunk * 1000 + 1000):
+                args += ["big:{acct:filler%d@pref.example.jp}:sample" % i, "x"]
+            r.command("MSET", *args)
+        populate(r, "big:")
+        r.command("CONFIG", "RESETSTAT")
+        p = top(srv.url, "--redis-prefix", "big:", "--json")
+        calls = commandstats(r)
+        doc = json.loads(p.stdout or b"{}")
+        c.eq("scale, replayed minutes: the newest minute in Redis (%r)" % p.stderr,
+             (p.returncode, doc.get("at"), doc.get("at_source")), (0, NOW * 60 + 59, "data"))
+        c.eq("scale, replayed minutes: the same accounts", doc.get("accounts"),
+             [HIJACKED, WEIRD_ROW, TANAKA])
+        c.eq("scale, replayed minutes: no SCAN (%r)" % calls, calls.get("scan", 0), 0)
+        c.eq("scale, replayed minutes: one GET for where the windows end, no probe (%r)" % calls,
+             (calls.get("get", 0), calls.get("exists", 0)), (1, 0))
+
+        # the live view: one GET a refresh, never a SCAN
+        r.command("CONFIG", "RESETSTAT")
+        f = rwtest.Background([TOP, "--redis", srv.url, "--redis-prefix", "big:", "--interval",
+                               "0.2"], env=rwtest.tool_env(), pty=True)
+        f.wait_stdout("three refreshes", lambda o: o.count(b"\x1b[H\x1b[2J") >= 3)
+        f.send(b"q")
+        c.eq("scale, live view: q exits 0", f.wait(), 0)
+        frames = f.stdout().count(b"\x1b[H\x1b[2J")
+        calls = commandstats(r)
+        c.true("scale, live view: frames of the replayed minutes",
+               b"hijacked@pref.example.jp" in f.stdout())
+        c.eq("scale, live view: no SCAN (%r)" % calls, calls.get("scan", 0), 0)
+        c.eq("scale, live view: one GET a refresh (%d frames, %r)" % (frames, calls),
+             (calls.get("get", 0), calls.get("exists", 0)), (frames, 0))
+        r.close()
+
+
 def test_errors_and_usage(c):
     port = rwtest.free_port()
     for mode in (["--once"], ["--json"]):
@@ -420,6 +476,7 @@ def main():
         test_now_sources(c, srv)
         test_live_view(c, srv)
     test_acl_read_only(c, None)
+    test_keyspace_scale(c)
     c.done()
 
 
