@@ -9,10 +9,16 @@
  * subject.
  *
  * "Now", where the windows end, is packet time like everything in Redis:
- * --at if given, else the newest minute that has a top key (a replayed
+ * --at if given, else the newest minute that has top sets (a replayed
  * capture writes old minutes), else the wall clock. The newest minute is
- * looked for first around the wall clock (a live sensor, a few EXISTS) and
- * only then with SCAN.
+ * P{top}:newest, kept by counters/lua/top.lua (SCHEMA.md): one GET at each
+ * refresh, whatever the size of the keyspace and wherever the minutes are.
+ * Without that key (data of an older sensor, which did not write it) the
+ * minutes around the wall clock are probed with EXISTS, one pipelined round
+ * trip: an older sensor writing live is still found. There is no SCAN: it
+ * walked the whole keyspace at every refresh (a hundred round trips per
+ * 100,000 keys); an older sensor's replayed capture far from the wall clock
+ * is no longer found by itself (--at reaches it).
  *
  * A window is whole buckets (SCHEMA.md "Windows"). Without --at it ends
  * with the bucket that holds "now", as the sensor's rules count: the
@@ -21,7 +27,7 @@
  * counted: for WHEN = 10:07:30 the 10 minutes 09:57-10:07, the hour
  * 09:05-10:05 and the 24 hours to 10:00.
  *
- * Only reads: SCAN, EXISTS, ZREVRANGE, HMGET, PFCOUNT, GETRANGE. Everything
+ * Only reads: GET, EXISTS, ZREVRANGE, HMGET, PFCOUNT, GETRANGE. Everything
  * taken from Redis is bounded here: members per top key (MEMBERS_MAX), entity
  * ID length (CLI_ID_MAX, longer members are skipped and counted), sample
  * bytes (GETRANGE), rows (-n).
@@ -59,7 +65,8 @@
 #define MEMBERS_MAX 1000          /* read per top key; the sensor keeps 1000 (SCHEMA.md) */
 #define SAMPLE_MAX 512            /* bytes of E:sample read (GETRANGE) */
 #define PROBE_AHEAD 2             /* minutes past the wall clock probed (clock skew) */
-#define SCAN_COUNT "1000"
+#define NEWEST_DIGITS_MAX 10      /* P{top}:newest: a minute in decimal... */
+#define NEWEST_MINUTE_LIMIT (1LL << 31)   /* ...below 2^31, as exporter.lua accepts */
 #define TIMEOUT_MS 3000
 #define KEY_MAX (CLI_PREFIX_MAX + CLI_ID_MAX + 128)
 #define ERR_MAX 512
@@ -194,32 +201,27 @@ static long long sat_add(long long a, long long b)
 	return a > LLONG_MAX - b ? LLONG_MAX : a + b;
 }
 
-/* The minute of a top key "PREFIX{top}:KIND:MINUTE", or -1. */
-static long long top_key_minute(const char *prefix, const char *k, size_t n)
+/* The minute held in P{top}:newest (decimal, as top.lua writes it), or -1
+ * when the reply is not one: absent, refused, another type, or a value
+ * top.lua would not write (sign, spaces, decimals, past 2^31 as the
+ * exporter's check). */
+static long long newest_minute(const redisReply *r)
 {
-	size_t pl = strlen(prefix);
-	if (n < pl + 6 || memcmp(k, prefix, pl) || memcmp(k + pl, "{top}:", 6))
-		return -1;
-	const char *p = k + pl + 6, *end = k + n;
-	const char *colon = memchr(p, ':', (size_t)(end - p));
-	if (!colon)
-		return -1;
-	bool known = false;
-	for (int i = 0; i < K_COUNT; i++)
-		if ((size_t)(colon - p) == strlen(kind_tag[i]) && !memcmp(p, kind_tag[i], (size_t)(colon - p)))
-			known = true;
-	if (!known || colon + 1 == end || end - colon > 16)
+	if (!r || r->type != REDIS_REPLY_STRING || r->len < 1 || r->len > NEWEST_DIGITS_MAX)
 		return -1;
 	long long m = 0;
-	for (p = colon + 1; p < end; p++) {
-		if (*p < '0' || *p > '9')
+	for (size_t i = 0; i < r->len; i++) {
+		if (r->str[i] < '0' || r->str[i] > '9')
 			return -1;
-		m = m * 10 + (*p - '0');
+		m = m * 10 + (r->str[i] - '0');
 	}
-	return m;
+	return m < NEWEST_MINUTE_LIMIT ? m : -1;
 }
 
-/* Where the windows end: see the top of the file. */
+/* Where the windows end: see the top of the file. One GET of P{top}:newest;
+ * only without a usable one, one pipelined round trip of EXISTS over the
+ * minutes around the wall clock (an older sensor, live). Never a SCAN: the
+ * cost does not grow with the keyspace. */
 static int resolve_now(struct app *a, struct snapshot *s)
 {
 	if (a->at_given) {
@@ -228,62 +230,36 @@ static int resolve_now(struct app *a, struct snapshot *s)
 		return 0;
 	}
 	time_t wall = time(NULL);
-	long long wm = (long long)wall / 60;
 	char keys[K_COUNT][KEY_MAX];
-	const char *argv[1 + K_COUNT];
-	/* a live sensor: the minutes around the wall clock, newest first */
-	for (long long m = wm + PROBE_AHEAD; m > wm - MINUTES; m--) {
-		argv[0] = "EXISTS";
-		for (int k = 0; k < K_COUNT; k++) {
-			snprintf(keys[k], sizeof keys[k], "%s{top}:%s:%lld", a->ro.prefix, kind_tag[k], m);
-			argv[1 + k] = keys[k];
-		}
-		redisAppendCommandArgv(a->c, 1 + K_COUNT, argv, NULL);
-	}
-	long long found = -1;
-	for (long long m = wm + PROBE_AHEAD; m > wm - MINUTES; m--) {
-		redisReply *r;
-		if (get_reply(a, s, &r) < 0)
-			return -EIO;
-		if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 && found < 0)
-			found = m;
-		freeReplyObject(r);
-	}
+	snprintf(keys[0], sizeof keys[0], "%s{top}:newest", a->ro.prefix);
+	const char *gargv[] = { "GET", keys[0] };
+	redisAppendCommandArgv(a->c, 2, gargv, NULL);
+	redisReply *r;
+	if (get_reply(a, s, &r) < 0)
+		return -EIO;
+	long long found = newest_minute(r);
+	freeReplyObject(r);
 	if (found < 0) {
-		/* a replayed capture: its minutes are anywhere, find the newest */
-		char pattern[CLI_PREFIX_MAX * 2 + 16];
-		size_t o = 0;
-		for (const char *p = a->ro.prefix; *p; p++) {
-			if (strchr("*?[]\\", *p))
-				pattern[o++] = '\\';
-			pattern[o++] = *p;
+		/* no P{top}:newest: an older sensor writing now, the minutes
+		 * around the wall clock, newest first */
+		long long wm = (long long)wall / 60;
+		const char *argv[1 + K_COUNT];
+		for (long long m = wm + PROBE_AHEAD; m > wm - MINUTES; m--) {
+			argv[0] = "EXISTS";
+			for (int k = 0; k < K_COUNT; k++) {
+				snprintf(keys[k], sizeof keys[k], "%s{top}:%s:%lld", a->ro.prefix,
+					 kind_tag[k], m);
+				argv[1 + k] = keys[k];
+			}
+			redisAppendCommandArgv(a->c, 1 + K_COUNT, argv, NULL);
 		}
-		snprintf(pattern + o, sizeof pattern - o, "{top}:*");
-		char cursor[32] = "0";
-		do {
-			const char *sargv[] = { "SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT };
-			redisAppendCommandArgv(a->c, 6, sargv, NULL);
-			redisReply *r;
+		for (long long m = wm + PROBE_AHEAD; m > wm - MINUTES; m--) {
 			if (get_reply(a, s, &r) < 0)
 				return -EIO;
-			if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-			    r->element[0]->type != REDIS_REPLY_STRING ||
-			    r->element[0]->len >= sizeof cursor ||
-			    r->element[1]->type != REDIS_REPLY_ARRAY) {
-				freeReplyObject(r);
-				break;
-			}
-			snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-			for (size_t i = 0; i < r->element[1]->elements; i++) {
-				redisReply *k = r->element[1]->element[i];
-				if (k->type != REDIS_REPLY_STRING)
-					continue;
-				long long m = top_key_minute(a->ro.prefix, k->str, k->len);
-				if (m > found)
-					found = m;
-			}
+			if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 && found < 0)
+				found = m;
 			freeReplyObject(r);
-		} while (strcmp(cursor, "0") && !stop_requested);
+		}
 	}
 	if (found >= 0) {
 		s->at = (double)(found * 60 + 59);
@@ -846,7 +822,8 @@ static void usage(void)
 "                     (WHEN 10:07:30: 10m is 09:57-10:07, 1h 09:05-10:05, 24h ends\n"
 "                     at 10:00). Default: the newest minute in Redis (counters are\n"
 "                     kept in packet time, so a replayed capture is shown at its own\n"
-"                     time), else now; the current buckets are then included\n"
+"                     time; data of a sensor older than this one only when it is\n"
+"                     around now), else now; the current buckets are then included\n"
 "Redis:\n"
 CLI_HELP_REDIS
 "\n"

@@ -9,14 +9,19 @@ minutes, so every 10 m / 1 h / 24 h value below is exact. Checked:
   - ranking by the sum of the last 10 per-minute top keys only (an older,
     bigger minute does not count), -n;
   - msgs, rcpts and distinct recipient domains over the three windows;
-  - where the windows end: the newest minute in Redis (found by SCAN for a
-    replayed capture, around the wall clock for a live sensor), --at, or the
-    wall clock when Redis has no top keys; with --at WHEN each window is the
+  - where the windows end: the newest minute in Redis (P{top}:newest, kept
+    by top.lua, for a replayed capture as for a live sensor; without it, as
+    an older sensor left its data, the minutes around the wall clock only,
+    and a value top.lua would not write is no minute), --at, or the wall
+    clock when Redis has no top data; with --at WHEN each window is the
     whole buckets ended by WHEN (nothing after WHEN counts), said in the
     header;
   - the text table exactly, with percent-escaped IDs decoded, hostile names
     escaped and cut, wide characters; the JSON document exactly;
   - a top member longer than the ID limit is skipped and counted;
+  - among 100,000 other keys, where the windows end costs one GET of
+    P{top}:newest and no SCAN, once and at every refresh of the live view
+    (Redis' own count, INFO commandstats);
   - the live view on a terminal: refreshes, shows new data, q and SIGINT
     exit 0 and give the screen back; bold only with colour allowed;
   - a read-only ACL user is enough; Redis unreachable: exit 1 with one line
@@ -27,6 +32,7 @@ minutes, so every 10 m / 1 h / 24 h value below is exact. Checked:
 """
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -244,7 +250,7 @@ def test_sensor_capture(c, srv):
     c.eq("sensor: exit status", p.returncode, 0)
     p = top(srv.url, "--json")
     doc = json.loads(p.stdout)
-    c.eq("capture: windows end at albert's minute (2015), found by SCAN",
+    c.eq("capture: windows end at albert's minute (2015), through rw:{top}:newest",
          (doc["at_source"], doc["at"] // 60), ("data", 1437831787 // 60))
     c.eq("capture: albert@example.com 1 message, 3 recipients, 3 domains", doc["accounts"], [
         entity("albert@example.com", "albert@example.com", 1, (1, 1, 1), (3, 3, 3),
@@ -276,7 +282,7 @@ def test_now_sources(c, srv):
     wall_min = int(time.time()) // 60
     Sensor(r, "live:").send("acct", "live@pref.example.jp", wall_min, 2, 3, ["a.example"])
     doc = json.loads(top(srv.url, "--redis-prefix", "live:", "--json").stdout)
-    c.eq("live sensor: windows end at the wall-clock minute (EXISTS probe)",
+    c.eq("live sensor: windows end at the wall-clock minute (P{top}:newest)",
          (doc["at_source"], doc["at"] // 60), ("data", wall_min))
     c.eq("live sensor: the account", [(a["name"], a["msgs"]["10m"], a["rcpts"]["10m"])
                                       for a in doc["accounts"]], [("live@pref.example.jp", 2, 3)])
@@ -293,11 +299,62 @@ def test_now_sources(c, srv):
     # a member longer than an ID can be (the sensor cuts at 320 bytes)
     r.command("ZADD", "odd:{top}:acct:%d" % NOW, 5, "x" * 400)
     r.command("ZADD", "odd:{top}:acct:%d" % NOW, 3, "ok@example.jp")
+    r.command("SET", "odd:{top}:newest", NOW)       # as top.lua keeps it
     doc = json.loads(top(srv.url, "--redis-prefix", "odd:", "--json").stdout)
     c.eq("over-long member: skipped and counted",
          (doc.get("skipped"), [a["id"] for a in doc["accounts"]]), (1, ["ok@example.jp"]))
     p = top(srv.url, "--redis-prefix", "odd:", "--once")
     c.true("over-long member: said in the text", b"1 top entries skipped" in p.stdout)
+
+    # An older sensor wrote top sets but no P{top}:newest. Writing now: the
+    # minutes around the wall clock are probed (one round trip of EXISTS).
+    r.command("ZADD", "older:{top}:acct:%d" % (wall_min - 1), 4, "older@pref.example.jp")
+    r.command("CONFIG", "RESETSTAT")
+    doc = json.loads(top(srv.url, "--redis-prefix", "older:", "--json").stdout)
+    calls = commandstats(r)
+    c.eq("older sensor, live: the minute found around the wall clock",
+         (doc["at_source"], doc["at"] // 60, [a["id"] for a in doc["accounts"]]),
+         ("data", wall_min - 1, ["older@pref.example.jp"]))
+    c.eq("older sensor, live: one GET, one probe, no SCAN (%r)" % calls,
+         (calls.get("get", 0), calls.get("exists", 0), calls.get("scan", 0)), (1, 12, 0))
+    # Its replayed capture, far from the wall clock: not looked for over the
+    # keyspace; the wall clock, and --at reaches the data.
+    r.command("ZADD", "oldreplay:{top}:acct:%d" % NOW, 6, "replayed@pref.example.jp")
+    r.command("CONFIG", "RESETSTAT")
+    doc = json.loads(top(srv.url, "--redis-prefix", "oldreplay:", "--json").stdout)
+    calls = commandstats(r)
+    c.eq("older sensor, replayed: the wall clock, nothing ranked",
+         (doc["at_source"], doc["accounts"]), ("clock", []))
+    c.eq("older sensor, replayed: no SCAN (%r)" % calls, calls.get("scan", 0), 0)
+    doc = json.loads(top(srv.url, "--redis-prefix", "oldreplay:", "--json",
+                         "--at", (NOW + 1) * 60).stdout)
+    c.eq("older sensor, replayed: --at reaches it", [a["id"] for a in doc["accounts"]],
+         ["replayed@pref.example.jp"])
+
+    # P{top}:newest holding what top.lua never writes is no minute: the
+    # probe decides (here it finds the older sensor's live minute)
+    r.command("ZADD", "bad:{top}:acct:%d" % wall_min, 2, "live@pref.example.jp")
+    r.command("ZADD", "bad:{top}:acct:%d" % NOW, 9, "stale@pref.example.jp")
+    for bad in ("", "abc", "-5", "+%d" % NOW, " %d" % NOW, "%d.5" % NOW, "%de0" % NOW,
+                "2147483648", "99999999999999999999", "\x1b[31m"):
+        r.command("SET", "bad:{top}:newest", bad)
+        doc = json.loads(top(srv.url, "--redis-prefix", "bad:", "--json").stdout)
+        c.eq("P{top}:newest %r: not a minute, the probe decides" % bad,
+             (doc["at_source"], doc["at"] // 60, [a["id"] for a in doc["accounts"]],
+              "warning" in doc), ("data", wall_min, ["live@pref.example.jp"], False))
+    r.command("DEL", "bad:{top}:newest")
+    r.command("HSET", "bad:{top}:newest", "f", NOW)
+    doc = json.loads(top(srv.url, "--redis-prefix", "bad:", "--json").stdout)
+    c.eq("P{top}:newest a hash: the probe decides",
+         (doc["at_source"], doc["at"] // 60, [a["id"] for a in doc["accounts"]]),
+         ("data", wall_min, ["live@pref.example.jp"]))
+    c.true("P{top}:newest a hash: Redis' refusal said (%r)" % doc.get("warning"),
+           "WRONGTYPE" in doc.get("warning", ""))
+    r.command("DEL", "bad:{top}:newest")
+    r.command("SET", "bad:{top}:newest", "2147483647")
+    doc = json.loads(top(srv.url, "--redis-prefix", "bad:", "--json").stdout)
+    c.eq("P{top}:newest 2^31 - 1: a minute (far ahead), empty windows",
+         (doc["at_source"], doc["at"], doc["accounts"]), ("data", 2147483647 * 60 + 59, []))
     r.close()
 
 
@@ -382,6 +439,58 @@ def test_acl_read_only(c, srv_unused):
         r.close()
 
 
+def commandstats(r):
+    """{command: calls} of INFO commandstats: Redis' own count of what was asked."""
+    text = r.command("INFO", "commandstats").decode()
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"cmdstat_([\w|]+):calls=(\d+)", text)}
+
+
+def test_keyspace_scale(c):
+    """Where the windows end costs one GET of P{top}:newest (kept by
+    counters/lua/top.lua), whatever the size of the keyspace and wherever
+    the minutes are: no SCAN, at every refresh of the live view too. Before,
+    data far from the wall clock (a replayed capture) was looked for with
+    SCAN over the whole keyspace at every refresh. 100,000 keys that are not
+    top sets stand for a busy deployment's counters; the calls are counted
+    by Redis (INFO commandstats), not timed."""
+    with rwtest.RedisServer() as srv:
+        r = rwtest.RespClient(srv.port)
+        for chunk in range(100):
+            args = []
+            for i in range(chunk * 1000, chunk * 1000 + 1000):
+                args += ["big:{acct:filler%d@pref.example.jp}:sample" % i, "x"]
+            r.command("MSET", *args)
+        populate(r, "big:")
+        r.command("CONFIG", "RESETSTAT")
+        p = top(srv.url, "--redis-prefix", "big:", "--json")
+        calls = commandstats(r)
+        doc = json.loads(p.stdout or b"{}")
+        c.eq("scale, replayed minutes: the newest minute in Redis (%r)" % p.stderr,
+             (p.returncode, doc.get("at"), doc.get("at_source")), (0, NOW * 60 + 59, "data"))
+        c.eq("scale, replayed minutes: the same accounts", doc.get("accounts"),
+             [HIJACKED, WEIRD_ROW, TANAKA])
+        c.eq("scale, replayed minutes: no SCAN (%r)" % calls, calls.get("scan", 0), 0)
+        c.eq("scale, replayed minutes: one GET for where the windows end, no probe (%r)" % calls,
+             (calls.get("get", 0), calls.get("exists", 0)), (1, 0))
+
+        # the live view: one GET a refresh, never a SCAN
+        r.command("CONFIG", "RESETSTAT")
+        f = rwtest.Background([TOP, "--redis", srv.url, "--redis-prefix", "big:", "--interval",
+                               "0.2"], env=rwtest.tool_env(), pty=True)
+        f.wait_stdout("three refreshes", lambda o: o.count(b"\x1b[H\x1b[2J") >= 3)
+        f.send(b"q")
+        c.eq("scale, live view: q exits 0", f.wait(), 0)
+        frames = f.stdout().count(b"\x1b[H\x1b[2J")
+        calls = commandstats(r)
+        c.true("scale, live view: frames of the replayed minutes",
+               b"hijacked@pref.example.jp" in f.stdout())
+        c.eq("scale, live view: no SCAN (%r)" % calls, calls.get("scan", 0), 0)
+        c.eq("scale, live view: one GET a refresh (%d frames, %r)" % (frames, calls),
+             (calls.get("get", 0), calls.get("exists", 0)), (frames, 0))
+        r.close()
+
+
 def test_errors_and_usage(c):
     port = rwtest.free_port()
     for mode in (["--once"], ["--json"]):
@@ -420,6 +529,7 @@ def main():
         test_now_sources(c, srv)
         test_live_view(c, srv)
     test_acl_read_only(c, None)
+    test_keyspace_scale(c)
     c.done()
 
 
