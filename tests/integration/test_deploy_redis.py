@@ -336,9 +336,11 @@ def test_sensor_and_readers(c, f, tmp, pcap):
                         "return redis.call('SET', KEYS[1], 'bar')", "1", "rw:x")
             else:
                 refused(c, "top: EVAL", r, "EVAL", "return 1", "0")
-                # relaywatch-top reads top sets, buckets, HyperLogLogs and
-                # samples (SCAN EXISTS ZREVRANGE HMGET PFCOUNT GETRANGE):
-                # the alert stream's evidence and the rest are not its business
+                # relaywatch-top reads where the windows end, top sets,
+                # buckets, HyperLogLogs and samples (GET EXISTS ZREVRANGE
+                # HMGET PFCOUNT GETRANGE): the alert stream's evidence, the
+                # keyspace and the rest are not its business
+                refused(c, "top: SCAN (relaywatch-top no longer scans)", r, "SCAN", "0")
                 refused(c, "top: XRANGE rw:alerts (the alerts' evidence)", r, "XRANGE",
                         "rw:alerts", "-", "+")
                 refused(c, "top: XREAD rw:alerts", r, "XREAD", "STREAMS", "rw:alerts", "0")
