@@ -14,7 +14,7 @@ struct classifier {
 	struct ndpi_detection_module_struct *ndpi;
 	struct ndpi_flow_struct **pool; /* allocated on first need, then recycled */
 	uint32_t max, allocated, nfree;
-	struct ndpi_flow_struct **free_list;
+	uint32_t *free_list;            /* nfree pool numbers, 1-based */
 	struct classify_stats stats;
 };
 
@@ -55,24 +55,32 @@ void classifier_destroy(struct classifier *c)
 	free(c);
 }
 
-static struct ndpi_flow_struct *nf_get(struct classifier *c)
+/* The nDPI flow that state s borrows. */
+static struct ndpi_flow_struct *nf_of(const struct classifier *c, const struct classify_state *s)
 {
-	struct ndpi_flow_struct *nf;
+	return c->pool[s->nf - 1];
+}
+
+/* Lend a cleared nDPI flow: its number, 0 when the pool is exhausted. */
+static uint32_t nf_get(struct classifier *c)
+{
+	uint32_t n;
 	if (c->nfree) {
-		nf = c->free_list[--c->nfree];
+		n = c->free_list[--c->nfree];
 	} else if (c->allocated < c->max) {
-		nf = malloc(SIZEOF_FLOW_STRUCT);
+		struct ndpi_flow_struct *nf = malloc(SIZEOF_FLOW_STRUCT);
 		if (!nf)
-			return NULL;
+			return 0;
 		c->pool[c->allocated++] = nf;
+		n = c->allocated;
 	} else {
 		c->stats.pool_exhausted++;
-		return NULL;
+		return 0;
 	}
-	memset(nf, 0, SIZEOF_FLOW_STRUCT);
+	memset(c->pool[n - 1], 0, SIZEOF_FLOW_STRUCT);
 	if (++c->stats.pool_in_use > c->stats.pool_peak)
 		c->stats.pool_peak = c->stats.pool_in_use;
-	return nf;
+	return n;
 }
 
 static void nf_put(struct classifier *c, struct classify_state *s)
@@ -81,10 +89,11 @@ static void nf_put(struct classifier *c, struct classify_state *s)
 		return;
 	/* What nDPI allocated inside the flow; it leaves the pointers dangling,
 	 * so clear them or the next free (or classifier_destroy) frees twice. */
-	ndpi_free_flow_data(s->nf);
-	memset(s->nf, 0, SIZEOF_FLOW_STRUCT);
+	struct ndpi_flow_struct *nf = nf_of(c, s);
+	ndpi_free_flow_data(nf);
+	memset(nf, 0, SIZEOF_FLOW_STRUCT);
 	c->free_list[c->nfree++] = s->nf;
-	s->nf = NULL;
+	s->nf = 0;
 	c->stats.pool_in_use--;
 }
 
@@ -139,7 +148,7 @@ static enum classify_verdict give_up(struct classifier *c, struct classify_state
 				     const struct packet *p)
 {
 	uint8_t guessed = 0;
-	ndpi_protocol r = ndpi_detection_giveup(c->ndpi, s->nf, 1, &guessed);
+	ndpi_protocol r = ndpi_detection_giveup(c->ndpi, nf_of(c, s), 1, &guessed);
 	s->master = r.master_protocol;
 	s->app = r.app_protocol;
 	enum classify_verdict v = verdict_of(s, p);
@@ -168,7 +177,7 @@ enum classify_verdict classify_packet(struct classifier *c, struct classify_stat
 			return s->verdict;
 		}
 	}
-	ndpi_protocol r = ndpi_detection_process_packet(c->ndpi, s->nf, p->l3,
+	ndpi_protocol r = ndpi_detection_process_packet(c->ndpi, nf_of(c, s), p->l3,
 							(unsigned short)(p->l3_len > 0xffff ? 0xffff : p->l3_len),
 							p->ts_us / 1000);
 	s->master = r.master_protocol;
@@ -223,7 +232,7 @@ void classify_release(struct classifier *c, struct classify_state *s)
 	if (s->nf && s->verdict == CLASSIFY_UNDECIDED && s->pkts > 0) {
 		/* Flow ended undecided: ask nDPI for its best guess, for the summary. */
 		uint8_t guessed = 0;
-		ndpi_protocol r = ndpi_detection_giveup(c->ndpi, s->nf, 1, &guessed);
+		ndpi_protocol r = ndpi_detection_giveup(c->ndpi, nf_of(c, s), 1, &guessed);
 		s->master = r.master_protocol;
 		s->app = r.app_protocol;
 	}

@@ -30,7 +30,8 @@ enum classify_verdict {
 };
 
 struct classify_state {
-	struct ndpi_flow_struct *nf; /* borrowed from the pool while undecided */
+	uint32_t nf;                 /* 1 + the pool's nDPI flow lent while undecided,
+	                              * 0 none (a number, not a pointer: 12 B a flow) */
 	uint16_t master, app;        /* nDPI protocol ids once known */
 	uint8_t pkts;
 	uint8_t verdict;             /* enum classify_verdict */
