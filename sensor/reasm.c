@@ -31,8 +31,8 @@ struct reasm_pool *reasm_pool_create(uint32_t max_buffers)
 	struct reasm_pool *pool = calloc(1, sizeof *pool);
 	if (!pool)
 		return NULL;
-	pool->max = max_buffers;
-	pool->bufs = calloc(max_buffers ? max_buffers : 1, sizeof *pool->bufs);
+	pool->max = max_buffers < REASM_POOL_MAX ? max_buffers : REASM_POOL_MAX;
+	pool->bufs = calloc(pool->max ? pool->max : 1, sizeof *pool->bufs);
 	if (!pool->bufs) {
 		free(pool);
 		return NULL;
