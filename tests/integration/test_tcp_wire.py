@@ -58,6 +58,14 @@ out whole:
   syn_seq_jump       the client's SYN is retransmitted with a new ISN before
                      the handshake completes: the stream starts at the
                      second one
+  bad_checksum_noop  in a capture with valid TCP checksums, the client sends
+                     "NOOP" lines with a bad checksum at the next sequence
+                     number, then its MAIL command at the same numbers: the
+                     server drops the first (RFC 9293 §3.1) and takes the
+                     second, and so must the sensor
+  bad_checksum_decoy the same with a decoy MAIL FROM of the same length
+  bad_checksum_rst   a RST at the next sequence number with a bad checksum:
+                     the server drops it, the session goes on
 """
 import os
 import struct
@@ -82,10 +90,14 @@ def session(w, **kw):
     return pcapw.TcpSession(w, CLIENT, SERVER, ts_us=kw.pop("ts_us", T0), step_us=1000, **kw)
 
 
-def frame(s, from_client, seq, ack, flags, payload=b""):
+def frame(s, from_client, seq, ack, flags, payload=b"", bad_checksum=False):
     src, dst = (s.c, s.s) if from_client else (s.s, s.c)
     sp, dp = (s.cp, s.sp) if from_client else (s.sp, s.cp)
-    s.w.frame(s.ts, pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, s.ident))
+    csum = s.checksums
+    if bad_checksum:
+        good = pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, checksum=True)
+        csum = struct.unpack_from("!H", good, 14 + 20 + 16)[0] ^ 0x5a5a
+    s.w.frame(s.ts, pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, s.ident, csum))
     s.ident += 1
     s.ts += s.step
 
@@ -342,6 +354,34 @@ def syn_seq_jump(w):
     rest(s, b"after a SYN seq jump")
 
 
+def bad_checksum_first(w, fake):
+    """Valid checksums all through, but for `fake` sent with a bad one at
+    the sequence numbers of the MAIL command that follows."""
+    s = session(w, checksums=True)
+    s.handshake()
+    hello(s)
+    mail = b"MAIL FROM:<alice@example.jp>\r\n"
+    assert len(fake) == len(mail)
+    frame(s, True, s.seq[True], s.seq[False], ACK | PSH, fake, bad_checksum=True)
+    rest(s, b"after a bad checksum")
+
+
+def bad_checksum_noop(w):
+    bad_checksum_first(w, b"NOOP\r\n" * 5)
+
+
+def bad_checksum_decoy(w):
+    bad_checksum_first(w, b"MAIL FROM:<decoy@example.jp>\r\n")
+
+
+def bad_checksum_rst(w):
+    s = session(w, checksums=True)
+    s.handshake()
+    hello(s)
+    frame(s, True, s.seq[True], 0, pcapw.TCP_RST, bad_checksum=True)
+    rest(s, b"after a RST with a bad checksum")
+
+
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
     "tso_length_zero": (tso_length_zero, [("segmentation offload", "client.example")]),
@@ -373,6 +413,10 @@ SCENARIOS = {
                   ["closed", "idle", "idle", "idle", "idle", "shutdown"]),
     "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
     "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
+    "bad_checksum_noop": (bad_checksum_noop, [("after a bad checksum", "client.example")]),
+    "bad_checksum_decoy": (bad_checksum_decoy, [("after a bad checksum", "client.example")]),
+    "bad_checksum_rst": (bad_checksum_rst,
+                         [("after a RST with a bad checksum", "client.example")]),
 }
 
 
