@@ -295,8 +295,8 @@ enum decode_result decode_packet(int dlt, const uint8_t *data, uint32_t caplen,
  * host order, which changes the sum only by a byte swap (RFC 1071 §2(B));
  * p may be odd: memcpy reads unaligned. The payload of every segment that
  * is read goes through here: four independent add-with-carry chains, 32
- * bytes a turn, sum about 12 bytes a cycle, two and a half times what two
- * chains do (tests/bench/README.md has the cost). */
+ * bytes a turn, sum about 12 bytes a TSC tick on the benchmark's EPYC, two
+ * and a half times what two chains do (tests/bench/README.md has the cost). */
 static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t n)
 {
 	/* scalars, not arrays: GCC keeps these in registers */
