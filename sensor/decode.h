@@ -3,7 +3,9 @@
  * decode_packet() looks at one captured frame and, when it carries a TCP
  * segment over IPv4 or IPv6, fills a struct packet whose pointers borrow the
  * frame (valid as long as the frame is). Nothing is allocated. Every field read
- * from the wire goes through a bounds-checked helper (STYLE.md 5). */
+ * from the wire goes through a bounds-checked helper (STYLE.md 5).
+ * decode_tcp_checksum() verifies a decoded segment's checksum; decoding does
+ * not, so that only the segments whose bytes are read pay for it. */
 #pragma once
 
 #include <stdbool.h>
@@ -56,6 +58,8 @@ struct packet {
 	uint16_t vlan;             /* outermost VLAN id, 0 if untagged */
 	const uint8_t *l3;         /* IP header, for nDPI */
 	uint32_t l3_len;           /* captured bytes from l3, trimmed to the IP length */
+	bool ip_len_zero;          /* IPv4 total length 0: the frame's length was taken */
+	const uint8_t *l4;         /* TCP header */
 	const uint8_t *payload;    /* TCP payload actually captured */
 	uint32_t payload_len;
 	uint32_t payload_wire_len; /* payload length per the IP header (>= payload_len
@@ -71,6 +75,26 @@ struct packet {
  * DECODE_OK every field of *out except ts_us is set. */
 enum decode_result decode_packet(int dlt, const uint8_t *data, uint32_t caplen,
 				 uint32_t wire_len, struct packet *out);
+
+/* What a segment's TCP checksum says. */
+enum decode_csum {
+	DECODE_CSUM_GOOD = 0,
+	DECODE_CSUM_BAD,
+	DECODE_CSUM_UNCHECKED, /* the snap length cut the segment: it cannot be summed */
+};
+
+/* Verify the TCP checksum of a segment decode_packet() returned DECODE_OK
+ * for (RFC 9293 §3.1): the one's complement sum of the pseudo-header (the
+ * addresses of the IP header, protocol 6, the TCP length; RFC 8200 §8.1
+ * for IPv6), the header and the payload. A segment the snap length cut is
+ * UNCHECKED. A frame whose IPv4 total length is 0 is BAD: only the sending
+ * host captures such frames, before segmentation offload, and the NIC fills
+ * in their checksums after the capture; on the wire no receiver takes one.
+ * An IPv6 packet with a routing header not yet at its final destination
+ * (segments left) is summed with the destination it is sent to, not the
+ * final one the sender summed: BAD, and its receiver forwards it rather
+ * than take it. Reads only the captured bytes p points to. */
+enum decode_csum decode_tcp_checksum(const struct packet *p);
 
 /* True if decode_packet() understands `dlt`. */
 bool decode_linktype_supported(int dlt);

@@ -335,11 +335,11 @@ static void print_stats_line(struct sensor *s, uint64_t now_us)
 		"relaywatch: stats packets=%" PRIu64 " pps=%.0f received=%" PRIu64
 		" dropped=%" PRIu64 " if_dropped=%" PRIu64 " flows=%" PRIu64
 		" evicted=%" PRIu64 " sessions=%" PRIu64 " transactions=%" PRIu64
-		" tps=%.1f gaps=%" PRIu64 " rss_mb=%.1f\n",
+		" tps=%.1f gaps=%" PRIu64 " bad_checksums=%" PRIu64 " rss_mb=%.1f\n",
 		pkts, (double)(pkts - s->stats_prev_packets) / dt, cs.received, cs.dropped,
 		cs.if_dropped, ts.flows->active, ts.flows->ended_evicted, ts.sessions_active,
 		ts.smtp->transactions, (double)(txns - s->stats_prev_txns) / dt,
-		ts.reasm->gaps, (double)rss / (1024 * 1024));
+		ts.reasm->gaps, ts.csum_bad, (double)rss / (1024 * 1024));
 	s->stats_prev_packets = pkts;
 	s->stats_prev_txns = txns;
 	s->stats_prev_us = now_us;
@@ -420,18 +420,26 @@ static void print_summary(struct sensor *s)
 			ts.bytes_replaced);
 	if (ts.reasm->gaps || ts.smtp->lines_too_long || ts.smtp->pending_overflow ||
 	    ts.smtp->rcpt_over_keep || ts.sessions_exhausted || ts.messages_exhausted ||
-	    s->records_overflow || ts.smtp->lines_no_buffer || ts.smtp->records_early)
+	    s->records_overflow || ts.smtp->lines_no_buffer || ts.smtp->records_early ||
+	    ts.csum_bad)
 		fprintf(stderr,
 			"relaywatch: degraded: %" PRIu64 " gaps (%" PRIu64 " bytes), %" PRIu64
 			" long lines, %" PRIu64 " pipeline overflows, %" PRIu64
 			" records written before their replies, %" PRIu64
 			" recipients not kept, %" PRIu64 " sessions and %" PRIu64
 			" messages over their pools, %" PRIu64 " records too large, %" PRIu64
-			" lines cut for want of a line buffer\n",
+			" lines cut for want of a line buffer, %" PRIu64
+			" segments with a bad TCP checksum left out\n",
 			ts.reasm->gaps, ts.reasm->gap_bytes, ts.smtp->lines_too_long,
 			ts.smtp->pending_overflow, ts.smtp->records_early, ts.smtp->rcpt_over_keep,
 			ts.sessions_exhausted, ts.messages_exhausted, s->records_overflow,
-			ts.smtp->lines_no_buffer);
+			ts.smtp->lines_no_buffer, ts.csum_bad);
+	if (ts.csum_bad_used)
+		fprintf(stderr,
+			"relaywatch: checksums: %" PRIu64 " of %" PRIu64 " TCP segments verified had bad"
+			" checksums and were used, as where the NIC fills them in (checksum"
+			" offload); --checksums on leaves them out\n",
+			ts.csum_bad_used, ts.csum_verified);
 	const struct classify_stats *cl = ts.classify;
 	uint64_t classified = cl->flows_smtp + cl->flows_tls + cl->flows_tunnel + cl->flows_other +
 			      cl->flows_unknown;
@@ -594,6 +602,19 @@ static int open_output(const char *path, bool append, struct output **out, const
 	return 0;
 }
 
+static void on_checksums(void *ctx, bool verify, uint64_t verified, uint64_t bad)
+{
+	struct sensor *s = ctx;
+	if (!verify)
+		logmsg("checksums: %" PRIu64 " of the first %" PRIu64 " TCP segments verified have bad "
+		       "checksums: the capture is made where the NIC fills them in (checksum "
+		       "offload, as on the sending host); no longer verified (--checksums on "
+		       "verifies them anyway)", bad, verified);
+	else if (s->opt.verbose)
+		logmsg("checksums: %" PRIu64 " of the first %" PRIu64 " TCP segments verified have bad "
+		       "checksums: segments with bad ones are left out", bad, verified);
+}
+
 static struct tracker *make_tracker(struct sensor *s)
 {
 	struct tracker_config tc;
@@ -604,11 +625,23 @@ static struct tracker *make_tracker(struct sensor *s)
 	tc.max_classifying = (uint32_t)s->opt.max_classifying;
 	tc.max_messages = (uint32_t)s->opt.max_messages;
 	tc.max_workspaces = (uint32_t)s->opt.max_workspaces;
+	switch ((enum rw_checksums)s->opt.checksums) {
+	case RW_CHECKSUMS_AUTO:
+		tc.checksums = TRACKER_CHECKSUMS_AUTO;
+		break;
+	case RW_CHECKSUMS_ON:
+		tc.checksums = TRACKER_CHECKSUMS_ON;
+		break;
+	case RW_CHECKSUMS_OFF:
+		tc.checksums = TRACKER_CHECKSUMS_OFF;
+		break;
+	}
 	struct tracker_events ev = {
 		.record = on_record,
 		.auth = on_auth,
 		.session = on_session,
 		.flow_end = on_flow_end,
+		.checksums = on_checksums,
 	};
 	char err[256];
 	struct tracker *t = tracker_create(&tc, &ev, s, err, sizeof err);

@@ -24,7 +24,9 @@
 #include "netlist.h"
 #include "rw-config.h"
 
-enum opt_type { OT_STR, OT_UINT, OT_SECONDS, OT_BOOL };
+/* OT_CHOICE: one of the words of `arg` ("auto|on|off"), stored as its
+ * index in an unsigned. */
+enum opt_type { OT_STR, OT_UINT, OT_SECONDS, OT_BOOL, OT_CHOICE };
 
 struct opt_def {
 	const char *section;   /* NULL: command line only */
@@ -112,6 +114,10 @@ static const struct opt_def defs[] = {
 	{ "sensor", "stats_interval", "stats-interval", 0, "DURATION", OT_SECONDS,
 	  O(stats_interval), 0, 86400, "60 live, 0 (off) for files and with -q",
 	  "print capture and processing rates to stderr this often", NULL },
+	{ "sensor", "checksums", "checksums", 0, "auto|on|off", OT_CHOICE, O(checksums), 0, 0,
+	  "auto",
+	  "verify TCP checksums, leaving out segments with bad ones as their receiver does; "
+	  "auto: stop if a tenth of the first 1000 are bad (checksum offload)", NULL },
 	{ "sensor", "records", "records", 0, "FILE|-", OT_STR, O(records), 0, 0, NULL,
 	  "write one JSON object per mail transaction", NULL },
 	{ "sensor", "flows", "flows", 0, "FILE|-", OT_STR, O(flows), 0, 0, NULL,
@@ -293,6 +299,20 @@ static int set_value(struct rw_options *o, const struct opt_def *d, const char *
 			return -EINVAL;
 		}
 		return 0;
+	case OT_CHOICE: {
+		size_t len = strlen(v);
+		unsigned i = 0;
+		for (const char *w = d->arg; *w; i++) {
+			size_t wl = strcspn(w, "|");
+			if (len && wl == len && !strncmp(w, v, len)) {
+				*(unsigned *)field(o, d) = i;
+				return 0;
+			}
+			w += wl + (w[wl] == '|');
+		}
+		snprintf(why, whysz, "'%.80s' is not one of %s", v, d->arg);
+		return -EINVAL;
+	}
 	}
 	return -EINVAL;
 }

@@ -26,6 +26,9 @@ struct rw_rule_kv {
 	char *where;   /* "FILE:LINE" or "--rule" */
 };
 
+/* [sensor] checksums, in the order of its choices "auto|on|off". */
+enum rw_checksums { RW_CHECKSUMS_AUTO = 0, RW_CHECKSUMS_ON, RW_CHECKSUMS_OFF };
+
 struct rw_options {
 	/* capture */
 	char *read_file;          /* -r */
@@ -43,6 +46,7 @@ struct rw_options {
 	uint64_t max_messages;
 	uint64_t max_workspaces;
 	double stats_interval;    /* 0 = off */
+	unsigned checksums;       /* enum rw_checksums */
 	/* outputs */
 	char *records;            /* --records FILE|- */
 	char *flows;              /* --flows FILE|- */

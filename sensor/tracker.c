@@ -41,6 +41,13 @@ static bool greeting(const struct packet *p, enum flow_dir dir)
 	       (p->payload[3] == ' ' || p->payload[3] == '-' || p->payload[3] == '\r');
 }
 
+/* Whether checksums are verified now (see tracker.h):
+ *
+ *   --checksums auto: SAMPLING --TRACKER_CSUM_SAMPLE verified, under a tenth bad--> VERIFYING
+ *                         \--a tenth or more bad--> OFF
+ *   --checksums on: VERIFYING        --checksums off: OFF */
+enum csum_state { CSUM_SAMPLING = 0, CSUM_VERIFYING, CSUM_OFF };
+
 struct flow_ctx {
 	struct reasm_dir rd[2];
 	struct classify_state cls;
@@ -85,6 +92,9 @@ struct tracker {
 	uint64_t msgs_headers_oversized, fields_truncated, mime_over, bytes_replaced;
 	uint64_t last_expire_us;
 	bool time_jump_seen;         /* the last time was TRACKER_TIME_JUMP_US ahead */
+	uint8_t csum_state;          /* enum csum_state */
+	uint64_t csum_verified, csum_bad, csum_bad_used;
+	uint64_t csum_sample_bad;    /* bad ones among the first TRACKER_CSUM_SAMPLE */
 
 	/* The flow being worked on, for the SMTP and reassembly callbacks. */
 	struct flow *cur_flow;
@@ -106,6 +116,7 @@ void tracker_config_defaults(struct tracker_config *cfg)
 	cfg->max_workspaces = TRACKER_WORKSPACES_DEFAULT;
 	cfg->max_classifying = CLASSIFY_POOL_DEFAULT;
 	cfg->reasm_buffers = REASM_POOL_DEFAULT;
+	cfg->checksums = TRACKER_CHECKSUMS_AUTO;
 }
 
 static int pool_init(struct pool *p, uint32_t max)
@@ -403,6 +414,17 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	t->cfg = *cfg;
 	t->ev = *ev;
 	t->ctx = ctx;
+	switch (cfg->checksums) {
+	case TRACKER_CHECKSUMS_AUTO:
+		t->csum_state = CSUM_SAMPLING;
+		break;
+	case TRACKER_CHECKSUMS_ON:
+		t->csum_state = CSUM_VERIFYING;
+		break;
+	case TRACKER_CHECKSUMS_OFF:
+		t->csum_state = CSUM_OFF;
+		break;
+	}
 	t->smtp_ev = (struct smtp_events){ on_txn, on_auth, on_starttls, msg_acquire, msg_release };
 	t->flows = flow_table_create(&cfg->flows, on_flow_end, t);
 	if (!t->flows) {
@@ -502,6 +524,59 @@ static bool end_if_reused(struct tracker *t, const struct packet *p, uint32_t *i
 	return true;
 }
 
+/* Is segment p to be used, as far as its checksum goes? Called only while
+ * checksums are verified (not CSUM_OFF); counts, and takes auto's sample
+ * (tracker.h). */
+static bool checksum_ok(struct tracker *t, const struct packet *p)
+{
+	enum decode_csum v = decode_tcp_checksum(p);
+	if (v == DECODE_CSUM_UNCHECKED)
+		return true;
+	bool bad = v == DECODE_CSUM_BAD;
+	t->csum_verified++;
+	switch ((enum csum_state)t->csum_state) {
+	case CSUM_SAMPLING:
+		t->csum_sample_bad += bad;
+		if (t->csum_verified == TRACKER_CSUM_SAMPLE) {
+			bool off = t->csum_sample_bad * TRACKER_CSUM_OFF_RATIO >= t->csum_verified;
+			t->csum_state = off ? CSUM_OFF : CSUM_VERIFYING;
+			if (t->ev.checksums)
+				t->ev.checksums(t->ctx, !off, t->csum_verified, t->csum_sample_bad);
+			if (off) {
+				t->csum_bad_used += bad;
+				return true;
+			}
+		} else if (bad && t->csum_sample_bad * TRACKER_CSUM_USED_RATIO >= t->csum_verified) {
+			t->csum_bad_used++;
+			return true;
+		}
+		break;
+	case CSUM_VERIFYING:
+	case CSUM_OFF:
+		break;
+	}
+	t->csum_bad += bad;
+	return !bad;
+}
+
+/* A segment not used for its bad checksum: its flow (made if need be)
+ * counts its packet and bytes, and nothing else: not its SYN, FIN or RST,
+ * which its receiver did not take either. */
+static void account_only(struct tracker *t, const struct packet *p)
+{
+	struct packet q = *p;
+	q.flags &= (uint8_t)~(TCP_SYN | TCP_FIN | TCP_RST);
+	enum flow_dir dir;
+	bool created;
+	struct flow *f = flow_table_packet(t->flows, &q, &dir, &created);
+	if (created) {
+		struct flow_ctx *c = &t->fctx[flow_table_index(t->flows, f)];
+		memset(c, 0, sizeof *c);
+		reasm_dir_init(&c->rd[0]);
+		reasm_dir_init(&c->rd[1]);
+	}
+}
+
 /* Expiry at packet time now_us. It walks list heads only: once per second
  * of packet time is plenty. Packet time can jump (the capturing host's
  * clock stepped, a damaged or merged capture): a time further ahead than
@@ -525,6 +600,17 @@ static void expire(struct tracker *t, uint64_t now_us)
 
 void tracker_packet(struct tracker *t, const struct packet *p)
 {
+	/* A SYN, FIN or RST changes what the flow table and reassembly hold,
+	 * of any flow: its checksum is verified before anything else (these
+	 * are few and short). Other segments are, below, only where their
+	 * bytes are read. */
+	bool verify = t->csum_state != CSUM_OFF;
+	bool control = (p->flags & (TCP_SYN | TCP_FIN | TCP_RST)) != 0;
+	if (verify && control && !checksum_ok(t, p)) {
+		account_only(t, p);
+		expire(t, p->ts_us);
+		return;
+	}
 	enum flow_dir dir;
 	bool created;
 	uint32_t reused_isn = 0;
@@ -546,6 +632,15 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 		struct reasm_sink sink = { sink_data, sink_gap, t };
 		t->cur_dir = other_dir(dir);
 		reasm_segment(&c->rd[t->cur_dir], t->reasm, &syn, &sink);
+	}
+	/* The segments whose bytes (and ACK) are read: by nDPI and the parser
+	 * while undecided, by the parser once SMTP. Accounted above, their
+	 * flags (ACK, PSH) changed nothing. */
+	if (verify && !control &&
+	    (c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) &&
+	    !checksum_ok(t, p)) {
+		expire(t, p->ts_us);
+		return;
 	}
 
 	/* The handshake says where each stream starts, though the parser comes
@@ -677,4 +772,7 @@ void tracker_get_stats(const struct tracker *t, struct tracker_stats *out)
 	out->fields_truncated = t->fields_truncated;
 	out->mime_over = t->mime_over;
 	out->bytes_replaced = t->bytes_replaced;
+	out->csum_verified = t->csum_verified;
+	out->csum_bad = t->csum_bad;
+	out->csum_bad_used = t->csum_bad_used;
 }

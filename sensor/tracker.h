@@ -37,6 +37,35 @@
  * only once a second time confirms it (tracker.c expire()). */
 #define TRACKER_TIME_JUMP_US (60ull * 1000000)
 
+/* TCP checksums (--checksums). A segment with a bad one is counted in its
+ * flow's packets and bytes and used for nothing else (no reassembly, no
+ * nDPI, its flags not taken), as its receiver drops it (RFC 9293 §3.1):
+ * kept, its bytes would hide the real ones sent at the same sequence
+ * numbers. Verified: SYN, FIN and RST segments, and every segment of a
+ * flow whose bytes are read (not yet classified, or clear-text SMTP);
+ * those of flows only counted (encrypted, other protocols) are not
+ * summed. A segment cut by the snap length cannot be verified: it is used. */
+enum tracker_checksums {
+	TRACKER_CHECKSUMS_AUTO = 0, /* verify, unless the first segments show
+	                             * checksums left to the NIC (offload) */
+	TRACKER_CHECKSUMS_ON,
+	TRACKER_CHECKSUMS_OFF,
+};
+
+/* auto: the first TRACKER_CSUM_SAMPLE segments verified decide. If a tenth
+ * or more have bad checksums (Suricata's ratio), checksums are not
+ * verified from then on: the capture is made where they are left to the
+ * NIC, on the sending host (its own segments: about half of those of its
+ * sessions, all of them on lo), where a span port shows next to none.
+ * Until then a bad segment is used while a third or more of those verified
+ * so far were bad, so that a small capture made on the sending host is
+ * read whole (the Zeek and nDPI captures that have such checksums never
+ * fall below 3 in 7), and left out otherwise: a client's bad segment among
+ * good ones (1 in 4 at worst: after the handshake, as the greeting). */
+#define TRACKER_CSUM_SAMPLE     1000u
+#define TRACKER_CSUM_OFF_RATIO  10u  /* off at bad * 10 >= verified */
+#define TRACKER_CSUM_USED_RATIO 3u   /* while sampling: used at bad * 3 >= verified */
+
 struct tracker_config {
 	struct flow_table_config flows;
 	uint32_t max_sessions;
@@ -44,6 +73,7 @@ struct tracker_config {
 	uint32_t max_workspaces;
 	uint32_t max_classifying;
 	uint32_t reasm_buffers;
+	enum tracker_checksums checksums;
 };
 
 void tracker_config_defaults(struct tracker_config *cfg);
@@ -72,6 +102,9 @@ struct tracker_events {
 	void (*session)(void *ctx, const struct flow *f, bool tls, uint64_t ts_us);
 	/* A flow ended. */
 	void (*flow_end)(void *ctx, const struct tracker_flow_summary *s);
+	/* --checksums auto decided, once, after TRACKER_CSUM_SAMPLE segments
+	 * verified of which `bad` had bad checksums: verify goes on, or not. */
+	void (*checksums)(void *ctx, bool verify, uint64_t verified, uint64_t bad);
 };
 
 struct tracker_stats {
@@ -90,6 +123,10 @@ struct tracker_stats {
 	uint64_t fields_truncated;        /* values cut at their bound */
 	uint64_t mime_over;               /* nesting or boundary length over bound */
 	uint64_t bytes_replaced;          /* undecodable bytes shown as U+FFFD */
+	/* TCP checksums */
+	uint64_t csum_verified;           /* segments whose checksum was summed */
+	uint64_t csum_bad;                /* of them bad, and not used */
+	uint64_t csum_bad_used;           /* of them bad, used: auto, while sampling */
 };
 
 struct tracker;

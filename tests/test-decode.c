@@ -1,5 +1,6 @@
 /* test-decode.c — sensor/decode.c: every link type, tags, IPv6 extension
- * headers, fragments, and frames cut or lying about their lengths. */
+ * headers, fragments, frames cut or lying about their lengths, and TCP
+ * checksums. */
 #include "testlib.h"
 
 #include "decode.h"
@@ -327,6 +328,185 @@ static void test_truncated_everywhere(void)
 	}
 }
 
+/* RFC 9293 §3.1 the slow way: 16-bit big-endian words of the pseudo-header
+ * and the segment, its checksum field taken as 0. */
+static uint16_t ref_checksum(const uint8_t *src, const uint8_t *dst, size_t alen,
+			     const uint8_t *tcp, size_t len)
+{
+	uint32_t sum = 0;
+	for (size_t i = 0; i < alen; i += 2)
+		sum += (uint32_t)(src[i] << 8 | src[i + 1]) + (uint32_t)(dst[i] << 8 | dst[i + 1]);
+	sum += 6 + (uint32_t)len;
+	for (size_t i = 0; i < len; i += 2) {
+		if (i == 16)
+			continue;
+		sum += (uint32_t)tcp[i] << 8 | (i + 1 < len ? tcp[i + 1] : 0);
+	}
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static void put_checksum(uint8_t *tcp, uint16_t c)
+{
+	tcp[16] = (uint8_t)(c >> 8);
+	tcp[17] = (uint8_t)c;
+}
+
+static enum decode_csum csum_of(const uint8_t *f, size_t caplen, size_t len)
+{
+	struct packet p;
+	if (decode_packet(DECODE_DLT_RAW, f, (uint32_t)caplen, (uint32_t)len, &p) != DECODE_OK)
+		return (enum decode_csum)-1;
+	return decode_tcp_checksum(&p);
+}
+
+static void test_checksum_captured(void)
+{
+	/* Two frames as captured (tests/captures basic.pcap frame 6, ipv6.pcap
+	 * frame 4), checksums filled in by Linux: odd and even payloads,
+	 * timestamp options. */
+	static const uint8_t v4[] = {
+		0x52, 0x54, 0x00, 0x0a, 0x01, 0x19, 0x52, 0x54, 0x00, 0xc0, 0x00, 0x01, 0x08, 0x00,
+		0x45, 0x00, 0x00, 0x4b, 0x74, 0xb5, 0x40, 0x00, 0x40, 0x06, 0xf9, 0xd3, 0xc0, 0x00,
+		0x02, 0x0a, 0x0a, 0x01, 0x00, 0x19, 0x9c, 0xa4, 0x00, 0x19, 0xf2, 0x74, 0x61, 0x96,
+		0x90, 0xb0, 0x43, 0x83, 0x80, 0x18, 0x00, 0x3f, 0xba, 0xfd, 0x00, 0x00, 0x01, 0x01,
+		0x08, 0x0a, 0xcd, 0x95, 0xe4, 0x84, 0x06, 0xd8, 0x50, 0x86, 'e', 'h', 'l', 'o', ' ',
+		'm', 't', 'a', '1', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'n', 'e', 't', '\r',
+		'\n',
+	};
+	static const uint8_t v6[] = {
+		0x52, 0x54, 0x00, 0xc0, 0x00, 0x01, 0x52, 0x54, 0x00, 0x0a, 0x01, 0x19, 0x86, 0xdd,
+		0x60, 0x05, 0xc0, 0x0d, 0x00, 0x3e, 0x06, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x25, 0x20, 0x01, 0x0d, 0xb8,
+		0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x15, 0x00, 0x19,
+		0xa4, 0x11, 0x97, 0x03, 0x08, 0xf0, 0xb7, 0x2f, 0xb9, 0x7e, 0x80, 0x18, 0x00, 0x3f,
+		0x69, 0xbe, 0x00, 0x00, 0x01, 0x01, 0x08, 0x0a, 0x70, 0xa8, 0xdc, 0xfe, 0xae, 0xb8,
+		0x4d, 0x12, '2', '2', '0', ' ', 'm', 'x', '.', 'p', 'r', 'e', 'f', '.', 'e', 'x', 'a',
+		'm', 'p', 'l', 'e', '.', 'j', 'p', ' ', 'E', 'S', 'M', 'T', 'P', '\r', '\n',
+	};
+	const uint8_t *f[2] = { v4, v6 };
+	size_t n[2] = { sizeof v4, sizeof v6 }, payload[2] = { 23, 30 };
+	for (int i = 0; i < 2; i++) {
+		struct packet p;
+		memcpy(frame, f[i], n[i]);
+		CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n[i], (uint32_t)n[i], &p),
+			  DECODE_OK);
+		CHECK_INT(p.payload_len, payload[i]);
+		CHECK_INT(decode_tcp_checksum(&p), DECODE_CSUM_GOOD);
+		/* one bit of the payload, of the header, of an address */
+		size_t at[3] = { n[i] - 3, i ? 14 + 40 + 4 : 14 + 20 + 4, i ? 14 + 8 + 15 : 14 + 15 };
+		for (int k = 0; k < 3; k++) {
+			frame[at[k]] ^= 0x10;
+			CHECK_INT(decode_packet(DECODE_DLT_EN10MB, frame, (uint32_t)n[i],
+						(uint32_t)n[i], &p), DECODE_OK);
+			CHECK_INT(decode_tcp_checksum(&p), DECODE_CSUM_BAD);
+			frame[at[k]] ^= 0x10;
+		}
+	}
+}
+
+static void test_checksum_lengths(void)
+{
+	/* Every payload length from 0 to 70 bytes (odd ones, and every
+	 * remainder of the 16-byte turns), and an MSS's, over IPv4, IPv6, and
+	 * IPv6 with a hop-by-hop header (not in the TCP length), each at an
+	 * odd and an even address: checked against the slow sum, then one
+	 * byte changed. */
+	static uint8_t buf[1 + 48 + 40 + 1460];
+	uint32_t seed = 1;
+	size_t lens[72];
+	for (size_t i = 0; i <= 70; i++)
+		lens[i] = i;
+	lens[71] = 1460;
+	for (int kind = 0; kind < 3; kind++)
+		for (int odd = 0; odd <= 1; odd++)
+			for (size_t li = 0; li < 72; li++) {
+				size_t plen = lens[li];
+				uint8_t *f = buf + odd, hbh[8] = { 6 };
+				size_t n = kind == 0 ? put_ipv4_tcp(f, plen, 0) :
+					   put_ipv6_tcp(f, plen, kind == 2 ? hbh : NULL,
+							kind == 2 ? 8 : 0, 0);
+				size_t l4 = kind == 0 ? 20 : kind == 1 ? 40 : 48;
+				uint8_t *tcp = f + l4;
+				for (size_t i = 0; i < plen; i++) {
+					seed = seed * 1103515245u + 12345u;
+					tcp[20 + i] = (uint8_t)(seed >> 16);
+				}
+				const uint8_t *src = kind ? f + 8 : f + 12, *dst = kind ? f + 24 : f + 16;
+				put_checksum(tcp, ref_checksum(src, dst, kind ? 16 : 4, tcp, 20 + plen));
+				CHECK_INT(csum_of(f, n, n), DECODE_CSUM_GOOD);
+				tcp[plen ? 20 + plen - 1 : 0] ^= 0x01;
+				CHECK_INT(csum_of(f, n, n), DECODE_CSUM_BAD);
+				tcp[plen ? 20 + plen - 1 : 0] ^= 0x01;
+				/* the checksum itself wrong */
+				tcp[17] ^= 0x80;
+				CHECK_INT(csum_of(f, n, n), DECODE_CSUM_BAD);
+			}
+}
+
+static void test_checksum_carries(void)
+{
+	/* 0xff bytes make every 64-bit add carry: a 64 KB segment of them,
+	 * and of zeros (whose checksum 0xffff or 0 both verify). */
+	static uint8_t big[20 + 20 + 65000];
+	for (int fill = 0; fill <= 1; fill++) {
+		size_t plen = sizeof big - 40;
+		memset(big, 0, 40);
+		big[0] = 0x45;
+		big[2] = (uint8_t)(sizeof big >> 8);
+		big[3] = (uint8_t)sizeof big;
+		big[9] = 6;
+		memset(big + 12, 0xff, 8); /* 255.255.255.255 both ways */
+		big[20 + 12] = 5 << 4;
+		memset(big + 40, fill ? 0xff : 0, plen);
+		put_checksum(big + 20, ref_checksum(big + 12, big + 16, 4, big + 20, 20 + plen));
+		CHECK_INT(csum_of(big, sizeof big, sizeof big), DECODE_CSUM_GOOD);
+		big[sizeof big - 1] ^= 0x80;
+		CHECK_INT(csum_of(big, sizeof big, sizeof big), DECODE_CSUM_BAD);
+	}
+	/* a sum of all ones without the checksum: ~0 is 0, and 0xffff says the same */
+	memset(frame, 0, 40);
+	frame[0] = 0x45;
+	frame[3] = 40;
+	frame[9] = 6;
+	frame[20 + 12] = 5 << 4;
+	/* pseudo-header 6 + 20, header 0x5000: make the rest sum to 0xffff */
+	uint16_t rest = (uint16_t)(0xffff - 6 - 20 - 0x5000);
+	frame[20 + 14] = (uint8_t)(rest >> 8);
+	frame[20 + 15] = (uint8_t)rest;
+	CHECK_INT(ref_checksum(frame + 12, frame + 16, 4, frame + 20, 20), 0);
+	put_checksum(frame + 20, 0);
+	CHECK_INT(csum_of(frame, 40, 40), DECODE_CSUM_GOOD);
+	put_checksum(frame + 20, 0xffff);
+	CHECK_INT(csum_of(frame, 40, 40), DECODE_CSUM_GOOD);
+}
+
+static void test_checksum_cut_or_unfilled(void)
+{
+	/* Cut by the snap length: what is missing cannot be summed, so it is
+	 * not checked, right or wrong; the segment is taken as the capture
+	 * gives it (its missing bytes become a gap). */
+	size_t n = put_ipv4_tcp(frame, 100, 0);
+	put_checksum(frame + 20, ref_checksum(frame + 12, frame + 16, 4, frame + 20, 120));
+	CHECK_INT(csum_of(frame, n, n), DECODE_CSUM_GOOD);
+	CHECK_INT(csum_of(frame, n - 1, n), DECODE_CSUM_UNCHECKED);
+	CHECK_INT(csum_of(frame, 40, n), DECODE_CSUM_UNCHECKED);
+	frame[20 + 16] ^= 0xff;
+	CHECK_INT(csum_of(frame, n - 1, n), DECODE_CSUM_UNCHECKED);
+	CHECK_INT(csum_of(frame, n, n), DECODE_CSUM_BAD);
+	/* an IPv6 one, cut inside the payload */
+	n = put_ipv6_tcp(frame, 33, NULL, 0, 0);
+	CHECK_INT(csum_of(frame, n - 20, n), DECODE_CSUM_UNCHECKED);
+	/* IPv4 total length 0 (captured before segmentation offload): its
+	 * checksum is the NIC's to fill in; one that verifies came from the
+	 * wire, where no receiver takes such a packet */
+	n = put_ipv4_tcp(frame, 100, 0);
+	put_checksum(frame + 20, ref_checksum(frame + 12, frame + 16, 4, frame + 20, 120));
+	frame[2] = frame[3] = 0;
+	CHECK_INT(csum_of(frame, n, n), DECODE_CSUM_BAD);
+}
+
 static void test_names(void)
 {
 	CHECK_STR(decode_result_name(DECODE_FRAGMENT), "fragment");
@@ -351,6 +531,10 @@ int main(void)
 	RUN(test_ipv4_fragments_and_lies);
 	RUN(test_ipv4_length_zero_is_tso);
 	RUN(test_truncated_everywhere);
+	RUN(test_checksum_captured);
+	RUN(test_checksum_lengths);
+	RUN(test_checksum_carries);
+	RUN(test_checksum_cut_or_unfilled);
 	RUN(test_names);
 	return TEST_EXIT();
 }

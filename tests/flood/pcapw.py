@@ -3,8 +3,8 @@
 Frames are built from byte templates with struct.pack_into, not with scapy:
 a million SYNs must take seconds, not minutes. Ethernet + IPv4 + TCP only,
 with a correct IPv4 header checksum and the TCP checksum left at zero (as on
-a capturing host with checksum offload; the sensor does not check it, see
-tests/captures/checksum-offload.pcap).
+a capturing host with checksum offload, which the sensor recognises, see
+tests/captures/checksum-offload.pcap), or filled in with checksums=True.
 
     w = PcapWriter("out.pcap")
     s = TcpSession(w, ("192.0.2.10", 40000), ("198.51.100.25", 25))
@@ -32,6 +32,18 @@ def ip_checksum(hdr):
     return ~s & 0xffff
 
 
+def tcp_checksum(src, dst, segment):
+    """RFC 9293 §3.1: the TCP checksum of segment (header with its checksum
+    field zero, and payload) between 4-byte addresses src and dst."""
+    data = src + dst + struct.pack("!HH", 6, len(segment)) + segment
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
 class PcapWriter:
     """Buffered pcap (microsecond) writer of Ethernet frames."""
 
@@ -52,10 +64,16 @@ class PcapWriter:
         self.f.close()
 
 
-def tcp_frame(src, dst, sport, dport, seq, ack, flags, payload=b"", ident=0):
-    """One Ethernet/IPv4/TCP frame; src and dst are 4-byte addresses."""
+def tcp_frame(src, dst, sport, dport, seq, ack, flags, payload=b"", ident=0, checksum=False):
+    """One Ethernet/IPv4/TCP frame; src and dst are 4-byte addresses. The
+    TCP checksum is 0 unless checksum: True computes it, a number is used
+    as it is."""
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xffffffff, ack & 0xffffffff,
                       5 << 4, flags, 65535, 0, 0)
+    if checksum is True:
+        tcp = tcp[:16] + struct.pack("!H", tcp_checksum(src, dst, tcp + payload)) + tcp[18:]
+    elif checksum:
+        tcp = tcp[:16] + struct.pack("!H", checksum) + tcp[18:]
     total = 20 + 20 + len(payload)
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xffff, 0x4000, 64, 6,
                                0, src, dst))
@@ -102,10 +120,11 @@ class SynTemplate:
 class TcpSession:
     """A TCP connection written frame by frame with consistent sequence and
     acknowledgement numbers. Payloads longer than mss are cut into segments.
-    Each frame advances the session's clock by step_us; `at` moves it."""
+    Each frame advances the session's clock by step_us; `at` moves it.
+    checksums=True fills in every TCP checksum."""
 
     def __init__(self, w, client, server, ts_us=1700000000 * 1000000, isn_c=1000, isn_s=5000,
-                 mss=1448, step_us=50):
+                 mss=1448, step_us=50, checksums=False):
         self.w = w
         self.c, self.cp = ip4(client[0]), client[1]
         self.s, self.sp = ip4(server[0]), server[1]
@@ -114,13 +133,15 @@ class TcpSession:
         self.seq = {True: isn_c & 0xffffffff, False: isn_s & 0xffffffff}
         self.mss = mss
         self.ident = 1
+        self.checksums = checksums
 
     def _send(self, from_client, flags, payload=b"", seq=None):
         src, dst = (self.c, self.s) if from_client else (self.s, self.c)
         sp, dp = (self.cp, self.sp) if from_client else (self.sp, self.cp)
         s = self.seq[from_client] if seq is None else seq
         ack = self.seq[not from_client] if flags & TCP_ACK else 0
-        self.w.frame(self.ts, tcp_frame(src, dst, sp, dp, s, ack, flags, payload, self.ident))
+        self.w.frame(self.ts, tcp_frame(src, dst, sp, dp, s, ack, flags, payload, self.ident,
+                                        self.checksums))
         self.ident += 1
         self.ts += self.step
 

@@ -5,7 +5,10 @@
  * Input format (tests/fuzz/README.md; make-seeds.py writes it from pcaps):
  *
  *   byte 0      link type: index into `dlts` below (mod its length)
- *   byte 1      tracker bounds: index into `bounds` (mod its length)
+ *   byte 1      tracker bounds: index into `bounds` (mod its length);
+ *               divided by its length, mod 3: --checksums off, auto, on
+ *               (off first: the inputs written before checksums were
+ *               verified keep reaching the parser)
  *   then frames, each
  *     u8  dt    packet-time step: < 0xf0: dt ms; 0xf0..0xfe: (dt-0xef)*20 s
  *               (crosses the closing, embryonic and idle timeouts);
@@ -119,51 +122,58 @@ static void on_flow_end(void *ctx, const struct tracker_flow_summary *s)
 
 #define RECREATE_EVERY 2000
 
-static struct tracker *trackers[NBOUNDS];
-static unsigned uses[NBOUNDS];
+static const enum tracker_checksums csum_modes[] = {
+	TRACKER_CHECKSUMS_OFF, TRACKER_CHECKSUMS_AUTO, TRACKER_CHECKSUMS_ON,
+};
+#define NMODES (sizeof csum_modes / sizeof csum_modes[0])
+
+/* one per bounds set and checksum mode: index bounds * NMODES + mode */
+static struct tracker *trackers[NBOUNDS * NMODES];
+static unsigned uses[NBOUNDS * NMODES];
 static uint64_t clock_us = 1700000000ull * 1000000;
 static int fresh = -1;
 
 static void destroy_all(void)
 {
-	for (size_t i = 0; i < NBOUNDS; i++) {
+	for (size_t i = 0; i < NBOUNDS * NMODES; i++) {
 		tracker_destroy(trackers[i]);
 		trackers[i] = NULL;
 	}
 	rfc2047_cleanup();
 }
 
-static struct tracker *get_tracker(size_t bi)
+static struct tracker *get_tracker(size_t ti)
 {
 	if (fresh < 0) {
 		const char *e = getenv("FUZZ_FRESH_TRACKER");
 		fresh = e && *e == '1';
 		atexit(destroy_all);
 	}
-	if (trackers[bi] && (fresh || ++uses[bi] >= RECREATE_EVERY)) {
-		tracker_destroy(trackers[bi]);
-		trackers[bi] = NULL;
-		uses[bi] = 0;
+	if (trackers[ti] && (fresh || ++uses[ti] >= RECREATE_EVERY)) {
+		tracker_destroy(trackers[ti]);
+		trackers[ti] = NULL;
+		uses[ti] = 0;
 	}
-	if (trackers[bi])
-		return trackers[bi];
-	const uint32_t *b = bounds[bi];
+	if (trackers[ti])
+		return trackers[ti];
+	const uint32_t *b = bounds[ti / NMODES];
 	struct tracker_config cfg;
 	tracker_config_defaults(&cfg);
+	cfg.checksums = csum_modes[ti % NMODES];
 	cfg.flows.max_flows = b[0];
 	cfg.max_sessions = b[1];
 	cfg.max_messages = b[2];
 	cfg.max_classifying = b[3];
 	cfg.reasm_buffers = b[4];
 	cfg.max_workspaces = b[5];
-	struct tracker_events ev = { on_record, on_auth, on_session, on_flow_end };
+	struct tracker_events ev = { on_record, on_auth, on_session, on_flow_end, NULL };
 	char err[256];
-	trackers[bi] = tracker_create(&cfg, &ev, NULL, err, sizeof err);
-	if (!trackers[bi]) {
+	trackers[ti] = tracker_create(&cfg, &ev, NULL, err, sizeof err);
+	if (!trackers[ti]) {
 		fprintf(stderr, "tracker_create: %s\n", err);
 		abort();
 	}
-	return trackers[bi];
+	return trackers[ti];
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -173,10 +183,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int dlt = dlts[data[0] % NDLTS];
 	size_t bi = data[1] % NBOUNDS;
 	const uint32_t *b = bounds[bi];
+	size_t mode = (size_t)(data[1] / NBOUNDS) % NMODES;
 	data += 2;
 	size -= 2;
 
-	struct tracker *t = get_tracker(bi);
+	size_t ti = bi * NMODES + mode;
+	struct tracker *t = get_tracker(ti);
 	trk_now = t;
 	max_flows_now = b[0];
 
@@ -226,6 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(st.reasm->pool_in_use <= b[4]);
 		FUZZ_CHECK(st.classify->pool_in_use <= b[3]);
 		FUZZ_CHECK(st.workspaces_in_use <= b[5]);
+		FUZZ_CHECK(st.csum_bad + st.csum_bad_used <= st.csum_verified);
 	}
 	if (ts > clock_us)
 		clock_us = ts;
@@ -239,7 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(st.workspaces_in_use == 0);
 	if (fresh) {
 		tracker_destroy(t);
-		trackers[bi] = NULL;
+		trackers[ti] = NULL;
 	}
 	trk_now = NULL;
 	return 0;

@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -431,6 +432,9 @@ def main():
         # an abbreviation would take a password for a file name and print it
         (["-r", CAP, "--redis-password", "s3cret"], "--redis-password-file FILE in full"),
         (["-r", CAP, "--redis-pass=s3cret"], "--redis-password-file FILE in full"),
+        (["-r", CAP, "--checksums", "yes"], "--checksums: 'yes' is not one of auto|on|off"),
+        (["-r", CAP, "--checksums", ""], "--checksums: '' is not one of auto|on|off"),
+        (["-r", CAP, "--checksums", "au"], "--checksums: 'au' is not one of auto|on|off"),
     ]
     for args, msg in usage:
         p = run(*args)
@@ -461,6 +465,8 @@ def main():
             ("[redis]\n; the sensor's login\nurl = redis://[::1\n",
              ":3: [redis] url: unterminated"),
             ("[redis]\nprefix =\n", ":2: [redis] prefix: an empty prefix"),
+            ("[sensor]\nchecksums = offf\n",
+             ":2: [sensor] checksums: 'offf' is not one of auto|on|off"),
             # inih's 200-byte line buffer would make the rest a line of its own
             ("[sensor]\nname = %srecords = %s\n" % ("a" * 192, NOT_WRITTEN),
              ":2: line longer than"),
@@ -497,6 +503,34 @@ def main():
         p = run("-r", CAP, "-c", path, "-f", "tcp port 25", "--redis", "none", "-q",
                 "--records", "-")
         c.eq("-f overrides the file: one record", p.stdout.count("\n"), 1)
+
+        # [sensor] checksums from the file, --checksums over it: CAP's
+        # checksums are valid; in a copy its MAIL command's is wrong: the
+        # command is left out, and the transaction with it, unless checksums
+        # are off
+        bad = os.path.join(tmp, "bad-mail.pcap")
+        with open(CAP, "rb") as f:
+            data = bytearray(f.read())
+        off = 24
+        while off < len(data):
+            caplen = struct.unpack_from("<I", data, off + 8)[0]
+            ip = off + 16 + 14
+            tcp = ip + (data[ip] & 15) * 4
+            payload = tcp + (data[tcp + 12] >> 4) * 4
+            if data[payload:payload + 9].upper() == b"MAIL FROM":
+                data[tcp + 16] ^= 0xff
+                break
+            off += 16 + caplen
+        with open(bad, "wb") as f:
+            f.write(data)
+        mailfrom = [json.loads(l)["mailfrom"] for l in
+                    run("-r", CAP, "--redis", "none", "-q", "--records", "-").stdout.splitlines()]
+        for text, extra, want in (("", [], []), ("[sensor]\nchecksums = off\n", [], mailfrom),
+                                  ("[sensor]\nchecksums = off\n", ["--checksums", "on"], [])):
+            p = run("-r", bad, "-c", conf(text), "--redis", "none", "-q", "--records", "-",
+                    *extra)
+            c.eq("checksums %r %s: MAIL FROM" % (text, extra),
+                 [json.loads(l)["mailfrom"] for l in p.stdout.splitlines()], want)
 
         # -r tries a production configuration (with its interface) on a capture
         path = conf("[sensor]\ninterface = eth9-not-here\n")

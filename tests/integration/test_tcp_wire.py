@@ -58,8 +58,25 @@ out whole:
   syn_seq_jump       the client's SYN is retransmitted with a new ISN before
                      the handshake completes: the stream starts at the
                      second one
+  bad_checksum_noop  in a capture with valid TCP checksums, the client sends
+                     "NOOP" lines with a bad checksum at the next sequence
+                     number, then its MAIL command at the same numbers: the
+                     server drops the first (RFC 9293 §3.1) and takes the
+                     second, and so must the sensor
+  bad_checksum_decoy the same with a decoy MAIL FROM of the same length
+  bad_checksum_rst   a RST at the next sequence number with a bad checksum:
+                     the server drops it, the session goes on after 6 s
+
+Then --checksums (tracker.h): off takes the decoy (as before); on leaves out
+every segment of a capture whose checksums are all 0 (pcapw's default, a
+capture on the sending host), which auto reads whole; auto decides on the
+first 1000 segments verified: with 99 bad it goes on verifying (the decoy
+that follows is left out), with 100 it stops (the decoy is taken), and says
+so; a segment cut by the snap length is used, its checksum unverifiable.
 """
+import json
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -82,10 +99,14 @@ def session(w, **kw):
     return pcapw.TcpSession(w, CLIENT, SERVER, ts_us=kw.pop("ts_us", T0), step_us=1000, **kw)
 
 
-def frame(s, from_client, seq, ack, flags, payload=b""):
+def frame(s, from_client, seq, ack, flags, payload=b"", bad_checksum=False):
     src, dst = (s.c, s.s) if from_client else (s.s, s.c)
     sp, dp = (s.cp, s.sp) if from_client else (s.sp, s.cp)
-    s.w.frame(s.ts, pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, s.ident))
+    csum = s.checksums
+    if bad_checksum:
+        good = pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, checksum=True)
+        csum = struct.unpack_from("!H", good, 14 + 20 + 16)[0] ^ 0x5a5a
+    s.w.frame(s.ts, pcapw.tcp_frame(src, dst, sp, dp, seq, ack, flags, payload, s.ident, csum))
     s.ident += 1
     s.ts += s.step
 
@@ -342,6 +363,39 @@ def syn_seq_jump(w):
     rest(s, b"after a SYN seq jump")
 
 
+def bad_checksum_first(w, fake):
+    """Valid checksums all through, but for `fake` sent with a bad one at
+    the sequence numbers of the MAIL command that follows."""
+    s = session(w, checksums=True)
+    s.handshake()
+    hello(s)
+    mail = b"MAIL FROM:<alice@example.jp>\r\n"
+    assert len(fake) == len(mail)
+    frame(s, True, s.seq[True], s.seq[False], ACK | PSH, fake, bad_checksum=True)
+    rest(s, b"after a bad checksum")
+
+
+def bad_checksum_noop(w):
+    bad_checksum_first(w, b"NOOP\r\n" * 5)
+
+
+def bad_checksum_decoy(w):
+    bad_checksum_first(w, b"MAIL FROM:<decoy@example.jp>\r\n")
+
+
+def bad_checksum_rst(w):
+    s = session(w, checksums=True)
+    s.handshake()
+    hello(s)
+    frame(s, True, s.seq[True], 0, pcapw.TCP_RST, bad_checksum=True)
+    # quiet for longer than a closed flow lingers, as in rst_out_of_window
+    other = pcapw.TcpSession(w, ("192.0.2.99", 40099), SERVER, ts_us=s.ts + 5500000,
+                             checksums=True)
+    other._send(True, pcapw.TCP_SYN)
+    s.ts += 6000000
+    rest(s, b"after a RST with a bad checksum")
+
+
 SCENARIOS = {
     "ip_length_lie": (ip_length_lie, [("after a lying IP length", "client.example")]),
     "tso_length_zero": (tso_length_zero, [("segmentation offload", "client.example")]),
@@ -373,7 +427,104 @@ SCENARIOS = {
                   ["closed", "idle", "idle", "idle", "idle", "shutdown"]),
     "first_segment_late": (first_segment_late, [("first segment late", "goodclient.example")]),
     "syn_seq_jump": (syn_seq_jump, [("after a SYN seq jump", "client.example")]),
+    "bad_checksum_noop": (bad_checksum_noop, [("after a bad checksum", "client.example")]),
+    "bad_checksum_decoy": (bad_checksum_decoy, [("after a bad checksum", "client.example")]),
+    "bad_checksum_rst": (bad_checksum_rst,
+                         [("after a RST with a bad checksum", "client.example")],
+                         ["shutdown", "shutdown"]),
 }
+
+
+def sample_then_decoy(w, bad):
+    """A session whose client sends 1000 - 5 keep-alive ACKs (the handshake,
+    the greeting and the EHLO make 1000 segments verified), `bad` of them,
+    the last ones, with bad checksums; then a decoy MAIL FROM with a bad
+    checksum ahead of the real one, and the server's EHLO reply."""
+    s = session(w, checksums=True)
+    s.handshake()
+    s.server(floods.BANNER)
+    s.client(b"EHLO client.example\r\n")
+    for i in range(995):
+        frame(s, True, s.seq[True], s.seq[False], ACK, bad_checksum=i >= 995 - bad)
+    s.server(b"250-mx.example.jp\r\n250 PIPELINING\r\n")
+    frame(s, True, s.seq[True], s.seq[False], ACK | PSH, b"MAIL FROM:<decoy@example.jp>\r\n",
+          bad_checksum=True)
+    rest(s, b"after the sample")
+
+
+def checksum_modes(c, tmp):
+    path = os.path.join(tmp, "decoy.pcap")
+    w = pcapw.PcapWriter(path)
+    bad_checksum_decoy(w)
+    w.close()
+    recs = rwtest.records(path, "--checksums", "off")
+    c.eq("--checksums off: the decoy is taken", [r.get("mailfrom") for r in recs],
+         ["decoy@example.jp"])
+    recs = rwtest.records(path, "--checksums", "on")
+    c.eq("--checksums on: the decoy is left out", [r.get("mailfrom") for r in recs],
+         ["alice@example.jp"])
+    p = rwtest.run(["-r", path, "--redis", "none", "--stats-interval", "1ms"])
+    c.true("summary: 1 segment with a bad TCP checksum left out",
+           "lines cut for want of a line buffer, 1 segments with a bad TCP checksum left out"
+           in p.stderr)
+
+    path = os.path.join(tmp, "offload.pcap")
+    w = pcapw.PcapWriter(path)
+    keepalive(w)
+    w.close()
+    c.eq("checksums all 0, auto: read whole", len(rwtest.records(path)), 1)
+    c.eq("checksums all 0, --checksums on: nothing", len(rwtest.records(path, "--checksums",
+                                                                          "on")), 0)
+    p = rwtest.run(["-r", path, "--redis", "none", "--records", "/dev/null"])
+    c.true("checksums all 0, auto: the summary says they were used (%s)" % p.stderr,
+           re.search(r"checksums: (\d+) of \1 TCP segments verified had bad checksums and "
+                     r"were used", p.stderr))
+
+    for bad, want, verdict in ((99, "alice@example.jp", "99 of the first 1000 TCP segments "
+                                "verified have bad checksums: segments with bad ones are "
+                                "left out"),
+                               (100, "decoy@example.jp", "100 of the first 1000 TCP segments "
+                                "verified have bad checksums: the capture is made where the "
+                                "NIC fills them in")):
+        path = os.path.join(tmp, "sample%d.pcap" % bad)
+        w = pcapw.PcapWriter(path)
+        sample_then_decoy(w, bad)
+        w.close()
+        p = rwtest.run(["-r", path, "--redis", "none", "-v", "--records", "-"])
+        recs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+        c.eq("auto, %d bad in the sample: the MAIL FROM" % bad,
+             [r.get("mailfrom") for r in recs], [want])
+        c.true("auto, %d bad in the sample: told (%s)" % (bad, p.stderr), verdict in p.stderr)
+
+    # a segment cut by the snap length is used: its gap is in the record
+    path = os.path.join(tmp, "cut.pcap")
+    w = pcapw.PcapWriter(path)
+    s = session(w, checksums=True)
+    s.handshake()
+    hello(s)
+    s.client(b"MAIL FROM:<alice@example.jp>\r\n")
+    s.server(b"250 2.1.0 Ok\r\n")
+    s.client(b"RCPT TO:<bob@example.net>\r\n")
+    s.server(b"250 2.1.5 Ok\r\n")
+    s.client(b"DATA\r\n")
+    s.server(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    s.client(floods.message(b"cut by the snap length"))
+    body = b"x" * 1000 + b"\r\n"
+    f = pcapw.tcp_frame(s.c, s.s, s.cp, s.sp, s.seq[True], s.seq[False], ACK | PSH, body,
+                        s.ident, 0x1234)
+    w.f.write(pcapw._REC.pack(s.ts // 1000000, s.ts % 1000000, 100, len(f)) + f[:100])
+    s.ts += s.step
+    s.seq[True] += len(body)
+    s.client(b".\r\n")
+    s.server(b"250 2.0.0 Ok: queued as FLOOD1\r\n")
+    s.close()
+    w.close()
+    recs = rwtest.records(path, "--checksums", "on")
+    c.eq("cut by the snap length: the record", [(r.get("subject"), r.get("gaps")) for r in recs],
+         [("cut by the snap length", 1)])
+    # the 46 bytes captured are read; the rest of the 1002 is the gap
+    c.eq("cut by the snap length: the gap's bytes",
+         [f.get("gap_bytes") for f in rwtest.flows(path, "--checksums", "on")], [1002 - 46])
 
 
 def main():
@@ -401,6 +552,8 @@ def main():
             if ends:
                 c.eq("%s: flows ended" % name, [f.get("end") for f in rwtest.flows(path)],
                      ends[0])
+        if not only or "checksum_modes" in only:
+            checksum_modes(c, tmp)
     c.done()
 
 
