@@ -51,14 +51,14 @@ enum csum_state { CSUM_SAMPLING = 0, CSUM_VERIFYING, CSUM_OFF };
 struct flow_ctx {
 	struct reasm_dir rd[2];
 	struct classify_state cls;
-	struct smtp_session *smtp;
+	uint32_t session;      /* 1 + the SMTP session's number (smtp_of), 0 none */
 	uint8_t app;           /* enum app_state */
 	bool tls;
 	bool parsed;
 	uint8_t syn_pending;   /* 1 + the direction of a SYN not yet answered, 0 none */
 	uint32_t transactions;
 	uint32_t syn_isn;      /* that SYN's sequence number (see end_if_reused) */
-	uint32_t gaps;         /* saturates (a gap takes a segment): 80 B a flow, not 88 */
+	uint32_t gaps;         /* saturates (a gap takes a segment): 64 B a flow */
 	uint64_t gap_bytes;
 };
 
@@ -78,10 +78,11 @@ struct tracker {
 	struct classifier *cls;
 	struct reasm_pool *reasm;
 	struct pool sessions, messages;
-	/* Sessions are made SESSION_BLOCK at a time, side by side: no
-	 * allocator header or rounding each (16 B of 216 with malloc). */
-	char **session_blocks;
-	uint32_t session_blocks_n, session_block_left;
+	/* The sessions, side by side in one array (calloc'd: the pages of
+	 * sessions never made cost nothing), made in order and recycled
+	 * through the pool: no allocator header or rounding each (16 B of 216
+	 * with malloc), and a flow knows its session by a 32-bit number. */
+	char *session_mem;
 	size_t session_size;
 	struct smtp_line_pool *lines;
 	struct message_workspaces *workspaces; /* shared by the messages' header blocks */
@@ -102,6 +103,12 @@ struct tracker {
 	enum flow_dir cur_dir;
 	uint64_t now_us;
 };
+
+/* Flow c's session, NULL if none. */
+static struct smtp_session *smtp_of(const struct tracker *t, const struct flow_ctx *c)
+{
+	return c->session ? (void *)(t->session_mem + (c->session - 1) * t->session_size) : NULL;
+}
 
 void tracker_config_defaults(struct tracker_config *cfg)
 {
@@ -227,8 +234,8 @@ static void msg_release(void *ctx, struct message *m)
 static void sink_data(void *ctx, const uint8_t *p, uint32_t len)
 {
 	struct tracker *t = ctx;
-	if (t->cur_ctx->smtp)
-		smtp_feed(t->cur_ctx->smtp, t->cur_dir == FLOW_DIR_ORIG, p, len, t->now_us);
+	if (t->cur_ctx->session)
+		smtp_feed(smtp_of(t, t->cur_ctx), t->cur_dir == FLOW_DIR_ORIG, p, len, t->now_us);
 }
 
 static void sink_gap(void *ctx, uint32_t len)
@@ -237,8 +244,8 @@ static void sink_gap(void *ctx, uint32_t len)
 	if (t->cur_ctx->gaps < UINT32_MAX)
 		t->cur_ctx->gaps++;
 	t->cur_ctx->gap_bytes += len;
-	if (t->cur_ctx->smtp)
-		smtp_gap(t->cur_ctx->smtp, t->cur_dir == FLOW_DIR_ORIG, len, t->now_us);
+	if (t->cur_ctx->session)
+		smtp_gap(smtp_of(t, t->cur_ctx), t->cur_dir == FLOW_DIR_ORIG, len, t->now_us);
 }
 
 /* --- sessions ------------------------------------------------------------- */
@@ -250,29 +257,17 @@ static void set_current(struct tracker *t, struct flow *f, struct flow_ctx *c, u
 	t->now_us = now;
 }
 
-#define SESSION_BLOCK 256u /* sessions per block: 51 KB */
-
-/* Memory for a new session: the next of the last block, or a new block.
- * NULL: out of memory. */
+/* A new session, the next of the array (pool_take said one may be made). */
 static struct smtp_session *session_make(struct tracker *t)
 {
-	if (!t->session_block_left) {
-		char *b = malloc(SESSION_BLOCK * t->session_size);
-		if (!b)
-			return NULL;
-		t->session_blocks[t->session_blocks_n++] = b;
-		t->session_block_left = SESSION_BLOCK;
-	}
-	char *b = t->session_blocks[t->session_blocks_n - 1];
-	struct smtp_session *s =
-		(void *)(b + (SESSION_BLOCK - t->session_block_left--) * t->session_size);
+	struct smtp_session *s = (void *)(t->session_mem + t->sessions.made * t->session_size);
 	smtp_session_init(s, &t->smtp_env);
 	return s;
 }
 
 static void session_attach(struct tracker *t, struct flow_ctx *c)
 {
-	if (c->smtp)
+	if (c->session)
 		return;
 	bool make;
 	struct smtp_session *s = pool_take(&t->sessions, &make);
@@ -289,7 +284,7 @@ static void session_attach(struct tracker *t, struct flow_ctx *c)
 		c->app = APP_IGNORED; /* over the bound: counted, flow only accounted */
 		return;
 	}
-	c->smtp = s;
+	c->session = (uint32_t)(((char *)s - t->session_mem) / t->session_size) + 1;
 	c->parsed = true;
 	smtp_session_start(s, t->cur_flow->handshake_seen);
 }
@@ -297,7 +292,8 @@ static void session_attach(struct tracker *t, struct flow_ctx *c)
 /* End the parse: buffered bytes out (with gaps), pending transaction out. */
 static void session_detach(struct tracker *t, struct flow *f, struct flow_ctx *c, bool flush)
 {
-	if (!c->smtp)
+	struct smtp_session *s = smtp_of(t, c);
+	if (!s)
 		return;
 	struct reasm_sink sink = { sink_data, sink_gap, t };
 	if (flush) {
@@ -305,11 +301,11 @@ static void session_detach(struct tracker *t, struct flow *f, struct flow_ctx *c
 			t->cur_dir = (enum flow_dir)d;
 			reasm_flush(&c->rd[d], t->reasm, &sink);
 		}
-		smtp_end(c->smtp, f->last_us);
+		smtp_end(s, f->last_us);
 	}
-	smtp_session_reset(c->smtp); /* what it held goes now, not at its next use */
-	pool_give(&t->sessions, c->smtp);
-	c->smtp = NULL;
+	smtp_session_reset(s); /* what it held goes now, not at its next use */
+	pool_give(&t->sessions, s);
+	c->session = 0;
 	if (!flush)
 		c->parsed = false; /* it was speculation: not SMTP after all */
 }
@@ -349,9 +345,9 @@ static void apply_verdict(struct tracker *t, struct flow *f, struct flow_ctx *c,
 		 * client ports too (5001 "TargusDataspeed", 4343 "Whois-DAS").
 		 * What the parser saw decides: SMTP shown, or on a mail port not
 		 * yet refuted, the parse goes on (it stops by itself on garbage). */
-		if ((c->smtp && smtp_looks_like_smtp(c->smtp)) ||
+		if ((c->session && smtp_looks_like_smtp(smtp_of(t, c))) ||
 		    ((flow_is_mail_port(f->resp_p) || flow_is_mail_port(f->orig_p)) &&
-		     (!c->smtp || !smtp_failed(c->smtp)))) {
+		     (!c->session || !smtp_failed(smtp_of(t, c))))) {
 			c->app = APP_SMTP;
 			report_session(t, f, c, false, ts);
 			return;
@@ -444,8 +440,8 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	t->workspaces = message_workspaces_create(cfg->max_workspaces);
 	t->smtp_env = (struct smtp_env){ &t->smtp_ev, t, &t->smtp_stats, t->lines };
 	t->session_size = (smtp_session_sizeof() + 7) & ~(size_t)7;
-	t->session_blocks = calloc(cfg->max_sessions / SESSION_BLOCK + 1, sizeof(char *));
-	if (!t->session_blocks || !t->fctx || !t->cls || !t->reasm || !t->lines || !t->workspaces ||
+	t->session_mem = calloc(cfg->max_sessions ? cfg->max_sessions : 1, t->session_size);
+	if (!t->session_mem || !t->fctx || !t->cls || !t->reasm || !t->lines || !t->workspaces ||
 	    pool_init(&t->sessions, cfg->max_sessions) < 0 ||
 	    pool_init(&t->messages, cfg->max_messages) < 0) {
 		snprintf(err, errsz, "cannot initialise the tracker (nDPI or memory)");
@@ -466,9 +462,7 @@ void tracker_destroy(struct tracker *t)
 	flow_table_destroy(t->flows);
 	for (uint32_t i = 0; i < t->sessions.nfree; i++)
 		smtp_session_fini(t->sessions.items[i]);
-	for (uint32_t i = 0; i < t->session_blocks_n; i++)
-		free(t->session_blocks[i]);
-	free(t->session_blocks);
+	free(t->session_mem);
 	for (uint32_t i = 0; i < t->messages.nfree; i++)
 		message_destroy(t->messages.items[i]);
 	smtp_line_pool_destroy(t->lines);
@@ -670,7 +664,7 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 				reasm_dir_finish(&c->rd[dir], t->reasm);
 				reasm_dir_init(&c->rd[dir]);
 			}
-			if (!c->smtp && p->payload_wire_len == 0) {
+			if (!c->session && p->payload_wire_len == 0) {
 				/* No payload, no parser: only the sequence number is taken. */
 				struct reasm_sink sink = { sink_data, sink_gap, t };
 				t->cur_dir = dir;
@@ -685,14 +679,14 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	 * first command, in the next packet, most likely settles the flow
 	 * without nDPI (nor its 2.7 KB per flow) ever being involved. */
 	if ((c->app == APP_UNDECIDED || c->app == APP_SMTP) && p->payload_wire_len > 0 &&
-	    !c->smtp && !c->parsed) {
+	    !c->session && !c->parsed) {
 		if (c->app == APP_UNDECIDED && greeting(p, dir))
 			c->app = APP_GREETED;
 		session_attach(t, c);
 	}
 	if (c->app == APP_UNDECIDED)
 		classify(t, f, c, p);
-	if ((c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) && c->smtp) {
+	if ((c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) && c->session) {
 		struct reasm_sink sink = { sink_data, sink_gap, t };
 		/* The ACK first, as Zeek does: a hole the peer acknowledged is a
 		 * gap before this packet's own payload is read. */
@@ -701,15 +695,15 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 			reasm_peer_ack(&c->rd[t->cur_dir], t->reasm, p->ack, &sink);
 		}
 		t->cur_dir = dir;
-		if (c->smtp && !syn_aside)
+		if (c->session && !syn_aside)
 			reasm_segment(&c->rd[dir], t->reasm, p, &sink);
-		if (c->smtp && smtp_in_tls(c->smtp) && c->app == APP_SMTP)
+		if (c->session && smtp_in_tls(smtp_of(t, c)) && c->app == APP_SMTP)
 			c->app = APP_ENCRYPTED; /* STARTTLS: keep the session for its end */
 		/* The parser saw a greeting and a mail command: that is SMTP, as
 		 * sure as nDPI would say one reply later, and nDPI's state (2.7 KB
 		 * with its TLS buffer) goes back now. */
-		if ((c->app == APP_UNDECIDED || c->app == APP_GREETED) && c->smtp &&
-		    smtp_looks_like_smtp(c->smtp)) {
+		if ((c->app == APP_UNDECIDED || c->app == APP_GREETED) && c->session &&
+		    smtp_looks_like_smtp(smtp_of(t, c))) {
 			classify_settle(t->cls, &c->cls, CLASSIFY_SMTP, p);
 			apply_verdict(t, f, c, CLASSIFY_SMTP, p->ts_us);
 		} else if (c->app == APP_GREETED && p->payload_wire_len > 0 &&
@@ -727,14 +721,14 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	 * with one and carry on unseen. Past STARTTLS the stream is no longer
 	 * followed and there is nothing to judge by. */
 	bool rst = (p->flags & TCP_RST) != 0;
-	if (rst && c->smtp && c->app != APP_ENCRYPTED &&
+	if (rst && c->session && c->app != APP_ENCRYPTED &&
 	    !reasm_rst_acceptable(&c->rd[dir], t->reasm, p->seq)) {
 		rst = false;
 		flow_table_reopen(t->flows, f);
 	}
 	/* Both sides said FIN, or one said RST: the conversation is over, the
 	 * parser goes back to its pool now rather than when the flow expires. */
-	if (c->smtp && (rst || ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN))))
+	if (c->session && (rst || ((f->flags_seen[0] & TCP_FIN) && (f->flags_seen[1] & TCP_FIN))))
 		session_detach(t, f, c, true);
 	expire(t, p->ts_us);
 }
