@@ -1361,7 +1361,14 @@ static void bl_put(struct message *m, const char *s, size_t n)
 
 /* Is the line in bl a boundary of an open multipart? Sets *level (index
  * into the open boundaries) and *close. RFC 2046 §5.1.1: "--" boundary
- * ["--"] LWSP*. */
+ * ["--"] LWSP*. The outermost multipart it belongs to wins: §5.1.1 says an
+ * enclosing delimiter cannot occur inside the parts, so a nested multipart
+ * that reuses it (or its "--" form) is over at that line, as Python's email
+ * package reads it. Innermost first, the line's meaning would hang on the
+ * nested part's header block, which a parse that found the pool empty
+ * never read (it then took the line for the enclosing multipart's and found
+ * names the full parse did not), and nested reuses would each go one level
+ * deeper towards MESSAGE_MIME_DEPTH_MAX. */
 static bool bl_boundary(const struct message *m, unsigned *level, bool *close)
 {
 	size_t n = m->bl_len;
@@ -1371,7 +1378,7 @@ static bool bl_boundary(const struct message *m, unsigned *level, bool *close)
 		return false;
 	while (n > 2 && (is_wsp(x->bl[n - 1]) || x->bl[n - 1] == '\r'))
 		n--;
-	for (unsigned i = m->depth; i-- > 0;) {
+	for (unsigned i = 0; i < m->depth; i++) {
 		size_t bl = x->blen[i];
 		if (n < 2 + bl || memcmp(x->bl + 2, x->bnd + x->boff[i], bl) != 0)
 			continue;

@@ -72,7 +72,9 @@
  * continuations and charsets and RFC 2047 encoded-words decoded. The parts
  * of a forwarded message (message/rfc822 or message/global, not base64 or
  * quoted-printable, which RFC 2046 §5.2.1 forbids) are parts too, after the
- * forwarded message's own name if it has one. */
+ * forwarded message's own name if it has one. A boundary line belongs to
+ * the outermost open multipart it names (RFC 2046 §5.1.1: a nested one
+ * that reuses an enclosing boundary ends at it). */
 struct message_info {
 	const char *from;         /* as sent */
 	const char *to;           /* as sent */

@@ -1083,6 +1083,36 @@ static void test_bound_depth(void)
 	check_depth(MESSAGE_MIME_DEPTH_MAX + 1, 1, 1);
 }
 
+/* A multipart nested in a part of one with the same boundary (RFC 2046
+ * §5.1.1 forbids it: the enclosing delimiter must not occur inside its
+ * parts). Every "--AAA" line is the enclosing multipart's, as Python's
+ * email package reads it (evil.zip, not after-close.zip): nested reuses do
+ * not go deeper, so they cannot spend MESSAGE_MIME_DEPTH_MAX and hide a
+ * part the mail client shows at depth 2. */
+static void test_boundary_reused_nested(void)
+{
+	struct mbuf b = { 0 };
+	struct message *m;
+	const struct message_info *in;
+
+	mb_str(&b, "Content-Type: multipart/mixed; boundary=AAA\r\n\r\n");
+	for (unsigned i = 0; i < MESSAGE_MIME_DEPTH_MAX + 1; i++)
+		mb_str(&b, "--AAA\r\nContent-Type: multipart/mixed; boundary=AAA\r\n\r\n");
+	mb_str(&b, "--AAA\r\nContent-Type: multipart/mixed; boundary=ZZZ\r\n\r\n"
+		   "--ZZZ\r\nContent-Disposition: attachment; filename=evil.zip\r\n\r\nx\r\n"
+		   "--ZZZ--\r\n"
+		   "--AAA--\r\n"
+		   "--AAA\r\nContent-Disposition: attachment; filename=after-close.zip\r\n\r\n");
+	m = PARSE(b.p, b.len);
+	in = message_info(m);
+	CHECK_INT(in->mime_depth_over, 0);
+	CHECK_INT(in->attachments_total, 1);
+	CHECK_INT(in->n_attachments, 1);
+	CHECK_STR(in->attachments[0], "evil.zip");
+	message_destroy(m);
+	mb_free(&b);
+}
+
 static void check_boundary(size_t len, unsigned long too_long, unsigned attachments)
 {
 	struct mbuf b = { 0 };
@@ -1337,6 +1367,64 @@ static void test_pool_empty(void)
 	message_workspaces_destroy(pool);
 }
 
+/* A part block skipped for want of a workspace may have been a multipart
+ * reusing an enclosing boundary (AAA below). How "--AAA" is read must not
+ * depend on that block: the parse without it finds what the parse with it
+ * finds, less the skipped part's own name and subtree, never more
+ * (fuzz-message, regressions/message/skipped-part-reuses-boundary: the
+ * line was the nested multipart's with the block, the outer one's without,
+ * and "--BBB--" then no boundary at all, so the text after it was read as
+ * a header block and ghost.zip found only when the pool was short). */
+static void test_pool_empty_boundary_reused(void)
+{
+	static const char head[] =
+		"Content-Type: multipart/mixed; boundary=AAA\r\n"
+		"\r\n"
+		"--AAA\r\n"
+		"Content-Type: multipart/alternative; boundary=BBB\r\n"
+		"\r\n"
+		"--BBB\r\n";
+	static const char skipped[] =
+		"Content-Type: multipart/mixed; boundary=AAA\r\n"
+		"\r\n";
+	static const char rest[] =
+		"--AAA\r\n"
+		"Content-Type: text/plain\r\n"
+		"--BBB--\r\n"
+		"Content-Disposition: attachment; filename=ghost.zip\r\n"
+		"\r\n"
+		"--AAA--\r\n";
+	struct message_workspaces *pool = message_workspaces_create(1);
+	struct message *whole = message_create(pool), *m = message_create(pool);
+	struct message *hold = message_create(pool);
+	const struct message_info *iw = message_info(whole), *in = message_info(m);
+
+	feed_str(whole, head);
+	feed_str(whole, skipped);
+	feed_str(whole, rest);
+	message_finish(whole);
+	CHECK_INT(iw->parts_skipped, 0);
+
+	feed_str(m, head);
+	feed_str(hold, "Subject: holding the only workspace");
+	feed_str(m, skipped);
+	CHECK_INT(in->parts_skipped, 1);
+	message_reset(hold);
+	feed_str(m, rest);
+	message_finish(m);
+	CHECK_INT(ws_stats(pool).in_use, 0);
+
+	CHECK(in->attachments_total <= iw->attachments_total);
+	CHECK_INT(in->attachments_total, iw->attachments_total);
+	CHECK_INT(in->n_attachments, iw->n_attachments);
+	for (unsigned i = 0; i < in->n_attachments && i < iw->n_attachments; i++)
+		CHECK_STR(in->attachments[i], iw->attachments[i]);
+	message_destroy(whole);
+	message_destroy(m);
+	message_destroy(hold);
+	message_workspaces_destroy(pool);
+}
+
 /* MIME part blocks may hold three quarters of the pool, not the last
  * quarter: part headers waiting for their next segment must not keep the
  * next message from its values. */
@@ -1503,11 +1591,13 @@ int main(void)
 	RUN(test_bound_name);
 	RUN(test_bound_depth);
 	RUN(test_bound_boundary);
+	RUN(test_boundary_reused_nested);
 	RUN(test_long_body_lines);
 	rfc2047_cleanup();
 	RUN(test_nul_does_not_cut_subject);
 	RUN(test_values_outlive_workspace);
 	RUN(test_pool_empty);
+	RUN(test_pool_empty_boundary_reused);
 	RUN(test_parts_share);
 	RUN(test_many_in_body);
 	return TEST_EXIT();
