@@ -459,12 +459,18 @@ void smtp_line_pool_memory(const struct smtp_line_pool *p,
 		fn(arg, line_list_buf(&p->big, p->big.free[i]), LINE_KEEP);
 }
 
+/* The pool's list of whole-line buffers, or of small ones. */
+static struct line_list *line_list_of(const struct smtp_session *s, bool big)
+{
+	return big ? &s->env->lines->big : &s->env->lines->small;
+}
+
 /* The buffer a carry holds, NULL if none. */
 static char *carry_buf(const struct smtp_session *s, const struct carry *c)
 {
 	if (!c->buf)
 		return NULL;
-	return line_list_buf(c->big ? &s->env->lines->big : &s->env->lines->small, c->buf);
+	return line_list_buf(line_list_of(s, c->big), c->buf);
 }
 
 /* A recycled buffer's number, or a new one's while the list is under its
@@ -473,7 +479,7 @@ static uint32_t line_take(struct smtp_session *s, bool big)
 {
 	if (!s->env->lines)
 		return 0;
-	struct line_list *l = big ? &s->env->lines->big : &s->env->lines->small;
+	struct line_list *l = line_list_of(s, big);
 	uint32_t b;
 	if (l->nfree)
 		b = l->free[--l->nfree];
@@ -492,7 +498,7 @@ static uint32_t line_take(struct smtp_session *s, bool big)
  * can have it. */
 static void line_give(struct smtp_session *s, uint32_t b, bool big, size_t used)
 {
-	struct line_list *l = big ? &s->env->lines->big : &s->env->lines->small;
+	struct line_list *l = line_list_of(s, big);
 	wipe(line_list_buf(l, b), used);
 	l->free[l->nfree++] = b;
 	if (big)
@@ -1585,9 +1591,8 @@ static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p,
 			b = line_take(s, false);
 		}
 		if (b) {
-			const struct line_list *l = big ? &s->env->lines->big : &s->env->lines->small;
 			if (c->buf) {
-				memcpy(line_list_buf(l, b), carry_buf(s, c), c->len);
+				memcpy(line_list_buf(line_list_of(s, big), b), carry_buf(s, c), c->len);
 				line_give(s, c->buf, c->big, c->len);
 			}
 			c->buf = b;

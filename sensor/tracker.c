@@ -553,6 +553,31 @@ static bool checksum_ok(struct tracker *t, const struct packet *p)
 	return !bad;
 }
 
+/* Packet p's flow, accounted, made with a new context if it is new
+ * (*created, may be NULL). */
+static struct flow *flow_of(struct tracker *t, const struct packet *p, enum flow_dir *dir,
+			    bool *created)
+{
+	bool made;
+	struct flow *f = flow_table_packet(t->flows, p, dir, &made);
+	if (made) {
+		struct flow_ctx *c = &t->fctx[flow_table_index(t->flows, f)];
+		memset(c, 0, sizeof *c);
+		reasm_dir_init(&c->rd[0]);
+		reasm_dir_init(&c->rd[1]);
+	}
+	if (created)
+		*created = made;
+	return f;
+}
+
+/* Are the flow's bytes read (by nDPI and the parser while undecided, by
+ * the parser once SMTP)? */
+static bool bytes_read(const struct flow_ctx *c)
+{
+	return c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP;
+}
+
 /* A segment not used for its bad checksum: its flow (made if need be)
  * counts its packet and bytes, and nothing else: not its SYN, FIN or RST,
  * which its receiver did not take either. */
@@ -561,14 +586,7 @@ static void account_only(struct tracker *t, const struct packet *p)
 	struct packet q = *p;
 	q.flags &= (uint8_t)~(TCP_SYN | TCP_FIN | TCP_RST);
 	enum flow_dir dir;
-	bool created;
-	struct flow *f = flow_table_packet(t->flows, &q, &dir, &created);
-	if (created) {
-		struct flow_ctx *c = &t->fctx[flow_table_index(t->flows, f)];
-		memset(c, 0, sizeof *c);
-		reasm_dir_init(&c->rd[0]);
-		reasm_dir_init(&c->rd[1]);
-	}
+	flow_of(t, &q, &dir, NULL);
 }
 
 /* Expiry at packet time now_us. It walks list heads only: once per second
@@ -610,14 +628,8 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	uint32_t reused_isn = 0;
 	bool reused = (p->flags & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK) &&
 		      end_if_reused(t, p, &reused_isn);
-	struct flow *f = flow_table_packet(t->flows, p, &dir, &created);
-	uint32_t idx = flow_table_index(t->flows, f);
-	struct flow_ctx *c = &t->fctx[idx];
-	if (created) {
-		memset(c, 0, sizeof *c);
-		reasm_dir_init(&c->rd[0]);
-		reasm_dir_init(&c->rd[1]);
-	}
+	struct flow *f = flow_of(t, p, &dir, &created);
+	struct flow_ctx *c = &t->fctx[flow_table_index(t->flows, f)];
 	set_current(t, f, c, p->ts_us);
 	if (reused && created) {
 		/* The SYN this packet answers, seen on the old flow, starts the
@@ -631,8 +643,7 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	 * while undecided, by the parser once SMTP. Accounted above, their
 	 * flags (ACK, PSH) changed nothing. */
 	if (verify && !control &&
-	    (c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) &&
-	    !checksum_ok(t, p)) {
+	    bytes_read(c) && !checksum_ok(t, p)) {
 		expire(t, p->ts_us);
 		return;
 	}
@@ -659,7 +670,7 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 				c->syn_pending = (uint8_t)(1 + dir);
 				c->syn_isn = p->seq;
 			}
-		} else if (c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) {
+		} else if (bytes_read(c)) {
 			if (f->bytes[dir] == p->payload_wire_len) {
 				reasm_dir_finish(&c->rd[dir], t->reasm);
 				reasm_dir_init(&c->rd[dir]);
@@ -686,7 +697,7 @@ void tracker_packet(struct tracker *t, const struct packet *p)
 	}
 	if (c->app == APP_UNDECIDED)
 		classify(t, f, c, p);
-	if ((c->app == APP_UNDECIDED || c->app == APP_GREETED || c->app == APP_SMTP) && c->session) {
+	if (bytes_read(c) && c->session) {
 		struct reasm_sink sink = { sink_data, sink_gap, t };
 		/* The ACK first, as Zeek does: a hole the peer acknowledged is a
 		 * gap before this packet's own payload is read. */
