@@ -249,12 +249,19 @@ def syn_joined_late(w):
     rest(s, b"SYN on a session joined late")
 
 
-def reuse_lost_fin(w):
+def first_connection(w):
+    """A session with one transaction and no end: its FINs are never
+    captured."""
     s = session(w, isn_c=900000, isn_s=5000)
     s.handshake()
     hello(s)
     floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
                        floods.message(b"first connection"), helo=False)
+    return s
+
+
+def reuse_lost_fin(w):
+    s = first_connection(w)
     # no FIN captured; ten seconds later the client's port comes round again
     s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
     s2.handshake()
@@ -263,11 +270,7 @@ def reuse_lost_fin(w):
 
 
 def reuse_challenged(w):
-    s = session(w, isn_c=900000, isn_s=5000)
-    s.handshake()
-    hello(s)
-    floods.transaction(s, b"alice@example.jp", [b"bob@example.net"],
-                       floods.message(b"first connection"), helo=False)
+    s = first_connection(w)
     # the server still holds the old connection: it challenges the new SYN,
     # the client resets at the number the challenge acknowledges, SYNs again
     s2 = session(w, ts_us=s.ts + 10000000, isn_c=1000, isn_s=2000000000)
