@@ -51,8 +51,12 @@ int cli_redis_target(const struct cli_redis *o, struct redis_target *t, char *er
 			 "sensor", o->url);
 		return -EINVAL;
 	}
-	if (strlen(o->prefix) > CLI_PREFIX_MAX) {
-		snprintf(err, errsz, "--redis-prefix: longer than %d bytes", CLI_PREFIX_MAX);
+	/* The sensor refuses these prefixes too: a reader given one would wait
+	 * on keys nothing writes (an empty prefix reads a stream "alerts" among
+	 * the database's other keys), silently. */
+	if (!*o->prefix || strlen(o->prefix) > CLI_PREFIX_MAX) {
+		snprintf(err, errsz, "--redis-prefix: must have 1 to %d bytes, as the sensor's "
+			 "(the default is %s)", CLI_PREFIX_MAX, CLI_PREFIX_DEFAULT);
 		return -EINVAL;
 	}
 	int r = redis_target_parse(o->url, t, err, errsz);

@@ -21,7 +21,9 @@
 
 #include "redis_conn.h"
 
-#define CLI_PREFIX_MAX 64          /* bytes of --redis-prefix */
+#define CLI_PREFIX_MAX 63          /* bytes of --redis-prefix: the sensor's own bound
+                                      (COUNTERS_PREFIX_MAX), so a reader never looks
+                                      for keys no sensor can write */
 #define CLI_ID_MAX 320             /* entity IDs are cut here by the sensor (SCHEMA.md) */
 #define CLI_URL_DEFAULT "redis://127.0.0.1:6379"
 #define CLI_PREFIX_DEFAULT "rw:"

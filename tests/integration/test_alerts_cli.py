@@ -587,7 +587,8 @@ def test_usage(c):
     c.true("--version", p.returncode == 0 and p.stdout.startswith(b"relaywatch-alerts 0."))
     for args in (["--bogus"], ["--since"], ["--since", "yesterday"], ["--consumer", "x"],
                  ["extra-arg"], ["--redis", "http://x"], ["--redis", "embedded"],
-                 ["--redis-prefix", "p" * 100]):
+                 ["--redis-prefix", "p" * 100], ["--redis-prefix", "p" * 64],
+                 ["--redis-prefix", ""]):
         p = rwtest.run_tool(ALERTS, args)
         c.eq("usage error %s: exit 2" % args, p.returncode, 2)
         c.true("usage error %s: one line on stderr" % args,

@@ -509,7 +509,8 @@ def test_errors_and_usage(c):
     p = rwtest.run_tool(TOP, ["--version"])
     c.true("--version", p.returncode == 0 and p.stdout.startswith(b"relaywatch-top 0."))
     for args in (["-n", "0"], ["-n", "1001"], ["-n", "2.5"], ["--interval", "0"],
-                 ["--at", "noon"], ["--bogus"], ["extra"], ["--redis", "none"]):
+                 ["--at", "noon"], ["--bogus"], ["extra"], ["--redis", "none"],
+                 ["--redis-prefix", ""], ["--redis-prefix", "p" * 64]):
         p = rwtest.run_tool(TOP, args)
         c.eq("usage error %s: exit 2" % args, p.returncode, 2)
         c.true("usage error %s: one line on stderr" % args,
