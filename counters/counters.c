@@ -1695,11 +1695,16 @@ static int read_key(struct counters *c, const char *path, char *err, size_t errs
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return -errno;
 	}
-	uint8_t buf[4096];
+	/* 16 bytes to 4 KB; a longer file is refused rather than read in part:
+	 * two keys that differ only past the part read would give the same
+	 * pseudonyms, and nothing would say so. */
+	uint8_t buf[COUNTERS_KEY_FILE_MAX + 1];
 	size_t n = fread(buf, 1, sizeof buf, f);
 	fclose(f);
-	if (n < 16) {
-		snprintf(err, errsz, "%s: a pseudonymisation key needs at least 16 bytes", path);
+	if (n < 16 || n > COUNTERS_KEY_FILE_MAX) {
+		memset(buf, 0, sizeof buf);
+		snprintf(err, errsz, "%s: a pseudonymisation key needs 16 to %d bytes "
+			 "(head -c 32 /dev/urandom > FILE makes one)", path, COUNTERS_KEY_FILE_MAX);
 		return -EINVAL;
 	}
 	/* Any length of key file: condense it into SipHash's 128-bit key. */

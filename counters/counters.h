@@ -45,6 +45,7 @@ enum counter_window { W_10M, W_1H, W_COUNT };
 
 #define COUNTERS_ID_MAX 320           /* entity IDs are cut here (SCHEMA.md) */
 #define COUNTERS_PREFIX_MAX 63        /* bytes of the key prefix */
+#define COUNTERS_KEY_FILE_MAX 4096    /* bytes of a pseudonymisation key file */
 #define COUNTERS_ENTITIES_DEFAULT 262144u
 #define COUNTERS_ALERTS_PENDING_MAX 10000u
 

@@ -6,6 +6,7 @@ producing a file relaywatch itself accepts."""
 import configparser
 import json
 import os
+import shutil
 import platform
 import re
 import signal
@@ -387,6 +388,10 @@ def main():
     c.true("--version names the libraries", "nDPI 4.2" in p.stdout and "hiredis 0.14" in
            p.stdout and "libpcap" in p.stdout)
 
+    keys = tempfile.mkdtemp()
+    for n in (8, 5000):
+        with open(os.path.join(keys, "key%d" % n), "wb") as f:
+            f.write(os.urandom(n))
     usage = [
         ([], "nothing to read"),
         (["-r", CAP, "-i", "lo"], "cannot be used together"),
@@ -412,6 +417,12 @@ def main():
          "--rule: longer than"),
         (["-r", CAP, "--local-domains", "not a domain!"], "is not a domain"),
         (["-r", CAP, "--pseudonymize"], "needs a key"),
+        # a key file is read whole, 16 bytes to 4 KB (the embedded Redis
+        # reads it)
+        (["-r", CAP, "--pseudonymize", "--pseudonymize-key-file", os.path.join(keys, "key8")],
+         "a pseudonymisation key needs 16 to 4096 bytes"),
+        (["-r", CAP, "--pseudonymize", "--pseudonymize-key-file", os.path.join(keys, "key5000")],
+         "a pseudonymisation key needs 16 to 4096 bytes"),
         (["-r", CAP, "--redis", "redis://[::1"], "--redis ([redis] url): unterminated"),
         (["-r", CAP, "--redis", "http://localhost"], "--redis ([redis] url)"),
         # configuration errors exit 2 (the unit does not restart on 2)
@@ -442,6 +453,7 @@ def main():
         c.true("%s: the password is not repeated" % args, "s3cret" not in p.stderr)
         c.true("%s says %r (got %r)" % (args, msg, p.stderr.strip()), msg in p.stderr)
         c.eq("%s: one line" % args, len(p.stderr.strip().splitlines()), 1)
+    shutil.rmtree(keys)
 
     with tempfile.TemporaryDirectory() as tmp:
         NOT_WRITTEN = os.path.join(tmp, "not-written.json")
