@@ -491,6 +491,8 @@ def test_grafana(c):
             ("sensor memory", 'field="rss_bytes"'),
             ("SMTP sessions open", 'field="sessions"'),
             ("pending deltas", 'field=~"pending|alerts_pending"'),
+            ("segments with bad TCP checksums", 'field="bad_checksums"'),
+            ("whether TCP checksums are verified", "relaywatch_sensor_checksums{"),
             ("Redis reachable", "redis_up")]:
         c.true("dashboard shows %s" % what, needle in allq)
     # a STARTTLS session is counted in sessions and in tls_sessions: a sum of
