@@ -1305,6 +1305,10 @@ static void put_batch(struct counters *c, struct cmdbuf *b, struct batch *bt)
 		cb_str(b, "records"); cb_fmt(b, "%" PRIu64, h->records);
 		cb_str(b, "sessions"); cb_fmt(b, "%" PRIu64, h->sessions);
 		cb_str(b, "sessions_over"); cb_fmt(b, "%" PRIu64, h->sessions_over);
+		cb_str(b, "bad_checksums"); cb_fmt(b, "%" PRIu64, h->bad_checksums);
+		if (h->checksums) {
+			cb_str(b, "checksums"); cb_str(b, h->checksums);
+		}
 		if (h->rss_bytes) {
 			cb_str(b, "rss_bytes"); cb_fmt(b, "%" PRIu64, h->rss_bytes);
 		}

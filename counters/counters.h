@@ -112,6 +112,11 @@ struct counters_health {
 	uint64_t sessions;                  /* SMTP sessions parsed now */
 	uint64_t sessions_over;             /* not parsed: over --max-sessions (all time) */
 	uint64_t rss_bytes, rss_peak_bytes; /* resident memory now, at most; 0: not known */
+	uint64_t bad_checksums;             /* TCP segments left out for their checksum (all time) */
+	/* whether TCP checksums are verified now: "on", "off", "auto" (not
+	 * decided yet), "auto-on", "auto-off" (SCHEMA.md); static storage, NULL
+	 * leaves the field out */
+	const char *checksums;
 };
 
 struct counters_stats {

@@ -24,6 +24,9 @@
 --                              expired) and `last_seen` (P sensors score, unix s)
 --                              -> relaywatch_sensor{sensor,field}
 --   sensor_info|NAME|VERSION   1 -> relaywatch_sensor_info{sensor,version}
+--   sensor_checksums|NAME|MODE 1: P sensor:NAME `checksums`, whether TCP checksums
+--                              are verified (on, off, auto, auto-on, auto-off)
+--                              -> relaywatch_sensor_checksums{sensor,mode}
 --   top_account|ID, top_fingerprint|ID, top_client|ID
 --                              messages in the 10-minute window, top TOP_N each
 --                              -> relaywatch_top_msgs_10m{account|fingerprint|client}
@@ -181,6 +184,11 @@ section(function()
           local f, v = h[j], h[j + 1]
           if f == 'version' then
             if safe(v) then emit('sensor_info|' .. name .. '|' .. v, 1) end
+          elseif f == 'checksums' then
+            if safe(v) then
+              if v:find('|', 1, true) then skipped = skipped + 1   -- the label's end
+              else emit('sensor_checksums|' .. name .. '|' .. v, 1) end
+            end
           elseif f ~= 'up' and f ~= 'last_seen' and safe(f) and not f:find('|', 1, true) then
             emit('sensor|' .. name .. '|' .. f, v)   -- skipped if not a number
           end

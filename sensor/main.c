@@ -71,6 +71,7 @@ struct sensor {
 	uint64_t records_written, records_overflow;
 	int output_err[3];           /* records, flows, alerts: as last told (watch_outputs) */
 	bool redis_failing;          /* as last told (watch_redis) */
+	const char *checksums;       /* the health hash's `checksums` (make_tracker, on_checksums) */
 	char redis_error[256];
 	uint64_t first_ts_us, last_ts_us;
 	uint64_t next_stats_us, stats_prev_us, stats_prev_packets, stats_prev_txns;
@@ -478,6 +479,8 @@ static void set_health(struct sensor *s)
 		.records = ts.smtp->transactions,
 		.sessions = ts.sessions_active,
 		.sessions_over = ts.sessions_exhausted,
+		.bad_checksums = ts.csum_bad,
+		.checksums = s->checksums,
 	};
 	process_memory(&h.rss_bytes, &h.rss_peak_bytes);
 	counters_set_health(s->ctr, &h);
@@ -605,6 +608,7 @@ static int open_output(const char *path, bool append, struct output **out, const
 static void on_checksums(void *ctx, bool verify, uint64_t verified, uint64_t bad)
 {
 	struct sensor *s = ctx;
+	s->checksums = verify ? "auto-on" : "auto-off";
 	if (!verify)
 		logmsg("checksums: %" PRIu64 " of the first %" PRIu64 " TCP segments verified have bad "
 		       "checksums: the capture is made where the NIC fills them in (checksum "
@@ -628,12 +632,15 @@ static struct tracker *make_tracker(struct sensor *s)
 	switch ((enum rw_checksums)s->opt.checksums) {
 	case RW_CHECKSUMS_AUTO:
 		tc.checksums = TRACKER_CHECKSUMS_AUTO;
+		s->checksums = "auto"; /* until on_checksums */
 		break;
 	case RW_CHECKSUMS_ON:
 		tc.checksums = TRACKER_CHECKSUMS_ON;
+		s->checksums = "on";
 		break;
 	case RW_CHECKSUMS_OFF:
 		tc.checksums = TRACKER_CHECKSUMS_OFF;
+		s->checksums = "off";
 		break;
 	}
 	struct tracker_events ev = {

@@ -387,6 +387,42 @@ def test_health_bounds(c, tmp):
                0 < int(h.get("rss_bytes", 0)) <= int(h.get("rss_peak_bytes", 0)))
 
 
+def test_health_checksums(c, tmp):
+    """The health hash tells TCP checksums apart (tracker.h): bad_checksums
+    counts the segments left out for theirs, as the summary's degraded:
+    line does, and checksums says whether they are verified now: on, off,
+    auto (the first 1000 segments verified not yet in), auto-on or auto-off
+    (what those 1000 decided). The captures are test_tcp_wire.py's: one
+    decoy MAIL FROM with a bad checksum among good ones; the first 1000
+    segments with 99 bad (auto goes on verifying, and leaves out the decoy
+    that follows) and with 100 (auto stops: the 1000th segment and the
+    decoy are used); a capture made on the sending host (every checksum 0,
+    used while auto samples)."""
+    import test_tcp_wire as wire
+    caps = {}
+    for name, build in (("decoy", wire.bad_checksum_decoy), ("offload", wire.keepalive),
+                        ("sample99", lambda w: wire.sample_then_decoy(w, 99)),
+                        ("sample100", lambda w: wire.sample_then_decoy(w, 100))):
+        caps[name] = os.path.join(tmp, "csum-%s.pcap" % name)
+        w = wire.pcapw.PcapWriter(caps[name])
+        build(w)
+        w.close()
+    with rwtest.RedisServer() as redis:
+        for i, (cap, extra, mode, bad) in enumerate((
+                ("decoy", [], "auto", 1), ("decoy", ["--checksums", "on"], "on", 1),
+                ("decoy", ["--checksums", "off"], "off", 0), ("offload", [], "auto", 0),
+                ("sample99", [], "auto-on", 100), ("sample100", [], "auto-off", 99))):
+            name = "csum%d" % i
+            what = "health, %s %s" % (cap, " ".join(extra) or "auto")
+            p = rwtest.run(["-r", caps[cap], "--redis", redis.url, "--sensor-name", name] + extra)
+            h = hgetall(redis, "rw:sensor:" + name)
+            c.eq("%s: checksums" % what, h.get("checksums"), mode)
+            c.eq("%s: bad_checksums" % what, h.get("bad_checksums"), str(bad))
+            left = re.search(r"(\d+) segments with a bad TCP checksum left out", p.stderr)
+            c.eq("%s: bad_checksums = the summary's count" % what,
+                 h.get("bad_checksums"), left.group(1) if left else "0")
+
+
 def counters_snapshot(redis):
     """Every counter Redis holds after a run: rw:stats without its internal
     fields, every bucket hash of every entity, every top-N set."""
@@ -648,6 +684,7 @@ def main():
         test_outage(c, tmp)
         test_error_replies(c, tmp)
         test_health_bounds(c, tmp)
+        test_health_checksums(c, tmp)
         test_last_health_at_exit(c, tmp)
         test_minute_boundary(c)
         test_partial_round(c, tmp)

@@ -327,6 +327,12 @@ def main():
                "(%r, %r)" % (rss, peak), rss and peak and 2**20 <= rss <= peak < 2**30)
         c.true("sensor health: SMTP sessions open reported (%r)" % health.get("sessions"),
                health.get("sessions") is not None)
+        # the incidents' checksums are valid: none left out, auto goes on verifying
+        c.eq("sensor health: no segment with a bad TCP checksum",
+             health.get("bad_checksums"), 0.0)
+        c.eq("sensor checksums: verified (auto decided on)",
+             [s["metric"].get("mode") for s in api.instant(
+                 'relaywatch_sensor_checksums{sensor="%s"}' % SENSOR, T)], ["auto-on"])
         version = rwtest.run(["--version"]).stdout.split()[1]
         c.eq("sensor version", [s["metric"].get("version") for s in api.instant(
             'relaywatch_sensor_info{sensor="%s"}' % SENSOR, T)], [version])

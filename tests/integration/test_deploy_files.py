@@ -319,6 +319,10 @@ def test_prometheus(c, tmp):
                                 "field": "up"}),
         ("sensor_info|mx1|0.1.0", {"__name__": "relaywatch_sensor_info", "sensor": "mx1",
                                    "version": "0.1.0"}),
+        ("sensor_checksums|mx1|auto-off", {"__name__": "relaywatch_sensor_checksums",
+                                           "sensor": "mx1", "mode": "auto-off"}),
+        ("sensor_checksums|we|ird;x|on", {"__name__": "relaywatch_sensor_checksums",
+                                          "sensor": "we|ird;x", "mode": "on"}),
         ("top_account|alice@pref.example.jp", {"__name__": "relaywatch_top_msgs_10m",
                                                "account": "alice@pref.example.jp"}),
         ("top_account|a|b;c@x.jp", {"__name__": "relaywatch_top_msgs_10m",
@@ -487,6 +491,8 @@ def test_grafana(c):
             ("sensor memory", 'field="rss_bytes"'),
             ("SMTP sessions open", 'field="sessions"'),
             ("pending deltas", 'field=~"pending|alerts_pending"'),
+            ("segments with bad TCP checksums", 'field="bad_checksums"'),
+            ("whether TCP checksums are verified", "relaywatch_sensor_checksums{"),
             ("Redis reachable", "redis_up")]:
         c.true("dashboard shows %s" % what, needle in allq)
     # a STARTTLS session is counted in sessions and in tls_sessions: a sum of

@@ -444,6 +444,10 @@ def test_exporter_script(c, f, tmp, pcap):
         c.eq("scenarios: sensor up, records", (v.get("sensor|exp|up"), v.get("sensor|exp|records")),
              (1.0, float(totals["msgs"])))
         c.true("scenarios: sensor version", any(k.startswith("sensor_info|exp|") for k in v))
+        # the incidents' checksums are valid: auto verified the first 1000, and goes on
+        c.eq("scenarios: checksums verified, none bad",
+             ({k: x for k, x in v.items() if k.startswith("sensor_checksums|exp|")},
+              v.get("sensor|exp|bad_checksums")), ({"sensor_checksums|exp|auto-on": 1.0}, 0.0))
         c.eq("scenarios: stream length and groups",
              (v.get("stream|length"), v.get("stream_lag|tickets"), v.get("stream_lag|done"),
               v.get("stream_pending|tickets"), v.get("stream_consumers|done")),
@@ -499,7 +503,10 @@ def test_exporter_script(c, f, tmp, pcap):
         admin.command("ZADD", "rw:sensors", 1700000002, "s1")
         admin.command("HSET", "rw:sensor:s1", "version", "0.1.0", "pending", "12",
                       "flush_latency_ms", "1.5", "last_flush", "not-a-number", "started", "nan",
-                      "weird|field", "3")
+                      "weird|field", "3", "bad_checksums", "7", "checksums", "auto-off")
+        admin.command("HSET", "rw:sensor:s2", "checksums", "on|x")
+        admin.command("HSET", "rw:sensor:s3", "checksums", "o\x1bn")
+        admin.command("ZADD", "rw:sensors", 1700000003, "s2", 1700000004, "s3")
         admin.command("ZADD", "rw:{top}:fp:%d" % now_min, 9, "caf\xe9")
         for i in range(3):
             admin.command("XADD", "rw:alerts", "*", "rule", "open_relay", "n", str(i))
@@ -513,13 +520,17 @@ def test_exporter_script(c, f, tmp, pcap):
         c.eq("hostile: sensor s1's numbers", {k: x for k, x in v.items()
                                               if k.startswith("sensor|s1|")},
              {"sensor|s1|pending": 12.0, "sensor|s1|flush_latency_ms": 1.5, "sensor|s1|up": 1.0,
-              "sensor|s1|last_seen": 1700000002.0})
+              "sensor|s1|last_seen": 1700000002.0, "sensor|s1|bad_checksums": 7.0})
+        c.eq("hostile: checksum modes, one that would split the key and one with a control "
+             "character left out",
+             {k: x for k, x in v.items() if k.startswith("sensor_checksums|")},
+             {"sensor_checksums|s1|auto-off": 1.0})
         c.eq("hostile: an expired sensor is down", (v.get("sensor|gone|up"),
                                                     v.get("sensor|gone|last_seen")),
              (0.0, 1700000001.0))
         c.true("hostile: no key with a control character", not any("\x1b" in k for k in v))
         c.true("hostile: names left out are counted (%r)" % v.get("exporter|skipped"),
-               v.get("exporter|skipped", 0) >= 2)
+               v.get("exporter|skipped", 0) >= 4)
         c.eq("hostile: lag unknown: left out; pending still there",
              ("stream_lag|g" in v, v.get("stream_pending|g"), v.get("stream|length")),
              (False, 0.0, 2.0))
