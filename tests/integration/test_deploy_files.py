@@ -416,6 +416,16 @@ def test_alert_rules_fire(c, tmp):
         ("a sensor silent", [series("up", inst, "1x20"), series("redis_up", inst, "1x20"),
                              series("relaywatch_sensor", dict(sensor, field="up"), "0x20")],
          [firing("RelaywatchSensorSilent", dict(sensor, field="up", severity="warning"))]),
+        # a client can make a sensor that does not verify checksums read
+        # bytes the server drops: said when auto mode turned it off, not
+        # when an operator did
+        ("checksums no longer verified",
+         [series("relaywatch_sensor_checksums", dict(sensor, mode="auto-off"), "1x20"),
+          series("relaywatch_sensor_checksums", dict(inst, sensor="mx2", mode="off"), "1x20"),
+          series("relaywatch_sensor_checksums", dict(inst, sensor="mx3", mode="auto-on"),
+                 "1x20")],
+         [firing("RelaywatchChecksumsNotVerified",
+                 dict(sensor, mode="auto-off", severity="warning"))]),
     ]
     for what, input_series, tests in cases:
         doc = {"rule_files": [rules_file], "evaluation_interval": "1m",
