@@ -851,19 +851,32 @@ void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const cha
 		tried = v.distinct[W_10M][H_TRIED];
 	struct jsonw je;
 	if (ok) {
-		if (!user || !*user || fails < p[P2])
+		if (!user || !*user)
+			return;
+		/* The failures before a success are the client's or the
+		 * account's, whichever are more: guesses spread over many
+		 * addresses (one each, under every per-client threshold) and
+		 * then a login from a fresh one are the hijack too (the
+		 * prefecture's account, "often from a new client address"). */
+		struct counters_view va;
+		view(d, ENT_ACCOUNT, user, ts_us, &va);
+		uint64_t afails = va.v[W_10M][F_AUTH_FAIL];
+		uint64_t worst = afails > fails ? afails : fails;
+		if (worst < p[P2])
 			return;
 		extra_begin(d, &je);
 		extra_kstr(&je, "client", client);
 		jsonw_kuint(&je, "failures", fails);
+		jsonw_kuint(&je, "account_failures", afails);
 		jsonw_kuint(&je, "accounts_tried", tried);
 		jsonw_kaccount(d, &je, "account", user);
 		struct fire f = {
 			.rule = RULE_AUTH_FAILURES, .severity = "critical",
 			.etype = ENT_ACCOUNT, .entity = user, .window = "10m",
-			.measure = "failures", .value = (double)fails, .threshold = p[P2], .baseline = -1,
-			.ts_us = ts_us, .first_us = v.first_seen_us, .before = fails,
-			.ips = client,
+			.measure = "failures", .value = (double)worst, .threshold = p[P2],
+			.baseline = -1, .ts_us = ts_us,
+			.first_us = afails > fails ? va.first_seen_us : v.first_seen_us,
+			.before = worst, .ips = client,
 		};
 		fire(d, &f, &je);
 		return;

@@ -594,6 +594,55 @@ static void test_cooldown_restarts_at_escalation(void)
 	counters_destroy(c, 0, NULL);
 }
 
+/* The prefecture's weak password (June 2022), guessed from many addresses:
+ * 12 failures for bosai-heli, one from each of 12 clients (under every
+ * per-client threshold), then the login from a 13th address. The account
+ * had 12 failures in 10 minutes before the success: that is the hijack,
+ * whatever address the guesses came from. A user's own typos followed by
+ * a login from another device count the same, as they did from one. */
+static void test_auth_success_after_spread_failures(void)
+{
+	struct detect_config dc;
+	struct counters *c = offline_counters();
+	struct detect *d = make_counting(&dc, c, NULL, 0);
+	uint64_t ts = T0;
+	char client[32];
+	const char *user = "bosai-heli@pref.example.jp";
+	for (int i = 0; i < 12; i++) {
+		ts += 20 * 1000000ull;
+		snprintf(client, sizeof client, "198.51.100.%d", 10 + i);
+		counters_auth(c, ts, client, user, false);
+		detect_auth(d, ts, client, user, false);
+	}
+	CHECK_INT(nseen, 0);                     /* one failure per client: nothing yet */
+	ts += 20 * 1000000ull;
+	counters_auth(c, ts, "203.0.113.99", user, true);
+	detect_auth(d, ts, "203.0.113.99", user, true);
+	CHECK_INT(nseen, 1);
+	if (nseen == 1) {
+		CHECK_STR(seen_rule[0], "auth_failures");
+		CHECK_STR(seen_sev[0], "critical");
+		CHECK_STR(seen_entity[0], user);
+		CHECK(seen[0].value == 12);
+		json_t *j = extra_of(0);
+		CHECK(j != NULL);
+		CHECK_INT(json_integer_value(json_object_get(j, "account_failures")), 12);
+		CHECK_INT(json_integer_value(json_object_get(j, "failures")), 0);
+		json_decref(j);
+	}
+	/* two typos, then the login from another device: under success_after */
+	ts += 20 * 1000000ull;
+	counters_auth(c, ts, "10.1.2.30", "yamada@pref.example.jp", false);
+	detect_auth(d, ts, "10.1.2.30", "yamada@pref.example.jp", false);
+	counters_auth(c, ts, "10.1.2.30", "yamada@pref.example.jp", false);
+	detect_auth(d, ts, "10.1.2.30", "yamada@pref.example.jp", false);
+	counters_auth(c, ts + 1000000, "10.1.2.31", "yamada@pref.example.jp", true);
+	detect_auth(d, ts + 1000000, "10.1.2.31", "yamada@pref.example.jp", true);
+	CHECK_INT(nseen, 1);
+	detect_destroy(d);
+	counters_destroy(c, 0, NULL);
+}
+
 int main(void)
 {
 	RUN(test_open_relay);
@@ -607,5 +656,6 @@ int main(void)
 	RUN(test_cooldown_per_window_account);
 	RUN(test_cooldown_per_measure_tls);
 	RUN(test_cooldown_restarts_at_escalation);
+	RUN(test_auth_success_after_spread_failures);
 	return TEST_EXIT();
 }
