@@ -44,8 +44,8 @@ static const struct rule_def rules[RULE_COUNT] = {
 	[RULE_FINGERPRINT_BURST] = { "fingerprint_burst",
 		"one subject fingerprint sent many times in 10 min, by few accounts or without AUTH",
 		{ { "msgs_10m", 100, 1, 1e9, "messages with the same normalised subject" },
-		  { "max_accounts", 3, 1, 1e6, "sent by at most this many accounts (or mostly "
-		    "without AUTH)" } } },
+		  { "max_accounts", 3, 1, 1e6, "sent by at most this many authenticated accounts "
+		    "(or mostly without AUTH)" } } },
 	[RULE_RANDOM_SUBJECT_FLOOD] = { "random_subject_flood",
 		"many random-symbol (gibberish) subjects from one client or account",
 		{ { "gibberish_10m", 50, 1, 1e9, "gibberish subjects in 10 minutes" } } },
@@ -196,9 +196,9 @@ int detect_config_load(struct detect_config *dc, const struct rw_options *o, cha
 #define TRACK_IPS 5
 #define WINDOW_10M_US (600ull * 1000000)
 
-/* Exact small distinct sets (accounts per fingerprint, user names per
- * client) and the client addresses behind an entity, for the last 10
- * minutes. Redis' HyperLogLogs are approximate and a flush late; these
+/* Exact small distinct sets (authenticated accounts per fingerprint, user
+ * names per client) and the client addresses behind an entity, for the last
+ * 10 minutes. Redis' HyperLogLogs are approximate and a flush late; these
  * make "at most 3 accounts" and "5 accounts tried" exact at the message.
  *
  * 248 bytes, so the fixed table of DETECT_TRACKED_DEFAULT is 4 MB (it was
@@ -714,9 +714,11 @@ static void rule_fingerprint_burst(struct detect *d, const struct rw_record *r,
 	    v->v[W_10M][F_MSGS] < p[P0])
 		return;
 	uint64_t msgs = v->v[W_10M][F_MSGS];
+	/* authenticated accounts: a sender must have proved it owns one to
+	 * make the subject look popular (see detect_record) */
 	uint64_t accounts = track_count(ft, r->ts_us);
 	if (v->distinct[W_10M][H_ACCT] > accounts && accounts >= TRACK_MEMBERS)
-		accounts = v->distinct[W_10M][H_ACCT];
+		accounts = v->distinct[W_10M][H_ACCT]; /* Redis': over 16 real ones anyway */
 	uint64_t unauth = v->v[W_10M][F_UNAUTH];
 	if (!(accounts <= p[P1] || 2 * unauth >= msgs))
 		return; /* a popular subject from many real accounts: a newsletter, a thread */
@@ -808,7 +810,12 @@ void detect_record(struct detect *d, const struct rw_record *r)
 	if (r->has_subject) {
 		ft = track_get(d, hkey(ENT_FP, r->fingerprint, NULL), now);
 		track_ip(ft, r->v6, r->orig_addr, now);
-		if (r->account[0])
+		/* Authenticated accounts only: a MAIL FROM without AUTH is
+		 * whatever the sender typed, and three such mails with made-up
+		 * senders made a hijacked account's burst pass for four
+		 * accounts' thread (rule_fingerprint_burst). Unauthenticated
+		 * mail counts as unauth there. */
+		if (r->account[0] && r->authenticated)
 			track_member(ft, r->account, now);
 	}
 

@@ -643,6 +643,72 @@ static void test_auth_success_after_spread_failures(void)
 	counters_destroy(c, 0, NULL);
 }
 
+/* One message through the counters and the rules, at ts. */
+static void send_at(struct detect *d, struct counters *c, struct fixture *fx, uint64_t ts,
+		    const char *client, const char *headers, const char *auth_user,
+		    const char *mailfrom, const char *rcpt)
+{
+	static const uint16_t ok[] = { 250 };
+	struct rw_record *r = fixture_build(fx, client, headers, auth_user, mailfrom, &rcpt,
+					    ok, 1);
+	r->ts_us = ts;
+	counters_record(c, r);
+	detect_record(d, r);
+}
+
+/* fingerprint_burst holds back "a popular subject from many real accounts".
+ * A MAIL FROM without AUTH is no account anyone proved to own: three
+ * unauthenticated mails to a local mailbox with the spam's subject and
+ * made-up senders made the hijacked account's burst look like four
+ * accounts' thread, and it never fired. Only authenticated accounts count
+ * towards max_accounts; several real accounts still hold it back. */
+static void test_fingerprint_decoy_senders(void)
+{
+	struct detect_config dc;
+	struct counters *c = offline_counters();
+	struct rw_rule_kv kv[] = {
+		{ "fingerprint_burst", "msgs_10m", "20", "t.conf:1" },
+		{ "account_burst", "enabled", "no", "t.conf:2" },
+	};
+	struct detect *d = make_counting(&dc, c, kv, 2);
+	struct fixture fx = { 0 };
+	const char *subj = "Subject: HELLO!DEAR!GOOD NEWS TO YOU,\r\n";
+	uint64_t ts = T0;
+	static const char *const decoys[] = { "a@decoy.example", "b@decoy.example",
+					      "c@decoy.example" };
+	for (int i = 0; i < 3; i++)
+		send_at(d, c, &fx, ts += 1000000, "198.51.100.7", subj, NULL, decoys[i],
+			"koho@pref.example.jp");
+	for (int i = 0; i < 30; i++)
+		send_at(d, c, &fx, ts += 1000000, "198.51.100.23", subj,
+			"bosai-heli@pref.example.jp", "bosai-heli@pref.example.jp",
+			"victim@example.org");
+	CHECK_INT(nseen, 1);
+	if (nseen == 1) {
+		CHECK_STR(seen_rule[0], "fingerprint_burst");
+		CHECK(seen[0].value == 20);
+		json_t *j = extra_of(0);
+		CHECK(j != NULL);
+		CHECK_INT(json_integer_value(json_object_get(j, "accounts")), 1);
+		json_decref(j);
+	}
+	detect_destroy(d);
+
+	/* four staff accounts on one subject (a thread, a circular): held back */
+	d = make_counting(&dc, c, kv, 2);
+	ts += 3600 * 1000000ull;
+	const char *subj2 = "Subject: =?UTF-8?B?5Lya6K2w44Gu5Lu2?=\r\n";
+	static const char *const staff[] = { "a@pref.example.jp", "b@pref.example.jp",
+					     "c@pref.example.jp", "d@pref.example.jp" };
+	for (int i = 0; i < 40; i++)
+		send_at(d, c, &fx, ts += 1000000, "10.1.2.21", subj2, staff[i % 4], staff[i % 4],
+			"x@example.org");
+	CHECK_INT(nseen, 0);
+	detect_destroy(d);
+	counters_destroy(c, 0, NULL);
+	message_destroy(fx.msg);
+}
+
 int main(void)
 {
 	RUN(test_open_relay);
@@ -657,5 +723,6 @@ int main(void)
 	RUN(test_cooldown_per_measure_tls);
 	RUN(test_cooldown_restarts_at_escalation);
 	RUN(test_auth_success_after_spread_failures);
+	RUN(test_fingerprint_decoy_senders);
 	return TEST_EXIT();
 }
