@@ -651,10 +651,16 @@ static void rule_display_spoof(struct detect *d, const struct rw_record *r)
 	}
 	struct counters_view v;
 	view(d, ENT_ACCOUNT, entity, r->ts_us, &v);
+	/* A claim of a protected or local domain is its own measure, with its
+	 * own cooldown (SCHEMA.md "Cooldowns"): as one, an account's first
+	 * medium alert (a mailing list's "via" name, or one sent on purpose)
+	 * held back its Emotet-style high one for the whole cooldown, a
+	 * per-message value of 1 never escalating. */
 	struct fire f = {
 		.rule = RULE_DISPLAY_SPOOF, .severity = protected ? "high" : "medium",
 		.etype = ENT_ACCOUNT, .entity = entity, .window = "message",
-		.measure = "spoofed", .value = 1, .threshold = 1, .baseline = -1,
+		.measure = protected ? "spoofed_protected" : "spoofed",
+		.value = 1, .threshold = 1, .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v.first_seen_us,
 		.before = minus1(v.v[W_10M][F_MSGS]),
 		.subject = r->msg ? r->msg->subject : NULL, .ips = r->orig_h,

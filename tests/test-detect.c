@@ -709,6 +709,38 @@ static void test_fingerprint_decoy_senders(void)
 	message_destroy(fx.msg);
 }
 
+/* The first alert of an account must not hide a worse one: a display name
+ * claiming some other domain (medium: mailing lists, "via" names) held
+ * back, for the whole cooldown, the same account's Emotet-style claim of a
+ * protected domain (high). Each is its own measure now, as in alert.lua's
+ * key; repeats of either stay held back. */
+static void test_display_spoof_medium_then_high(void)
+{
+	struct detect_config dc;
+	struct detect *d = make(&dc, "pref.example.jp", "", "s-kantan.example.jp");
+	struct fixture fx = { 0 };
+	static const uint16_t ok[] = { 250 };
+	const char *acct = "soumu@kankyo-kosha.example.jp";
+	detect_record(d, fixture_build(&fx, "203.0.113.50",
+		"From: \"boss@elsewhere.example\" <nobody@badhost.example>\r\n", acct, acct,
+		foreign, ok, 1));
+	detect_record(d, fixture_build(&fx, "203.0.113.50",
+		"From: \"helpdesk@s-kantan.example.jp\" <nobody@badhost.example>\r\n", acct,
+		acct, foreign, ok, 1));
+	detect_record(d, fixture_build(&fx, "203.0.113.50",
+		"From: \"helpdesk@s-kantan.example.jp\" <nobody@badhost.example>\r\n", acct,
+		acct, foreign, ok, 1));
+	detect_record(d, fixture_build(&fx, "203.0.113.50",
+		"From: \"boss@elsewhere.example\" <nobody@badhost.example>\r\n", acct, acct,
+		foreign, ok, 1));
+	CHECK_INT(nseen, 2);
+	CHECK_STR(seen_sev[0], "medium");
+	CHECK_STR(seen_sev[1], "high");
+	CHECK_INT(detect_get_stats(d)->suppressed, 2);
+	detect_destroy(d);
+	message_destroy(fx.msg);
+}
+
 int main(void)
 {
 	RUN(test_open_relay);
@@ -724,5 +756,6 @@ int main(void)
 	RUN(test_cooldown_restarts_at_escalation);
 	RUN(test_auth_success_after_spread_failures);
 	RUN(test_fingerprint_decoy_senders);
+	RUN(test_display_spoof_medium_then_high);
 	return TEST_EXIT();
 }
