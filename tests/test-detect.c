@@ -741,6 +741,44 @@ static void test_display_spoof_medium_then_high(void)
 	message_destroy(fx.msg);
 }
 
+/* account_burst measures 10 minutes and 1 hour, each with its cooldown,
+ * but the hour was only looked at while the 10 minutes were under their
+ * threshold: an account that crossed rcpts_10m early and then kept just
+ * under twice it (no escalation) sent for the rest of the hour behind that
+ * one alert, whatever its hour added up to. Three recipients a minute with
+ * rcpts_10m = 20, rcpts_1h = 50: the 10 minutes alert at 20 and never
+ * double; the hour alerts at 50 and escalates at 100. */
+static void test_account_burst_hour_behind_10m(void)
+{
+	struct detect_config dc;
+	struct counters *c = offline_counters();
+	struct rw_rule_kv kv[] = {
+		{ "account_burst", "rcpts_10m", "20", "t.conf:1" },
+		{ "account_burst", "rcpts_1h", "50", "t.conf:2" },
+		{ "fingerprint_burst", "enabled", "no", "t.conf:3" },
+	};
+	struct detect *d = make_counting(&dc, c, kv, 3);
+	struct fixture fx = { 0 };
+	uint64_t ts = T0;
+	for (int i = 0; i < 40 * 3; i++)
+		send_at(d, c, &fx, ts += 20 * 1000000ull, "198.51.100.23",
+			"Subject: HELLO!DEAR!GOOD NEWS TO YOU,\r\n", "bosai-heli@pref.example.jp",
+			"bosai-heli@pref.example.jp", "victim@example.org");
+	CHECK_INT(nseen, 3);
+	CHECK_STR(seen_window[0], "10m");
+	CHECK(seen[0].value == 20);
+	if (nseen == 3) {
+		CHECK_STR(seen_window[1], "1h");
+		CHECK(seen[1].value == 50);
+		CHECK_STR(seen_window[2], "1h");
+		CHECK(seen[2].value == 100);
+		CHECK(escalated(2));
+	}
+	detect_destroy(d);
+	counters_destroy(c, 0, NULL);
+	message_destroy(fx.msg);
+}
+
 int main(void)
 {
 	RUN(test_open_relay);
@@ -757,5 +795,6 @@ int main(void)
 	RUN(test_auth_success_after_spread_failures);
 	RUN(test_fingerprint_decoy_senders);
 	RUN(test_display_spoof_medium_then_high);
+	RUN(test_account_burst_hour_behind_10m);
 	return TEST_EXIT();
 }
