@@ -44,8 +44,8 @@ static const struct rule_def rules[RULE_COUNT] = {
 	[RULE_FINGERPRINT_BURST] = { "fingerprint_burst",
 		"one subject fingerprint sent many times in 10 min, by few accounts or without AUTH",
 		{ { "msgs_10m", 100, 1, 1e9, "messages with the same normalised subject" },
-		  { "max_accounts", 3, 1, 1e6, "sent by at most this many accounts (or mostly "
-		    "without AUTH)" } } },
+		  { "max_accounts", 3, 1, 1e6, "sent by at most this many authenticated accounts "
+		    "(or mostly without AUTH)" } } },
 	[RULE_RANDOM_SUBJECT_FLOOD] = { "random_subject_flood",
 		"many random-symbol (gibberish) subjects from one client or account",
 		{ { "gibberish_10m", 50, 1, 1e9, "gibberish subjects in 10 minutes" } } },
@@ -196,9 +196,9 @@ int detect_config_load(struct detect_config *dc, const struct rw_options *o, cha
 #define TRACK_IPS 5
 #define WINDOW_10M_US (600ull * 1000000)
 
-/* Exact small distinct sets (accounts per fingerprint, user names per
- * client) and the client addresses behind an entity, for the last 10
- * minutes. Redis' HyperLogLogs are approximate and a flush late; these
+/* Exact small distinct sets (authenticated accounts per fingerprint, user
+ * names per client) and the client addresses behind an entity, for the last
+ * 10 minutes. Redis' HyperLogLogs are approximate and a flush late; these
  * make "at most 3 accounts" and "5 accounts tried" exact at the message.
  *
  * 248 bytes, so the fixed table of DETECT_TRACKED_DEFAULT is 4 MB (it was
@@ -651,10 +651,16 @@ static void rule_display_spoof(struct detect *d, const struct rw_record *r)
 	}
 	struct counters_view v;
 	view(d, ENT_ACCOUNT, entity, r->ts_us, &v);
+	/* A claim of a protected or local domain is its own measure, with its
+	 * own cooldown (SCHEMA.md "Cooldowns"): as one, an account's first
+	 * medium alert (a mailing list's "via" name, or one sent on purpose)
+	 * held back its Emotet-style high one for the whole cooldown, a
+	 * per-message value of 1 never escalating. */
 	struct fire f = {
 		.rule = RULE_DISPLAY_SPOOF, .severity = protected ? "high" : "medium",
 		.etype = ENT_ACCOUNT, .entity = entity, .window = "message",
-		.measure = "spoofed", .value = 1, .threshold = 1, .baseline = -1,
+		.measure = protected ? "spoofed_protected" : "spoofed",
+		.value = 1, .threshold = 1, .baseline = -1,
 		.ts_us = r->ts_us, .first_us = v.first_seen_us,
 		.before = minus1(v.v[W_10M][F_MSGS]),
 		.subject = r->msg ? r->msg->subject : NULL, .ips = r->orig_h,
@@ -664,45 +670,53 @@ static void rule_display_spoof(struct detect *d, const struct rw_record *r)
 
 /* --- counting rules -------------------------------------------------------------- */
 
-/* The prefecture account with a weak password (June 2022). */
+/* The prefecture account with a weak password (June 2022). The 10 minutes
+ * and the hour are two measures, each judged on every message with its own
+ * cooldown and escalation: the hour used to be looked at only while the 10
+ * minutes were under rcpts_10m, so an account that crossed rcpts_10m once
+ * and then kept under twice it sent for the rest of the hour behind that
+ * one alert (value 20 for 120 recipients an hour, in the unit test). A
+ * burst now says what its hour adds up to, at most one more alert per
+ * doubling of it. */
 static void rule_account_burst(struct detect *d, const struct rw_record *r,
 			       const struct counters_view *v, const struct track *at)
 {
 	const double *p = d->cfg.param[RULE_ACCOUNT_BURST];
 	if (!d->cfg.enabled[RULE_ACCOUNT_BURST] || !r->account[0])
 		return;
-	int w = -1;
-	if (v->v[W_10M][F_RCPTS] >= p[P0])
-		w = W_10M;
-	else if (v->v[W_1H][F_RCPTS] >= p[P1])
-		w = W_1H;
-	if (w < 0)
+	if (v->v[W_10M][F_RCPTS] < p[P0] && v->v[W_1H][F_RCPTS] < p[P1])
 		return;
 	/* a learned baseline must be exceeded too: some accounts do send a lot */
 	if (v->base_learned && v->v[W_1H][F_RCPTS] < p[P2] * v->base_rcpts)
 		return;
 	char ips[256];
 	track_ips_text(at, r->ts_us, ips, sizeof ips);
-	struct jsonw je;
-	extra_begin(d, &je);
-	jsonw_kuint(&je, "rcpts", v->v[w][F_RCPTS]);
-	jsonw_kuint(&je, "msgs", v->v[w][F_MSGS]);
-	jsonw_kuint(&je, "rcpt_domains", v->distinct[w][H_RDOM]);
-	jsonw_kuint(&je, "rcpts_rejected", v->v[w][F_RCPTS_REJ]);
-	jsonw_kuint(&je, "fake_reply", v->v[w][F_FAKE_REPLY]);
-	jsonw_kbool(&je, "authenticated", r->authenticated);
-	jsonw_kbool(&je, "baseline_learned", v->base_learned);
-	struct fire f = {
-		.rule = RULE_ACCOUNT_BURST,
-		.severity = v->v[w][F_FAKE_REPLY] ? "critical" : "high",
-		.etype = ENT_ACCOUNT, .entity = r->account, .window = w == W_10M ? "10m" : "1h",
-		.measure = "rcpts", .value = (double)v->v[w][F_RCPTS], .threshold = w == W_10M ? p[P0] : p[P1],
-		.baseline = v->base_learned ? v->base_rcpts : -1,
-		.ts_us = r->ts_us, .first_us = v->first_seen_us,
-		.before = minus1(v->v[w][F_MSGS]),
-		.subject = r->msg ? r->msg->subject : NULL, .ips = ips,
-	};
-	fire(d, &f, &je);
+	for (int w = W_10M; w <= W_1H; w++) {
+		double threshold = w == W_10M ? p[P0] : p[P1];
+		if (v->v[w][F_RCPTS] < threshold)
+			continue;
+		struct jsonw je;
+		extra_begin(d, &je);
+		jsonw_kuint(&je, "rcpts", v->v[w][F_RCPTS]);
+		jsonw_kuint(&je, "msgs", v->v[w][F_MSGS]);
+		jsonw_kuint(&je, "rcpt_domains", v->distinct[w][H_RDOM]);
+		jsonw_kuint(&je, "rcpts_rejected", v->v[w][F_RCPTS_REJ]);
+		jsonw_kuint(&je, "fake_reply", v->v[w][F_FAKE_REPLY]);
+		jsonw_kbool(&je, "authenticated", r->authenticated);
+		jsonw_kbool(&je, "baseline_learned", v->base_learned);
+		struct fire f = {
+			.rule = RULE_ACCOUNT_BURST,
+			.severity = v->v[w][F_FAKE_REPLY] ? "critical" : "high",
+			.etype = ENT_ACCOUNT, .entity = r->account,
+			.window = w == W_10M ? "10m" : "1h", .measure = "rcpts",
+			.value = (double)v->v[w][F_RCPTS], .threshold = threshold,
+			.baseline = v->base_learned ? v->base_rcpts : -1,
+			.ts_us = r->ts_us, .first_us = v->first_seen_us,
+			.before = minus1(v->v[w][F_MSGS]),
+			.subject = r->msg ? r->msg->subject : NULL, .ips = ips,
+		};
+		fire(d, &f, &je);
+	}
 }
 
 /* "Re: Can I trust you?" x 100,000 (the ministry relay, May 2023). */
@@ -714,9 +728,11 @@ static void rule_fingerprint_burst(struct detect *d, const struct rw_record *r,
 	    v->v[W_10M][F_MSGS] < p[P0])
 		return;
 	uint64_t msgs = v->v[W_10M][F_MSGS];
+	/* authenticated accounts: a sender must have proved it owns one to
+	 * make the subject look popular (see detect_record) */
 	uint64_t accounts = track_count(ft, r->ts_us);
 	if (v->distinct[W_10M][H_ACCT] > accounts && accounts >= TRACK_MEMBERS)
-		accounts = v->distinct[W_10M][H_ACCT];
+		accounts = v->distinct[W_10M][H_ACCT]; /* Redis': over 16 real ones anyway */
 	uint64_t unauth = v->v[W_10M][F_UNAUTH];
 	if (!(accounts <= p[P1] || 2 * unauth >= msgs))
 		return; /* a popular subject from many real accounts: a newsletter, a thread */
@@ -808,7 +824,12 @@ void detect_record(struct detect *d, const struct rw_record *r)
 	if (r->has_subject) {
 		ft = track_get(d, hkey(ENT_FP, r->fingerprint, NULL), now);
 		track_ip(ft, r->v6, r->orig_addr, now);
-		if (r->account[0])
+		/* Authenticated accounts only: a MAIL FROM without AUTH is
+		 * whatever the sender typed, and three such mails with made-up
+		 * senders made a hijacked account's burst pass for four
+		 * accounts' thread (rule_fingerprint_burst). Unauthenticated
+		 * mail counts as unauth there. */
+		if (r->account[0] && r->authenticated)
 			track_member(ft, r->account, now);
 	}
 
@@ -851,19 +872,32 @@ void detect_auth(struct detect *d, uint64_t ts_us, const char *client, const cha
 		tried = v.distinct[W_10M][H_TRIED];
 	struct jsonw je;
 	if (ok) {
-		if (!user || !*user || fails < p[P2])
+		if (!user || !*user)
+			return;
+		/* The failures before a success are the client's or the
+		 * account's, whichever are more: guesses spread over many
+		 * addresses (one each, under every per-client threshold) and
+		 * then a login from a fresh one are the hijack too (the
+		 * prefecture's account, "often from a new client address"). */
+		struct counters_view va;
+		view(d, ENT_ACCOUNT, user, ts_us, &va);
+		uint64_t afails = va.v[W_10M][F_AUTH_FAIL];
+		uint64_t worst = afails > fails ? afails : fails;
+		if (worst < p[P2])
 			return;
 		extra_begin(d, &je);
 		extra_kstr(&je, "client", client);
 		jsonw_kuint(&je, "failures", fails);
+		jsonw_kuint(&je, "account_failures", afails);
 		jsonw_kuint(&je, "accounts_tried", tried);
 		jsonw_kaccount(d, &je, "account", user);
 		struct fire f = {
 			.rule = RULE_AUTH_FAILURES, .severity = "critical",
 			.etype = ENT_ACCOUNT, .entity = user, .window = "10m",
-			.measure = "failures", .value = (double)fails, .threshold = p[P2], .baseline = -1,
-			.ts_us = ts_us, .first_us = v.first_seen_us, .before = fails,
-			.ips = client,
+			.measure = "failures", .value = (double)worst, .threshold = p[P2],
+			.baseline = -1, .ts_us = ts_us,
+			.first_us = afails > fails ? va.first_seen_us : v.first_seen_us,
+			.before = worst, .ips = client,
 		};
 		fire(d, &f, &je);
 		return;

@@ -18,6 +18,9 @@
   of an attack an hour and more apart puts in the stream every alert the
   sensor raised, and an escalation restarts the cooldown in both;
 - an alert names the client addresses behind its entity, IPv4 and IPv6.
+- guesses spread one per address over 12 clients, then the login from a
+  13th: the success after failures names the account (its failures, not
+  the new client's), and no password is in the alerts.
 - an AUTH user is one account whatever its case: guessed as "Admin@..."
   and "admin@...", then used as "ADMIN@...", the success-after-failures
   alert and account_burst name the same (lower-case) account, and the
@@ -422,6 +425,61 @@ def test_padded_from(c, tmp):
           for e in exp["expected_display_spoof"]])
 
 
+def spread_guess_capture(path):
+    """The prefecture's weak password guessed from a botnet: one failed AUTH
+    PLAIN for bosai-heli from each of 12 addresses, ten seconds apart, then
+    the login from a 13th address and one message."""
+    import base64
+    w = pcapw.PcapWriter(path)
+    t = 1700000000 * 1000000
+    user = b"bosai-heli@pref.example.jp"
+    clients = ["198.51.100.%d" % (101 + i) for i in range(12)] + ["203.0.113.99"]
+    for i, client in enumerate(clients):
+        ok = i == len(clients) - 1
+        s = pcapw.TcpSession(w, (client, 41000 + i), ("10.1.0.25", 587),
+                             ts_us=t + i * 10 * 1000000)
+        s.handshake()
+        s.server(b"220 mx.pref.example.jp ESMTP\r\n")
+        s.client(b"EHLO pc\r\n")
+        s.server(b"250-mx.pref.example.jp\r\n250 AUTH LOGIN PLAIN\r\n")
+        pw = b"weakpass1" if ok else b"guess-%d" % i
+        s.client(b"AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0" + pw) + b"\r\n")
+        if not ok:
+            s.server(b"535 5.7.8 Authentication failed\r\n")
+        else:
+            s.server(b"235 2.7.0 Authentication successful\r\n")
+            s.client(b"MAIL FROM:<bosai-heli@pref.example.jp>\r\n")
+            s.server(b"250 2.1.0 Ok\r\n")
+            s.client(b"RCPT TO:<x@elsewhere.example>\r\n")
+            s.server(b"250 2.1.5 Ok\r\n")
+            s.client(b"DATA\r\n")
+            s.server(b"354 go\r\n")
+            s.client(b"Subject: HELLO!DEAR!GOOD NEWS TO YOU,\r\n\r\nhi\r\n.\r\n")
+            s.server(b"250 2.0.0 queued\r\n")
+        s.client(b"QUIT\r\n")
+        s.server(b"221 bye\r\n")
+        s.close()
+    w.close()
+
+
+def test_spread_guessing(c, tmp):
+    """Guesses spread one per address stay under every per-client threshold;
+    the login that follows them is the hijack, and names the account (the
+    account's 12 failures, not the new client's 0)."""
+    pcap = os.path.join(tmp, "spread-guess.pcap")
+    spread_guess_capture(pcap)
+    p, alerts = alerts_of(["-r", pcap], tmp)
+    c.eq("spread guessing: exit (%s)" % p.stderr.strip()[-200:], p.returncode, 0)
+    got = [(a["rule"], a["severity"], a["entity_type"], a["entity"], a["value"],
+            a["client_ips"]) for a in alerts]
+    c.eq("spread guessing: the login after 12 failures elsewhere", got,
+         [("auth_failures", "critical", "account", "bosai-heli@pref.example.jp", 12.0,
+           "203.0.113.99")])
+    text = open(os.path.join(tmp, "alerts.json")).read()
+    c.true("spread guessing: no password in the alerts",
+           "weakpass" not in text and "guess-" not in text)
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -433,6 +491,7 @@ def main():
         test_baseline(c, tmp)
         test_wire_evidence(c, tmp)
         test_padded_from(c, tmp)
+        test_spread_guessing(c, tmp)
     c.done()
 
 
