@@ -22,6 +22,8 @@
 #include <xxhash.h>
 
 enum flow_list { LIST_EMBRYONIC, LIST_ESTABLISHED, LIST_CLOSING, LIST_COUNT };
+_Static_assert(LIST_COUNT <= 4, "a list's number fits struct flow's 2 bits");
+_Static_assert(sizeof(struct flow) == 88, "a flow is 88 bytes (flow.h)");
 
 struct flow_list_head {
 	uint32_t head, tail; /* index + 1 */
@@ -46,7 +48,7 @@ struct flow_table {
 	uint32_t pairs_free;    /* index + 1 of the pair given back last */
 	struct flow_list_head lists[LIST_COUNT];
 	uint64_t seed;          /* random per process: chains cannot be aimed at */
-	uint64_t serial;
+	uint32_t serial;        /* wraps (flow.h) */
 	struct flow_table_stats stats;
 };
 
@@ -268,7 +270,6 @@ static void end_flow(struct flow_table *t, struct flow *f, enum flow_end_reason 
 	}
 	chain_remove(t, f);
 	list_unlink(t, f);
-	f->in_use = false;
 	if (f->v6)
 		pair_give(t, f->addr.v6_pair);
 	f->next = t->free_head; /* the free list reuses the list link */
@@ -328,7 +329,6 @@ static struct flow *create_flow(struct flow_table *t, const struct packet *p, ui
 {
 	struct flow *f = alloc_slot(t);
 	/* Eviction may have emptied our bucket's chain head: re-read it below. */
-	f->in_use = true;
 	f->v6 = p->v6;
 	f->vlan = p->vlan;
 	f->serial = ++t->serial;

@@ -36,6 +36,13 @@ enum flow_end_reason {
 	FLOW_END_SHUTDOWN,  /* end of capture or exit */
 };
 
+/* 88 bytes (pahole -C flow), one per flow open at once: the array of them
+ * is the table's memory. Narrowed where what a field holds allows: the
+ * addresses (below), the serial to 32 bits, flags to bits. Times stay
+ * 64-bit µs (reported exactly; placed_us can lie days behind last_us once
+ * packet time has gone back, see flow_table_expire), and so do the counters:
+ * one bulk flow at a million packets a second passes 2^32 packets in 72
+ * minutes, and its record would show a capped count. */
 struct flow {
 	/* Read-only outside flow.c. orig is the side that opened the connection
 	 * (sent the SYN), or our best guess when the handshake was not seen.
@@ -55,23 +62,25 @@ struct flow {
 	uint32_t hnext;            /* index + 1; 0 = none */
 
 	/* Read-only outside flow.c. */
-	bool v6;
-	bool handshake_seen;
-	uint16_t vlan;
+	unsigned vlan : 12;        /* the 802.1Q VID: 12 bits (decode.c masks it) */
+	bool v6 : 1;
+	bool handshake_seen : 1;
+	unsigned list : 2;         /* private: enum flow_list in flow.c */
 	uint8_t flags_seen[2];     /* OR of TCP flags per direction */
 
 	/* Private to flow.c. */
-	uint8_t list;
-	bool in_use;
 	uint32_t prev, next;       /* index + 1; 0 = none */
 
 	/* Read-only outside flow.c. */
+	uint32_t serial;           /* creation order in this process, modulo 2^32:
+	                            * with first_us and the 5-tuple it makes the
+	                            * uid, which two flows then share only if they
+	                            * began at the same packet time on the same
+	                            * 5-tuple, 2^32 flows apart */
 	uint64_t first_us, last_us;
-	uint64_t serial;           /* creation order in this process */
+	uint64_t placed_us;        /* private: last_us when last put at its list's tail */
 	uint64_t pkts[2];          /* [FLOW_DIR_ORIG], [FLOW_DIR_RESP] */
 	uint64_t bytes[2];         /* TCP payload bytes on the wire */
-
-	uint64_t placed_us;         /* private: last_us when last put at its list's tail */
 };
 
 /* A flow's ends as plain values, for what is written about it. */

@@ -48,10 +48,12 @@ static void test_both_directions_one_flow(void)
 	enum flow_dir dir;
 	bool created;
 	struct packet a = pkt(1, 40000, 2, 25, TCP_SYN, 0, 1);
+	a.vlan = 4095; /* the highest 802.1Q VID: the flow's field is 12 bits */
 	struct flow *f = flow_table_packet(t, &a, &dir, &created);
 	CHECK(created);
 	CHECK_INT(dir, FLOW_DIR_ORIG);
 	CHECK_INT(f->orig_p, 40000);
+	CHECK_INT(f->vlan, 4095);
 	struct packet b = pkt(2, 25, 1, 40000, TCP_SYN | TCP_ACK, 0, 2);
 	struct flow *g = flow_table_packet(t, &b, &dir, &created);
 	CHECK(f == g);
