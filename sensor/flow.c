@@ -4,7 +4,15 @@
  * resident memory), a power-of-two bucket array of chain heads, and three
  * doubly linked lists ordered by last activity — embryonic, established and
  * closing — each with its own timeout. Links are indexes + 1 so that 0 means
- * "none" and calloc'd memory is a valid empty state. */
+ * "none" and calloc'd memory is a valid empty state.
+ *
+ * IPv6 flows' addresses live in a pool of pairs beside the array, taken
+ * when the flow is made and given back when it ends. The pool has room for
+ * max_flows pairs (so taking one never fails: no more pairs are out than
+ * flows), is calloc'd as the array is, and is used densely: pairs are made
+ * in order and the last one given back is the next one taken, so only as
+ * many pairs as IPv6 flows were ever open at once are touched, not one per
+ * slot of the array. */
 #include "flow.h"
 
 #include <errno.h>
@@ -14,9 +22,17 @@
 #include <xxhash.h>
 
 enum flow_list { LIST_EMBRYONIC, LIST_ESTABLISHED, LIST_CLOSING, LIST_COUNT };
+_Static_assert(LIST_COUNT <= 4, "a list's number fits struct flow's 2 bits");
+_Static_assert(sizeof(struct flow) == 88, "a flow is 88 bytes (flow.h)");
 
 struct flow_list_head {
 	uint32_t head, tail; /* index + 1 */
+};
+
+/* An IPv6 flow's addresses. A pair given back holds, in its first 4 bytes,
+ * the next free pair (index + 1). */
+struct v6_pair {
+	uint8_t orig[16], resp[16];
 };
 
 struct flow_table {
@@ -28,9 +44,11 @@ struct flow_table {
 	uint32_t bucket_mask;
 	uint32_t high_water;    /* slots [0, high_water) have been used once */
 	uint32_t free_head;     /* recycled slots, chained through next */
+	struct v6_pair *pairs;  /* max_flows pairs; [0, stats.v6_made) used once */
+	uint32_t pairs_free;    /* index + 1 of the pair given back last */
 	struct flow_list_head lists[LIST_COUNT];
 	uint64_t seed;          /* random per process: chains cannot be aimed at */
-	uint64_t serial;
+	uint32_t serial;        /* wraps (flow.h) */
 	struct flow_table_stats stats;
 };
 
@@ -57,6 +75,51 @@ static uint32_t link_of(const struct flow_table *t, const struct flow *f)
 uint32_t flow_table_index(const struct flow_table *t, const struct flow *f)
 {
 	return (uint32_t)(f - t->flows);
+}
+
+/* Flow f's addresses: 4 bytes each for IPv4, 16 for IPv6. */
+static const uint8_t *orig_of(const struct flow_table *t, const struct flow *f)
+{
+	return f->v6 ? t->pairs[f->addr.v6_pair].orig : f->addr.v4[0];
+}
+
+static const uint8_t *resp_of(const struct flow_table *t, const struct flow *f)
+{
+	return f->v6 ? t->pairs[f->addr.v6_pair].resp : f->addr.v4[1];
+}
+
+void flow_table_endpoints(const struct flow_table *t, const struct flow *f,
+			  struct flow_endpoints *out)
+{
+	size_t n = f->v6 ? 16 : 4;
+	memset(out, 0, sizeof *out);
+	memcpy(out->orig_h, orig_of(t, f), n);
+	memcpy(out->resp_h, resp_of(t, f), n);
+	out->orig_p = f->orig_p;
+	out->resp_p = f->resp_p;
+	out->v6 = f->v6;
+}
+
+/* A pair for a new IPv6 flow: the one given back last, else the next never
+ * used. There is always one: at most max_flows flows hold one. */
+static uint32_t pair_take(struct flow_table *t)
+{
+	uint32_t i;
+	if (t->pairs_free) {
+		i = t->pairs_free - 1;
+		memcpy(&t->pairs_free, t->pairs[i].orig, sizeof t->pairs_free);
+	} else {
+		i = (uint32_t)t->stats.v6_made++;
+	}
+	t->stats.v6_active++;
+	return i;
+}
+
+static void pair_give(struct flow_table *t, uint32_t i)
+{
+	memcpy(t->pairs[i].orig, &t->pairs_free, sizeof t->pairs_free);
+	t->pairs_free = i + 1;
+	t->stats.v6_active--;
 }
 
 static uint64_t timeout_of(const struct flow_table *t, uint8_t list)
@@ -120,7 +183,8 @@ struct flow_table *flow_table_create(const struct flow_table_config *cfg,
 	t->bucket_mask = nb - 1;
 	t->flows = calloc(cfg->max_flows, sizeof *t->flows);
 	t->buckets = calloc(nb, sizeof *t->buckets);
-	if (!t->flows || !t->buckets) {
+	t->pairs = calloc(cfg->max_flows, sizeof *t->pairs);
+	if (!t->flows || !t->buckets || !t->pairs) {
 		flow_table_destroy(t);
 		errno = ENOMEM;
 		return NULL;
@@ -136,6 +200,7 @@ void flow_table_destroy(struct flow_table *t)
 		return;
 	free(t->flows);
 	free(t->buckets);
+	free(t->pairs);
 	free(t);
 }
 
@@ -169,7 +234,7 @@ static uint32_t bucket_of(const struct flow_table *t, bool v6, const uint8_t *h1
 
 static uint32_t bucket_of_flow(const struct flow_table *t, const struct flow *f)
 {
-	return bucket_of(t, f->v6, f->orig_h, f->orig_p, f->resp_h, f->resp_p);
+	return bucket_of(t, f->v6, orig_of(t, f), f->orig_p, resp_of(t, f), f->resp_p);
 }
 
 static uint32_t bucket_of_packet(const struct flow_table *t, const struct packet *p)
@@ -205,7 +270,8 @@ static void end_flow(struct flow_table *t, struct flow *f, enum flow_end_reason 
 	}
 	chain_remove(t, f);
 	list_unlink(t, f);
-	f->in_use = false;
+	if (f->v6)
+		pair_give(t, f->addr.v6_pair);
 	f->next = t->free_head; /* the free list reuses the list link */
 	t->free_head = link_of(t, f);
 	t->stats.active--;
@@ -263,15 +329,21 @@ static struct flow *create_flow(struct flow_table *t, const struct packet *p, ui
 {
 	struct flow *f = alloc_slot(t);
 	/* Eviction may have emptied our bucket's chain head: re-read it below. */
-	f->in_use = true;
 	f->v6 = p->v6;
 	f->vlan = p->vlan;
 	f->serial = ++t->serial;
 	f->first_us = f->last_us = p->ts_us;
 	bool so = src_is_orig(p);
-	size_t n = p->v6 ? 16 : 4;
-	memcpy(f->orig_h, so ? p->src : p->dst, n);
-	memcpy(f->resp_h, so ? p->dst : p->src, n);
+	uint8_t *o = f->addr.v4[0], *r = f->addr.v4[1];
+	size_t n = 4;
+	if (p->v6) {
+		f->addr.v6_pair = pair_take(t);
+		o = t->pairs[f->addr.v6_pair].orig;
+		r = t->pairs[f->addr.v6_pair].resp;
+		n = 16;
+	}
+	memcpy(o, so ? p->src : p->dst, n);
+	memcpy(r, so ? p->dst : p->src, n);
 	f->orig_p = so ? p->sport : p->dport;
 	f->resp_p = so ? p->dport : p->sport;
 	f->hnext = t->buckets[bucket];
@@ -284,21 +356,31 @@ static struct flow *create_flow(struct flow_table *t, const struct packet *p, ui
 	return f;
 }
 
+/* Whether flow f's addresses are o and r (of f's family): all 16 bytes of
+ * an IPv6 address, which are only read once the ports have matched. */
+static bool addrs_are(const struct flow_table *t, const struct flow *f, const uint8_t *o,
+		      const uint8_t *r)
+{
+	if (!f->v6)
+		return memcmp(o, f->addr.v4[0], 4) == 0 && memcmp(r, f->addr.v4[1], 4) == 0;
+	const struct v6_pair *a = &t->pairs[f->addr.v6_pair];
+	return memcmp(o, a->orig, 16) == 0 && memcmp(r, a->resp, 16) == 0;
+}
+
 /* The flow of packet p in the chain, and the packet's direction in it. */
 static struct flow *find(struct flow_table *t, const struct packet *p, uint32_t bucket,
 			 enum flow_dir *dir)
 {
-	size_t n = p->v6 ? 16 : 4;
 	for (struct flow *f = at(t, t->buckets[bucket]); f; f = at(t, f->hnext)) {
 		if (f->v6 != p->v6)
 			continue;
 		if (p->sport == f->orig_p && p->dport == f->resp_p &&
-		    memcmp(p->src, f->orig_h, n) == 0 && memcmp(p->dst, f->resp_h, n) == 0) {
+		    addrs_are(t, f, p->src, p->dst)) {
 			*dir = FLOW_DIR_ORIG;
 			return f;
 		}
 		if (p->sport == f->resp_p && p->dport == f->orig_p &&
-		    memcmp(p->src, f->resp_h, n) == 0 && memcmp(p->dst, f->orig_h, n) == 0) {
+		    addrs_are(t, f, p->dst, p->src)) {
 			*dir = FLOW_DIR_RESP;
 			return f;
 		}
@@ -322,7 +404,7 @@ struct flow *flow_table_packet(struct flow_table *t, const struct packet *p,
 		*created = true;
 		/* As find() will match the flow's later packets (orig first): not
 		 * from src_is_orig(), which differs for a connection to itself. */
-		d = p->sport == f->orig_p && memcmp(p->src, f->orig_h, p->v6 ? 16 : 4) == 0 ?
+		d = p->sport == f->orig_p && memcmp(p->src, orig_of(t, f), p->v6 ? 16 : 4) == 0 ?
 		    FLOW_DIR_ORIG : FLOW_DIR_RESP;
 	}
 	*dir = d;

@@ -147,13 +147,13 @@ static void on_record(void *ctx, const struct rw_record *r)
 	}
 }
 
-static void on_auth(void *ctx, const struct flow *f, const struct smtp_auth_event *a)
+static void on_auth(void *ctx, const struct flow_endpoints *e, const struct smtp_auth_event *a)
 {
 	struct sensor *s = ctx;
 	if (!s->ctr || a->outcome == SMTP_AUTH_ABORTED)
 		return;
 	char client[46], user[ADDRESS_MAX + 1];
-	decode_addr_str(f->v6, f->orig_h, client, sizeof client);
+	decode_addr_str(e->v6, e->orig_h, client, sizeof client);
 	if (a->user)
 		record_account(user, sizeof user, a->user);
 	const char *u = a->user ? user : NULL; /* the account, as records name it */
@@ -161,13 +161,13 @@ static void on_auth(void *ctx, const struct flow *f, const struct smtp_auth_even
 	detect_auth(s->det, a->ts_us, client, u, a->outcome == SMTP_AUTH_SUCCESS);
 }
 
-static void on_session(void *ctx, const struct flow *f, bool tls, uint64_t ts_us)
+static void on_session(void *ctx, const struct flow_endpoints *e, bool tls, uint64_t ts_us)
 {
 	struct sensor *s = ctx;
 	if (!s->ctr)
 		return;
 	char client[46];
-	decode_addr_str(f->v6, f->orig_h, client, sizeof client);
+	decode_addr_str(e->v6, e->orig_h, client, sizeof client);
 	counters_session(s->ctr, ts_us, client, tls);
 	detect_session(s->det, ts_us, client, tls);
 }
@@ -176,9 +176,10 @@ static void on_flow_end(void *ctx, const struct tracker_flow_summary *fs)
 {
 	struct sensor *s = ctx;
 	const struct flow *f = fs->flow;
+	const struct flow_endpoints *e = fs->ends;
 	char o[46], r[46];
-	decode_addr_str(f->v6, f->orig_h, o, sizeof o);
-	decode_addr_str(f->v6, f->resp_h, r, sizeof r);
+	decode_addr_str(e->v6, e->orig_h, o, sizeof o);
+	decode_addr_str(e->v6, e->resp_h, r, sizeof r);
 	if (s->ctr && fs->tls) {
 		counters_tls_bytes(s->ctr, f->last_us, o, f->bytes[0] + f->bytes[1]);
 		detect_session(s->det, f->last_us, o, true);

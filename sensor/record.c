@@ -11,7 +11,8 @@
 
 static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-void record_flow_uid(const struct flow *f, char out[RECORD_UID_MAX])
+void record_flow_uid(const struct flow *f, const struct flow_endpoints *e,
+		     char out[RECORD_UID_MAX])
 {
 	struct {
 		uint64_t first_us, serial;
@@ -21,10 +22,10 @@ void record_flow_uid(const struct flow *f, char out[RECORD_UID_MAX])
 	memset(&k, 0, sizeof k);
 	k.first_us = f->first_us;
 	k.serial = f->serial;
-	memcpy(k.o, f->orig_h, 16);
-	memcpy(k.r, f->resp_h, 16);
-	k.op = f->orig_p;
-	k.rp = f->resp_p;
+	memcpy(k.o, e->orig_h, 16);
+	memcpy(k.r, e->resp_h, 16);
+	k.op = e->orig_p;
+	k.rp = e->resp_p;
 	XXH128_hash_t h = XXH3_128bits(&k, sizeof k);
 	uint64_t a = h.high64, b = h.low64;
 	out[0] = 'C';
@@ -49,18 +50,18 @@ void record_account(char *dst, size_t dstsz, const char *user)
 	lower_copy(dst, dstsz, user);
 }
 
-void record_build(struct rw_record *r, const struct flow *f, const char *uid,
+void record_build(struct rw_record *r, const struct flow_endpoints *e, const char *uid,
 		  const struct smtp_txn *t)
 {
 	memset(r, 0, sizeof *r);
 	r->ts_us = t->ts_us;
 	snprintf(r->uid, sizeof r->uid, "%s", uid);
-	decode_addr_str(f->v6, f->orig_h, r->orig_h, sizeof r->orig_h);
-	decode_addr_str(f->v6, f->resp_h, r->resp_h, sizeof r->resp_h);
-	r->orig_p = f->orig_p;
-	r->resp_p = f->resp_p;
-	r->v6 = f->v6;
-	memcpy(r->orig_addr, f->orig_h, 16);
+	decode_addr_str(e->v6, e->orig_h, r->orig_h, sizeof r->orig_h);
+	decode_addr_str(e->v6, e->resp_h, r->resp_h, sizeof r->resp_h);
+	r->orig_p = e->orig_p;
+	r->resp_p = e->resp_p;
+	r->v6 = e->v6;
+	memcpy(r->orig_addr, e->orig_h, 16);
 	r->txn = t;
 	r->msg = t->msg;
 

@@ -2,7 +2,8 @@
  * the counters count and what the rules judge.
  *
  * A plain struct passed by pointer (STYLE.md 2). record_build() fills it from
- * a flow and an SMTP transaction; the record borrows their strings, so it is
+ * a flow's endpoints and an SMTP transaction; the record borrows the
+ * transaction's strings, so it is
  * valid only as long as the transaction event that produced it (the callback).
  * Field names follow Zeek's smtp.log where Zeek has the field (DESIGN.md). */
 #pragma once
@@ -44,11 +45,13 @@ struct rw_record {
 	const char *from_domain;
 };
 
-/* Zeek-style connection uid: "C" + 17 base62 digits, a function of the
- * flow's first time, 5-tuple and serial, so replays give the same uids. */
-void record_flow_uid(const struct flow *f, char out[RECORD_UID_MAX]);
+/* Zeek-style connection uid: "C" + 17 base62 digits, a function of flow f's
+ * first time and serial and of its endpoints e (flow_table_endpoints()), so
+ * replays give the same uids. */
+void record_flow_uid(const struct flow *f, const struct flow_endpoints *e,
+		     char out[RECORD_UID_MAX]);
 
-void record_build(struct rw_record *r, const struct flow *f, const char *uid,
+void record_build(struct rw_record *r, const struct flow_endpoints *e, const char *uid,
 		  const struct smtp_txn *t);
 
 /* Serialise as one JSON object (no newline). Returns the length; sets

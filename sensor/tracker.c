@@ -180,18 +180,23 @@ static void on_txn(void *ctx, const struct smtp_txn *txn)
 	}
 	if (!t->ev.record)
 		return;
+	struct flow_endpoints e;
+	flow_table_endpoints(t->flows, t->cur_flow, &e);
 	char uid[RECORD_UID_MAX];
-	record_flow_uid(t->cur_flow, uid);
+	record_flow_uid(t->cur_flow, &e, uid);
 	struct rw_record r;
-	record_build(&r, t->cur_flow, uid, txn);
+	record_build(&r, &e, uid, txn);
 	t->ev.record(t->ctx, &r);
 }
 
 static void on_auth(void *ctx, const struct smtp_auth_event *a)
 {
 	struct tracker *t = ctx;
-	if (t->ev.auth)
-		t->ev.auth(t->ctx, t->cur_flow, a);
+	if (!t->ev.auth)
+		return;
+	struct flow_endpoints e;
+	flow_table_endpoints(t->flows, t->cur_flow, &e);
+	t->ev.auth(t->ctx, &e, a);
 }
 
 static void on_starttls(void *ctx, uint64_t ts_us)
@@ -199,8 +204,11 @@ static void on_starttls(void *ctx, uint64_t ts_us)
 	struct tracker *t = ctx;
 	t->cur_ctx->tls = true;
 	t->encrypted_sessions++;
-	if (t->ev.session)
-		t->ev.session(t->ctx, t->cur_flow, true, ts_us);
+	if (!t->ev.session)
+		return;
+	struct flow_endpoints e;
+	flow_table_endpoints(t->flows, t->cur_flow, &e);
+	t->ev.session(t->ctx, &e, true, ts_us);
 }
 
 static struct message *msg_acquire(void *ctx)
@@ -319,8 +327,11 @@ static void report_session(struct tracker *t, struct flow *f, struct flow_ctx *c
 	} else {
 		t->smtp_stats.sessions++; /* clear-text SMTP recognised */
 	}
-	if (t->ev.session)
-		t->ev.session(t->ctx, f, tls, ts);
+	if (!t->ev.session)
+		return;
+	struct flow_endpoints e;
+	flow_table_endpoints(t->flows, f, &e);
+	t->ev.session(t->ctx, &e, tls, ts);
 }
 
 static void apply_verdict(struct tracker *t, struct flow *f, struct flow_ctx *c,
@@ -379,11 +390,14 @@ static void on_flow_end(void *ctx, struct flow *f, uint32_t idx, enum flow_end_r
 	for (int d = 0; d < 2; d++)
 		reasm_dir_finish(&c->rd[d], t->reasm);
 	if (t->ev.flow_end) {
+		struct flow_endpoints e;
+		flow_table_endpoints(t->flows, f, &e);
 		char uid[RECORD_UID_MAX], proto[64];
-		record_flow_uid(f, uid);
+		record_flow_uid(f, &e, uid);
 		classify_proto_name(t->cls, &c->cls, proto, sizeof proto);
 		struct tracker_flow_summary s = {
 			.flow = f,
+			.ends = &e,
 			.uid = uid,
 			.proto = proto,
 			.verdict = (enum classify_verdict)c->cls.verdict,

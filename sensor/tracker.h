@@ -81,6 +81,7 @@ void tracker_config_defaults(struct tracker_config *cfg);
 /* One ended flow, for --flows. */
 struct tracker_flow_summary {
 	const struct flow *flow;
+	const struct flow_endpoints *ends; /* its addresses and ports */
 	const char *uid;
 	const char *proto;         /* nDPI's name */
 	enum classify_verdict verdict;
@@ -94,12 +95,12 @@ struct tracker_flow_summary {
 struct tracker_events {
 	/* A mail transaction ended (one per Zeek smtp.log row). */
 	void (*record)(void *ctx, const struct rw_record *r);
-	/* An AUTH exchange finished. */
-	void (*auth)(void *ctx, const struct flow *f, const struct smtp_auth_event *a);
+	/* An AUTH exchange finished, in the flow with endpoints e. */
+	void (*auth)(void *ctx, const struct flow_endpoints *e, const struct smtp_auth_event *a);
 	/* A mail session was recognised: clear-text SMTP (tls false), or became
 	 * encrypted (tls true: SMTPS, or STARTTLS accepted). A STARTTLS session
 	 * reports twice. */
-	void (*session)(void *ctx, const struct flow *f, bool tls, uint64_t ts_us);
+	void (*session)(void *ctx, const struct flow_endpoints *e, bool tls, uint64_t ts_us);
 	/* A flow ended. */
 	void (*flow_end)(void *ctx, const struct tracker_flow_summary *s);
 	/* --checksums auto decided, once, after TRACKER_CSUM_SAMPLE segments

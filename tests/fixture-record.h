@@ -8,7 +8,8 @@
 #include "record.h"
 
 struct fixture {
-	struct flow flow;
+	struct flow flow;         /* its first time and serial, for the uid */
+	struct flow_endpoints ends;
 	struct smtp_txn txn;
 	struct message *msg;
 	struct rw_record rec;
@@ -25,11 +26,12 @@ static inline struct rw_record *fixture_build(struct fixture *fx, const char *cl
 					      const uint16_t *codes, unsigned nrcpt)
 {
 	memset(&fx->flow, 0, sizeof fx->flow);
+	memset(&fx->ends, 0, sizeof fx->ends);
 	memset(&fx->txn, 0, sizeof fx->txn);
-	inet_pton(AF_INET, client, fx->flow.orig_h);
-	inet_pton(AF_INET, "10.1.0.25", fx->flow.resp_h);
-	fx->flow.orig_p = 40000;
-	fx->flow.resp_p = 25;
+	inet_pton(AF_INET, client, fx->ends.orig_h);
+	inet_pton(AF_INET, "10.1.0.25", fx->ends.resp_h);
+	fx->ends.orig_p = 40000;
+	fx->ends.resp_p = 25;
 	fx->flow.first_us = 1700000000000000ull;
 	fx->flow.serial = 1;
 	fx->txn.ts_us = fx->flow.first_us + 1000;
@@ -64,7 +66,7 @@ static inline struct rw_record *fixture_build(struct fixture *fx, const char *cl
 	message_finish(fx->msg);
 	fx->txn.msg = message_info(fx->msg);
 	fx->txn.size = message_info(fx->msg)->size;
-	record_flow_uid(&fx->flow, fx->uid);
-	record_build(&fx->rec, &fx->flow, fx->uid, &fx->txn);
+	record_flow_uid(&fx->flow, &fx->ends, fx->uid);
+	record_build(&fx->rec, &fx->ends, fx->uid, &fx->txn);
 	return &fx->rec;
 }

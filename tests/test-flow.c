@@ -1,18 +1,23 @@
 /* test-flow.c — sensor/flow.c: both directions, who opened, bounds and
- * eviction order, expiry in packet time, port reuse, ending on request. */
+ * eviction order, expiry in packet time, port reuse, ending on request,
+ * IPv6 addresses kept apart from the flows. */
 #include "testlib.h"
 
 #include "flow.h"
 
 static int ended[8];
 static struct flow last_ended;
+static struct flow_endpoints last_ended_ends;
 
+/* ctx: NULL, or where the table's pointer is, to read the ended flow's
+ * addresses */
 static void on_end(void *ctx, struct flow *f, uint32_t idx, enum flow_end_reason why)
 {
-	(void)ctx;
 	(void)idx;
 	ended[why]++;
 	last_ended = *f;
+	if (ctx)
+		flow_table_endpoints(*(struct flow_table **)ctx, f, &last_ended_ends);
 }
 
 static struct packet pkt(uint8_t src_last, uint16_t sport, uint8_t dst_last, uint16_t dport,
@@ -43,10 +48,12 @@ static void test_both_directions_one_flow(void)
 	enum flow_dir dir;
 	bool created;
 	struct packet a = pkt(1, 40000, 2, 25, TCP_SYN, 0, 1);
+	a.vlan = 4095; /* the highest 802.1Q VID: the flow's field is 12 bits */
 	struct flow *f = flow_table_packet(t, &a, &dir, &created);
 	CHECK(created);
 	CHECK_INT(dir, FLOW_DIR_ORIG);
 	CHECK_INT(f->orig_p, 40000);
+	CHECK_INT(f->vlan, 4095);
 	struct packet b = pkt(2, 25, 1, 40000, TCP_SYN | TCP_ACK, 0, 2);
 	struct flow *g = flow_table_packet(t, &b, &dir, &created);
 	CHECK(f == g);
@@ -334,18 +341,157 @@ static void test_lazy_order_still_expires_on_time(void)
 	flow_table_destroy(t);
 }
 
+/* An IPv6 packet of the 2001:db8::/32 documentation prefix: client
+ * 2001:db8::c:<n> port 40000 + (n & 0x3fff), server 2001:db8::25 port 25.
+ * n's bytes sit at 12-15, past the 4 bytes an IPv4 address takes. */
+static struct packet pkt6(uint32_t n, bool from_client, uint8_t flags, uint64_t ts)
+{
+	uint8_t c[16] = { 0x20, 0x01, 0x0d, 0xb8, [11] = 0x0c };
+	uint8_t s[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x25 };
+	c[12] = (uint8_t)(n >> 24), c[13] = (uint8_t)(n >> 16);
+	c[14] = (uint8_t)(n >> 8), c[15] = (uint8_t)n;
+	uint16_t cp = (uint16_t)(40000 + (n & 0x3fff));
+	struct packet p = from_client ? pkt(0, cp, 0, 25, flags, 0, ts) :
+			  pkt(0, 25, 0, cp, flags, 0, ts);
+	p.v6 = true;
+	memcpy(p.src, from_client ? c : s, 16);
+	memcpy(p.dst, from_client ? s : c, 16);
+	return p;
+}
+
+/* Flow f has the ends of packet p, p sent by its opener. */
+static bool ends_of_packet(struct flow_table *t, const struct flow *f, const struct packet *p)
+{
+	struct flow_endpoints e;
+	flow_table_endpoints(t, f, &e);
+	return e.v6 == p->v6 && memcmp(e.orig_h, p->src, 16) == 0 &&
+	       memcmp(e.resp_h, p->dst, 16) == 0 && e.orig_p == p->sport && e.resp_p == p->dport;
+}
+
+static void test_ipv6_addresses_apart(void)
+{
+	/* Each IPv6 flow finds its own pair of addresses, in both directions,
+	 * while pairs are given back and taken again in between; the flows'
+	 * pairs come back to the pool when they end (expiry, eviction, the
+	 * user, shutdown), and the pool is reused before it grows. */
+	static struct flow_table *t;
+	memset(ended, 0, sizeof ended);
+	struct flow_table_config cfg = { 64, 30000000, 300000000, 5000000, 0 };
+	t = flow_table_create(&cfg, on_end, &t);
+	enum flow_dir dir;
+	bool created;
+	struct flow *f[40];
+	for (uint32_t i = 0; i < 40; i++) {
+		struct packet p = pkt6(i * 0x01010101u, true, TCP_SYN, 1000 + i);
+		f[i] = flow_table_packet(t, &p, &dir, &created);
+		CHECK(created);
+	}
+	CHECK_INT(flow_table_stats(t)->v6_active, 40);
+	CHECK_INT(flow_table_stats(t)->v6_made, 40);
+	/* every other one ends: its pair goes back, and new flows take them */
+	for (uint32_t i = 0; i < 40; i += 2)
+		flow_table_end(t, f[i], FLOW_END_REUSED);
+	CHECK_INT(flow_table_stats(t)->v6_active, 20);
+	for (uint32_t i = 0; i < 40; i += 2) {
+		struct packet p = pkt6(1000 + i, true, TCP_SYN, 2000 + i);
+		f[i] = flow_table_packet(t, &p, &dir, &created);
+		CHECK(created);
+	}
+	CHECK_INT(flow_table_stats(t)->v6_active, 40);
+	CHECK_INT(flow_table_stats(t)->v6_made, 40);  /* no pair made while one was free */
+	for (uint32_t i = 0; i < 40; i++) {
+		uint32_t n = i % 2 ? i * 0x01010101u : 1000 + i;
+		struct packet q = pkt6(n, true, TCP_ACK, 3000);
+		CHECK(ends_of_packet(t, f[i], &q));
+		struct packet r = pkt6(n, false, TCP_ACK, 3000);
+		CHECK(flow_table_packet(t, &r, &dir, &created) == f[i]);
+		CHECK(!created);
+		CHECK_INT(dir, FLOW_DIR_RESP);
+	}
+	/* the end callback still reads the ended flow's addresses */
+	struct packet q = pkt6(7 * 0x01010101u, true, TCP_ACK, 3000);
+	flow_table_end(t, f[7], FLOW_END_REUSED);
+	CHECK(memcmp(last_ended_ends.orig_h, q.src, 16) == 0);
+	CHECK(memcmp(last_ended_ends.resp_h, q.dst, 16) == 0);
+	flow_table_expire(t, 3000 + 300000000);
+	CHECK_INT(flow_table_stats(t)->active, 0);
+	CHECK_INT(flow_table_stats(t)->v6_active, 0);
+	/* a table full of IPv6 flows, each new one evicting: the pool never
+	 * holds more than the table */
+	for (uint32_t i = 0; i < 640; i++) {
+		struct packet p = pkt6(5000 + i, true, TCP_SYN, 400000000ull + i);
+		flow_table_packet(t, &p, &dir, &created);
+	}
+	CHECK_INT(flow_table_stats(t)->v6_active, 64);
+	CHECK_INT(flow_table_stats(t)->v6_made, 64);
+	flow_table_end_all(t, FLOW_END_SHUTDOWN);
+	CHECK_INT(flow_table_stats(t)->v6_active, 0);
+	flow_table_destroy(t);
+}
+
 static void test_ipv6_key(void)
 {
+	/* An IPv6 flow and an IPv4 one whose addresses have the same bytes
+	 * (the IPv6 ones 10.0.0.1 and 10.0.0.2 followed by zeros) are two
+	 * flows, each with its own ends, and each packet finds its own. */
 	struct flow_table *t = make(4);
 	enum flow_dir dir;
 	bool created;
 	struct packet p = pkt(1, 1000, 2, 25, TCP_SYN, 0, 1);
 	p.v6 = true;
-	flow_table_packet(t, &p, &dir, &created);
+	struct flow *f6 = flow_table_packet(t, &p, &dir, &created);
 	struct packet q = pkt(1, 1000, 2, 25, TCP_SYN, 0, 1); /* same bytes, IPv4 */
-	flow_table_packet(t, &q, &dir, &created);
+	struct flow *f4 = flow_table_packet(t, &q, &dir, &created);
 	CHECK(created); /* different address family, different flow */
+	CHECK(f4 != f6);
 	CHECK_INT(flow_table_stats(t)->active, 2);
+	CHECK_INT(flow_table_stats(t)->v6_active, 1);
+	CHECK(ends_of_packet(t, f6, &p));
+	CHECK(ends_of_packet(t, f4, &q));
+	struct packet r6 = pkt(2, 25, 1, 1000, TCP_SYN | TCP_ACK, 0, 2);
+	r6.v6 = true;
+	struct packet r4 = pkt(2, 25, 1, 1000, TCP_SYN | TCP_ACK, 0, 2);
+	CHECK(flow_table_packet(t, &r6, &dir, &created) == f6);
+	CHECK_INT(dir, FLOW_DIR_RESP);
+	CHECK(flow_table_packet(t, &r4, &dir, &created) == f4);
+	CHECK_INT(dir, FLOW_DIR_RESP);
+	CHECK_INT(f6->pkts[1], 1);
+	CHECK_INT(f4->pkts[1], 1);
+	/* an IPv4 flow's ends: its 4 bytes, then zeros */
+	struct flow_endpoints e;
+	flow_table_endpoints(t, f4, &e);
+	CHECK(!e.v6);
+	CHECK(e.orig_h[0] == 10 && e.orig_h[3] == 1 && e.resp_h[3] == 2);
+	flow_table_end(t, f6, FLOW_END_REUSED);
+	CHECK_INT(flow_table_stats(t)->v6_active, 0);
+	CHECK(flow_table_find(t, &r6, &dir) == NULL);
+	CHECK(flow_table_find(t, &r4, &dir) == f4);
+	flow_table_destroy(t);
+
+	/* The same in a table of one flow, whose one chain every packet is
+	 * matched against: the key is compared whole, not only its hash. A
+	 * packet that another flow's key does not match makes a new flow (and
+	 * evicts the other). */
+	t = make(1);
+	f6 = flow_table_packet(t, &p, &dir, &created);
+	CHECK(flow_table_find(t, &r4, &dir) == NULL);
+	f4 = flow_table_packet(t, &q, &dir, &created);
+	CHECK(created);
+	CHECK(ends_of_packet(t, f4, &q));
+	/* two IPv6 clients on the same port that differ only in their last
+	 * bytes */
+	struct packet a = pkt6(0x5, true, TCP_SYN, 3), b = pkt6(0x4005, true, TCP_SYN, 3);
+	struct packet ra = pkt6(0x5, false, TCP_ACK, 4), rb = pkt6(0x4005, false, TCP_ACK, 4);
+	CHECK(a.sport == b.sport);
+	struct flow *fa = flow_table_packet(t, &a, &dir, &created);
+	CHECK(ends_of_packet(t, fa, &a));
+	CHECK(flow_table_find(t, &rb, &dir) == NULL);
+	struct flow *fb = flow_table_packet(t, &b, &dir, &created);
+	CHECK(created);
+	CHECK(ends_of_packet(t, fb, &b));
+	CHECK(flow_table_find(t, &ra, &dir) == NULL);
+	CHECK(flow_table_find(t, &rb, &dir) == fb);
+	CHECK_INT(flow_table_stats(t)->v6_active, 1);
 	flow_table_destroy(t);
 }
 
@@ -363,6 +509,7 @@ int main(void)
 	RUN(test_many_flows_recycle);
 	RUN(test_lazy_order_still_expires_on_time);
 	RUN(test_ipv6_key);
+	RUN(test_ipv6_addresses_apart);
 	CHECK(flow_is_server_port(25) && flow_is_server_port(587) && !flow_is_server_port(40000));
 	return TEST_EXIT();
 }

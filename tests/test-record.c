@@ -60,7 +60,7 @@ static void test_derived_fields(void)
 	r = fixture_build(&fx, "10.1.2.3", "Subject: hello\r\n", NULL, "<Alice@Example.COM>", rc,
 			  codes, 1);
 	fx.txn.auth_ok = true;
-	record_build(&fx.rec, &fx.flow, fx.uid, &fx.txn); /* again, with auth_ok */
+	record_build(&fx.rec, &fx.ends, fx.uid, &fx.txn); /* again, with auth_ok */
 	CHECK_STR(r->account, "alice@example.com");
 	CHECK(r->authenticated);
 	message_destroy(fx.msg);
@@ -80,7 +80,7 @@ static void test_uid(void)
 	r = fixture_build(&fx, "192.0.2.1", "Subject: x\r\n", NULL, "a@b", rc, codes, 1);
 	CHECK_STR(r->uid, uid);                 /* the same flow: the same uid */
 	fx.flow.serial = 2;
-	record_flow_uid(&fx.flow, fx.uid);
+	record_flow_uid(&fx.flow, &fx.ends, fx.uid);
 	CHECK(strcmp(fx.uid, uid) != 0);        /* another flow: another */
 	message_destroy(fx.msg);
 }

@@ -89,19 +89,19 @@ static void on_record(void *ctx, const struct rw_record *r)
 	json_check(json, n);
 }
 
-static void on_auth(void *ctx, const struct flow *f, const struct smtp_auth_event *a)
+static void on_auth(void *ctx, const struct flow_endpoints *e, const struct smtp_auth_event *a)
 {
 	(void)ctx;
-	(void)f;
+	(void)e;
 	FUZZ_CHECK(a->mech != NULL);
 	if (a->user)
 		FUZZ_CHECK(strlen(a->user) <= SMTP_USER_MAX);
 }
 
-static void on_session(void *ctx, const struct flow *f, bool tls, uint64_t ts_us)
+static void on_session(void *ctx, const struct flow_endpoints *e, bool tls, uint64_t ts_us)
 {
 	(void)ctx;
-	(void)f;
+	(void)e;
 	(void)tls;
 	(void)ts_us;
 }
@@ -110,8 +110,8 @@ static void on_flow_end(void *ctx, const struct tracker_flow_summary *s)
 {
 	(void)ctx;
 	char o[46], r[46];
-	decode_addr_str(s->flow->v6, s->flow->orig_h, o, sizeof o);
-	decode_addr_str(s->flow->v6, s->flow->resp_h, r, sizeof r);
+	decode_addr_str(s->ends->v6, s->ends->orig_h, o, sizeof o);
+	decode_addr_str(s->ends->v6, s->ends->resp_h, r, sizeof r);
 	FUZZ_CHECK(s->proto && strlen(s->proto) < 64);
 	FUZZ_CHECK(strlen(s->uid) == 18);
 	struct tracker_stats ts;

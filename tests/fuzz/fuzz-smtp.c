@@ -84,13 +84,13 @@ static void on_txn(void *ctx, const struct smtp_txn *t)
 	/* The record relaywatch would write. */
 	if (!st.check_json)
 		return;
-	struct flow f;
-	memset(&f, 0, sizeof f);
-	f.orig_h[0] = 192, f.orig_h[1] = 0, f.orig_h[2] = 2, f.orig_h[3] = 1;
-	f.resp_h[0] = 192, f.resp_h[1] = 0, f.resp_h[2] = 2, f.resp_h[3] = 25;
-	f.orig_p = 40000, f.resp_p = 25;
+	struct flow_endpoints e;
+	memset(&e, 0, sizeof e);
+	e.orig_h[0] = 192, e.orig_h[1] = 0, e.orig_h[2] = 2, e.orig_h[3] = 1;
+	e.resp_h[0] = 192, e.resp_h[1] = 0, e.resp_h[2] = 2, e.resp_h[3] = 25;
+	e.orig_p = 40000, e.resp_p = 25;
 	struct rw_record r;
-	record_build(&r, &f, "CFUZZ", t);
+	record_build(&r, &e, "CFUZZ", t);
 	FUZZ_CHECK(strlen(r.account) <= ADDRESS_MAX);
 	bool overflow = false;
 	size_t n = record_to_json(&r, json, sizeof json, &overflow);
