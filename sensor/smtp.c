@@ -231,8 +231,11 @@ struct smtp_session {
 	struct pending reply_for;       /* what the open reply answers */
 	uint32_t gen;
 	struct carry cl, sl;            /* cut lines of the client, the server */
-	uint64_t bytes_seen;            /* bytes read, counted up to the end of the line
-					 * being read: the same whatever the split */
+	uint32_t bytes_seen;            /* bytes read, counted up to the end of the line
+					 * being read: the same whatever the split.
+					 * Saturates (count_read): it is only compared
+					 * with SMTP_VIOLATION_WINDOW and with the
+					 * length of the stream's first line */
 	uint64_t bdat_left;
 
 	/* The open record's scalars; its strings are in st. */
@@ -1727,6 +1730,12 @@ end_of_data:
 	return i + 1;
 }
 
+/* n more bytes were read (bytes_seen): 4 bytes, not 8, in every session. */
+static void count_read(struct smtp_session *s, size_t n)
+{
+	s->bytes_seen = n < UINT32_MAX - s->bytes_seen ? s->bytes_seen + (uint32_t)n : UINT32_MAX;
+}
+
 static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint64_t ts)
 {
 	while (n) {
@@ -1734,11 +1743,11 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 		switch ((enum smtp_state)s->state) {
 		case ST_DATA:
 			used = data_bytes(s, p, n, ts);
-			s->bytes_seen += used;
+			count_read(s, used);
 			break;
 		case ST_BDAT: {
 			used = n < s->bdat_left ? n : (size_t)s->bdat_left;
-			s->bytes_seen += used;
+			count_read(s, used);
 			feed_content(s, p, used);
 			s->bdat_left -= used;
 			if (s->bdat_left == 0) {
@@ -1758,7 +1767,7 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 			const char *line;
 			size_t len;
 			used = take_line(s, &s->cl, p, n, &line, &len);
-			s->bytes_seen += used;
+			count_read(s, used);
 			if (line) {
 				/* When the stream's first line (no byte before it either
 				 * way, however the segments cut it) is an HTTP CONNECT
@@ -1788,7 +1797,7 @@ static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint
 		const char *line;
 		size_t len;
 		size_t used = take_line(s, &s->sl, p, n, &line, &len);
-		s->bytes_seen += used; /* before the line is read: the same for any split */
+		count_read(s, used); /* before the line is read: the same for any split */
 		if (line) {
 			server_line(s, line, len, ts);
 			if (s->sl.seen)
