@@ -171,24 +171,29 @@ struct smtp_line_pool {
 	struct line_list small, big;
 };
 
+/* A record's scalars; its strings are in a store. Every session holds one
+ * (106k at once in the benchmark), so it holds only what cannot be had
+ * elsewhere, in 48 B: the recipients kept are counted by their reply codes
+ * in the store (rcpts_kept()), and the reply to the end of data is kept by
+ * closing records only (the open record is written as it comes). The
+ * counts that reach the records are full 32 or 64 bits. */
 struct txn {
 	struct message *msg;
 	uint64_t ts_us;
 	uint64_t size;       /* content bytes */
-	uint32_t gen;
 	unsigned depth;
 	unsigned rcpt_total, rcpt_accepted, rcpt_rejected;
 	unsigned gaps;
-	uint16_t data_code;
-	uint8_t n_rcpt;      /* kept: SMTP_RCPT_KEEP_MAX at most */
-	/* one bit each: every session holds a record (64 -> 56 B) */
-	bool open : 1;
-	bool active : 1;     /* client activity: MAIL FROM, RCPT TO, STARTTLS */
-	bool tls : 1;
-	bool data_seen : 1, data_done : 1;
-	bool replies_seen : 1;
-	bool awaiting_end_reply : 1;  /* "." or BDAT LAST sent, its reply not seen */
+	/* the generation and the flags in one word */
+	unsigned gen : GEN_BITS;
+	unsigned open : 1;
+	unsigned active : 1; /* client activity: MAIL FROM, RCPT TO, STARTTLS */
+	unsigned tls : 1;
+	unsigned data_seen : 1, data_done : 1;
+	unsigned replies_seen : 1;
+	unsigned awaiting_end_reply : 1;  /* "." or BDAT LAST sent, its reply not seen */
 };
+_Static_assert(sizeof(struct txn) == 48, "struct txn grew: every session holds one");
 
 /* A transaction the client has ended (it pipelined the next MAIL FROM,
  * RFC 2920 and RFC 3030) while replies to its commands are still on their
@@ -202,6 +207,7 @@ struct closing {
 	struct txn t;
 	struct store st;
 	struct closing *next;     /* the next younger one */
+	uint16_t data_code;       /* the reply to its end of data, 0 if none yet */
 };
 #define CLOSING_MAX 4
 
@@ -398,13 +404,16 @@ static const char *slot_str(const struct store *st, enum slot k)
 	return st->len[k] ? st->buf + slot_off(st, k) : NULL;
 }
 
+/* The closing record whose scalars are t (not the session's open one). */
+static struct closing *closing_of(struct txn *t)
+{
+	return (struct closing *)((char *)t - offsetof(struct closing, t));
+}
+
 /* The store of record t: the session's for the open one. */
 static struct store *txn_store(struct smtp_session *s, struct txn *t)
 {
-	if (t == &s->t)
-		return &s->st;
-	/* a closing record's: t is the first member of its struct closing */
-	return &((struct closing *)((char *)t - offsetof(struct closing, t)))->st;
+	return t == &s->t ? &s->st : &closing_of(t)->st;
 }
 
 /* --- the line pool ------------------------------------------------------------ */
@@ -647,8 +656,16 @@ static void txn_activity(struct smtp_session *s, uint64_t ts)
 	s->t.active = true;
 }
 
-/* Write record t if the client did something, then close it. */
-static void txn_write(struct smtp_session *s, struct txn *t)
+/* Recipients kept in a record: its store holds a reply code (2 bytes)
+ * for each, appended with the address (cmd_rcpt). */
+static unsigned rcpts_kept(const struct store *st)
+{
+	return st->len[SL_RCPT_CODE] / 2u;
+}
+
+/* Write record t if the client did something, then close it. data_code:
+ * the reply to its end of data, 0 if none. */
+static void txn_write(struct smtp_session *s, struct txn *t, uint16_t data_code)
 {
 	if (t->open && t->active) {
 		const struct store *st = txn_store(s, t);
@@ -667,12 +684,13 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 		out.mailfrom = slot_str(st, SL_MAILFROM);
 		const char *r = slot_str(st, SL_RCPT);
 		const char *code = slot_str(st, SL_RCPT_CODE);
-		for (unsigned i = 0; i < t->n_rcpt; i++) {
+		unsigned n_rcpt = rcpts_kept(st);
+		for (unsigned i = 0; i < n_rcpt; i++) {
 			out.rcpt[i] = r;
 			r += strlen(r) + 1;
 			memcpy(&out.rcpt_code[i], code + 2 * i, 2);
 		}
-		out.n_rcpt = t->n_rcpt;
+		out.n_rcpt = n_rcpt;
 		out.rcpt_total = t->rcpt_total;
 		out.rcpt_accepted = t->rcpt_accepted;
 		out.rcpt_rejected = t->rcpt_rejected;
@@ -680,7 +698,7 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 		out.tls = t->tls;
 		out.data_seen = t->data_seen;
 		out.data_done = t->data_done;
-		out.data_code = t->data_code;
+		out.data_code = data_code;
 		out.replies_seen = t->replies_seen;
 		if (t->msg) {
 			message_finish(t->msg);
@@ -716,7 +734,7 @@ static void closing_free(struct smtp_session *s)
 /* Write and free the oldest closing record. */
 static void closing_write(struct smtp_session *s)
 {
-	txn_write(s, &s->closing->t);
+	txn_write(s, &s->closing->t, s->closing->data_code);
 	closing_free(s);
 }
 
@@ -744,6 +762,7 @@ static bool closing_make(struct smtp_session *s)
 		return false;
 	memset(&c->st, 0, sizeof c->st);
 	c->next = NULL;
+	c->data_code = 0;
 	size_t off = slot_off(&s->st, SL_MAILFROM), n = s->st.used - off;
 	if (n) {
 		c->st.buf = malloc(store_class(n));
@@ -767,12 +786,13 @@ static bool closing_make(struct smtp_session *s)
 	return true;
 }
 
-/* Write the closing records, then the open one. */
-static void txn_flush(struct smtp_session *s)
+/* Write the closing records, then the open one, with data_code: the
+ * reply to its end of data, 0 if none. */
+static void txn_flush(struct smtp_session *s, uint16_t data_code)
 {
 	while (s->closing)
 		closing_write(s);
-	txn_write(s, &s->t);
+	txn_write(s, &s->t, data_code);
 }
 
 /* A message begins (DATA sent, first BDAT chunk, 354 after a gap). */
@@ -1119,10 +1139,10 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t n, uint64_t
 			s->t.open = false;
 			s->t.msg = NULL;
 		} else {
-			txn_flush(s); /* no memory: write it now, without its replies */
+			txn_flush(s, 0); /* no memory: write it now, without its replies */
 		}
 	} else {
-		txn_flush(s); /* answered, or no server side to wait for */
+		txn_flush(s, 0); /* answered, or no server side to wait for */
 	}
 	txn_activity(s, ts);
 	char path[SMTP_PATH_MAX + 1];
@@ -1146,15 +1166,16 @@ static uint16_t cmd_rcpt(struct smtp_session *s, const char *arg, size_t n, uint
 	if (!next_email(arg, n, &pos, addr, sizeof addr))
 		return 0;
 	size_t len = strlen(addr) + 1, used = st->len[SL_RCPT];
-	if (t->n_rcpt >= SMTP_RCPT_KEEP_MAX || used + len > SMTP_RCPT_ARENA) {
+	unsigned n_rcpt = rcpts_kept(st);
+	if (n_rcpt >= SMTP_RCPT_KEEP_MAX || used + len > SMTP_RCPT_ARENA) {
 		s->env->stats->rcpt_over_keep++;
 		return 0;
 	}
 	if (!store_reserve(s, st, len + 2))
 		return 0; /* out of memory: not kept */
 	memcpy(slot_resize(st, SL_RCPT, used + len) + used, addr, len);
-	memset(slot_resize(st, SL_RCPT_CODE, 2u * t->n_rcpt + 2) + 2 * t->n_rcpt, 0, 2);
-	return (uint16_t)++t->n_rcpt;
+	memset(slot_resize(st, SL_RCPT_CODE, 2u * n_rcpt + 2) + 2 * n_rcpt, 0, 2);
+	return (uint16_t)(n_rcpt + 1);
 }
 
 static void cmd_auth(struct smtp_session *s, const char *arg, size_t n)
@@ -1382,10 +1403,9 @@ static void rcpt_reply(struct smtp_session *s, const struct pending *p, uint16_t
 		t->rcpt_accepted++;
 	else if (code >= 400)
 		t->rcpt_rejected++;
-	if (p->rcpt && p->rcpt <= t->n_rcpt) {
-		struct store *st = txn_store(s, t);
+	struct store *st = txn_store(s, t);
+	if (p->rcpt && p->rcpt <= rcpts_kept(st))
 		memcpy(st->buf + slot_off(st, SL_RCPT_CODE) + 2 * (p->rcpt - 1u), &code, 2);
-	}
 }
 
 /* The first line of a reply: pair it with the oldest pending command and
@@ -1468,11 +1488,12 @@ static void reply_line_done(struct smtp_session *s, uint16_t code, bool cont)
 	s->reply_for.cmd = CMD_NONE; /* later lines of this reply end nothing */
 	if (!t)
 		return; /* its record was written early (records_early) */
-	t->data_code = code;
 	t->awaiting_end_reply = false;
 	if (t == &s->t)
-		txn_flush(s); /* the closing ones before it were answered first */
-	/* a closing one goes when nothing of it is queued: closing_drain */
+		txn_flush(s, code); /* the closing ones before it were answered first */
+	else
+		closing_of(t)->data_code = code; /* it goes when nothing of it is
+						  * queued: closing_drain */
 }
 
 static bool parse_reply(const char *line, size_t n, uint16_t *code, bool *cont,
@@ -1911,7 +1932,7 @@ void smtp_end(struct smtp_session *s, uint64_t ts_us)
 		auth_done(s, SMTP_AUTH_ABORTED, 0, ts_us);
 	if (s->state == ST_DATA || s->state == ST_BDAT)
 		end_data(s);
-	txn_flush(s);
+	txn_flush(s, 0);
 	release_memory(s);
 }
 
