@@ -211,6 +211,19 @@ struct closing {
 };
 #define CLOSING_MAX 4
 
+/* What few sessions need, out of line behind one pointer: the records a
+ * pipelined MAIL FROM closed while their replies are on their way, and the
+ * command queue of a client that pipelines more than Q_INLINE commands.
+ * Made with the first of them, freed with the last (ext_trim()): per
+ * command or per transaction at most, never per packet. */
+struct ext {
+	struct closing *closing;  /* the oldest closing record; NULL: none */
+	uint8_t n_closing;        /* records in the closing list */
+	uint8_t q_cap;            /* entries of q[] */
+	bool q_used;              /* the queue is in q[], not in the session's q_inline */
+	struct pending q[];       /* a grown queue */
+};
+
 /* Enums are kept in bytes here; switches cast them back, so that the
  * compiler still finds a missing case (STYLE.md 7). */
 struct smtp_session {
@@ -218,7 +231,7 @@ struct smtp_session {
 	 * cache line. */
 	uint8_t state;                  /* enum smtp_state */
 	uint8_t dot;                    /* enum dot_state */
-	uint8_t q_head, q_len, q_cap;   /* q_cap: entries of q_heap */
+	uint8_t q_head, q_len;
 	uint8_t auth_answers;           /* saturates: only 0, 1 and 2 are told apart */
 	uint8_t mech;                   /* enum auth_mech */
 	/* One bit each: a session's size counts (113k at once in the benchmark). */
@@ -232,7 +245,6 @@ struct smtp_session {
 	bool auth_active : 1;           /* AUTH in progress */
 	bool auth_have_user : 1;
 	bool auth_ok : 1;               /* the session is authenticated */
-	uint8_t n_closing;              /* records in the closing list */
 	uint16_t reply_code;
 	struct pending reply_for;       /* what the open reply answers */
 	uint32_t gen;
@@ -248,8 +260,7 @@ struct smtp_session {
 	struct txn t;
 
 	const struct smtp_env *env;     /* shared by the sensor's sessions */
-	struct closing *closing;        /* the oldest closing record; NULL: none */
-	struct pending *q_heap;         /* NULL while the queue is in q_inline */
+	struct ext *ext;                /* NULL: no closing record, the queue inline */
 	struct store st;
 	unsigned messages_transferred;
 
@@ -414,6 +425,60 @@ static struct closing *closing_of(struct txn *t)
 static struct store *txn_store(struct smtp_session *s, struct txn *t)
 {
 	return t == &s->t ? &s->st : &closing_of(t)->st;
+}
+
+/* --- the extension ------------------------------------------------------------ */
+
+/* Bytes of an extension with room for q_cap queued commands. */
+static size_t ext_size(unsigned q_cap)
+{
+	return sizeof(struct ext) + q_cap * sizeof(struct pending);
+}
+
+/* The oldest closing record, NULL if none. */
+static struct closing *closings(const struct smtp_session *s)
+{
+	return s->ext ? s->ext->closing : NULL;
+}
+
+/* A new extension with room for q_cap commands, to replace the session's
+ * (ext_install()): its closing records are copied over, its queue is the
+ * caller's to fill. NULL on ENOMEM. */
+static struct ext *ext_alloc(const struct smtp_session *s, unsigned q_cap)
+{
+	struct ext *e = malloc(ext_size(q_cap));
+	if (e) {
+		e->closing = closings(s);
+		e->n_closing = s->ext ? s->ext->n_closing : 0;
+		e->q_cap = (uint8_t)q_cap;
+		e->q_used = false;
+	}
+	return e;
+}
+
+/* e (from ext_alloc()) replaces the session's extension, which is freed. */
+static void ext_install(struct smtp_session *s, struct ext *e)
+{
+	if (s->ext) {
+		held(s, -(int64_t)ext_size(s->ext->q_cap));
+		free(s->ext);
+	}
+	held(s, (int64_t)ext_size(e->q_cap));
+	s->ext = e;
+}
+
+/* Free the extension once it holds nothing: no closing record, the queue
+ * inline. While closing records wait, the room of a queue that emptied
+ * stays: they go at the end of the reply that emptied it (closing_drain),
+ * or at the next reply after a gap. */
+static void ext_trim(struct smtp_session *s)
+{
+	struct ext *e = s->ext;
+	if (e && !e->closing && !e->q_used) {
+		held(s, -(int64_t)ext_size(e->q_cap));
+		free(e);
+		s->ext = NULL;
+	}
 }
 
 /* --- the line pool ------------------------------------------------------------ */
@@ -634,7 +699,7 @@ static void txn_open(struct smtp_session *s, uint64_t ts)
 	/* Zeek's rule (messages completed + 1), counting a closing message
 	 * whose reply is still on its way as completed. */
 	s->t.depth = s->messages_transferred + 1;
-	for (const struct closing *c = s->closing; c; c = c->next)
+	for (const struct closing *c = closings(s); c; c = c->next)
 		s->t.depth += c->t.awaiting_end_reply;
 }
 
@@ -723,18 +788,20 @@ static void txn_write(struct smtp_session *s, struct txn *t, uint16_t data_code)
 /* Free the oldest closing record (written or not). */
 static void closing_free(struct smtp_session *s)
 {
-	struct closing *c = s->closing;
-	s->closing = c->next;
-	s->n_closing--;
+	struct closing *c = s->ext->closing;
+	s->ext->closing = c->next;
+	s->ext->n_closing--;
 	store_free(s, &c->st);
 	free(c);
 	held(s, -(int64_t)sizeof(struct closing));
+	ext_trim(s);
 }
 
 /* Write and free the oldest closing record. */
 static void closing_write(struct smtp_session *s)
 {
-	txn_write(s, &s->closing->t, s->closing->data_code);
+	struct closing *c = s->ext->closing;
+	txn_write(s, &c->t, c->data_code);
 	closing_free(s);
 }
 
@@ -745,7 +812,8 @@ static bool gen_pending(struct smtp_session *s, uint32_t gen);
  * (replies come in order: a younger one cannot be done before an older). */
 static void closing_drain(struct smtp_session *s)
 {
-	while (s->closing && !gen_pending(s, s->closing->t.gen))
+	const struct closing *c;
+	while ((c = closings(s)) && !gen_pending(s, c->t.gen))
 		closing_write(s);
 }
 
@@ -753,13 +821,21 @@ static void closing_drain(struct smtp_session *s)
  * session's store keeps its capacity for the next record). */
 static bool closing_make(struct smtp_session *s)
 {
-	if (s->n_closing >= CLOSING_MAX) {
+	if (s->ext && s->ext->n_closing >= CLOSING_MAX) {
 		s->env->stats->records_early++;
 		closing_write(s);
 	}
+	if (!s->ext) {
+		struct ext *e = ext_alloc(s, 0);
+		if (!e)
+			return false;
+		ext_install(s, e);
+	}
 	struct closing *c = malloc(sizeof *c);
-	if (!c)
+	if (!c) {
+		ext_trim(s);
 		return false;
+	}
 	memset(&c->st, 0, sizeof c->st);
 	c->next = NULL;
 	c->data_code = 0;
@@ -768,6 +844,7 @@ static bool closing_make(struct smtp_session *s)
 		c->st.buf = malloc(store_class(n));
 		if (!c->st.buf) {
 			free(c);
+			ext_trim(s);
 			return false;
 		}
 		c->st.cap = (uint16_t)store_class(n);
@@ -777,11 +854,11 @@ static bool closing_make(struct smtp_session *s)
 			c->st.len[k] = s->st.len[k];
 	}
 	c->t = s->t;
-	struct closing **tail = &s->closing;
+	struct closing **tail = &s->ext->closing;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = c;
-	s->n_closing++;
+	s->ext->n_closing++;
 	held(s, (int64_t)(sizeof *c + c->st.cap));
 	return true;
 }
@@ -790,7 +867,7 @@ static bool closing_make(struct smtp_session *s)
  * reply to its end of data, 0 if none. */
 static void txn_flush(struct smtp_session *s, uint16_t data_code)
 {
-	while (s->closing)
+	while (closings(s))
 		closing_write(s);
 	txn_write(s, &s->t, data_code);
 }
@@ -827,15 +904,20 @@ static void feed_content(struct smtp_session *s, const uint8_t *p, size_t n)
 
 /* --- the pending-command queue ------------------------------------------------ */
 
-static unsigned q_capacity(const struct smtp_session *s)
+static bool q_grown(const struct smtp_session *s)
 {
-	return s->q_heap ? s->q_cap : Q_INLINE;
+	return s->ext && s->ext->q_used;
 }
 
-/* The queue's entries: inline, or on the heap once it grew. */
+static unsigned q_capacity(const struct smtp_session *s)
+{
+	return q_grown(s) ? s->ext->q_cap : Q_INLINE;
+}
+
+/* The queue's entries: inline, or in the extension once it grew. */
 static struct pending *q_entries(struct smtp_session *s)
 {
-	return s->q_heap ? s->q_heap : s->q_inline;
+	return q_grown(s) ? s->ext->q : s->q_inline;
 }
 
 /* Twice the room, up to SMTP_PENDING_MAX (a pipelining client, per command
@@ -846,31 +928,25 @@ static bool q_grow(struct smtp_session *s)
 	if (cap >= SMTP_PENDING_MAX)
 		return false;
 	unsigned ncap = cap * 2 < SMTP_PENDING_MAX ? cap * 2 : SMTP_PENDING_MAX;
-	struct pending *q = malloc(ncap * sizeof *q);
-	if (!q)
+	struct ext *e = ext_alloc(s, ncap);
+	if (!e)
 		return false;
 	const struct pending *old = q_entries(s);
 	for (unsigned i = 0; i < s->q_len; i++)
-		q[i] = old[(s->q_head + i) % cap];
-	if (s->q_heap) {
-		free(s->q_heap);
-		held(s, -(int64_t)(cap * sizeof *q));
-	}
-	s->q_heap = q;
-	s->q_cap = (uint8_t)ncap;
+		e->q[i] = old[(s->q_head + i) % cap];
+	e->q_used = true;
+	ext_install(s, e);
 	s->q_head = 0;
-	held(s, (int64_t)(ncap * sizeof *q));
 	return true;
 }
 
+/* The queue is empty: back inline, its room freed with the extension. */
 static void q_free(struct smtp_session *s)
 {
-	if (s->q_heap) {
-		free(s->q_heap);
-		held(s, -(int64_t)(s->q_cap * sizeof *s->q_heap));
-		s->q_heap = NULL;
-	}
-	s->q_head = s->q_len = s->q_cap = 0;
+	if (s->ext)
+		s->ext->q_used = false;
+	s->q_head = s->q_len = 0;
+	ext_trim(s);
 }
 
 static void push_cmd(struct smtp_session *s, enum cmd cmd, unsigned flags, unsigned rcpt)
@@ -1366,7 +1442,7 @@ static void client_line(struct smtp_session *s, const char *line, size_t n, uint
 static struct txn *reply_txn(struct smtp_session *s, const struct pending *p)
 {
 	if (p->cmd != CMD_NONE && p->gen) {
-		for (struct closing *c = s->closing; c; c = c->next)
+		for (struct closing *c = closings(s); c; c = c->next)
 			if (c->t.gen == p->gen)
 				return &c->t;
 		if (p->gen != s->t.gen)
@@ -1850,8 +1926,8 @@ void smtp_session_init(struct smtp_session *s, const struct smtp_env *env)
  * buffers (wiped). Scalars are left for the caller. */
 static void release_memory(struct smtp_session *s)
 {
-	while (s->closing) {
-		release_message(s, &s->closing->t);
+	while (closings(s)) {
+		release_message(s, &s->ext->closing->t);
 		closing_free(s);
 	}
 	store_free(s, &s->st);
@@ -1947,9 +2023,9 @@ size_t smtp_session_sizeof(void)
 size_t smtp_session_bytes(const struct smtp_session *s)
 {
 	size_t n = sizeof *s + s->st.cap + carry_bytes(&s->cl) + carry_bytes(&s->sl);
-	if (s->q_heap)
-		n += s->q_cap * sizeof *s->q_heap;
-	for (const struct closing *c = s->closing; c; c = c->next)
+	if (s->ext)
+		n += ext_size(s->ext->q_cap);
+	for (const struct closing *c = closings(s); c; c = c->next)
 		n += sizeof *c + c->st.cap;
 	return n;
 }
@@ -1960,9 +2036,9 @@ void smtp_session_memory(const struct smtp_session *s,
 	fn(arg, s, sizeof *s);
 	if (s->st.buf)
 		fn(arg, s->st.buf, s->st.cap);
-	if (s->q_heap)
-		fn(arg, s->q_heap, s->q_cap * sizeof *s->q_heap);
-	for (const struct closing *c = s->closing; c; c = c->next) {
+	if (s->ext)
+		fn(arg, s->ext, ext_size(s->ext->q_cap));
+	for (const struct closing *c = closings(s); c; c = c->next) {
 		fn(arg, c, sizeof *c);
 		if (c->st.buf)
 			fn(arg, c->st.buf, c->st.cap);
