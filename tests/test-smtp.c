@@ -131,13 +131,56 @@ static const struct smtp_env *env_of(struct smtp_line_pool *pool)
 	return &envs[n++];
 }
 
+/* The env each live session started with: a session keeps none, every
+ * call passes it (smtp.h). */
+static struct {
+	const struct smtp_session *s;
+	const struct smtp_env *env;
+} live[4];
+
+static const struct smtp_env *env_for(const struct smtp_session *s)
+{
+	for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
+		if (live[i].s == s)
+			return live[i].env;
+	fprintf(stderr, "env_for: not a live session\n");
+	abort();
+}
+
+/* A session with line pool `pool`, started, without resetting what the
+ * events recorded (a second session next to the first). */
+static struct smtp_session *session_with(bool handshake, struct smtp_line_pool *pool)
+{
+	struct smtp_session *s = smtp_session_create();
+	size_t i = 0;
+	while (i < sizeof live / sizeof live[0] && live[i].s)
+		i++;
+	if (!s || i == sizeof live / sizeof live[0]) {
+		fprintf(stderr, "session_with: no memory, or more than %zu sessions\n", i);
+		abort();
+	}
+	live[i].s = s;
+	live[i].env = env_of(pool);
+	smtp_session_start(s, live[i].env, handshake);
+	return s;
+}
+
+static void destroy(struct smtp_session *s)
+{
+	for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
+		if (live[i].s == s) {
+			smtp_session_destroy(s, live[i].env);
+			live[i].s = NULL;
+			return;
+		}
+	abort();
+}
+
 static struct smtp_session *start_with(bool handshake, struct smtp_line_pool *pool)
 {
 	n_txn = n_auth = n_starttls = 0;
 	memset(&stats, 0, sizeof stats);
-	struct smtp_session *s = smtp_session_create(env_of(pool));
-	smtp_session_start(s, handshake);
-	return s;
+	return session_with(handshake, pool);
 }
 
 static struct smtp_session *start(bool handshake)
@@ -147,18 +190,18 @@ static struct smtp_session *start(bool handshake)
 
 static void C(struct smtp_session *s, const char *text)
 {
-	smtp_feed(s, true, (const uint8_t *)text, strlen(text), 1000);
+	smtp_feed(s, env_for(s), true, (const uint8_t *)text, strlen(text), 1000);
 }
 
 static void S(struct smtp_session *s, const char *text)
 {
-	smtp_feed(s, false, (const uint8_t *)text, strlen(text), 1000);
+	smtp_feed(s, env_for(s), false, (const uint8_t *)text, strlen(text), 1000);
 }
 
 static void finish(struct smtp_session *s)
 {
-	smtp_end(s, 2000);
-	smtp_session_destroy(s);
+	smtp_end(s, env_for(s), 2000);
+	destroy(s);
 	for (int i = 0; i < POOL_MSG; i++)
 		CHECK(!msg_taken[i]); /* parsers always go back to the pool */
 }
@@ -343,7 +386,8 @@ static void feed_split(struct smtp_session *s, bool client, const char *text, si
 {
 	size_t n = strlen(text);
 	for (size_t i = 0; i < n; i += step)
-		smtp_feed(s, client, (const uint8_t *)text + i, i + step > n ? n - i : step, 1);
+		smtp_feed(s, env_for(s), client, (const uint8_t *)text + i,
+			  i + step > n ? n - i : step, 1);
 }
 
 static void test_dot_stuffing_any_split(void)
@@ -478,7 +522,7 @@ static bool session_has(const struct smtp_session *s, const char *needle)
 	struct scan sc = { needle, false };
 	if (!needle[0])
 		return false;
-	smtp_session_memory(s, scan_block, &sc);
+	smtp_session_memory(s, env_for(s), scan_block, &sc);
 	smtp_line_pool_memory(lines, scan_block, &sc);
 	return sc.found;
 }
@@ -597,7 +641,7 @@ static void test_gap_in_data_resyncs(void)
 	C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
 	S(s, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
 	C(s, "Subject: cut\r\n\r\nbody");
-	smtp_gap(s, true, 500, 1);
+	smtp_gap(s, env_for(s), true, 500, 1);
 	C(s, "more body\r\n.\r\n");       /* ignored: we do not know where we are */
 	S(s, "250 queued\r\n");           /* resynchronised on the reply */
 	C(s, "MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nDATA\r\n");
@@ -623,7 +667,7 @@ static void test_record_fields_do_not_leak(void)
 	C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
 	S(s, "250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n");
 	C(s, "Subject: one\r\n\r\nbody");
-	smtp_gap(s, true, 100, 1);
+	smtp_gap(s, env_for(s), true, 100, 1);
 	S(s, "250 queued 1\r\n");
 	C(s, "MAIL FROM:<c@x>\r\n");
 	finish(s);
@@ -645,7 +689,7 @@ static void test_gap_then_354(void)
 	S(s, "220 mx\r\n");
 	C(s, "EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n");
 	S(s, "250 mx\r\n250 ok\r\n250 ok\r\n");
-	smtp_gap(s, true, 6, 1);
+	smtp_gap(s, env_for(s), true, 6, 1);
 	S(s, "354 go\r\n");
 	C(s, "Subject: recovered\r\n\r\nz\r\n.\r\n");
 	S(s, "250 ok\r\n");
@@ -691,7 +735,7 @@ static void test_not_smtp(void)
 	struct smtp_session *s = start(true);
 	static const uint8_t tls_hello[] = { 0x16, 0x03, 0x03, 0x00, 0x5a, 0x02, 0x00, 0x00,
 					     0x56, 0x03, 0x03, '\n' };
-	smtp_feed(s, false, tls_hello, sizeof tls_hello, 1000);
+	smtp_feed(s, env_for(s), false, tls_hello, sizeof tls_hello, 1000);
 	CHECK(!smtp_looks_like_smtp(s));
 	C(s, "MAIL FROM:<a@b>\r\n");
 	finish(s);
@@ -856,7 +900,7 @@ static void feed_bytes_but_last(struct smtp_session *s, bool client, const char 
 {
 	size_t n = strlen(text);
 	for (size_t i = 0; i + 1 < n; i++)
-		smtp_feed(s, client, (const uint8_t *)text + i, 1, 1);
+		smtp_feed(s, env_for(s), client, (const uint8_t *)text + i, 1, 1);
 }
 
 /* A command and a reply longer than a small carry buffer, one byte per
@@ -933,7 +977,7 @@ static void test_line_pool_empty(void)
 	s = start_with(true, small_only);
 	S(s, "220 mx\r\n");
 	C(s, "MAIL FROM:<a@x.jp>\r\n");
-	smtp_feed(s, true, (const uint8_t *)rcpt, 150, 1);
+	smtp_feed(s, env_for(s), true, (const uint8_t *)rcpt, 150, 1);
 	C(s, rcpt + 150);
 	S(s, "250 ok\r\n250 ok\r\n");
 	finish(s);
@@ -948,8 +992,7 @@ static void test_line_pool_empty(void)
 	static char head[201];
 	snprintf(head, sizeof head, "250 %0196d", 0);
 	s = start_with(true, one_big);
-	struct smtp_session *b = smtp_session_create(env_of(one_big));
-	smtp_session_start(b, true);
+	struct smtp_session *b = session_with(true, one_big);
 	S(s, "220 mx\r\n");
 	C(s, "MAIL FROM:<a@x.jp>\r\n");
 	S(b, head);
@@ -958,8 +1001,8 @@ static void test_line_pool_empty(void)
 	CHECK_INT(stats.line_bufs_big, 0);
 	S(s, "TAIL\r\n");
 	finish(s);
-	smtp_end(b, 2000);
-	smtp_session_destroy(b);
+	smtp_end(b, env_for(b), 2000);
+	destroy(b);
 	CHECK_INT(stats.lines_no_buffer, 1);
 	CHECK_INT(n_txn, 1);
 	CHECK_INT(strlen(txns[0].last_reply), SMTP_CARRY_SMALL);
@@ -1084,11 +1127,11 @@ static void test_store_to_its_bound(void)
 	CHECK_INT(t->rcpt_code[0], 250);
 	CHECK_INT(t->rcpt_code[SMTP_RCPT_KEEP_MAX - 1], 251);
 	CHECK_STR(t->last_reply, "250 ok");
-	smtp_end(s, 2000);
+	smtp_end(s, env_for(s), 2000);
 	CHECK_INT(held(s), 0);
 	CHECK_INT(stats.store_bytes, 0);
 	CHECK(stats.store_peak >= store_max);
-	smtp_session_destroy(s);
+	destroy(s);
 	CHECK_INT(n_txn, 2);
 	CHECK_STR(txns[1].mailfrom, "second@example.org");
 	CHECK_INT(txns[1].n_rcpt, 1);
@@ -1198,7 +1241,7 @@ static void test_carried_secret_wiped(void)
 		C(s, "AUTH PLAIN ");
 		C(s, wire);
 		CHECK(session_has(s, tail));
-		smtp_gap(s, true, 100, 1);
+		smtp_gap(s, env_for(s), true, 100, 1);
 		CHECK(!session_has(s, tail));
 		S(s, "535 no\r\n");
 
@@ -1206,11 +1249,11 @@ static void test_carried_secret_wiped(void)
 		C(s, "AUTH PLAIN ");
 		C(s, wire);
 		CHECK(session_has(s, tail));
-		smtp_end(s, 2000);
+		smtp_end(s, env_for(s), 2000);
 		CHECK(!session_has(s, tail));
 		CHECK_INT(held(s), 0);
 		CHECK_INT(stats.line_bufs_small + stats.line_bufs_big, 0);
-		smtp_session_destroy(s);
+		destroy(s);
 		for (int i = 0; i < POOL_MSG; i++)
 			CHECK(!msg_taken[i]);
 	}
