@@ -148,7 +148,7 @@ struct store {
 #define LINE_KEEP ((size_t)SMTP_LINE_MAX + 1) /* bytes of a line kept: the bound and a CR */
 
 struct carry {
-	/* 8 B, not 16: a session holds two (113k sessions at once in the
+	/* 8 B, not 16: a session holds two (106k sessions at once in the
 	 * benchmark), and a 32-bit buffer number instead of a pointer */
 	unsigned len : 11;   /* bytes kept in the buffer */
 	unsigned seen : 11;  /* bytes of the line so far, LINE_KEEP + 1 at most */

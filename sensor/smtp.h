@@ -124,9 +124,9 @@ struct smtp_stats {
 	uint64_t auth_attempts, auth_failures;
 	uint64_t starttls;
 	uint64_t no_message_parser;  /* msg_acquire returned NULL */
-	/* Memory of the sessions beyond their structs: string stores, grown
-	 * command queues and closing records, in bytes now and at most; and
-	 * pooled carry buffers lent now and at most, small ones
+	/* Memory of the sessions beyond their structs: string stores and their
+	 * extensions (grown command queues, closing records), in bytes now and
+	 * at most; and pooled carry buffers lent now and at most, small ones
 	 * (SMTP_CARRY_SMALL bytes) and whole-line ones (SMTP_LINE_MAX + 1). */
 	uint64_t store_bytes, store_peak;
 	uint64_t line_bufs_small, line_bufs_small_peak;
