@@ -472,9 +472,9 @@ static void ext_install(struct smtp_session *s, const struct smtp_env *env, stru
 }
 
 /* Free the extension once it holds nothing: no closing record, the queue
- * inline. While closing records wait, the room of a queue that emptied
- * stays: they go at the end of the reply that emptied it (closing_drain),
- * or at the next reply after a gap. */
+ * inline. The room of a queue that emptied stays while closing records
+ * wait, which is not long: with nothing queued, none waits for a reply any
+ * more, and closing_drain() writes them at the end of that reply. */
 static void ext_trim(struct smtp_session *s, const struct smtp_env *env)
 {
 	struct ext *e = s->ext;
