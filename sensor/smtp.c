@@ -87,11 +87,12 @@ struct pending {
 _Static_assert(CMD_UNKNOWN < 16 && SMTP_RCPT_KEEP_MAX < 128 && SMTP_PENDING_MAX <= 255,
 	       "struct pending's fields are too narrow");
 
-/* The queue lives in the session for up to Q_INLINE commands (7: MAIL
- * FROM, five RCPT TO and DATA in one flight, and the struct ends at 200 B:
- * an eighth would pad it to 208); a client that pipelines more gets a heap array,
- * doubled up to SMTP_PENDING_MAX, freed when the burst is answered. */
-#define Q_INLINE 7
+/* The queue lives in the session for up to Q_INLINE commands (8: MAIL
+ * FROM, six RCPT TO and DATA in one flight, and the struct ends at 168 B:
+ * a ninth would pad it to 176); a client that pipelines more gets a heap
+ * array in the session's extension (struct ext), doubled up to
+ * SMTP_PENDING_MAX, freed when the burst is answered. */
+#define Q_INLINE 8
 
 /* What a content byte means at this point of a DATA line (dot-stuffing). */
 enum dot_state { DOT_LINE_START, DOT_MID, DOT_SEEN, DOT_SEEN_CR };
@@ -147,7 +148,7 @@ struct store {
 #define LINE_KEEP ((size_t)SMTP_LINE_MAX + 1) /* bytes of a line kept: the bound and a CR */
 
 struct carry {
-	/* 8 B, not 16: a session holds two (113k sessions at once in the
+	/* 8 B, not 16: a session holds two (106k sessions at once in the
 	 * benchmark), and a 32-bit buffer number instead of a pointer */
 	unsigned len : 11;   /* bytes kept in the buffer */
 	unsigned seen : 11;  /* bytes of the line so far, LINE_KEEP + 1 at most */
@@ -171,24 +172,29 @@ struct smtp_line_pool {
 	struct line_list small, big;
 };
 
+/* A record's scalars; its strings are in a store. Every session holds one
+ * (106k at once in the benchmark), so it holds only what cannot be had
+ * elsewhere, in 48 B: the recipients kept are counted by their reply codes
+ * in the store (rcpts_kept()), and the reply to the end of data is kept by
+ * closing records only (the open record is written as it comes). The
+ * counts that reach the records are full 32 or 64 bits. */
 struct txn {
 	struct message *msg;
 	uint64_t ts_us;
 	uint64_t size;       /* content bytes */
-	uint32_t gen;
 	unsigned depth;
 	unsigned rcpt_total, rcpt_accepted, rcpt_rejected;
 	unsigned gaps;
-	uint16_t data_code;
-	uint8_t n_rcpt;      /* kept: SMTP_RCPT_KEEP_MAX at most */
-	/* one bit each: every session holds a record (64 -> 56 B) */
-	bool open : 1;
-	bool active : 1;     /* client activity: MAIL FROM, RCPT TO, STARTTLS */
-	bool tls : 1;
-	bool data_seen : 1, data_done : 1;
-	bool replies_seen : 1;
-	bool awaiting_end_reply : 1;  /* "." or BDAT LAST sent, its reply not seen */
+	/* the generation and the flags in one word */
+	unsigned gen : GEN_BITS;
+	unsigned open : 1;
+	unsigned active : 1; /* client activity: MAIL FROM, RCPT TO, STARTTLS */
+	unsigned tls : 1;
+	unsigned data_seen : 1, data_done : 1;
+	unsigned replies_seen : 1;
+	unsigned awaiting_end_reply : 1;  /* "." or BDAT LAST sent, its reply not seen */
 };
+_Static_assert(sizeof(struct txn) == 48, "struct txn grew: every session holds one");
 
 /* A transaction the client has ended (it pipelined the next MAIL FROM,
  * RFC 2920 and RFC 3030) while replies to its commands are still on their
@@ -202,20 +208,38 @@ struct closing {
 	struct txn t;
 	struct store st;
 	struct closing *next;     /* the next younger one */
+	uint16_t data_code;       /* the reply to its end of data, 0 if none yet */
 };
 #define CLOSING_MAX 4
 
-/* Enums are kept in bytes here; switches cast them back, so that the
- * compiler still finds a missing case (STYLE.md 7). */
+/* What few sessions need, out of line behind one pointer: the records a
+ * pipelined MAIL FROM closed while their replies are on their way, and the
+ * command queue of a client that pipelines more than Q_INLINE commands.
+ * Made with the first of them, freed with the last (ext_trim()): per
+ * command or per transaction at most, never per packet. */
+struct ext {
+	struct closing *closing;  /* the oldest closing record; NULL: none */
+	uint8_t n_closing;        /* records in the closing list */
+	uint8_t q_cap;            /* entries of q[] */
+	bool q_used;              /* the queue is in q[], not in the session's q_inline */
+	struct pending q[];       /* a grown queue */
+};
+
+/* 168 B on x86-64 (the slack: 2 bytes at the end of st, 6 bits): 106k are
+ * open at once in the 100k-session benchmark, side by side in the
+ * tracker's array. What few sessions need is behind ext; the sensor's
+ * shared state is passed in (struct smtp_env). Enums are kept in bytes
+ * here; switches cast them back, so that the compiler still finds a
+ * missing case (STYLE.md 7). */
 struct smtp_session {
 	/* Read for every segment: the states and the carries, in the first
 	 * cache line. */
 	uint8_t state;                  /* enum smtp_state */
 	uint8_t dot;                    /* enum dot_state */
-	uint8_t q_head, q_len, q_cap;   /* q_cap: entries of q_heap */
+	uint8_t q_head, q_len;          /* in q_inline, or in ext once it grew */
 	uint8_t auth_answers;           /* saturates: only 0, 1 and 2 are told apart */
 	uint8_t mech;                   /* enum auth_mech */
-	/* One bit each: a session's size counts (113k at once in the benchmark). */
+	/* One bit each: a session's size counts. */
 	bool server_seen : 1;
 	bool smtp_seen : 1;             /* a valid reply or a known command was seen */
 	bool replies_seen : 1;          /* a valid reply line was seen */
@@ -226,24 +250,23 @@ struct smtp_session {
 	bool auth_active : 1;           /* AUTH in progress */
 	bool auth_have_user : 1;
 	bool auth_ok : 1;               /* the session is authenticated */
-	uint8_t n_closing;              /* records in the closing list */
-	uint16_t reply_code;
+	uint32_t bytes_seen;            /* bytes read, counted up to the end of the line
+					 * being read: the same whatever the split.
+					 * Saturates (count_read): it is only compared
+					 * with SMTP_VIOLATION_WINDOW and with the
+					 * length of the stream's first line */
 	struct pending reply_for;       /* what the open reply answers */
-	uint32_t gen;
-	uint32_t heap;                  /* bytes held beyond the struct, but line buffers */
+	unsigned gen : GEN_BITS;        /* the last record's generation (txn_open) */
+	unsigned reply_code : 10;       /* of the open reply: 100-599 (parse_reply) */
 	struct carry cl, sl;            /* cut lines of the client, the server */
-	uint64_t bytes_seen;            /* bytes read, counted up to the end of the line
-					 * being read: the same whatever the split */
+	unsigned messages_transferred;
 	uint64_t bdat_left;
 
 	/* The open record's scalars; its strings are in st. */
 	struct txn t;
 
-	const struct smtp_env *env;     /* shared by the sensor's sessions */
-	struct closing *closing;        /* the oldest closing record; NULL: none */
-	struct pending *q_heap;         /* NULL while the queue is in q_inline */
+	struct ext *ext;                /* NULL: no closing record, the queue inline */
 	struct store st;
-	unsigned messages_transferred;
 
 	struct pending q_inline[Q_INLINE];
 };
@@ -254,13 +277,13 @@ static void wipe(void *p, size_t n)
 	explicit_bzero(p, n);
 }
 
-/* Bytes held beyond the struct change by delta. */
-static void held(struct smtp_session *s, int64_t delta)
+/* Bytes held beyond the struct change by delta: the sensor's count (a
+ * session's own is summed when asked, smtp_session_bytes()). */
+static void held(const struct smtp_env *env, int64_t delta)
 {
-	s->heap = (uint32_t)((int64_t)s->heap + delta);
-	s->env->stats->store_bytes = (uint64_t)((int64_t)s->env->stats->store_bytes + delta);
-	if (s->env->stats->store_bytes > s->env->stats->store_peak)
-		s->env->stats->store_peak = s->env->stats->store_bytes;
+	env->stats->store_bytes = (uint64_t)((int64_t)env->stats->store_bytes + delta);
+	if (env->stats->store_bytes > env->stats->store_peak)
+		env->stats->store_peak = env->stats->store_bytes;
 }
 
 /* Where slot k starts: summed from the nearer end (the transaction's
@@ -296,7 +319,7 @@ static size_t store_class(size_t need)
 
 /* Room for extra more bytes. Grows by a class (per command at most); fails
  * only on ENOMEM, or past STORE_MAX, which the slots' bounds rule out. */
-static bool store_reserve(struct smtp_session *s, struct store *st, size_t extra)
+static bool store_reserve(const struct smtp_env *env, struct store *st, size_t extra)
 {
 	size_t need = st->used + extra;
 	if (need <= st->cap)
@@ -307,17 +330,17 @@ static bool store_reserve(struct smtp_session *s, struct store *st, size_t extra
 	char *b = realloc(st->buf, cap);
 	if (!b)
 		return false;
-	held(s, (int64_t)cap - st->cap);
+	held(env, (int64_t)cap - st->cap);
 	st->buf = b;
 	st->cap = (uint16_t)cap;
 	return true;
 }
 
-static void store_free(struct smtp_session *s, struct store *st)
+static void store_free(const struct smtp_env *env, struct store *st)
 {
 	if (st->buf) {
 		free(st->buf);
-		held(s, -(int64_t)st->cap);
+		held(env, -(int64_t)st->cap);
 	}
 	memset(st, 0, sizeof *st);
 }
@@ -330,10 +353,10 @@ static void store_free(struct smtp_session *s, struct store *st)
  * MAIL FROM cost 1.8 MB of peak RSS there, to save one realloc per
  * transaction. Per record, not per packet; a failed shrink keeps the block
  * as it is. */
-static void store_fit(struct smtp_session *s, struct store *st)
+static void store_fit(const struct smtp_env *env, struct store *st)
 {
 	if (!st->used) {
-		store_free(s, st);
+		store_free(env, st);
 		return;
 	}
 	size_t cap = store_class(st->used);
@@ -342,7 +365,7 @@ static void store_fit(struct smtp_session *s, struct store *st)
 	char *b = realloc(st->buf, cap);
 	if (!b)
 		return;
-	held(s, (int64_t)cap - st->cap);
+	held(env, (int64_t)cap - st->cap);
 	st->buf = b;
 	st->cap = (uint16_t)cap;
 }
@@ -363,9 +386,9 @@ static char *slot_resize(struct store *st, enum slot k, size_t n)
 
 /* Slot k becomes n bytes of undefined content: returns its start, or NULL
  * (out of memory) with the slot empty. */
-static char *slot_put(struct smtp_session *s, struct store *st, enum slot k, size_t n)
+static char *slot_put(const struct smtp_env *env, struct store *st, enum slot k, size_t n)
 {
-	if (n > st->len[k] && !store_reserve(s, st, n - st->len[k])) {
+	if (n > st->len[k] && !store_reserve(env, st, n - st->len[k])) {
 		if (st->len[k])
 			slot_resize(st, k, 0);
 		return NULL;
@@ -374,10 +397,10 @@ static char *slot_put(struct smtp_session *s, struct store *st, enum slot k, siz
 }
 
 /* Slot k becomes the string src[0..n). */
-static void slot_set(struct smtp_session *s, struct store *st, enum slot k, const char *src,
+static void slot_set(const struct smtp_env *env, struct store *st, enum slot k, const char *src,
 		     size_t n)
 {
-	char *d = slot_put(s, st, k, n + 1);
+	char *d = slot_put(env, st, k, n + 1);
 	if (d) {
 		memcpy(d, src, n);
 		d[n] = 0;
@@ -396,13 +419,70 @@ static const char *slot_str(const struct store *st, enum slot k)
 	return st->len[k] ? st->buf + slot_off(st, k) : NULL;
 }
 
+/* The closing record whose scalars are t (not the session's open one). */
+static struct closing *closing_of(struct txn *t)
+{
+	return (struct closing *)((char *)t - offsetof(struct closing, t));
+}
+
 /* The store of record t: the session's for the open one. */
 static struct store *txn_store(struct smtp_session *s, struct txn *t)
 {
-	if (t == &s->t)
-		return &s->st;
-	/* a closing record's: t is the first member of its struct closing */
-	return &((struct closing *)((char *)t - offsetof(struct closing, t)))->st;
+	return t == &s->t ? &s->st : &closing_of(t)->st;
+}
+
+/* --- the extension ------------------------------------------------------------ */
+
+/* Bytes of an extension with room for q_cap queued commands. */
+static size_t ext_size(unsigned q_cap)
+{
+	return sizeof(struct ext) + q_cap * sizeof(struct pending);
+}
+
+/* The oldest closing record, NULL if none. */
+static struct closing *closings(const struct smtp_session *s)
+{
+	return s->ext ? s->ext->closing : NULL;
+}
+
+/* A new extension with room for q_cap commands, to replace the session's
+ * (ext_install()): its closing records are copied over, its queue is the
+ * caller's to fill. NULL on ENOMEM. */
+static struct ext *ext_alloc(const struct smtp_session *s, unsigned q_cap)
+{
+	struct ext *e = malloc(ext_size(q_cap));
+	if (e) {
+		e->closing = closings(s);
+		e->n_closing = s->ext ? s->ext->n_closing : 0;
+		e->q_cap = (uint8_t)q_cap;
+		e->q_used = false;
+	}
+	return e;
+}
+
+/* e (from ext_alloc()) replaces the session's extension, which is freed. */
+static void ext_install(struct smtp_session *s, const struct smtp_env *env, struct ext *e)
+{
+	if (s->ext) {
+		held(env, -(int64_t)ext_size(s->ext->q_cap));
+		free(s->ext);
+	}
+	held(env, (int64_t)ext_size(e->q_cap));
+	s->ext = e;
+}
+
+/* Free the extension once it holds nothing: no closing record, the queue
+ * inline. The room of a queue that emptied stays while closing records
+ * wait, which is not long: with nothing queued, none waits for a reply any
+ * more, and closing_drain() writes them at the end of that reply. */
+static void ext_trim(struct smtp_session *s, const struct smtp_env *env)
+{
+	struct ext *e = s->ext;
+	if (e && !e->closing && !e->q_used) {
+		held(env, -(int64_t)ext_size(e->q_cap));
+		free(e);
+		s->ext = NULL;
+	}
 }
 
 /* --- the line pool ------------------------------------------------------------ */
@@ -460,26 +540,26 @@ void smtp_line_pool_memory(const struct smtp_line_pool *p,
 }
 
 /* The pool's list of whole-line buffers, or of small ones. */
-static struct line_list *line_list_of(const struct smtp_session *s, bool big)
+static struct line_list *line_list_of(const struct smtp_env *env, bool big)
 {
-	return big ? &s->env->lines->big : &s->env->lines->small;
+	return big ? &env->lines->big : &env->lines->small;
 }
 
 /* The buffer a carry holds, NULL if none. */
-static char *carry_buf(const struct smtp_session *s, const struct carry *c)
+static char *carry_buf(const struct smtp_env *env, const struct carry *c)
 {
 	if (!c->buf)
 		return NULL;
-	return line_list_buf(line_list_of(s, c->big), c->buf);
+	return line_list_buf(line_list_of(env, c->big), c->buf);
 }
 
 /* A recycled buffer's number, or a new one's while the list is under its
  * bound; 0: none. */
-static uint32_t line_take(struct smtp_session *s, bool big)
+static uint32_t line_take(const struct smtp_env *env, bool big)
 {
-	if (!s->env->lines)
+	if (!env->lines)
 		return 0;
-	struct line_list *l = line_list_of(s, big);
+	struct line_list *l = line_list_of(env, big);
 	uint32_t b;
 	if (l->nfree)
 		b = l->free[--l->nfree];
@@ -487,8 +567,8 @@ static uint32_t line_take(struct smtp_session *s, bool big)
 		b = ++l->made;
 	else
 		return 0;
-	uint64_t *n = big ? &s->env->stats->line_bufs_big : &s->env->stats->line_bufs_small;
-	uint64_t *peak = big ? &s->env->stats->line_bufs_big_peak : &s->env->stats->line_bufs_small_peak;
+	uint64_t *n = big ? &env->stats->line_bufs_big : &env->stats->line_bufs_small;
+	uint64_t *peak = big ? &env->stats->line_bufs_big_peak : &env->stats->line_bufs_small_peak;
 	if (++*n > *peak)
 		*peak = *n;
 	return b;
@@ -496,15 +576,15 @@ static uint32_t line_take(struct smtp_session *s, bool big)
 
 /* A pooled buffer may have held an AUTH line: wiped before anyone else
  * can have it. */
-static void line_give(struct smtp_session *s, uint32_t b, bool big, size_t used)
+static void line_give(const struct smtp_env *env, uint32_t b, bool big, size_t used)
 {
-	struct line_list *l = line_list_of(s, big);
+	struct line_list *l = line_list_of(env, big);
 	wipe(line_list_buf(l, b), used);
 	l->free[l->nfree++] = b;
 	if (big)
-		s->env->stats->line_bufs_big--;
+		env->stats->line_bufs_big--;
 	else
-		s->env->stats->line_bufs_small--;
+		env->stats->line_bufs_small--;
 }
 
 /* --- small helpers --------------------------------------------------------- */
@@ -623,14 +703,14 @@ static void txn_open(struct smtp_session *s, uint64_t ts)
 	/* Zeek's rule (messages completed + 1), counting a closing message
 	 * whose reply is still on its way as completed. */
 	s->t.depth = s->messages_transferred + 1;
-	for (const struct closing *c = s->closing; c; c = c->next)
+	for (const struct closing *c = closings(s); c; c = c->next)
 		s->t.depth += c->t.awaiting_end_reply;
 }
 
-static void release_message(struct smtp_session *s, struct txn *t)
+static void release_message(const struct smtp_env *env, struct txn *t)
 {
 	if (t->msg) {
-		s->env->ev->msg_release(s->env->ctx, t->msg);
+		env->ev->msg_release(env->ctx, t->msg);
 		t->msg = NULL;
 	}
 }
@@ -645,8 +725,17 @@ static void txn_activity(struct smtp_session *s, uint64_t ts)
 	s->t.active = true;
 }
 
-/* Write record t if the client did something, then close it. */
-static void txn_write(struct smtp_session *s, struct txn *t)
+/* Recipients kept in a record: its store holds a reply code (2 bytes)
+ * for each, appended with the address (cmd_rcpt). */
+static unsigned rcpts_kept(const struct store *st)
+{
+	return st->len[SL_RCPT_CODE] / 2u;
+}
+
+/* Write record t if the client did something, then close it. data_code:
+ * the reply to its end of data, 0 if none. */
+static void txn_write(struct smtp_session *s, const struct smtp_env *env, struct txn *t,
+		      uint16_t data_code)
 {
 	if (t->open && t->active) {
 		const struct store *st = txn_store(s, t);
@@ -665,12 +754,13 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 		out.mailfrom = slot_str(st, SL_MAILFROM);
 		const char *r = slot_str(st, SL_RCPT);
 		const char *code = slot_str(st, SL_RCPT_CODE);
-		for (unsigned i = 0; i < t->n_rcpt; i++) {
+		unsigned n_rcpt = rcpts_kept(st);
+		for (unsigned i = 0; i < n_rcpt; i++) {
 			out.rcpt[i] = r;
 			r += strlen(r) + 1;
 			memcpy(&out.rcpt_code[i], code + 2 * i, 2);
 		}
-		out.n_rcpt = t->n_rcpt;
+		out.n_rcpt = n_rcpt;
 		out.rcpt_total = t->rcpt_total;
 		out.rcpt_accepted = t->rcpt_accepted;
 		out.rcpt_rejected = t->rcpt_rejected;
@@ -678,7 +768,7 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 		out.tls = t->tls;
 		out.data_seen = t->data_seen;
 		out.data_done = t->data_done;
-		out.data_code = t->data_code;
+		out.data_code = data_code;
 		out.replies_seen = t->replies_seen;
 		if (t->msg) {
 			message_finish(t->msg);
@@ -686,36 +776,38 @@ static void txn_write(struct smtp_session *s, struct txn *t)
 		}
 		out.size = t->size;
 		out.gaps = t->gaps;
-		s->env->stats->transactions++;
-		if (s->env->ev->transaction)
-			s->env->ev->transaction(s->env->ctx, &out);
+		env->stats->transactions++;
+		if (env->ev->transaction)
+			env->ev->transaction(env->ctx, &out);
 	}
-	release_message(s, t);
+	release_message(env, t);
 	t->open = false;
 	if (t == &s->t) {
 		/* the strings were the record's: the session needs none of them
 		 * until its next transaction */
 		txn_slots_clear(s);
-		store_fit(s, &s->st);
+		store_fit(env, &s->st);
 	}
 }
 
 /* Free the oldest closing record (written or not). */
-static void closing_free(struct smtp_session *s)
+static void closing_free(struct smtp_session *s, const struct smtp_env *env)
 {
-	struct closing *c = s->closing;
-	s->closing = c->next;
-	s->n_closing--;
-	store_free(s, &c->st);
+	struct closing *c = s->ext->closing;
+	s->ext->closing = c->next;
+	s->ext->n_closing--;
+	store_free(env, &c->st);
 	free(c);
-	held(s, -(int64_t)sizeof(struct closing));
+	held(env, -(int64_t)sizeof(struct closing));
+	ext_trim(s, env);
 }
 
 /* Write and free the oldest closing record. */
-static void closing_write(struct smtp_session *s)
+static void closing_write(struct smtp_session *s, const struct smtp_env *env)
 {
-	txn_write(s, &s->closing->t);
-	closing_free(s);
+	struct closing *c = s->ext->closing;
+	txn_write(s, env, &c->t, c->data_code);
+	closing_free(s, env);
 }
 
 /* True if a command of record generation gen still waits for its reply. */
@@ -723,30 +815,41 @@ static bool gen_pending(struct smtp_session *s, uint32_t gen);
 
 /* Write the closing records that wait for nothing any more, oldest first
  * (replies come in order: a younger one cannot be done before an older). */
-static void closing_drain(struct smtp_session *s)
+static void closing_drain(struct smtp_session *s, const struct smtp_env *env)
 {
-	while (s->closing && !gen_pending(s, s->closing->t.gen))
-		closing_write(s);
+	const struct closing *c;
+	while ((c = closings(s)) && !gen_pending(s, c->t.gen))
+		closing_write(s, env);
 }
 
 /* The open record joins the closing list, with a copy of its strings (the
  * session's store keeps its capacity for the next record). */
-static bool closing_make(struct smtp_session *s)
+static bool closing_make(struct smtp_session *s, const struct smtp_env *env)
 {
-	if (s->n_closing >= CLOSING_MAX) {
-		s->env->stats->records_early++;
-		closing_write(s);
+	if (s->ext && s->ext->n_closing >= CLOSING_MAX) {
+		env->stats->records_early++;
+		closing_write(s, env);
+	}
+	if (!s->ext) {
+		struct ext *e = ext_alloc(s, 0);
+		if (!e)
+			return false;
+		ext_install(s, env, e);
 	}
 	struct closing *c = malloc(sizeof *c);
-	if (!c)
+	if (!c) {
+		ext_trim(s, env);
 		return false;
+	}
 	memset(&c->st, 0, sizeof c->st);
 	c->next = NULL;
+	c->data_code = 0;
 	size_t off = slot_off(&s->st, SL_MAILFROM), n = s->st.used - off;
 	if (n) {
 		c->st.buf = malloc(store_class(n));
 		if (!c->st.buf) {
 			free(c);
+			ext_trim(s, env);
 			return false;
 		}
 		c->st.cap = (uint16_t)store_class(n);
@@ -756,33 +859,34 @@ static bool closing_make(struct smtp_session *s)
 			c->st.len[k] = s->st.len[k];
 	}
 	c->t = s->t;
-	struct closing **tail = &s->closing;
+	struct closing **tail = &s->ext->closing;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = c;
-	s->n_closing++;
-	held(s, (int64_t)(sizeof *c + c->st.cap));
+	s->ext->n_closing++;
+	held(env, (int64_t)(sizeof *c + c->st.cap));
 	return true;
 }
 
-/* Write the closing records, then the open one. */
-static void txn_flush(struct smtp_session *s)
+/* Write the closing records, then the open one, with data_code: the
+ * reply to its end of data, 0 if none. */
+static void txn_flush(struct smtp_session *s, const struct smtp_env *env, uint16_t data_code)
 {
-	while (s->closing)
-		closing_write(s);
-	txn_write(s, &s->t);
+	while (closings(s))
+		closing_write(s, env);
+	txn_write(s, env, &s->t, data_code);
 }
 
 /* A message begins (DATA sent, first BDAT chunk, 354 after a gap). */
-static void begin_data(struct smtp_session *s, uint64_t ts)
+static void begin_data(struct smtp_session *s, const struct smtp_env *env, uint64_t ts)
 {
 	txn_open(s, ts);
 	s->t.data_seen = true;
 	s->t.data_done = false;
 	if (!s->t.msg) {
-		s->t.msg = s->env->ev->msg_acquire(s->env->ctx);
+		s->t.msg = env->ev->msg_acquire(env->ctx);
 		if (!s->t.msg)
-			s->env->stats->no_message_parser++;
+			env->stats->no_message_parser++;
 	} else {
 		message_reset(s->t.msg); /* a second message in one record: the last wins */
 	}
@@ -805,61 +909,61 @@ static void feed_content(struct smtp_session *s, const uint8_t *p, size_t n)
 
 /* --- the pending-command queue ------------------------------------------------ */
 
-static unsigned q_capacity(const struct smtp_session *s)
+static bool q_grown(const struct smtp_session *s)
 {
-	return s->q_heap ? s->q_cap : Q_INLINE;
+	return s->ext && s->ext->q_used;
 }
 
-/* The queue's entries: inline, or on the heap once it grew. */
+static unsigned q_capacity(const struct smtp_session *s)
+{
+	return q_grown(s) ? s->ext->q_cap : Q_INLINE;
+}
+
+/* The queue's entries: inline, or in the extension once it grew. */
 static struct pending *q_entries(struct smtp_session *s)
 {
-	return s->q_heap ? s->q_heap : s->q_inline;
+	return q_grown(s) ? s->ext->q : s->q_inline;
 }
 
 /* Twice the room, up to SMTP_PENDING_MAX (a pipelining client, per command
  * at most); false when at the bound or out of memory. */
-static bool q_grow(struct smtp_session *s)
+static bool q_grow(struct smtp_session *s, const struct smtp_env *env)
 {
 	unsigned cap = q_capacity(s);
 	if (cap >= SMTP_PENDING_MAX)
 		return false;
 	unsigned ncap = cap * 2 < SMTP_PENDING_MAX ? cap * 2 : SMTP_PENDING_MAX;
-	struct pending *q = malloc(ncap * sizeof *q);
-	if (!q)
+	struct ext *e = ext_alloc(s, ncap);
+	if (!e)
 		return false;
 	const struct pending *old = q_entries(s);
 	for (unsigned i = 0; i < s->q_len; i++)
-		q[i] = old[(s->q_head + i) % cap];
-	if (s->q_heap) {
-		free(s->q_heap);
-		held(s, -(int64_t)(cap * sizeof *q));
-	}
-	s->q_heap = q;
-	s->q_cap = (uint8_t)ncap;
+		e->q[i] = old[(s->q_head + i) % cap];
+	e->q_used = true;
+	ext_install(s, env, e);
 	s->q_head = 0;
-	held(s, (int64_t)(ncap * sizeof *q));
 	return true;
 }
 
-static void q_free(struct smtp_session *s)
+/* The queue is empty: back inline, its room freed with the extension. */
+static void q_free(struct smtp_session *s, const struct smtp_env *env)
 {
-	if (s->q_heap) {
-		free(s->q_heap);
-		held(s, -(int64_t)(s->q_cap * sizeof *s->q_heap));
-		s->q_heap = NULL;
-	}
-	s->q_head = s->q_len = s->q_cap = 0;
+	if (s->ext)
+		s->ext->q_used = false;
+	s->q_head = s->q_len = 0;
+	ext_trim(s, env);
 }
 
-static void push_cmd(struct smtp_session *s, enum cmd cmd, unsigned flags, unsigned rcpt)
+static void push_cmd(struct smtp_session *s, const struct smtp_env *env, enum cmd cmd,
+		     unsigned flags, unsigned rcpt)
 {
 	unsigned cap = q_capacity(s);
-	if (s->q_len == cap && !q_grow(s)) {
+	if (s->q_len == cap && !q_grow(s, env)) {
 		/* A client that never reads replies (or a one-sided capture): drop
 		 * the oldest, count it, and keep going. */
 		s->q_head = (uint8_t)((s->q_head + 1) % cap);
 		s->q_len--;
-		s->env->stats->pending_overflow++;
+		env->stats->pending_overflow++;
 	}
 	cap = q_capacity(s);
 	struct pending *e = &q_entries(s)[(s->q_head + s->q_len) % cap];
@@ -880,7 +984,7 @@ static bool gen_pending(struct smtp_session *s, uint32_t gen)
 	return false;
 }
 
-static struct pending pop_cmd(struct smtp_session *s)
+static struct pending pop_cmd(struct smtp_session *s, const struct smtp_env *env)
 {
 	struct pending e = { CMD_NONE, 0, 0, 0 };
 	if (s->q_len) {
@@ -888,7 +992,7 @@ static struct pending pop_cmd(struct smtp_session *s)
 		s->q_head = (uint8_t)((s->q_head + 1) % q_capacity(s));
 		s->q_len--;
 		if (!s->q_len)
-			q_free(s); /* a burst answered: back to the inline queue */
+			q_free(s, env); /* a burst answered: back to the inline queue */
 	}
 	return e;
 }
@@ -906,7 +1010,8 @@ static enum auth_mech mech_of(const char *m)
 	return MECH_OTHER;
 }
 
-static void set_try_user(struct smtp_session *s, const char *u, size_t n)
+static void set_try_user(struct smtp_session *s, const struct smtp_env *env, const char *u,
+			 size_t n)
 {
 	char name[SMTP_USER_MAX] = "";
 	size_t o = 0;
@@ -915,7 +1020,7 @@ static void set_try_user(struct smtp_session *s, const char *u, size_t n)
 		if (c >= 0x20 && c != 0x7f) /* no control bytes from the wire in a name */
 			name[o++] = (char)c;
 	}
-	slot_set(s, &s->st, SL_TRY_USER, name, o);
+	slot_set(env, &s->st, SL_TRY_USER, name, o);
 	s->auth_have_user = o > 0 && s->st.len[SL_TRY_USER];
 }
 
@@ -942,7 +1047,8 @@ static bool kv_value(const unsigned char *d, size_t n, const char *key, char sep
 /* One base64 AUTH response (initial or answer): take the user name out,
  * then wipe the decoded bytes. The line itself is the segment's, or a
  * carried copy that is wiped when its buffer goes back to the pool. */
-static void auth_response(struct smtp_session *s, const char *b64, size_t n)
+static void auth_response(struct smtp_session *s, const struct smtp_env *env, const char *b64,
+			  size_t n)
 {
 	unsigned char d[SMTP_LINE_MAX];
 	size_t dn = b64decode(b64, n, d, sizeof d);
@@ -962,9 +1068,9 @@ static void auth_response(struct smtp_session *s, const char *b64, size_t n)
 		if (a) {
 			unsigned char *b = memchr(a + 1, 0, dn - (size_t)(a + 1 - d));
 			if (b && b > a + 1)
-				set_try_user(s, (const char *)a + 1, (size_t)(b - a - 1));
+				set_try_user(s, env, (const char *)a + 1, (size_t)(b - a - 1));
 			else if (a > d)
-				set_try_user(s, (const char *)d, (size_t)(a - d));
+				set_try_user(s, env, (const char *)d, (size_t)(a - d));
 		}
 		break;
 	}
@@ -972,28 +1078,28 @@ static void auth_response(struct smtp_session *s, const char *b64, size_t n)
 		/* The user name comes first (initial response or first answer),
 		 * then the password, which is never decoded further. */
 		if (!s->auth_have_user && answer == 0)
-			set_try_user(s, (const char *)d, dn);
+			set_try_user(s, env, (const char *)d, dn);
 		break;
 	case MECH_CRAM_MD5: {
 		/* RFC 2195: "user SP hex-digest" */
 		unsigned char *sp = memchr(d, ' ', dn);
 		if (sp)
-			set_try_user(s, (const char *)d, (size_t)(sp - d));
+			set_try_user(s, env, (const char *)d, (size_t)(sp - d));
 		break;
 	}
 	case MECH_XOAUTH2:
 		if (kv_value(d, dn, "user=", '\x01', &v, &vn))
-			set_try_user(s, (const char *)v, vn);
+			set_try_user(s, env, (const char *)v, vn);
 		break;
 	case MECH_OAUTHBEARER:
 		/* RFC 7628: gs2 header "n,a=user," */
 		if (kv_value(d, dn, "a=", ',', &v, &vn))
-			set_try_user(s, (const char *)v, vn);
+			set_try_user(s, env, (const char *)v, vn);
 		break;
 	case MECH_SCRAM:
 		/* RFC 5802 client-first: "n,,n=user,r=nonce" */
 		if (answer == 0 && kv_value(d, dn, "n=", ',', &v, &vn))
-			set_try_user(s, (const char *)v, vn);
+			set_try_user(s, env, (const char *)v, vn);
 		break;
 	case MECH_OTHER:
 		break;
@@ -1001,15 +1107,15 @@ static void auth_response(struct smtp_session *s, const char *b64, size_t n)
 	wipe(d, sizeof d);
 }
 
-static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, uint16_t code,
-		      uint64_t ts)
+static void auth_done(struct smtp_session *s, const struct smtp_env *env,
+		      enum smtp_auth_outcome outcome, uint16_t code, uint64_t ts)
 {
 	if (!s->auth_active)
 		return;
 	s->auth_active = false;
-	s->env->stats->auth_attempts++;
+	env->stats->auth_attempts++;
 	if (outcome == SMTP_AUTH_FAILURE)
-		s->env->stats->auth_failures++;
+		env->stats->auth_failures++;
 	if (outcome == SMTP_AUTH_SUCCESS) {
 		/* Copied out first: setting a slot moves the slots after it. */
 		char user[SMTP_USER_MAX + 1] = "", mech[SMTP_MECH_MAX + 1] = "";
@@ -1020,15 +1126,15 @@ static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, ui
 		s->auth_ok = true;
 		/* an empty slot is absent: no name ("") is NULL in the records */
 		if (user[0])
-			slot_set(s, &s->st, SL_AUTH_USER, user, strlen(user));
+			slot_set(env, &s->st, SL_AUTH_USER, user, strlen(user));
 		else
 			slot_clear(&s->st, SL_AUTH_USER);
 		if (mech[0])
-			slot_set(s, &s->st, SL_AUTH_MECH, mech, strlen(mech));
+			slot_set(env, &s->st, SL_AUTH_MECH, mech, strlen(mech));
 		else
 			slot_clear(&s->st, SL_AUTH_MECH);
 	}
-	if (s->env->ev->auth) {
+	if (env->ev->auth) {
 		const char *mech = slot_str(&s->st, SL_MECH);
 		struct smtp_auth_event a = {
 			.ts_us = ts,
@@ -1037,7 +1143,7 @@ static void auth_done(struct smtp_session *s, enum smtp_auth_outcome outcome, ui
 			.outcome = outcome,
 			.code = code,
 		};
-		s->env->ev->auth(s->env->ctx, &a);
+		env->ev->auth(env->ctx, &a);
 	}
 	/* The attempt is over: its slots are not kept for the session's life
 	 * (what succeeded was copied above), so the transactions reuse their
@@ -1106,30 +1212,32 @@ static bool ends_with_last(const char *a, size_t n)
 	return n >= 5 && !strncasecmp(a + n - 5, " LAST", 5);
 }
 
-static void cmd_mail(struct smtp_session *s, const char *arg, size_t n, uint64_t ts)
+static void cmd_mail(struct smtp_session *s, const struct smtp_env *env, const char *arg, size_t n,
+		     uint64_t ts)
 {
 	if (!prefix_ci(arg, n, "FROM:"))
 		return;
 	if (s->t.open && s->t.active && s->replies_seen && gen_pending(s, s->t.gen)) {
 		/* Pipelined: replies to this record's commands (its end of
 		 * data, RCPTs, an RSET) are still on their way; they close it. */
-		if (closing_make(s)) {
+		if (closing_make(s, env)) {
 			s->t.open = false;
 			s->t.msg = NULL;
 		} else {
-			txn_flush(s); /* no memory: write it now, without its replies */
+			txn_flush(s, env, 0); /* no memory: write it now, without its replies */
 		}
 	} else {
-		txn_flush(s); /* answered, or no server side to wait for */
+		txn_flush(s, env, 0); /* answered, or no server side to wait for */
 	}
 	txn_activity(s, ts);
 	char path[SMTP_PATH_MAX + 1];
 	size_t pos = 0;
 	if (next_email(arg, n, &pos, path, sizeof path))
-		slot_set(s, &s->st, SL_MAILFROM, path, strlen(path));
+		slot_set(env, &s->st, SL_MAILFROM, path, strlen(path));
 }
 
-static uint16_t cmd_rcpt(struct smtp_session *s, const char *arg, size_t n, uint64_t ts)
+static uint16_t cmd_rcpt(struct smtp_session *s, const struct smtp_env *env, const char *arg,
+			 size_t n, uint64_t ts)
 {
 	if (!prefix_ci(arg, n, "TO:"))
 		return 0;
@@ -1144,18 +1252,19 @@ static uint16_t cmd_rcpt(struct smtp_session *s, const char *arg, size_t n, uint
 	if (!next_email(arg, n, &pos, addr, sizeof addr))
 		return 0;
 	size_t len = strlen(addr) + 1, used = st->len[SL_RCPT];
-	if (t->n_rcpt >= SMTP_RCPT_KEEP_MAX || used + len > SMTP_RCPT_ARENA) {
-		s->env->stats->rcpt_over_keep++;
+	unsigned n_rcpt = rcpts_kept(st);
+	if (n_rcpt >= SMTP_RCPT_KEEP_MAX || used + len > SMTP_RCPT_ARENA) {
+		env->stats->rcpt_over_keep++;
 		return 0;
 	}
-	if (!store_reserve(s, st, len + 2))
+	if (!store_reserve(env, st, len + 2))
 		return 0; /* out of memory: not kept */
 	memcpy(slot_resize(st, SL_RCPT, used + len) + used, addr, len);
-	memset(slot_resize(st, SL_RCPT_CODE, 2u * t->n_rcpt + 2) + 2 * t->n_rcpt, 0, 2);
-	return (uint16_t)++t->n_rcpt;
+	memset(slot_resize(st, SL_RCPT_CODE, 2u * n_rcpt + 2) + 2 * n_rcpt, 0, 2);
+	return (uint16_t)(n_rcpt + 1);
 }
 
-static void cmd_auth(struct smtp_session *s, const char *arg, size_t n)
+static void cmd_auth(struct smtp_session *s, const struct smtp_env *env, const char *arg, size_t n)
 {
 	/* "AUTH" SP mechanism [SP initial-response] (RFC 4954 §4) */
 	size_t m = 0;
@@ -1167,7 +1276,7 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t n)
 		mech[i] = (char)toupper((unsigned char)arg[i]);
 	mech[ml] = 0;
 	ml = strlen(mech); /* a NUL from the wire ends the name */
-	slot_set(s, &s->st, SL_MECH, mech, ml);
+	slot_set(env, &s->st, SL_MECH, mech, ml);
 	s->mech = mech_of(mech);
 	s->auth_active = true;
 	s->auth_answers = 0;
@@ -1180,13 +1289,14 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t n)
 		 * response is not an answer to a 334, except that SCRAM's
 		 * client-first message has then been sent. */
 		if (!(irn == 1 && ir[0] == '=')) {
-			auth_response(s, ir, irn);
+			auth_response(s, env, ir, irn);
 			s->auth_answers = s->mech == MECH_SCRAM ? 1 : 0;
 		}
 	}
 }
 
-static void client_command(struct smtp_session *s, const char *line, size_t n, uint64_t ts)
+static void client_command(struct smtp_session *s, const struct smtp_env *env, const char *line,
+			   size_t n, uint64_t ts)
 {
 	/* The command word runs from the start of the line to the first blank
 	 * (RFC 5321 §4.1.1); the argument is the rest after blanks. */
@@ -1206,22 +1316,22 @@ static void client_command(struct smtp_session *s, const char *line, size_t n, u
 		s->smtp_seen = true;
 	switch (c) {
 	case CMD_HELO:
-		slot_set(s, &s->st, SL_HELO, arg, an < SMTP_HELO_MAX ? an : SMTP_HELO_MAX);
+		slot_set(env, &s->st, SL_HELO, arg, an < SMTP_HELO_MAX ? an : SMTP_HELO_MAX);
 		s->mail_command_seen = true;
 		break;
 	case CMD_MAIL:
-		cmd_mail(s, arg, an, ts);
+		cmd_mail(s, env, arg, an, ts);
 		s->mail_command_seen = true;
 		break;
 	case CMD_RCPT:
-		rcpt = cmd_rcpt(s, arg, an, ts);
+		rcpt = cmd_rcpt(s, env, arg, an, ts);
 		s->mail_command_seen = true;
 		break;
 	case CMD_DATA:
 		/* Content starts now, not at the 354: the client cannot send it
 		 * earlier, and one-sided captures never show the 354. */
-		push_cmd(s, CMD_DATA, 0, 0);
-		begin_data(s, ts);
+		push_cmd(s, env, CMD_DATA, 0, 0);
+		begin_data(s, env, ts);
 		s->state = ST_DATA;
 		return;
 	case CMD_BDAT: {
@@ -1232,15 +1342,15 @@ static void client_command(struct smtp_session *s, const char *line, size_t n, u
 			if (s->t.open)
 				s->t.awaiting_end_reply = true;
 		}
-		push_cmd(s, CMD_BDAT, flags, 0);
+		push_cmd(s, env, CMD_BDAT, flags, 0);
 		if (!parse_bdat(arg, an, &size, &last)) {
 			/* No chunk follows that we could measure: the next bytes are
 			 * read as commands, and the server will reject this one. */
-			s->env->stats->bdat_invalid++;
+			env->stats->bdat_invalid++;
 			return;
 		}
 		if (!s->t.data_seen || s->t.data_done || !s->t.open)
-			begin_data(s, ts);
+			begin_data(s, env, ts);
 		s->bdat_left = size;
 		s->bdat_last = last;
 		s->state = ST_BDAT;
@@ -1251,7 +1361,7 @@ static void client_command(struct smtp_session *s, const char *line, size_t n, u
 		return;
 	}
 	case CMD_AUTH:
-		cmd_auth(s, arg, an);
+		cmd_auth(s, env, arg, an);
 		break;
 	case CMD_RSET:
 	case CMD_QUIT:
@@ -1265,20 +1375,20 @@ static void client_command(struct smtp_session *s, const char *line, size_t n, u
 	case CMD_AUTH_ANSWER:
 		break; /* never parsed from a line */
 	}
-	push_cmd(s, c, flags, rcpt);
+	push_cmd(s, env, c, flags, rcpt);
 }
 
 /* A line answering a 334 (or, with no server side visible, an AUTH that
  * still expects answers). Never a command, whatever it looks like. */
-static void client_auth_answer(struct smtp_session *s, const char *line, size_t n,
-			       uint64_t ts)
+static void client_auth_answer(struct smtp_session *s, const struct smtp_env *env, const char *line,
+			       size_t n, uint64_t ts)
 {
-	push_cmd(s, CMD_AUTH_ANSWER, 0, 0);
+	push_cmd(s, env, CMD_AUTH_ANSWER, 0, 0);
 	if (n == 1 && line[0] == '*') {
-		auth_done(s, SMTP_AUTH_ABORTED, 0, ts); /* RFC 4954 §4: client cancels */
+		auth_done(s, env, SMTP_AUTH_ABORTED, 0, ts); /* RFC 4954 §4: client cancels */
 		return;
 	}
-	auth_response(s, line, n);
+	auth_response(s, env, line, n);
 }
 
 /* Without replies, how many answers does this AUTH still owe? */
@@ -1304,7 +1414,8 @@ static bool auth_expects_answer_blind(const struct smtp_session *s)
 
 /* One client line: where it lies in the segment, or in a carry buffer
  * (wiped when it goes back: AUTH secrets, and anything else). */
-static void client_line(struct smtp_session *s, const char *line, size_t n, uint64_t ts)
+static void client_line(struct smtp_session *s, const struct smtp_env *env, const char *line,
+			size_t n, uint64_t ts)
 {
 	switch ((enum smtp_state)s->state) {
 	case ST_PROXY:
@@ -1313,19 +1424,19 @@ static void client_line(struct smtp_session *s, const char *line, size_t n, uint
 				s->proxy_client_done = true; /* end of the CONNECT request */
 			return;
 		}
-		client_command(s, line, n, ts); /* tunnel commands before the 200 */
+		client_command(s, env, line, n, ts); /* tunnel commands before the 200 */
 		break;
 	case ST_AFTER_GAP:
 		return; /* until the next reply tells us where we are */
 	case ST_AUTH:
-		client_auth_answer(s, line, n, ts);
+		client_auth_answer(s, env, line, n, ts);
 		s->state = ST_COMMAND;
 		break;
 	case ST_COMMAND:
 		if (auth_expects_answer_blind(s))
-			client_auth_answer(s, line, n, ts);
+			client_auth_answer(s, env, line, n, ts);
 		else
-			client_command(s, line, n, ts);
+			client_command(s, env, line, n, ts);
 		break;
 	case ST_DATA:
 	case ST_BDAT:
@@ -1343,7 +1454,7 @@ static void client_line(struct smtp_session *s, const char *line, size_t n, uint
 static struct txn *reply_txn(struct smtp_session *s, const struct pending *p)
 {
 	if (p->cmd != CMD_NONE && p->gen) {
-		for (struct closing *c = s->closing; c; c = c->next)
+		for (struct closing *c = closings(s); c; c = c->next)
 			if (c->t.gen == p->gen)
 				return &c->t;
 		if (p->gen != s->t.gen)
@@ -1354,12 +1465,12 @@ static struct txn *reply_txn(struct smtp_session *s, const struct pending *p)
 
 /* "250 message", the message cut to fit SMTP_REPLY_MAX. Per reply line: the
  * store grows only when a reply is longer than every one before it. */
-static void set_last_reply(struct smtp_session *s, struct txn *t, uint16_t code, const char *msg,
-			   size_t n)
+static void set_last_reply(struct smtp_session *s, const struct smtp_env *env, struct txn *t,
+			   uint16_t code, const char *msg, size_t n)
 {
 	if (n > SMTP_REPLY_MAX - 4)
 		n = SMTP_REPLY_MAX - 4;
-	char *o = slot_put(s, txn_store(s, t), SL_REPLY, 4 + n + 1);
+	char *o = slot_put(env, txn_store(s, t), SL_REPLY, 4 + n + 1);
 	if (o) {
 		o[0] = (char)('0' + code / 100);
 		o[1] = (char)('0' + code / 10 % 10);
@@ -1380,17 +1491,17 @@ static void rcpt_reply(struct smtp_session *s, const struct pending *p, uint16_t
 		t->rcpt_accepted++;
 	else if (code >= 400)
 		t->rcpt_rejected++;
-	if (p->rcpt && p->rcpt <= t->n_rcpt) {
-		struct store *st = txn_store(s, t);
+	struct store *st = txn_store(s, t);
+	if (p->rcpt && p->rcpt <= rcpts_kept(st))
 		memcpy(st->buf + slot_off(st, SL_RCPT_CODE) + 2 * (p->rcpt - 1u), &code, 2);
-	}
 }
 
 /* The first line of a reply: pair it with the oldest pending command and
  * act on the answer. */
-static void reply_start(struct smtp_session *s, uint16_t code, uint64_t ts)
+static void reply_start(struct smtp_session *s, const struct smtp_env *env, uint16_t code,
+			uint64_t ts)
 {
-	struct pending p = pop_cmd(s);
+	struct pending p = pop_cmd(s, env);
 	s->reply_for = p;
 	if (s->state == ST_AFTER_GAP) {
 		/* Resynchronise: this reply answers something we lost. A 354 means
@@ -1399,7 +1510,7 @@ static void reply_start(struct smtp_session *s, uint16_t code, uint64_t ts)
 		s->reply_for.cmd = CMD_NONE;
 		s->state = ST_COMMAND;
 		if (code == 354) {
-			begin_data(s, ts);
+			begin_data(s, env, ts);
 			s->state = ST_DATA;
 		}
 		return;
@@ -1421,7 +1532,7 @@ static void reply_start(struct smtp_session *s, uint16_t code, uint64_t ts)
 		} else {
 			if (s->state == ST_AUTH)
 				s->state = ST_COMMAND;
-			auth_done(s, code >= 200 && code < 300 ? SMTP_AUTH_SUCCESS
+			auth_done(s, env, code >= 200 && code < 300 ? SMTP_AUTH_SUCCESS
 							       : SMTP_AUTH_FAILURE, code, ts);
 		}
 		break;
@@ -1432,9 +1543,9 @@ static void reply_start(struct smtp_session *s, uint16_t code, uint64_t ts)
 			txn_activity(s, ts);
 			s->t.tls = true;
 			s->state = ST_TLS;
-			s->env->stats->starttls++;
-			if (s->env->ev->starttls)
-				s->env->ev->starttls(s->env->ctx, ts);
+			env->stats->starttls++;
+			if (env->ev->starttls)
+				env->ev->starttls(env->ctx, ts);
 		}
 		break;
 	case CMD_NONE:
@@ -1450,11 +1561,12 @@ static void reply_start(struct smtp_session *s, uint16_t code, uint64_t ts)
 		break;
 	}
 	if (p.cmd == CMD_NONE)
-		s->env->stats->unmatched_replies++;
+		env->stats->unmatched_replies++;
 }
 
 /* After last_reply is set: replies that end a message write the record. */
-static void reply_line_done(struct smtp_session *s, uint16_t code, bool cont)
+static void reply_line_done(struct smtp_session *s, const struct smtp_env *env, uint16_t code,
+			    bool cont)
 {
 	const struct pending *p = &s->reply_for;
 	bool ends = (p->cmd == CMD_DOT && !cont) ||
@@ -1466,11 +1578,12 @@ static void reply_line_done(struct smtp_session *s, uint16_t code, bool cont)
 	s->reply_for.cmd = CMD_NONE; /* later lines of this reply end nothing */
 	if (!t)
 		return; /* its record was written early (records_early) */
-	t->data_code = code;
 	t->awaiting_end_reply = false;
 	if (t == &s->t)
-		txn_flush(s); /* the closing ones before it were answered first */
-	/* a closing one goes when nothing of it is queued: closing_drain */
+		txn_flush(s, env, code); /* the closing ones before it were answered first */
+	else
+		closing_of(t)->data_code = code; /* it goes when nothing of it is
+						  * queued: closing_drain */
 }
 
 static bool parse_reply(const char *line, size_t n, uint16_t *code, bool *cont,
@@ -1494,7 +1607,8 @@ static bool parse_reply(const char *line, size_t n, uint16_t *code, bool *cont,
 	return true;
 }
 
-static void server_proxy_line(struct smtp_session *s, const char *line, size_t n)
+static void server_proxy_line(struct smtp_session *s, const struct smtp_env *env, const char *line,
+			      size_t n)
 {
 	if (!s->proxy_server_200) {
 		/* "HTTP/1.x 200 ..." opens the tunnel; anything else closes the case */
@@ -1509,14 +1623,15 @@ static void server_proxy_line(struct smtp_session *s, const char *line, size_t n
 		s->proxy_server_done = true;
 		s->state = ST_COMMAND;
 		s->q_len = 0;
-		push_cmd(s, CMD_CONNECT, 0, 0);
+		push_cmd(s, env, CMD_CONNECT, 0, 0);
 	}
 }
 
-static void server_line(struct smtp_session *s, const char *line, size_t n, uint64_t ts)
+static void server_line(struct smtp_session *s, const struct smtp_env *env, const char *line,
+			size_t n, uint64_t ts)
 {
 	if (s->state == ST_PROXY) {
-		server_proxy_line(s, line, n);
+		server_proxy_line(s, env, line, n);
 		return;
 	}
 	uint16_t code;
@@ -1524,30 +1639,30 @@ static void server_line(struct smtp_session *s, const char *line, size_t n, uint
 	const char *msg;
 	size_t msgn;
 	if (!parse_reply(line, n, &code, &cont, &msg, &msgn)) {
-		s->env->stats->bad_replies++;
+		env->stats->bad_replies++;
 		/* Early garbage from the server: this is not SMTP (TLS, HTTP...). */
 		if (!s->smtp_seen && s->bytes_seen <= SMTP_VIOLATION_WINDOW)
 			s->state = ST_NOT_SMTP;
 		return;
 	}
 	if (!s->replies_seen && s->q_len == 0 && code == 220)
-		push_cmd(s, CMD_CONNECT, 0, 0); /* joined mid-stream: still the banner */
+		push_cmd(s, env, CMD_CONNECT, 0, 0); /* joined mid-stream: still the banner */
 	s->replies_seen = true;
 	s->smtp_seen = true;
 	if (s->reply_open && code != s->reply_code)
 		s->reply_open = false; /* a new code closes a continuation */
 	if (!s->reply_open)
-		reply_start(s, code, ts);
+		reply_start(s, env, code, ts);
 	s->reply_open = cont;
 	s->reply_code = code;
 	struct txn *t = reply_txn(s, &s->reply_for);
 	if (t == &s->t)
 		txn_open(s, ts);
 	if (t)
-		set_last_reply(s, t, code, msg, msgn);
-	reply_line_done(s, code, cont);
+		set_last_reply(s, env, t, code, msg, msgn);
+	reply_line_done(s, env, code, cont);
 	if (!cont)
-		closing_drain(s);
+		closing_drain(s, env);
 }
 
 /* --- byte streams ----------------------------------------------------------------- */
@@ -1563,7 +1678,7 @@ static size_t carry_bytes(const struct carry *c)
  * when the small one is full (per line, not per segment). With none free,
  * the line keeps what fits in what it has; once cut, nothing more of it is
  * kept, so it never has a hole. */
-static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p, size_t k)
+static void carry_add(const struct smtp_env *env, struct carry *c, const uint8_t *p, size_t k)
 {
 	if (!k)
 		return;
@@ -1571,7 +1686,7 @@ static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p,
 	if (before <= LINE_KEEP) {
 		if (k > LINE_KEEP - before) {
 			/* counted when the bound is passed: a line may never end */
-			s->env->stats->lines_too_long++;
+			env->stats->lines_too_long++;
 			c->seen = LINE_KEEP + 1;
 		} else {
 			c->seen = (unsigned)(before + k);
@@ -1585,15 +1700,16 @@ static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p,
 	size_t cap = carry_bytes(c);
 	if (c->len + keep > cap) {
 		bool big = c->len + keep > SMTP_CARRY_SMALL;
-		uint32_t b = line_take(s, big);
+		uint32_t b = line_take(env, big);
 		if (!b && big && !c->buf) {
 			big = false; /* no whole-line buffer: keep what a small one holds */
-			b = line_take(s, false);
+			b = line_take(env, false);
 		}
 		if (b) {
 			if (c->buf) {
-				memcpy(line_list_buf(line_list_of(s, big), b), carry_buf(s, c), c->len);
-				line_give(s, c->buf, c->big, c->len);
+				memcpy(line_list_buf(line_list_of(env, big), b), carry_buf(env, c),
+				       c->len);
+				line_give(env, c->buf, c->big, c->len);
 			}
 			c->buf = b;
 			c->big = big;
@@ -1603,15 +1719,15 @@ static void carry_add(struct smtp_session *s, struct carry *c, const uint8_t *p,
 			keep = cap - c->len;
 	}
 	if (keep)
-		memcpy(carry_buf(s, c) + c->len, p, keep);
+		memcpy(carry_buf(env, c) + c->len, p, keep);
 	c->len = (unsigned)(c->len + keep);
 }
 
 /* The carried line was read (or lost): its buffer goes back, wiped. */
-static void carry_clear(struct smtp_session *s, struct carry *c)
+static void carry_clear(const struct smtp_env *env, struct carry *c)
 {
 	if (c->buf)
-		line_give(s, c->buf, c->big, c->len);
+		line_give(env, c->buf, c->big, c->len);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1619,14 +1735,14 @@ static void carry_clear(struct smtp_session *s, struct carry *c)
  * line ended, *line is set to it, without its CR LF and cut at SMTP_LINE_MAX:
  * where it lies in p when p holds all of it (the usual case: segments end at
  * line ends), else in the carry, which the caller clears once it is read. */
-static size_t take_line(struct smtp_session *s, struct carry *c, const uint8_t *p, size_t n,
+static size_t take_line(const struct smtp_env *env, struct carry *c, const uint8_t *p, size_t n,
 			const char **line, size_t *len)
 {
 	const uint8_t *nl = memchr(p, '\n', n);
 	size_t use = nl ? (size_t)(nl - p) : n;
 	*line = NULL;
 	if (!nl) {
-		carry_add(s, c, p, use);
+		carry_add(env, c, p, use);
 		return n;
 	}
 	size_t seen, kept;
@@ -1636,24 +1752,24 @@ static size_t take_line(struct smtp_session *s, struct carry *c, const uint8_t *
 		cr = use && p[use - 1] == '\r';
 		*line = (const char *)p;
 		if (seen > LINE_KEEP)
-			s->env->stats->lines_too_long++;
+			env->stats->lines_too_long++;
 	} else {
-		carry_add(s, c, p, use);
+		carry_add(env, c, p, use);
 		seen = c->seen;
 		kept = c->len;
 		cr = c->cr;
-		*line = c->buf ? carry_buf(s, c) : "";
+		*line = c->buf ? carry_buf(env, c) : "";
 	}
 	size_t eff = SMTP_LINE_MAX; /* past LINE_KEEP: counted when passed */
 	if (seen <= LINE_KEEP) {
 		eff = seen - cr;
 		if (eff > SMTP_LINE_MAX) {
-			s->env->stats->lines_too_long++;
+			env->stats->lines_too_long++;
 			eff = SMTP_LINE_MAX;
 		}
 	}
 	if (kept < eff) {
-		s->env->stats->lines_no_buffer++;
+		env->stats->lines_no_buffer++;
 		eff = kept;
 	}
 	*len = eff;
@@ -1663,7 +1779,8 @@ static size_t take_line(struct smtp_session *s, struct carry *c, const uint8_t *
 /* DATA content: dot-unstuffing (RFC 5321 §4.5.2) and the "." line that ends
  * it, across any segmentation. Returns the bytes consumed; stops right after
  * the end of data so that pipelined commands are read as commands. */
-static size_t data_bytes(struct smtp_session *s, const uint8_t *p, size_t n, uint64_t ts)
+static size_t data_bytes(struct smtp_session *s, const struct smtp_env *env, const uint8_t *p,
+			 size_t n, uint64_t ts)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -1721,25 +1838,32 @@ static size_t data_bytes(struct smtp_session *s, const uint8_t *p, size_t n, uin
 
 end_of_data:
 	end_data(s);
-	push_cmd(s, CMD_DOT, 0, 0);
+	push_cmd(s, env, CMD_DOT, 0, 0);
 	s->t.awaiting_end_reply = true;
 	s->state = ST_COMMAND;
 	(void)ts;
 	return i + 1;
 }
 
-static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint64_t ts)
+/* n more bytes were read (bytes_seen): 4 bytes, not 8, in every session. */
+static void count_read(struct smtp_session *s, size_t n)
+{
+	s->bytes_seen = n < UINT32_MAX - s->bytes_seen ? s->bytes_seen + (uint32_t)n : UINT32_MAX;
+}
+
+static void feed_client(struct smtp_session *s, const struct smtp_env *env, const uint8_t *p,
+			size_t n, uint64_t ts)
 {
 	while (n) {
 		size_t used = n;
 		switch ((enum smtp_state)s->state) {
 		case ST_DATA:
-			used = data_bytes(s, p, n, ts);
-			s->bytes_seen += used;
+			used = data_bytes(s, env, p, n, ts);
+			count_read(s, used);
 			break;
 		case ST_BDAT: {
 			used = n < s->bdat_left ? n : (size_t)s->bdat_left;
-			s->bytes_seen += used;
+			count_read(s, used);
 			feed_content(s, p, used);
 			s->bdat_left -= used;
 			if (s->bdat_left == 0) {
@@ -1758,8 +1882,8 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 		case ST_AFTER_GAP: {
 			const char *line;
 			size_t len;
-			used = take_line(s, &s->cl, p, n, &line, &len);
-			s->bytes_seen += used;
+			used = take_line(env, &s->cl, p, n, &line, &len);
+			count_read(s, used);
 			if (line) {
 				/* When the stream's first line (no byte before it either
 				 * way, however the segments cut it) is an HTTP CONNECT
@@ -1770,9 +1894,9 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 				    s->bytes_seen == line_bytes && len >= 8 &&
 				    memcmp(line, "CONNECT ", 8) == 0)
 					s->state = ST_PROXY;
-				client_line(s, line, len, ts);
+				client_line(s, env, line, len, ts);
 				if (s->cl.seen)
-					carry_clear(s, &s->cl);
+					carry_clear(env, &s->cl);
 			}
 			break;
 		}
@@ -1782,18 +1906,19 @@ static void feed_client(struct smtp_session *s, const uint8_t *p, size_t n, uint
 	}
 }
 
-static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint64_t ts)
+static void feed_server(struct smtp_session *s, const struct smtp_env *env, const uint8_t *p,
+			size_t n, uint64_t ts)
 {
 	s->server_seen = true;
 	while (n && s->state != ST_TLS && s->state != ST_NOT_SMTP) {
 		const char *line;
 		size_t len;
-		size_t used = take_line(s, &s->sl, p, n, &line, &len);
-		s->bytes_seen += used; /* before the line is read: the same for any split */
+		size_t used = take_line(env, &s->sl, p, n, &line, &len);
+		count_read(s, used); /* before the line is read: the same for any split */
 		if (line) {
-			server_line(s, line, len, ts);
+			server_line(s, env, line, len, ts);
 			if (s->sl.seen)
-				carry_clear(s, &s->sl);
+				carry_clear(env, &s->sl);
 		}
 		p += used;
 		n -= used;
@@ -1802,85 +1927,81 @@ static void feed_server(struct smtp_session *s, const uint8_t *p, size_t n, uint
 
 /* --- public API -------------------------------------------------------------------- */
 
-struct smtp_session *smtp_session_create(const struct smtp_env *env)
+struct smtp_session *smtp_session_create(void)
 {
 	struct smtp_session *s = malloc(sizeof *s);
 	if (s)
-		smtp_session_init(s, env);
+		smtp_session_init(s);
 	return s;
 }
 
-void smtp_session_init(struct smtp_session *s, const struct smtp_env *env)
+void smtp_session_init(struct smtp_session *s)
 {
-	memset(s, 0, sizeof *s); /* nothing held yet */
-	s->env = env;
-	smtp_session_reset(s);
+	memset(s, 0, sizeof *s); /* nothing held */
+	s->state = ST_COMMAND;
 }
 
 /* Everything beyond the struct goes: strings, queue, closing record, line
  * buffers (wiped). Scalars are left for the caller. */
-static void release_memory(struct smtp_session *s)
+static void release_memory(struct smtp_session *s, const struct smtp_env *env)
 {
-	while (s->closing) {
-		release_message(s, &s->closing->t);
-		closing_free(s);
+	while (closings(s)) {
+		release_message(env, &s->ext->closing->t);
+		closing_free(s, env);
 	}
-	store_free(s, &s->st);
-	q_free(s);
-	carry_clear(s, &s->cl);
-	carry_clear(s, &s->sl);
+	store_free(env, &s->st);
+	q_free(s, env);
+	carry_clear(env, &s->cl);
+	carry_clear(env, &s->sl);
 }
 
-void smtp_session_fini(struct smtp_session *s)
+void smtp_session_fini(struct smtp_session *s, const struct smtp_env *env)
 {
-	release_message(s, &s->t);
-	release_memory(s);
+	release_message(env, &s->t);
+	release_memory(s, env);
 }
 
-void smtp_session_destroy(struct smtp_session *s)
+void smtp_session_destroy(struct smtp_session *s, const struct smtp_env *env)
 {
 	if (!s)
 		return;
-	smtp_session_fini(s);
+	smtp_session_fini(s, env);
 	free(s);
 }
 
-void smtp_session_reset(struct smtp_session *s)
+void smtp_session_reset(struct smtp_session *s, const struct smtp_env *env)
 {
-	const struct smtp_env *env = s->env;
-	release_message(s, &s->t);
-	release_memory(s);
-	memset(s, 0, sizeof *s);
-	s->env = env;
-	s->state = ST_COMMAND;
+	smtp_session_fini(s, env);
+	smtp_session_init(s);
 }
 
-void smtp_session_start(struct smtp_session *s, bool handshake_seen)
+void smtp_session_start(struct smtp_session *s, const struct smtp_env *env, bool handshake_seen)
 {
 	/* With the handshake captured, the first reply is the banner even if the
 	 * client speaks first (Zeek's CONN_ESTABLISHMENT). */
 	if (handshake_seen)
-		push_cmd(s, CMD_CONNECT, 0, 0);
+		push_cmd(s, env, CMD_CONNECT, 0, 0);
 }
 
-void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, size_t len,
-	       uint64_t ts_us)
+void smtp_feed(struct smtp_session *s, const struct smtp_env *env, bool from_client,
+	       const uint8_t *data, size_t len, uint64_t ts_us)
 {
 	if (len == 0)
 		return;
 	if (from_client)
-		feed_client(s, data, len, ts_us);
+		feed_client(s, env, data, len, ts_us);
 	else
-		feed_server(s, data, len, ts_us);
+		feed_server(s, env, data, len, ts_us);
 }
 
-void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t ts_us)
+void smtp_gap(struct smtp_session *s, const struct smtp_env *env, bool from_client, uint64_t len,
+	      uint64_t ts_us)
 {
 	(void)ts_us;
 	if (len == 0 || s->state == ST_TLS || s->state == ST_NOT_SMTP)
 		return;
-	s->env->stats->gaps++;
-	s->env->stats->gap_bytes += len;
+	env->stats->gaps++;
+	env->stats->gap_bytes += len;
 	if (s->state == ST_DATA || s->state == ST_BDAT) {
 		if (s->t.msg)
 			message_gap(s->t.msg, len);
@@ -1893,18 +2014,18 @@ void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t t
 	s->reply_open = false;
 	s->reply_for.cmd = CMD_NONE;
 	s->bdat_left = 0;
-	carry_clear(s, from_client ? &s->cl : &s->sl);
+	carry_clear(env, from_client ? &s->cl : &s->sl);
 	s->state = s->state == ST_PROXY ? ST_NOT_SMTP : ST_AFTER_GAP;
 }
 
-void smtp_end(struct smtp_session *s, uint64_t ts_us)
+void smtp_end(struct smtp_session *s, const struct smtp_env *env, uint64_t ts_us)
 {
 	if (s->auth_active)
-		auth_done(s, SMTP_AUTH_ABORTED, 0, ts_us);
+		auth_done(s, env, SMTP_AUTH_ABORTED, 0, ts_us);
 	if (s->state == ST_DATA || s->state == ST_BDAT)
 		end_data(s);
-	txn_flush(s);
-	release_memory(s);
+	txn_flush(s, env, 0);
+	release_memory(s, env);
 }
 
 size_t smtp_session_sizeof(void)
@@ -1912,28 +2033,36 @@ size_t smtp_session_sizeof(void)
 	return sizeof(struct smtp_session);
 }
 
+/* Summed from what the session holds, not counted as it goes: a count
+ * would take 4 bytes of every session for a question asked by tests and
+ * tools. */
 size_t smtp_session_bytes(const struct smtp_session *s)
 {
-	return sizeof *s + s->heap + carry_bytes(&s->cl) + carry_bytes(&s->sl);
+	size_t n = sizeof *s + s->st.cap + carry_bytes(&s->cl) + carry_bytes(&s->sl);
+	if (s->ext)
+		n += ext_size(s->ext->q_cap);
+	for (const struct closing *c = closings(s); c; c = c->next)
+		n += sizeof *c + c->st.cap;
+	return n;
 }
 
-void smtp_session_memory(const struct smtp_session *s,
+void smtp_session_memory(const struct smtp_session *s, const struct smtp_env *env,
 			 void (*fn)(void *arg, const void *p, size_t n), void *arg)
 {
 	fn(arg, s, sizeof *s);
 	if (s->st.buf)
 		fn(arg, s->st.buf, s->st.cap);
-	if (s->q_heap)
-		fn(arg, s->q_heap, s->q_cap * sizeof *s->q_heap);
-	for (const struct closing *c = s->closing; c; c = c->next) {
+	if (s->ext)
+		fn(arg, s->ext, ext_size(s->ext->q_cap));
+	for (const struct closing *c = closings(s); c; c = c->next) {
 		fn(arg, c, sizeof *c);
 		if (c->st.buf)
 			fn(arg, c->st.buf, c->st.cap);
 	}
 	if (s->cl.buf)
-		fn(arg, carry_buf(s, &s->cl), carry_bytes(&s->cl));
+		fn(arg, carry_buf(env, &s->cl), carry_bytes(&s->cl));
 	if (s->sl.buf)
-		fn(arg, carry_buf(s, &s->sl), carry_bytes(&s->sl));
+		fn(arg, carry_buf(env, &s->sl), carry_bytes(&s->sl));
 }
 
 bool smtp_in_tls(const struct smtp_session *s)

@@ -124,9 +124,9 @@ struct smtp_stats {
 	uint64_t auth_attempts, auth_failures;
 	uint64_t starttls;
 	uint64_t no_message_parser;  /* msg_acquire returned NULL */
-	/* Memory of the sessions beyond their structs: string stores, grown
-	 * command queues and closing records, in bytes now and at most; and
-	 * pooled carry buffers lent now and at most, small ones
+	/* Memory of the sessions beyond their structs: string stores and their
+	 * extensions (grown command queues, closing records), in bytes now and
+	 * at most; and pooled carry buffers lent now and at most, small ones
 	 * (SMTP_CARRY_SMALL bytes) and whole-line ones (SMTP_LINE_MAX + 1). */
 	uint64_t store_bytes, store_peak;
 	uint64_t line_bufs_small, line_bufs_small_peak;
@@ -151,9 +151,15 @@ void smtp_line_pool_destroy(struct smtp_line_pool *p);
 struct smtp_session;
 
 /* What the sessions of one sensor share: the callbacks and their context,
- * the counters, the line pool (NULL: nothing of a cut line is kept). A
- * session keeps one pointer to it rather than four: 24 bytes in each of
- * the 113k sessions open at once in the benchmark. It must outlive them. */
+ * the counters, the line pool (NULL: nothing of a cut line is kept). It
+ * must outlive them.
+ *
+ * A session keeps no pointer to it (8 bytes in each of the 106k sessions
+ * open at once in the benchmark): every call that can act on what a
+ * session holds takes it, and it must be the same env from
+ * smtp_session_start() to the smtp_session_fini(), _reset() or _destroy()
+ * that ends the session (the line buffers a session borrows are its
+ * pool's, its message parsers its callbacks'). */
 struct smtp_env {
 	const struct smtp_events *ev;
 	void *ctx;
@@ -161,33 +167,36 @@ struct smtp_env {
 	struct smtp_line_pool *lines;
 };
 
-/* Allocate a session. Returns NULL on ENOMEM. */
-struct smtp_session *smtp_session_create(const struct smtp_env *env);
-void smtp_session_destroy(struct smtp_session *s);
+/* Allocate a session. Returns NULL on ENOMEM. NULL is fine for destroy. */
+struct smtp_session *smtp_session_create(void);
+void smtp_session_destroy(struct smtp_session *s, const struct smtp_env *env);
 
 /* The same in the caller's memory (a pool's block: no allocator header per
  * session): smtp_session_init() makes a session in smtp_session_sizeof()
  * bytes aligned to 8; smtp_session_fini() frees what it holds
  * beyond them. */
-void smtp_session_init(struct smtp_session *s, const struct smtp_env *env);
-void smtp_session_fini(struct smtp_session *s);
+void smtp_session_init(struct smtp_session *s);
+void smtp_session_fini(struct smtp_session *s, const struct smtp_env *env);
 
 /* Make a used session new again (for pools): what it held beyond its
- * struct is freed, a borrowed line buffer given back. */
-void smtp_session_reset(struct smtp_session *s);
+ * struct is freed, a borrowed line buffer given back. Its next life may
+ * have another env. */
+void smtp_session_reset(struct smtp_session *s, const struct smtp_env *env);
 
 /* Call once before the first byte. With the TCP handshake captured, the
  * first server reply is the banner even if the client speaks first. */
-void smtp_session_start(struct smtp_session *s, bool handshake_seen);
+void smtp_session_start(struct smtp_session *s, const struct smtp_env *env,
+			bool handshake_seen);
 
-void smtp_feed(struct smtp_session *s, bool from_client, const uint8_t *data, size_t len,
-	       uint64_t ts_us);
-void smtp_gap(struct smtp_session *s, bool from_client, uint64_t len, uint64_t ts_us);
+void smtp_feed(struct smtp_session *s, const struct smtp_env *env, bool from_client,
+	       const uint8_t *data, size_t len, uint64_t ts_us);
+void smtp_gap(struct smtp_session *s, const struct smtp_env *env, bool from_client,
+	      uint64_t len, uint64_t ts_us);
 
 /* Connection over: a pending transaction is reported, a message parser
  * handed back, the session's memory beyond its struct freed. The session
  * can then be destroyed or reset. */
-void smtp_end(struct smtp_session *s, uint64_t ts_us);
+void smtp_end(struct smtp_session *s, const struct smtp_env *env, uint64_t ts_us);
 
 bool smtp_in_tls(const struct smtp_session *s);
 
@@ -198,7 +207,7 @@ size_t smtp_session_bytes(const struct smtp_session *s);
 
 /* Every block of memory a session holds (its struct included), and every
  * free buffer of a pool: for the tests that look for secrets in them. */
-void smtp_session_memory(const struct smtp_session *s,
+void smtp_session_memory(const struct smtp_session *s, const struct smtp_env *env,
 			 void (*fn)(void *arg, const void *p, size_t n), void *arg);
 void smtp_line_pool_memory(const struct smtp_line_pool *p,
 			   void (*fn)(void *arg, const void *p, size_t n), void *arg);

@@ -174,7 +174,7 @@ static void feed(struct smtp_session *s, bool client, const uint8_t *p, size_t n
 		 uint64_t *rng)
 {
 	if (!rng) {
-		smtp_feed(s, client, p, n, ts);
+		smtp_feed(s, &st.env, client, p, n, ts);
 		return;
 	}
 	while (n) {
@@ -183,7 +183,7 @@ static void feed(struct smtp_session *s, bool client, const uint8_t *p, size_t n
 		size_t k = (r & 3) == 0 ? 1 + (r >> 2) % 64 : 1 + (r >> 2) % 4;
 		if (k > n)
 			k = n;
-		smtp_feed(s, client, p, k, ts);
+		smtp_feed(s, &st.env, client, p, k, ts);
 		p += k;
 		n -= k;
 	}
@@ -198,8 +198,8 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 	st.size = opt & 2 ? 1 : 2;
 	st.check_json = !split;
 	struct smtp_session *s = st.s;
-	smtp_session_reset(s);
-	smtp_session_start(s, opt & 1);
+	smtp_session_reset(s, &st.env);
+	smtp_session_start(s, &st.env, opt & 1);
 
 	uint64_t ts = 1700000000ull * 1000000;
 	const uint8_t *p = data + 1, *end = data + size;
@@ -215,21 +215,21 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 		bool client = ctl & 1;
 		ts += (uint64_t)(ctl >> 5) * 1000000 + 1;
 		if (ctl & 0x10) {
-			smtp_end(s, ts);
+			smtp_end(s, &st.env, ts);
 			pool_check_empty();
 			FUZZ_CHECK(smtp_session_bytes(s) == smtp_session_sizeof());
-			smtp_session_reset(s);
-			smtp_session_start(s, opt & 1);
+			smtp_session_reset(s, &st.env);
+			smtp_session_start(s, &st.env, opt & 1);
 			dump_f(&st.d, "-- end\n");
 		}
 		if ((ctl >> 1) & 7)
-			smtp_gap(s, client, gap_len[(ctl >> 1) & 7], ts);
+			smtp_gap(s, &st.env, client, gap_len[(ctl >> 1) & 7], ts);
 		feed(s, client, body, n, ts, split ? &rng : NULL);
 		(void)smtp_in_tls(s);
 		(void)smtp_looks_like_smtp(s);
 		p = q + 2;
 	}
-	smtp_end(s, ts + 1);
+	smtp_end(s, &st.env, ts + 1);
 	pool_check_empty();
 	FUZZ_CHECK(smtp_session_bytes(s) == smtp_session_sizeof());
 	FUZZ_CHECK(st.stats.store_bytes == 0 && st.stats.line_bufs_small == 0 &&
@@ -242,7 +242,7 @@ static void run(const uint8_t *data, size_t size, bool split, struct dump *out)
 
 static void cleanup(void)
 {
-	smtp_session_destroy(st.s);
+	smtp_session_destroy(st.s, &st.env);
 	smtp_line_pool_destroy(st.lines);
 	message_destroy(st.m[0]);
 	message_destroy(st.m[1]);
@@ -261,7 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		st.m[1] = message_create(st.ws);
 		st.lines = smtp_line_pool_create(2, 2);
 		st.env = (struct smtp_env){ &events, NULL, &st.stats, st.lines };
-		st.s = smtp_session_create(&st.env);
+		st.s = smtp_session_create();
 		FUZZ_CHECK(st.m[0] && st.m[1] && st.lines && st.s);
 		atexit(cleanup);
 	}
