@@ -104,7 +104,11 @@ def test_hup_while_starting(c, tmp):
         data = f.read()
     p, fifo = start_on_fifo(tmp, "hup.fifo", "--redis", "none", "-q", "--records", "-")
     p.send_signal(signal.SIGHUP)
-    feed_fifo(fifo, data)
+    # The signal interrupts its open() of the FIFO, which it makes again: in
+    # between it has the FIFO open for nobody, and a writer's open fails
+    # (ENXIO) — the data is offered until it is taken, or the sensor ended.
+    rwtest.wait_for("the sensor reading the FIFO after SIGHUP",
+                    lambda: p.poll() is not None or feed_fifo(fifo, data), timeout=30, step=0.05)
     out, err = p.communicate(timeout=60)
     c.eq("SIGHUP while starting: the sensor goes on, exit 0 (%r)" % err[-200:], p.returncode, 0)
     c.eq("SIGHUP while starting: the record", out.count(b"\n"), 1)
