@@ -101,7 +101,8 @@ static const struct opt_def defs[] = {
 	  86400, "300",
 	  "a flow with no packet for this long (packet time) ends", NULL },
 	{ "sensor", "max_sessions", "max-sessions", 0, "N", OT_UINT, O(max_sessions), 1, 1 << 24,
-	  "65536", "SMTP sessions parsed at once (about 0.5 KB each)", NULL },
+	  "49152", "SMTP sessions parsed at once, about 0.4 KB each; over it a session's flow "
+	  "is only accounted (and counted: sessions_over)", NULL },
 	{ "sensor", "max_classifying", "max-classifying", 0, "N", OT_UINT, O(max_classifying), 1,
 	  1 << 24, "16384",
 	  "flows under nDPI at once, from their first payload byte to its verdict (about "
@@ -173,7 +174,7 @@ static void set_defaults(struct rw_options *o)
 	o->buffer_mb = 128;
 	o->max_flows = 262144;
 	o->flow_timeout = 300;
-	o->max_sessions = 65536;
+	o->max_sessions = 49152; /* TRACKER_SESSIONS_DEFAULT: why, in tracker.h */
 	o->max_classifying = CLASSIFY_POOL_DEFAULT;
 	o->max_messages = 65536;
 	o->max_workspaces = 128;
