@@ -343,8 +343,11 @@ def main():
         c.eq("no renamed series keeps `key`",
              api.instant('{__name__=~"relaywatch_.+", key!=""}', T), [])
         rules = [r for g in api.api("rules")["groups"] for r in g["rules"]]
-        c.eq("alerting rules: loaded and healthy",
-             (len(rules), sorted({r["health"] for r in rules})), (8, ["ok"]))
+        with open(ALERTS_YML) as f:
+            written = sorted(r["alert"] for g in yaml.safe_load(f)["groups"] for r in g["rules"])
+        c.eq("alerting rules: every one in alerts.yml loaded and healthy",
+             (sorted(r["name"] for r in rules), sorted({r["health"] for r in rules})),
+             (written, ["ok"]))
         c.eq("nothing refused by the ACL (sensor, exporter, alerts)", fx.acl_log(redis.port), [])
 
         # A STARTTLS session alone: it is in rw:stats' sessions and in
