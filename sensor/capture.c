@@ -30,6 +30,8 @@ struct capture {
 	int dlt;
 	char filter[CAPTURE_FILTER_MAX];
 	uint64_t seen;
+	struct capture_count received, dropped, if_dropped; /* live: pcap_stats, widened */
+	uint64_t stats_polled_us;
 	/* pseudo-realtime pacing */
 	bool paced_started;
 	uint64_t first_pkt_us, start_wall_us;
@@ -224,6 +226,23 @@ static void pace(struct capture *c, uint64_t ts_us, volatile sig_atomic_t *stop)
 	}
 }
 
+void capture_count_update(struct capture_count *c, unsigned int now)
+{
+	c->total += (unsigned int)(now - c->last); /* modulo 2^32: a wrap is a gain */
+	c->last = now;
+}
+
+static void poll_stats(struct capture *c)
+{
+	struct pcap_stat ps;
+	if (!c->live || pcap_stats(c->pcap, &ps) != 0)
+		return;
+	capture_count_update(&c->received, ps.ps_recv);
+	capture_count_update(&c->dropped, ps.ps_drop);
+	capture_count_update(&c->if_dropped, ps.ps_ifdrop);
+	c->stats_polled_us = wall_us();
+}
+
 int capture_run(struct capture *c, capture_packet_fn on_packet, capture_idle_fn on_idle,
 		void *ctx, volatile sig_atomic_t *stop, char *err, size_t errsz)
 {
@@ -261,9 +280,11 @@ int capture_run(struct capture *c, capture_packet_fn on_packet, capture_idle_fn 
 			snprintf(err, errsz, "%s", pcap_geterr(c->pcap));
 			return -EIO;
 		}
-		if (c->live && on_idle) {
+		if (c->live) {
 			uint64_t now = wall_us();
-			if (now - last_idle >= CAPTURE_IDLE_MS * 1000u) {
+			if (now - c->stats_polled_us >= CAPTURE_STATS_POLL_S * 1000000u)
+				poll_stats(c); /* asked or not: see CAPTURE_STATS_POLL_S */
+			if (on_idle && now - last_idle >= CAPTURE_IDLE_MS * 1000u) {
 				last_idle = now;
 				struct timespec rt;
 				clock_gettime(CLOCK_REALTIME, &rt);
@@ -299,12 +320,10 @@ void capture_get_stats(struct capture *c, struct capture_stats *out)
 	memset(out, 0, sizeof *out);
 	out->seen = c->seen;
 	out->live = c->live;
-	struct pcap_stat ps;
-	if (c->live && pcap_stats(c->pcap, &ps) == 0) {
-		out->received = ps.ps_recv;
-		out->dropped = ps.ps_drop;
-		out->if_dropped = ps.ps_ifdrop;
-	}
+	poll_stats(c);
+	out->received = c->received.total;
+	out->dropped = c->dropped.total;
+	out->if_dropped = c->if_dropped.total;
 }
 
 int capture_drop_privileges(const char *user)

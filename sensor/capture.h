@@ -20,6 +20,20 @@
 #define CAPTURE_BLOCK_MS       20       /* kernel ring block timeout (TPACKET_V3) */
 #define CAPTURE_FILTER_MAX     4096     /* bytes of BPF text we build */
 
+/* libpcap's pcap_stats() counters are u_int: at 200k packets a second
+ * ps_recv wraps every 6 hours, at 14.9 Mpps (10 Gbit/s of small frames)
+ * every 5 minutes. Read at least every CAPTURE_STATS_POLL_S, their deltas
+ * are added up in 64 bits, so the health hash's counters never go back. */
+#define CAPTURE_STATS_POLL_S   10
+
+struct capture_count {
+	uint64_t total;
+	unsigned int last;      /* the u_int as last read */
+};
+
+/* Add what a wrapping u_int counter gained since it was last read. */
+void capture_count_update(struct capture_count *c, unsigned int now);
+
 struct capture_config {
 	const char *file;       /* -r: a pcap or pcapng file ("-" = stdin) */
 	const char *iface;      /* -i: a live interface */
