@@ -413,6 +413,10 @@ def main():
         (["-r", CAP, "--rule", "account_burst.rcpts_10m=0x64"],
          "--rule: [rule.account_burst] rcpts_10m: '0x64' is not a decimal number"),
         (["-r", CAP, "--rule", "account_burst.rcpts_10m=0x1p7"], "is not a decimal number"),
+        # a count is whole (a factor need not be: the baseline_factor run below)
+        (["-r", CAP, "--rule", "account_burst.rcpts_10m=100.5"],
+         "[rule.account_burst] rcpts_10m: '100.5' is not a whole number"),
+        (["-r", CAP, "--rule", "tls_blind_burst.bytes_10m=2.5e-1"], "is not a whole number"),
         (["-r", CAP, "--rule", "account_burst.rcpts_10m= 100"], "is not a decimal number"),
         (["-r", CAP, "--rule", "account_burst.rcpts_10m=+100"], "is not a decimal number"),
         (["-r", CAP, "--rule", "account_burst.rcpts_10m=.5e3"], "is not a decimal number"),
@@ -458,6 +462,10 @@ def main():
         c.true("%s says %r (got %r)" % (args, msg, p.stderr.strip()), msg in p.stderr)
         c.eq("%s: one line" % args, len(p.stderr.strip().splitlines()), 1)
     shutil.rmtree(keys)
+    p = run("-r", CAP, "--redis", "none", "-q", "--rule", "account_burst.baseline_factor=2.5",
+            "--rule", "tls_blind_burst.bytes_10m=2e8", "--rule", "auth_failures.success_after=3.0")
+    c.eq("a fractional factor, whole counts written 2e8 and 3.0: taken (%r)" % p.stderr[-200:],
+         p.returncode, 0)
 
     with tempfile.TemporaryDirectory() as tmp:
         NOT_WRITTEN = os.path.join(tmp, "not-written.json")
