@@ -20,8 +20,15 @@ struct param_def {
 	const char *key;
 	double def, min, max;
 	const char *help;
-	bool fraction;          /* a factor; every other setting is a count: whole */
 };
+
+/* A setting named *_factor is a factor (2.5 is one); every other is a count
+ * of whole events, and so whole. */
+static bool param_fractional(const struct param_def *p)
+{
+	size_t n = strlen(p->key);
+	return n > 7 && !strcmp(p->key + n - 7, "_factor");
+}
 
 struct rule_def {
 	const char *name;
@@ -41,7 +48,7 @@ static const struct rule_def rules[RULE_COUNT] = {
 		{ { "rcpts_10m", 100, 1, 1e9, "accepted recipients in 10 minutes" },
 		  { "rcpts_1h", 500, 1, 1e9, "accepted recipients in 1 hour" },
 		  { "baseline_factor", 10, 1, 1e6,
-		    "and at least this many times the learned hourly baseline", true } } },
+		    "and at least this many times the learned hourly baseline" } } },
 	[RULE_FINGERPRINT_BURST] = { "fingerprint_burst",
 		"one subject fingerprint sent many times in 10 min, by few accounts or without AUTH",
 		{ { "msgs_10m", 100, 1, 1e9, "messages with the same normalised subject" },
@@ -68,7 +75,7 @@ static const struct rule_def rules[RULE_COUNT] = {
 		{ { "sessions_10m", 200, 1, 1e9, "encrypted sessions in 10 minutes" },
 		  { "bytes_10m", 2e8, 1, 1e15, "encrypted bytes in 10 minutes" },
 		  { "baseline_factor", 10, 1, 1e6,
-		    "and at least this many times the learned hourly baseline", true } } },
+		    "and at least this many times the learned hourly baseline" } } },
 };
 
 enum { P0, P1, P2 };
@@ -148,7 +155,7 @@ static int set_rule(struct detect_config *dc, const struct rw_rule_kv *kv, char 
 				 kv->rule, kv->key, kv->value);
 			return -EINVAL;
 		}
-		if (!p->fraction && v != floor(v)) {
+		if (!param_fractional(p) && v != floor(v)) {
 			/* a count reached by whole events: 100.5 would mean 101
 			 * without saying so */
 			snprintf(err, errsz, "%s: [rule.%s] %s: '%.40s' is not a whole number (a "
