@@ -605,13 +605,17 @@ static void rule_open_relay(struct detect *d, const struct rw_record *r, const s
 			code = t->rcpt_code[i];
 		}
 	}
-	if (!foreign)
+	/* and those past the kept ones, which the parser held against the
+	 * same local_domains (smtp_txn.rcpt_relayed_unkept): their addresses
+	 * are gone, their count is not */
+	if (!foreign && !t->rcpt_relayed_unkept)
 		return;
 	struct jsonw w;
 	extra_begin(d, &w);
 	extra_kstr(&w, "client", r->orig_h);
 	jsonw_kaccount(d, &w, "mailfrom", t->mailfrom);
-	jsonw_kuint(&w, "foreign_rcpts", foreign);
+	jsonw_kuint(&w, "foreign_rcpts", foreign + (uint64_t)t->rcpt_relayed_unkept);
+	jsonw_kuint(&w, "foreign_rcpts_not_kept", t->rcpt_relayed_unkept);
 	jsonw_kuint(&w, "rcpt_reply_code", code);
 	extra_mark(d, &w);
 	jsonw_key(&w, "rcpt_domains");

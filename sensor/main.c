@@ -630,6 +630,7 @@ static struct tracker *make_tracker(struct sensor *s)
 	tc.max_classifying = (uint32_t)s->opt.max_classifying;
 	tc.max_messages = (uint32_t)s->opt.max_messages;
 	tc.max_workspaces = (uint32_t)s->opt.max_workspaces;
+	tc.local_domains = &s->dcfg.local_domains; /* loaded before the tracker is made */
 	switch ((enum rw_checksums)s->opt.checksums) {
 	case RW_CHECKSUMS_AUTO:
 		tc.checksums = TRACKER_CHECKSUMS_AUTO;

@@ -29,6 +29,9 @@
  *  - AUTH is followed: user name, mechanism and outcome, secrets wiped. */
 #include "smtp.h"
 
+#include "address.h"
+#include "netlist.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -81,10 +84,12 @@ enum cmd {
 struct pending {
 	unsigned cmd : 4;    /* enum cmd */
 	unsigned flags : 1;
-	unsigned rcpt : 7;   /* RCPT: kept index + 1, 0 if not kept */
+	unsigned rcpt : 7;   /* RCPT: kept index + 1, 0 if not kept, RCPT_RELAYED if not
+	                      * kept and relayed (cmd_rcpt) */
 	unsigned gen : GEN_BITS; /* record generation the command belongs to, 0: none */
 };
-_Static_assert(CMD_UNKNOWN < 16 && SMTP_RCPT_KEEP_MAX < 128 && SMTP_PENDING_MAX <= 255,
+#define RCPT_RELAYED 127
+_Static_assert(CMD_UNKNOWN < 16 && SMTP_RCPT_KEEP_MAX < RCPT_RELAYED && SMTP_PENDING_MAX <= 255,
 	       "struct pending's fields are too narrow");
 
 /* The queue lives in the session for up to Q_INLINE commands (8: MAIL
@@ -121,13 +126,14 @@ enum slot {
 	SL_RCPT,        /* kept recipients, NUL-terminated one after the other */
 	SL_RCPT_CODE,   /* their reply codes, a uint16_t each (unaligned) */
 	SL_REPLY,       /* last_reply */
+	SL_RELAYED,     /* rcpt_relayed_unkept, a uint32_t (unaligned), when not 0 */
 	SL_COUNT
 };
 
 /* Every slot at its bound: the store never needs more. */
 #define STORE_MAX (SMTP_HELO_MAX + 1 + 2 * (SMTP_MECH_MAX + 1) + 2 * (SMTP_USER_MAX + 1) + \
 		   SMTP_PATH_MAX + 1 + SMTP_RCPT_ARENA + 2 * SMTP_RCPT_KEEP_MAX + \
-		   SMTP_REPLY_MAX + 1)
+		   SMTP_REPLY_MAX + 1 + 4)
 _Static_assert(STORE_MAX <= UINT16_MAX, "store lengths are 16 bits");
 
 struct store {
@@ -764,6 +770,8 @@ static void txn_write(struct smtp_session *s, const struct smtp_env *env, struct
 		out.rcpt_total = t->rcpt_total;
 		out.rcpt_accepted = t->rcpt_accepted;
 		out.rcpt_rejected = t->rcpt_rejected;
+		if (st->len[SL_RELAYED])
+			memcpy(&out.rcpt_relayed_unkept, slot_str(st, SL_RELAYED), 4);
 		out.last_reply = slot_str(st, SL_REPLY);
 		out.tls = t->tls;
 		out.data_seen = t->data_seen;
@@ -1236,6 +1244,22 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_env *env, const c
 		slot_set(env, &s->st, SL_MAILFROM, path, strlen(path));
 }
 
+/* A recipient not kept is held against local_domains, as open_relay
+ * judges a kept one (detect.c rcpt_foreign()): a route (user%elsewhere@ours)
+ * or a domain not ours is relayed if accepted (rcpt_reply() counts it).
+ * Without it, a client of an open relay sent 100 accepted local recipients
+ * first and its foreign ones went unseen. O(local domains) per recipient
+ * past the bound, nothing kept: the wire cannot make it cost more. */
+static bool rcpt_relayed(const struct smtp_env *env, const char *addr)
+{
+	if (!env->local_domains || !env->local_domains->n)
+		return false;
+	const char *domain = address_domain(addr), *hop;
+	size_t hn;
+	return address_routed(addr, &hop, &hn) ||
+	       (*domain && !domain_list_match(env->local_domains, domain));
+}
+
 static uint16_t cmd_rcpt(struct smtp_session *s, const struct smtp_env *env, const char *arg,
 			 size_t n, uint64_t ts)
 {
@@ -1255,7 +1279,7 @@ static uint16_t cmd_rcpt(struct smtp_session *s, const struct smtp_env *env, con
 	unsigned n_rcpt = rcpts_kept(st);
 	if (n_rcpt >= SMTP_RCPT_KEEP_MAX || used + len > SMTP_RCPT_ARENA) {
 		env->stats->rcpt_over_keep++;
-		return 0;
+		return rcpt_relayed(env, addr) ? RCPT_RELAYED : 0;
 	}
 	if (!store_reserve(env, st, len + 2))
 		return 0; /* out of memory: not kept */
@@ -1482,7 +1506,8 @@ static void set_last_reply(struct smtp_session *s, const struct smtp_env *env, s
 	t->replies_seen = true;
 }
 
-static void rcpt_reply(struct smtp_session *s, const struct pending *p, uint16_t code)
+static void rcpt_reply(struct smtp_session *s, const struct smtp_env *env,
+		       const struct pending *p, uint16_t code)
 {
 	struct txn *t = reply_txn(s, p);
 	if (!t || !t->open || p->gen != t->gen)
@@ -1492,8 +1517,17 @@ static void rcpt_reply(struct smtp_session *s, const struct pending *p, uint16_t
 	else if (code >= 400)
 		t->rcpt_rejected++;
 	struct store *st = txn_store(s, t);
-	if (p->rcpt && p->rcpt <= rcpts_kept(st))
+	if (p->rcpt && p->rcpt <= rcpts_kept(st)) {
 		memcpy(st->buf + slot_off(st, SL_RCPT_CODE) + 2 * (p->rcpt - 1u), &code, 2);
+	} else if (p->rcpt == RCPT_RELAYED && code >= 200 && code < 300) {
+		uint32_t n = 0;
+		if (st->len[SL_RELAYED])
+			memcpy(&n, slot_str(st, SL_RELAYED), 4);
+		n += n < UINT32_MAX;
+		char *d = slot_put(env, st, SL_RELAYED, 4);
+		if (d)
+			memcpy(d, &n, 4);
+	}
 }
 
 /* The first line of a reply: pair it with the oldest pending command and
@@ -1517,7 +1551,7 @@ static void reply_start(struct smtp_session *s, const struct smtp_env *env, uint
 	}
 	switch ((enum cmd)p.cmd) {
 	case CMD_RCPT:
-		rcpt_reply(s, &p, code);
+		rcpt_reply(s, env, &p, code);
 		break;
 	case CMD_DATA:
 		if (code != 354 && s->state == ST_DATA) {

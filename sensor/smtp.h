@@ -86,6 +86,12 @@ struct smtp_txn {
 	unsigned rcpt_total;     /* RCPT commands in this transaction */
 	unsigned rcpt_accepted;  /* 2xx replies */
 	unsigned rcpt_rejected;  /* 4xx/5xx replies */
+	/* Accepted (2xx) recipients not kept (past SMTP_RCPT_KEEP_MAX or the
+	 * arena) whose destination is not one of env->local_domains, or that
+	 * name a route (user%elsewhere@ours): relayed, as detect.c's open_relay
+	 * judges the kept ones. So 100 local recipients first cannot hide the
+	 * foreign ones after them. 0 when local_domains is not known. */
+	unsigned rcpt_relayed_unkept;
 	const char *last_reply;  /* "250 2.0.0 Ok ..." , NULL if no reply seen */
 	bool tls;                /* STARTTLS was accepted in this session */
 	bool data_seen;          /* DATA/BDAT content started */
@@ -149,6 +155,7 @@ struct smtp_line_pool *smtp_line_pool_create(uint32_t small, uint32_t big);
 void smtp_line_pool_destroy(struct smtp_line_pool *p);
 
 struct smtp_session;
+struct domain_list;   /* netlist.h */
 
 /* What the sessions of one sensor share: the callbacks and their context,
  * the counters, the line pool (NULL: nothing of a cut line is kept). It
@@ -165,6 +172,11 @@ struct smtp_env {
 	void *ctx;
 	struct smtp_stats *stats;
 	struct smtp_line_pool *lines;
+	/* The domains that are ours ([network] local_domains; NULL or empty:
+	 * not known). Only recipients past what a transaction keeps are held
+	 * against them, so that one relayed is counted though not kept
+	 * (smtp_txn.rcpt_relayed_unkept). */
+	const struct domain_list *local_domains;
 };
 
 /* Allocate a session. Returns NULL on ENOMEM. NULL is fine for destroy. */

@@ -456,7 +456,8 @@ struct tracker *tracker_create(const struct tracker_config *cfg, const struct tr
 	 * can take to 128 B a session. */
 	t->lines = smtp_line_pool_create(2 * cfg->max_sessions, cfg->max_sessions / 8 + 1);
 	t->workspaces = message_workspaces_create(cfg->max_workspaces);
-	t->smtp_env = (struct smtp_env){ &t->smtp_ev, t, &t->smtp_stats, t->lines };
+	t->smtp_env = (struct smtp_env){ &t->smtp_ev, t, &t->smtp_stats, t->lines,
+					 cfg->local_domains };
 	t->session_size = (smtp_session_sizeof() + 7) & ~(size_t)7;
 	t->session_mem = calloc(cfg->max_sessions ? cfg->max_sessions : 1, t->session_size);
 	if (!t->session_mem || !t->fctx || !t->cls || !t->reasm || !t->lines || !t->workspaces ||

@@ -83,6 +83,9 @@ struct tracker_config {
 	uint32_t max_classifying;
 	uint32_t reasm_buffers;
 	enum tracker_checksums checksums;
+	/* [network] local_domains, for the recipients a transaction cannot keep
+	 * (smtp_env.local_domains); NULL: not known. Must outlive the tracker. */
+	const struct domain_list *local_domains;
 };
 
 void tracker_config_defaults(struct tracker_config *cfg);

@@ -5,6 +5,7 @@
  * store and the queue growing to their bounds, secrets wiped everywhere. */
 #include "testlib.h"
 
+#include "netlist.h"
 #include "smtp.h"
 
 #define MAX_TXN 256
@@ -15,7 +16,7 @@ struct seen_txn {
 	char helo[300], mailfrom[400], rcpt[8][400], last_reply[600], subject[600], from[600];
 	char auth_user[300], auth_mech[32];
 	uint16_t rcpt_code[SMTP_RCPT_KEEP_MAX];
-	unsigned n_rcpt, rcpt_total, rcpt_accepted, rcpt_rejected;
+	unsigned n_rcpt, rcpt_total, rcpt_accepted, rcpt_rejected, rcpt_relayed_unkept;
 	bool tls, data_done, has_msg;
 	uint16_t data_code;
 	uint64_t size;
@@ -57,6 +58,7 @@ static void on_txn(void *ctx, const struct smtp_txn *t)
 	s->rcpt_total = t->rcpt_total;
 	s->rcpt_accepted = t->rcpt_accepted;
 	s->rcpt_rejected = t->rcpt_rejected;
+	s->rcpt_relayed_unkept = t->rcpt_relayed_unkept;
 	cp(s->last_reply, sizeof s->last_reply, t->last_reply);
 	cp(s->auth_user, sizeof s->auth_user, t->auth_user);
 	cp(s->auth_mech, sizeof s->auth_mech, t->auth_mech);
@@ -114,6 +116,9 @@ static void release(void *ctx, struct message *m)
 
 static const struct smtp_events events = { on_txn, on_auth, on_starttls, acquire, release };
 
+/* The local domains of the envs made from now on (NULL: not known). */
+static const struct domain_list *env_local;
+
 /* The shared part of a session with line pool `pool`: one per pool, as
  * sessions must not outlive theirs. */
 static const struct smtp_env *env_of(struct smtp_line_pool *pool)
@@ -121,13 +126,13 @@ static const struct smtp_env *env_of(struct smtp_line_pool *pool)
 	static struct smtp_env envs[8];
 	static unsigned n;
 	for (unsigned i = 0; i < n; i++)
-		if (envs[i].lines == pool)
+		if (envs[i].lines == pool && envs[i].local_domains == env_local)
 			return &envs[i];
 	if (n == sizeof envs / sizeof envs[0]) {
 		fprintf(stderr, "env_of: more than %u line pools\n", n);
 		abort();    /* a CHECK would go on and write past envs[] */
 	}
-	envs[n] = (struct smtp_env){ &events, NULL, &stats, pool };
+	envs[n] = (struct smtp_env){ &events, NULL, &stats, pool, env_local };
 	return &envs[n++];
 }
 
@@ -823,6 +828,74 @@ static void test_rcpt_bound(void)
 	}
 }
 
+/* An open relay's client sends 100 accepted local recipients first, then
+ * its foreign ones: past the 100 kept, each recipient is held against
+ * local_domains, and the accepted ones that are relayed are counted
+ * (open_relay reads the count). One by one and in one pipelined flight;
+ * refused foreign ones, local ones past the bound and a route through a
+ * local domain; nothing without local_domains. */
+static void test_rcpt_relayed_past_the_bound(void)
+{
+	static struct domain_list local = { 1, { "pref.example.jp" } };
+	static char flight[(SMTP_RCPT_KEEP_MAX + 8) * 48], replies[(SMTP_RCPT_KEEP_MAX + 8) * 16];
+	for (int mode = 0; mode < 3; mode++) {
+		env_local = mode < 2 ? &local : NULL;
+		struct smtp_line_pool *pool = smtp_line_pool_create(2, 2);
+		struct smtp_session *s = start_with(true, pool);
+		S(s, "220 mx\r\n");
+		C(s, "EHLO c\r\nMAIL FROM:<s@x.org>\r\n");
+		S(s, "250 mx\r\n250 ok\r\n");
+		size_t f = 0, r = 0;
+		/* 100 local (the same address), then: 3 foreign accepted, 1
+		 * foreign refused, 1 local (subdomain) accepted, a route
+		 * through ours accepted */
+		for (int i = 0; i < SMTP_RCPT_KEEP_MAX; i++) {
+			f += (size_t)sprintf(flight + f, "RCPT TO:<a@pref.example.jp>\r\n");
+			r += (size_t)sprintf(replies + r, "250 ok\r\n");
+		}
+		static const char *const more[][2] = {
+			{ "x1@foreign.example", "250 ok" }, { "x2@FOREIGN.example", "250 ok" },
+			{ "x3@other.example", "251 will forward" }, { "x4@foreign.example", "554 no" },
+			{ "b@mail.pref.example.jp", "250 ok" }, { "u%evil.example@pref.example.jp", "250 ok" },
+		};
+		for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+			f += (size_t)sprintf(flight + f, "RCPT TO:<%s>\r\n", more[i][0]);
+			r += (size_t)sprintf(replies + r, "%s\r\n", more[i][1]);
+		}
+		/* mode 1: flights of 53 RCPTs (one straddles the bound), each
+		 * then answered; else lock-step */
+		int per = mode == 1 ? 53 : 1;
+		for (char *c = flight, *p = replies; *c;) {
+			char *ce = c, *pe = p;
+			for (int k = 0; k < per && *ce; k++) {
+				ce = strstr(ce, "\r\n") + 2;
+				pe = strstr(pe, "\r\n") + 2;
+			}
+			char cc = *ce, pc = *pe;
+			*ce = *pe = 0;
+			C(s, c);
+			S(s, p);
+			*ce = cc;
+			*pe = pc;
+			c = ce;
+			p = pe;
+		}
+		C(s, "DATA\r\n");
+		S(s, "354 go\r\n");
+		C(s, "Subject: padded\r\n\r\nx\r\n.\r\n");
+		S(s, "250 queued\r\n");
+		finish(s);
+		CHECK_INT(n_txn, 1);
+		CHECK_INT(txns[0].n_rcpt, SMTP_RCPT_KEEP_MAX);
+		CHECK_INT(txns[0].rcpt_total, SMTP_RCPT_KEEP_MAX + 6);
+		CHECK_INT(txns[0].rcpt_accepted, SMTP_RCPT_KEEP_MAX + 5);
+		/* x1, x2, x3 and the route; not the refused x4 nor the subdomain */
+		CHECK_INT(txns[0].rcpt_relayed_unkept, mode < 2 ? 4 : 0);
+		smtp_line_pool_destroy(pool);
+	}
+	env_local = NULL;
+}
+
 static void test_address_forms(void)
 {
 	struct smtp_session *s = start(true);
@@ -1044,7 +1117,8 @@ static void test_store_to_its_bound(void)
 {
 	const size_t store_max = SMTP_HELO_MAX + 1 + 2 * (SMTP_MECH_MAX + 1) +
 				 2 * (SMTP_USER_MAX + 1) + SMTP_PATH_MAX + 1 + SMTP_RCPT_ARENA +
-				 2 * SMTP_RCPT_KEEP_MAX + SMTP_REPLY_MAX + 1;
+				 2 * SMTP_RCPT_KEEP_MAX + SMTP_REPLY_MAX + 1 +
+				 4 /* the count of relayed recipients not kept */;
 	static char line[2048], helo[SMTP_HELO_MAX + 1], user[SMTP_USER_MAX + 1];
 	static char path[SMTP_PATH_MAX + 1], wire[1024], reply[SMTP_REPLY_MAX + 100];
 	static unsigned char sasl[512];
@@ -1411,6 +1485,7 @@ int main(void)
 	RUN(test_line_bound);
 	RUN(test_pending_bound);
 	RUN(test_rcpt_bound);
+	RUN(test_rcpt_relayed_past_the_bound);
 	RUN(test_address_forms);
 	RUN(test_client_before_banner);
 	RUN(test_line_split_every_byte);

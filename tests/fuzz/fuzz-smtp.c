@@ -37,6 +37,7 @@
 
 #include "fuzzdump.h"
 #include "fuzzlib.h"
+#include "netlist.h"
 #include "record.h"
 #include "smtp.h"
 
@@ -260,7 +261,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		st.m[0] = message_create(st.ws);
 		st.m[1] = message_create(st.ws);
 		st.lines = smtp_line_pool_create(2, 2);
-		st.env = (struct smtp_env){ &events, NULL, &st.stats, st.lines };
+		/* a local domain, so that recipients past the kept ones are
+		 * held against it (rcpt_relayed) */
+		static struct domain_list local = { 1, { "example.jp" } };
+		st.env = (struct smtp_env){ &events, NULL, &st.stats, st.lines, &local };
 		st.s = smtp_session_create();
 		FUZZ_CHECK(st.m[0] && st.m[1] && st.lines && st.s);
 		atexit(cleanup);

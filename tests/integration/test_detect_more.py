@@ -31,6 +31,12 @@
   ideographic comma end a display name's address; 16 attachment names of
   control characters leave every --alerts-json line and every extra in the
   stream valid JSON.
+- recipients padded past the 100 kept (a capture written with pcapw):
+  100 accepted local recipients, the same address or 100 on a catch-all,
+  answered one by one, 50 at a time or in one flight, then five foreign
+  ones still raise open_relay, the five counted (those past the 100 are
+  held against local_domains by the parser); 105 local recipients raise
+  nothing.
 - a From display name padded past the 1 KB kept of the value as sent (a
   capture made with smtplib and aiosmtpd, tests/captures/from-padded.pcap)
   still raises display_spoof against the address after the padding, folded
@@ -480,6 +486,49 @@ def test_spread_guessing(c, tmp):
            "weakpass" not in text and "guess-" not in text)
 
 
+# (client, recipients, RCPTs per flight, open_relay expected)
+PADDED = [
+    ("203.0.113.60", [b"a@pref.example.jp"] * 100, 1, True),
+    ("203.0.113.61", [b"a@pref.example.jp"] * 100, 105, True),
+    ("203.0.113.62", [b"a%d@pref.example.jp" % i for i in range(100)], 1, True),
+    ("203.0.113.63", [b"a%d@pref.example.jp" % i for i in range(100)], 50, True),
+    ("203.0.113.64", [b"a%d@pref.example.jp" % i for i in range(105)], 1, False),
+    ("203.0.113.65", [b"a%d@pref.example.jp" % i for i in range(99)], 1, True),
+]
+
+
+def padded_relay_pcap(path):
+    """One session per case: the padding, then five accepted foreign
+    recipients (none for the 105 local ones)."""
+    lw = floods.ListWriter()
+    for i, (client, pad, batch, relay) in enumerate(PADDED):
+        rcpts = pad + ([b"x%d@foreign.example" % k for k in range(1, 6)] if relay else [])
+        s = pcapw.TcpSession(lw, (client, 41000 + i), ("10.1.0.25", 25),
+                             ts_us=floods.T0 + i * 1000000, step_us=100)
+        s.handshake()
+        floods.transaction(s, b"s@x.org", rcpts, floods.message(b"padded"), batch=batch)
+        s.client(b"QUIT\r\n")
+        s.server(b"221 2.0.0 Bye\r\n")
+        s.close()
+    lw.save(path)
+
+
+def test_padded_relay(c, tmp):
+    pcap = os.path.join(tmp, "padded-relay.pcap")
+    padded_relay_pcap(pcap)
+    out = os.path.join(tmp, "alerts-padded.json")
+    p = rwtest.run(["-r", pcap, "--local-domains", "pref.example.jp", "--redis", "embedded",
+                    "--alerts-json", out], check=False)
+    c.eq("padded relay: exit", p.returncode, 0)
+    with open(out) as f:
+        alerts = [json.loads(line) for line in f if line.strip()]
+    relay = sorted((a["entity"], a["extra"]["foreign_rcpts"])
+                   for a in alerts if a["rule"] == "open_relay")
+    c.eq("padding past 100 kept recipients does not hide the foreign ones (all five "
+         "counted); 105 local recipients are no relaying",
+         relay, [(client, 5) for client, _, _, r in PADDED if r])
+
+
 def main():
     c = rwtest.Checker()
     with tempfile.TemporaryDirectory() as tmp:
@@ -490,6 +539,7 @@ def main():
         test_cooldown_packet_time(c, tmp)
         test_baseline(c, tmp)
         test_wire_evidence(c, tmp)
+        test_padded_relay(c, tmp)
         test_padded_from(c, tmp)
         test_spread_guessing(c, tmp)
     c.done()
