@@ -329,6 +329,17 @@ def test_auth_user_case(c, tmp):
            len(ents) == 2 and ents[0] == ents[1] and ents[0].startswith("h:"))
 
 
+def mx_session(lw, client, ts_us, step_us, mailfrom, rcpts, content, batch=50):
+    """One session from client (address, port) to our MX on port 25: one
+    transaction (floods.transaction), then QUIT."""
+    s = pcapw.TcpSession(lw, client, ("10.1.0.25", 25), ts_us=ts_us, step_us=step_us)
+    s.handshake()
+    floods.transaction(s, mailfrom, rcpts, content, batch=batch)
+    s.client(b"QUIT\r\n")
+    s.server(b"221 2.0.0 Bye\r\n")
+    s.close()
+
+
 def wire_evidence_pcap(path):
     """One session per case, each from its own client, a second apart."""
     lw = floods.ListWriter()
@@ -354,13 +365,8 @@ def wire_evidence_pcap(path):
                         frm=b"\"helpdesk@s-kantan.example.jp\" <spoofer@elsewhere.org>")),
     ]
     for i, (client, mailfrom, rcpt, content) in enumerate(cases):
-        s = pcapw.TcpSession(lw, (client, 40000 + i), ("10.1.0.25", 25),
-                             ts_us=floods.T0 + i * 1000000, step_us=1000)
-        s.handshake()
-        floods.transaction(s, mailfrom, [rcpt], content or floods.message(b"hello"))
-        s.client(b"QUIT\r\n")
-        s.server(b"221 2.0.0 Bye\r\n")
-        s.close()
+        mx_session(lw, (client, 40000 + i), floods.T0 + i * 1000000, 1000, mailfrom, [rcpt],
+                   content or floods.message(b"hello"))
     lw.save(path)
 
 
@@ -503,13 +509,8 @@ def padded_relay_pcap(path):
     lw = floods.ListWriter()
     for i, (client, pad, batch, relay) in enumerate(PADDED):
         rcpts = pad + ([b"x%d@foreign.example" % k for k in range(1, 6)] if relay else [])
-        s = pcapw.TcpSession(lw, (client, 41000 + i), ("10.1.0.25", 25),
-                             ts_us=floods.T0 + i * 1000000, step_us=100)
-        s.handshake()
-        floods.transaction(s, b"s@x.org", rcpts, floods.message(b"padded"), batch=batch)
-        s.client(b"QUIT\r\n")
-        s.server(b"221 2.0.0 Bye\r\n")
-        s.close()
+        mx_session(lw, (client, 41000 + i), floods.T0 + i * 1000000, 100, b"s@x.org", rcpts,
+                   floods.message(b"padded"), batch=batch)
     lw.save(path)
 
 
