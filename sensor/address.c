@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "netlist.h"
 #include "rfc2047.h"
 #include "utf8.h"
 
@@ -641,4 +642,15 @@ bool address_display_spoof(const struct mailbox *mb, char *claimed, size_t claim
 		return true;
 	}
 	return false;
+}
+
+bool address_relayed(const char *addr, const struct domain_list *local, const char **dest,
+		     size_t *destlen)
+{
+	const char *domain = address_domain(addr), *hop;
+	size_t hn;
+	bool routed = address_routed(addr, &hop, &hn);
+	*dest = routed && hn ? hop : domain;
+	*destlen = routed && hn ? hn : strlen(domain);
+	return routed || (*domain && !domain_list_match(local, domain));
 }

@@ -43,6 +43,18 @@ const char *address_domain(const char *addr);
  * before its first '!'; quotes trimmed; may be empty); a pointer into addr. */
 bool address_routed(const char *addr, const char **hop, size_t *hoplen);
 
+struct domain_list;   /* netlist.h */
+
+/* Whether recipient addr is relayed when accepted, as Postfix's
+ * reject_unauth_destination judges: its domain is not one of local (an
+ * empty domain is not relayed), or it names a route (address_routed(), then
+ * relayed whatever domain follows). *dest, *destlen: where it goes, the
+ * next hop the sender named, else its domain; a pointer into addr. The one
+ * judgement for the recipients a transaction keeps (detect.c's open_relay)
+ * and those it cannot (smtp.c), so that the two always agree. */
+bool address_relayed(const char *addr, const struct domain_list *local, const char **dest,
+		     size_t *destlen);
+
 /* Display-name spoofing (the Emotet pattern `helpdesk@org.jp <x@elsewhere>`):
  * if the display name of *mb holds an addr-spec whose domain differs
  * (case-insensitively) from mb->domain, copy that address to claimed

@@ -566,18 +566,12 @@ static bool is_local(const struct detect *d, const char *domain)
 }
 
 /* A recipient outside local_domains, or with sender-specified routing
- * (victim%foreign@local, foreign!victim@local, victim@foreign@local), which
- * Postfix's reject_unauth_destination counts as relaying whatever domain
- * follows: then *dom, *n is the next hop the sender named (its domain if
- * that is empty). */
+ * (victim%foreign@local, foreign!victim@local, victim@foreign@local):
+ * address_relayed(), which smtp.c applies to the recipients it cannot keep.
+ * *dom, *n: the next hop the sender named, else the domain. */
 static bool rcpt_foreign(const struct detect *d, const char *rcpt, const char **dom, size_t *n)
 {
-	const char *domain = address_domain(rcpt), *hop;
-	size_t hn;
-	bool routed = address_routed(rcpt, &hop, &hn);
-	*dom = routed && hn ? hop : domain;
-	*n = routed && hn ? hn : strlen(domain);
-	return routed || (*domain && !is_local(d, domain));
+	return address_relayed(rcpt, &d->cfg.local_domains, dom, n);
 }
 
 /* The ministry relay (May 2023): an outside client, no AUTH, foreign

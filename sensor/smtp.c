@@ -1244,20 +1244,19 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_env *env, const c
 		slot_set(env, &s->st, SL_MAILFROM, path, strlen(path));
 }
 
-/* A recipient not kept is held against local_domains, as open_relay
- * judges a kept one (detect.c rcpt_foreign()): a route (user%elsewhere@ours)
- * or a domain not ours is relayed if accepted (rcpt_reply() counts it).
- * Without it, a client of an open relay sent 100 accepted local recipients
- * first and its foreign ones went unseen. O(local domains) per recipient
- * past the bound, nothing kept: the wire cannot make it cost more. */
+/* A recipient not kept is held against local_domains by the judgement
+ * open_relay applies to a kept one (address_relayed()): a route
+ * (user%elsewhere@ours) or a domain not ours is relayed if accepted
+ * (rcpt_reply() counts it). Without it, a client of an open relay sent 100
+ * accepted local recipients first and its foreign ones went unseen.
+ * O(local domains) per recipient past the bound, nothing kept: the wire
+ * cannot make it cost more. Not known (no local_domains): nothing is. */
 static bool rcpt_relayed(const struct smtp_env *env, const char *addr)
 {
-	if (!env->local_domains || !env->local_domains->n)
-		return false;
-	const char *domain = address_domain(addr), *hop;
-	size_t hn;
-	return address_routed(addr, &hop, &hn) ||
-	       (*domain && !domain_list_match(env->local_domains, domain));
+	const char *dest;
+	size_t n;
+	return env->local_domains && env->local_domains->n &&
+	       address_relayed(addr, env->local_domains, &dest, &n);
 }
 
 static uint16_t cmd_rcpt(struct smtp_session *s, const struct smtp_env *env, const char *arg,
