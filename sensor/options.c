@@ -23,6 +23,7 @@
 #include "classify.h"
 #include "netlist.h"
 #include "rw-config.h"
+#include "tracker.h"
 
 /* OT_CHOICE: one of the words of `arg` ("auto|on|off"), stored as its
  * index in an unsigned. */
@@ -174,7 +175,7 @@ static void set_defaults(struct rw_options *o)
 	o->buffer_mb = 128;
 	o->max_flows = 262144;
 	o->flow_timeout = 300;
-	o->max_sessions = 49152; /* TRACKER_SESSIONS_DEFAULT: why, in tracker.h */
+	o->max_sessions = TRACKER_SESSIONS_DEFAULT;
 	o->max_classifying = CLASSIFY_POOL_DEFAULT;
 	o->max_messages = 65536;
 	o->max_workspaces = 128;
